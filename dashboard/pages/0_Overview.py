@@ -1,0 +1,32 @@
+"""Overview: the results files in the folder and what each page shows."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # noqa: E402
+
+common.page_header("Overview", "Explore reverse diffusion, the pose-specific GMM initialization, "
+                   "failure cases and baselines. Pick a page on the left.")
+directory = common.sidebar_results_dir()
+files = common.require_results(directory)
+
+rows = []
+for name, path in files.items():
+    ds = common.open_results(path)
+    row = {"file": path.name, "model": ds.attrs.get("model", name), "samples": ds.sizes["sample"],
+           "hypotheses": ds.sizes.get("hypothesis", 1), "steps recorded": ds.sizes.get("step", 0),
+           "dataset": ds.attrs.get("dataset", "?")}
+    if "err" in ds:
+        row["MPJPE (mm)"] = round(float(ds["err"].mean()), 1)
+    rows.append(row)
+st = common.st
+st.subheader(f"Results in `{directory}`")
+st.dataframe(rows, hide_index=True)
+st.markdown(
+    "- **Trajectory explorer**: every hypothesis moving from H_K to the final pose, step by step.\n"
+    "- **GMM components**: the pose-specific initial distribution over the 2D input.\n"
+    "- **Failure cases**: worst samples by action, joint, occlusion and model, in 3D.\n"
+    "- **Per-joint errors**: per joint and action, spread vs error, steps and hypotheses.\n"
+    "- **Model comparison**: DiffPose against the baselines in the same folder.\n"
+    "- **Your own input**: upload 2D keypoints and lift them.")
+st.caption("Errors are MPJPE in millimetres, root-relative. J-Best and P-Best use ground truth (oracle).")

@@ -1,0 +1,37 @@
+"""The one exception type for bad data files.
+
+A `DataError` always says which file and which key were wrong and what was
+expected versus found, so a user can fix the file without reading our code.
+"""
+from __future__ import annotations
+
+from os import PathLike
+
+
+class DataError(ValueError):
+    """A data file is missing, malformed, or holds values in the wrong shape or unit."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: str | PathLike | None = None,
+        key: str | None = None,
+        expected: object = None,
+        found: object = None,
+    ) -> None:
+        self.path = None if path is None else str(path)
+        self.key = key
+        self.expected = expected
+        self.found = found
+        self.problem = problem
+        parts = []
+        if self.path is not None:
+            parts.append(f"{self.path}")
+        if key is not None:
+            parts.append(f"key {key!r}")
+        where = ": ".join(parts)
+        message = f"{where}: {problem}" if where else problem
+        if expected is not None or found is not None:
+            message += f" (expected {expected}, found {found})"
+        super().__init__(message)

@@ -1,0 +1,115 @@
+"""MPI-INF-3DHP test set in the lifting-paper npz layout (P-STMO / D3DP).
+
+`data_test_3dhp.npz`: key `data` -> {'TS1'..'TS6': {'data_3d': (n, 17, 3),
+'data_2d': (n, 17, 2) px, 'valid': (n,)}}. 3D is camera-frame, usually in
+millimetres. Joints are in the 3DHP-17 order (field-conventions §2.7), root =
+pelvis at index 14; we reorder to H36M-17 so the root becomes joint 0.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..skeleton import H36M17
+from .errors import DataError
+from .vp3d import atomic_savez, open_npz, read_object, typical_bone_length, wrap_object
+
+MPI3DHP17_NAMES: tuple[str, ...] = (
+    "head_top", "neck", "right_shoulder", "right_elbow", "right_wrist",
+    "left_shoulder", "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle",
+    "left_hip", "left_knee", "left_ankle", "pelvis", "spine", "head",
+)
+MPI3DHP17_ROOT = 14
+
+# H36M-17 joint name -> 3DHP-17 joint name. 3DHP's "neck" sits where H36M's
+# thorax is, and its "head" (head centre) plays H36M's neck/nose.
+_H36M_FROM_3DHP = {
+    "pelvis": "pelvis", "right_hip": "right_hip", "right_knee": "right_knee", "right_ankle": "right_ankle",
+    "left_hip": "left_hip", "left_knee": "left_knee", "left_ankle": "left_ankle", "spine": "spine",
+    "thorax": "neck", "neck_nose": "head", "head_top": "head_top",
+    "left_shoulder": "left_shoulder", "left_elbow": "left_elbow", "left_wrist": "left_wrist",
+    "right_shoulder": "right_shoulder", "right_elbow": "right_elbow", "right_wrist": "right_wrist",
+}
+#: `poses_3dhp[..., MPI3DHP17_TO_H36M17, :]` gives H36M-17 order.
+MPI3DHP17_TO_H36M17 = np.array([MPI3DHP17_NAMES.index(_H36M_FROM_3DHP[n]) for n in H36M17.joint_names])
+
+#: Image (width, height) per test sequence.
+IMAGE_SIZES: dict[str, tuple[int, int]] = {
+    "TS1": (2048, 2048), "TS2": (2048, 2048), "TS3": (2048, 2048), "TS4": (2048, 2048),
+    "TS5": (1920, 1080), "TS6": (1920, 1080),
+}
+_UNIT_SCALE = {"mm": 1e-3, "m": 1.0}
+
+
+@dataclass
+class Sequence3DHP:
+    """One test sequence, H36M-17 order, camera-frame metres."""
+
+    name: str
+    pose3d: np.ndarray  # (n, 17, 3) float32, root-relative (pelvis = 0)
+    root: np.ndarray  # (n, 3) float32, camera-frame pelvis position
+    pose2d: np.ndarray  # (n, 17, 2) float32 pixels
+    valid: np.ndarray  # (n,) bool: frames used by the official evaluation
+    res: tuple[int, int]  # (width, height)
+
+
+def _find_unit(poses: np.ndarray) -> str:
+    return "mm" if typical_bone_length(poses) > 10.0 else "m"
+
+
+def load_3dhp_test(path: str | os.PathLike, *, units: str = "mm") -> dict[str, Sequence3DHP]:
+    """Read `data_test_3dhp.npz`; `units` is what the file holds ('mm' or 'm'). Output is metres.
+
+    A file whose bone lengths contradict `units` raises DataError.
+    """
+    if units not in _UNIT_SCALE:
+        raise ValueError(f"units must be 'mm' or 'm', got {units!r}")
+    npz = open_npz(path)
+    with npz:
+        data = read_object(npz, "data", path)
+    if not isinstance(data, Mapping):
+        raise DataError("wrong structure", path=path, key="data", expected="dict['TS1'..'TS6']",
+                        found=type(data).__name__)
+    out = {}
+    for ts, entry in data.items():
+        key = f"data/{ts}"
+        for sub in ("data_3d", "data_2d", "valid"):
+            if sub not in entry:
+                raise DataError("missing key", path=path, key=f"{key}/{sub}", expected="data_3d, data_2d, valid",
+                                found=sorted(entry))
+        p3 = np.asarray(entry["data_3d"], dtype=np.float64)
+        p2 = np.asarray(entry["data_2d"], dtype=np.float64)
+        valid = np.asarray(entry["valid"]).reshape(-1).astype(bool)
+        if p3.ndim != 3 or p3.shape[1:] != (17, 3):
+            raise DataError("wrong shape", path=path, key=f"{key}/data_3d", expected="(n, 17, 3)", found=p3.shape)
+        if p2.ndim != 3 or p2.shape[1:] != (17, 2):
+            raise DataError("wrong shape", path=path, key=f"{key}/data_2d", expected="(n, 17, 2)", found=p2.shape)
+        if not len(p3) == len(p2) == len(valid):
+            raise DataError("frame counts differ", path=path, key=key, expected="equal n for 3d/2d/valid",
+                            found=(len(p3), len(p2), len(valid)))
+        p3 = p3[:, MPI3DHP17_TO_H36M17]
+        p2 = p2[:, MPI3DHP17_TO_H36M17]
+        check = p3[valid] if valid.any() else p3
+        check = check[np.isfinite(check).all((1, 2))]
+        if len(check):
+            found = _find_unit(check)
+            if found != units:
+                raise DataError(f"units look like {found!r} but units={units!r} was given", path=path,
+                                key=f"{key}/data_3d", expected=units,
+                                found=f"median bone {typical_bone_length(check):.3g}")
+        p3 = p3 * _UNIT_SCALE[units]
+        root = p3[:, 0].copy()
+        out[ts] = Sequence3DHP(
+            name=ts, pose3d=(p3 - root[:, None]).astype(np.float32), root=root.astype(np.float32),
+            pose2d=p2.astype(np.float32), valid=valid, res=IMAGE_SIZES.get(ts, (2048, 2048)),
+        )
+    return out
+
+
+def save_3dhp_test(path: str | os.PathLike, data: Mapping[str, Mapping[str, np.ndarray]]):
+    """Write the lifting-paper layout (3DHP-17 order, as given) atomically; used for fixtures."""
+    payload = {ts: {k: np.asarray(v) for k, v in d.items()} for ts, d in data.items()}
+    return atomic_savez(path, data=wrap_object(payload))

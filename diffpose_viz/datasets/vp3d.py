@@ -1,0 +1,359 @@
+"""VideoPose3D npz files: `data_3d_*.npz` (mocap) and `data_2d_*.npz` (keypoints).
+
+Layout (field-conventions §2.1): each key holds a 0-d object array wrapping a
+pickled dict.
+- 3D: `positions_3d[subject][action]` -> (T, 32|17, 3) float, world metres.
+  Optional `cameras` {subject: [camera dicts]} and `metadata` (fps, ...).
+- 2D: `positions_2d[subject][action]` -> list over cameras of (T, 17, 2) pixels,
+  plus `metadata`.
+
+Everything read is validated here, so later layers can trust shapes and units.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..camera import H36M_SUBJECTS, Camera, h36m_cameras
+from ..skeleton import H36M17, H36M32_TO_17
+from .errors import DataError
+
+#: Typical bone length above which 3D values are taken to be millimetres.
+MM_BONE_THRESHOLD = 10.0
+
+
+# --------------------------------------------------------------------------- npz helpers
+def open_npz(path: str | os.PathLike) -> np.lib.npyio.NpzFile:
+    """Open an npz with pickles allowed, turning every failure into a DataError."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        npz = np.load(path, allow_pickle=True)
+    except (zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError, EOFError) as err:
+        raise DataError(f"cannot read as npz: {err}", path=path, expected="a numpy .npz archive",
+                        found="an unreadable or corrupt file") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise DataError("not an npz archive", path=path, expected="a .npz archive",
+                        found=type(npz).__name__)
+    return npz
+
+
+def read_object(npz: np.lib.npyio.NpzFile, key: str, path: str | os.PathLike, *, required: bool = True):
+    """The pickled object stored under `key` (a 0-d object array), or None if absent and optional."""
+    if key not in npz.files:
+        if not required:
+            return None
+        raise DataError("missing key", path=path, key=key, expected=f"key {key!r}", found=f"keys {npz.files}")
+    try:
+        arr = npz[key]
+    except (zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError, EOFError) as err:
+        raise DataError(f"corrupt entry: {err}", path=path, key=key) from None
+    if arr.dtype != object or arr.ndim != 0:
+        raise DataError("not a pickled dict", path=path, key=key,
+                        expected="0-d object array holding a pickled dict",
+                        found=f"array dtype {arr.dtype} shape {arr.shape}")
+    return arr.item()
+
+
+def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
+    """`np.savez_compressed` to a temporary file next to `path`, then `os.replace`.
+
+    A crash mid-write never leaves a half-written file under the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp creates 0600; give the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def wrap_object(obj) -> np.ndarray:
+    """A 0-d object array holding `obj`, the form VideoPose3D files store dicts in."""
+    arr = np.empty((), dtype=object)
+    arr[()] = obj
+    return arr
+
+
+def _check_nested(obj, path, key: str) -> dict:
+    if not isinstance(obj, Mapping):
+        raise DataError("wrong structure", path=path, key=key, expected="dict[subject] -> dict[action]",
+                        found=type(obj).__name__)
+    for s, acts in obj.items():
+        if not isinstance(acts, Mapping):
+            raise DataError(f"wrong structure under subject {s!r}", path=path, key=key,
+                            expected="dict[action] -> array", found=type(acts).__name__)
+    return dict(obj)
+
+
+def typical_bone_length(poses17: np.ndarray) -> float:
+    """Median H36M-17 bone length over (a sample of) frames, in the poses' units."""
+    poses17 = np.asarray(poses17, dtype=np.float64)
+    if len(poses17) > 200:
+        poses17 = poses17[np.linspace(0, len(poses17) - 1, 200).astype(int)]
+    lengths = H36M17.bone_lengths(poses17)
+    lengths = lengths[np.isfinite(lengths)]
+    return float(np.median(lengths)) if lengths.size else float("nan")
+
+
+# --------------------------------------------------------------------------- 3D
+@dataclass
+class Mocap3D:
+    """World-frame 17-joint mocap: `positions[subject][action]` (T, 17, 3) float32 metres."""
+
+    positions: dict[str, dict[str, np.ndarray]]
+    cameras: dict[str, list[Camera]] = field(default_factory=dict)
+    fps: float | None = None
+    metadata: dict = field(default_factory=dict)
+    path: str | None = None
+
+    @property
+    def subjects(self) -> list[str]:
+        return list(self.positions)
+
+    def actions(self, subject: str) -> list[str]:
+        return list(self._subject(subject))
+
+    def _subject(self, subject: str) -> dict[str, np.ndarray]:
+        if subject not in self.positions:
+            raise DataError(f"unknown subject {subject!r}", path=self.path, key="positions_3d",
+                            expected=f"one of {self.subjects}", found=repr(subject))
+        return self.positions[subject]
+
+    def sequence(self, subject: str, action: str) -> np.ndarray:
+        acts = self._subject(subject)
+        if action not in acts:
+            raise DataError(f"unknown action {action!r} for subject {subject!r}", path=self.path,
+                            key="positions_3d", expected=f"one of {list(acts)[:20]}"
+                            + (" ..." if len(acts) > 20 else ""), found=repr(action))
+        return acts[action]
+
+    def cameras_for(self, subject: str) -> list[Camera]:
+        self._subject(subject)
+        if subject not in self.cameras:
+            raise DataError(f"no cameras for subject {subject!r}", path=self.path, key="cameras",
+                            expected="a 'cameras' entry or a Human3.6M subject name",
+                            found=f"cameras for {sorted(self.cameras)}")
+        return self.cameras[subject]
+
+    def num_frames(self, subjects: Iterable[str] | None = None) -> int:
+        subjects = self.subjects if subjects is None else list(subjects)
+        return int(sum(len(a) for s in subjects for a in self._subject(s).values()))
+
+    def num_sequences(self, subjects: Iterable[str] | None = None) -> int:
+        subjects = self.subjects if subjects is None else list(subjects)
+        return int(sum(len(self._subject(s)) for s in subjects))
+
+    def select(self, subjects: Iterable[str]) -> "Mocap3D":
+        """A view restricted to `subjects` (arrays are shared, not copied)."""
+        subjects = list(subjects)
+        return Mocap3D(
+            positions={s: self._subject(s) for s in subjects},
+            cameras={s: self.cameras[s] for s in subjects if s in self.cameras},
+            fps=self.fps, metadata=self.metadata, path=self.path,
+        )
+
+
+def _validate_3d(seq, path, subject: str, action: str) -> np.ndarray:
+    key = f"positions_3d/{subject}/{action}"
+    arr = np.asarray(seq)
+    if arr.dtype.kind not in "fiu":
+        raise DataError("non-numeric array", path=path, key=key, expected="float array", found=str(arr.dtype))
+    if arr.ndim != 3 or arr.shape[1] not in (17, 32):
+        raise DataError("wrong joint count or rank", path=path, key=key,
+                        expected="(T, 32, 3) or (T, 17, 3)", found=f"shape {arr.shape}")
+    if arr.shape[2] != 3:
+        raise DataError("wrong last dimension", path=path, key=key, expected="3 coordinates (x, y, z)",
+                        found=f"shape {arr.shape}")
+    if arr.shape[1] == 32:
+        arr = arr[:, H36M32_TO_17]
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        t, j, _ = np.argwhere(bad)[0]
+        raise DataError(f"{int(bad.sum())} NaN/inf values (first at frame {t}, joint {j})", path=path,
+                        key=key, expected="finite values", found="NaN/inf")
+    return arr
+
+
+def _cameras_from_file(obj, path) -> dict[str, list[Camera]]:
+    if not isinstance(obj, Mapping):
+        raise DataError("wrong structure", path=path, key="cameras",
+                        expected="dict[subject] -> list of camera dicts", found=type(obj).__name__)
+    out = {}
+    for s, cams in obj.items():
+        try:
+            out[s] = [Camera.from_dict(dict(c)) for c in cams]
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"bad camera dict for subject {s!r}: {err}", path=path, key="cameras") from None
+    return out
+
+
+def load_3d(path: str | os.PathLike, *, subjects: Iterable[str] | None = None) -> Mocap3D:
+    """Read a VideoPose3D `data_3d_*.npz`; 32-joint data is reduced to H36M-17.
+
+    Cameras: the file's `cameras` entry where present, else the built-in
+    Human3.6M calibration for H36M subject names. Raises DataError on any
+    structural, numeric or unit problem, naming the file and key.
+    """
+    npz = open_npz(path)
+    with npz:
+        raw = _check_nested(read_object(npz, "positions_3d", path), path, "positions_3d")
+        cam_obj = read_object(npz, "cameras", path, required=False)
+        metadata = read_object(npz, "metadata", path, required=False) or {}
+    if subjects is not None:
+        subjects = list(subjects)
+        for s in subjects:
+            if s not in raw:
+                raise DataError(f"unknown subject {s!r}", path=path, key="positions_3d",
+                                expected=f"one of {list(raw)}", found=repr(s))
+        raw = {s: raw[s] for s in subjects}
+    positions = {s: {a: _validate_3d(seq, path, s, a) for a, seq in acts.items()} for s, acts in raw.items()}
+
+    for s, acts in positions.items():
+        sample = np.concatenate([v[:: max(1, len(v) // 20)] for v in list(acts.values())[:50]]) if acts else None
+        if sample is not None and len(sample):
+            bone = typical_bone_length(sample)
+            if bone > MM_BONE_THRESHOLD:
+                raise DataError(f"typical bone length {bone:.1f}: looks like millimetres, expected metres",
+                                path=path, key=f"positions_3d/{s}", expected="bones of ~0.1-0.5 (metres)",
+                                found=f"median bone {bone:.1f}")
+
+    cameras: dict[str, list[Camera]] = {s: h36m_cameras(s) for s in positions if s in H36M_SUBJECTS}
+    if cam_obj is not None:
+        cameras.update({s: c for s, c in _cameras_from_file(cam_obj, path).items() if s in positions})
+    fps = metadata.get("fps") if isinstance(metadata, Mapping) else None
+    return Mocap3D(positions=positions, cameras=cameras, fps=None if fps is None else float(fps),
+                   metadata=dict(metadata) if isinstance(metadata, Mapping) else {}, path=str(path))
+
+
+def save_3d(
+    path: str | os.PathLike,
+    positions: Mapping[str, Mapping[str, np.ndarray]],
+    *,
+    cameras: Mapping[str, list[Camera | dict]] | None = None,
+    metadata: Mapping | None = None,
+) -> Path:
+    """Write a `data_3d_*.npz` atomically (arrays float32, cameras as dicts)."""
+    pos = {s: {a: np.asarray(v, dtype=np.float32) for a, v in acts.items()} for s, acts in positions.items()}
+    for s, acts in pos.items():
+        for a, v in acts.items():
+            _validate_3d(v, path, s, a)
+    payload = {"positions_3d": wrap_object(pos)}
+    if cameras is not None:
+        payload["cameras"] = wrap_object({
+            s: [c.to_dict() if isinstance(c, Camera) else dict(c) for c in cams] for s, cams in cameras.items()
+        })
+    if metadata is not None:
+        payload["metadata"] = wrap_object(dict(metadata))
+    return atomic_savez(path, **payload)
+
+
+# --------------------------------------------------------------------------- 2D
+@dataclass
+class Keypoints2D:
+    """`positions[subject][action]` -> list over cameras of (T, 17, 2) float32 pixels (NaN = missing)."""
+
+    positions: dict[str, dict[str, list[np.ndarray]]]
+    metadata: dict = field(default_factory=dict)
+    path: str | None = None
+
+    def __getitem__(self, subject: str) -> dict[str, list[np.ndarray]]:
+        if subject not in self.positions:
+            raise DataError(f"unknown subject {subject!r}", path=self.path, key="positions_2d",
+                            expected=f"one of {list(self.positions)}", found=repr(subject))
+        return self.positions[subject]
+
+    def __contains__(self, subject: object) -> bool:
+        return subject in self.positions
+
+    def sequence(self, subject: str, action: str) -> list[np.ndarray]:
+        acts = self[subject]
+        if action not in acts:
+            raise DataError(f"unknown action {action!r} for subject {subject!r}", path=self.path,
+                            key="positions_2d", expected=f"one of {list(acts)[:20]}", found=repr(action))
+        return acts[action]
+
+
+def _validate_2d(seq, path, key: str) -> np.ndarray:
+    arr = np.asarray(seq)
+    if arr.dtype.kind not in "fiu":
+        raise DataError("non-numeric array", path=path, key=key, expected="float array", found=str(arr.dtype))
+    if arr.ndim != 3 or arr.shape[1] != 17:
+        raise DataError("wrong joint count or rank", path=path, key=key, expected="(T, 17, 2)",
+                        found=f"shape {arr.shape}")
+    if arr.shape[2] != 2:
+        raise DataError("wrong last dimension", path=path, key=key, expected="2 pixel coordinates (u, v)",
+                        found=f"shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if np.isinf(arr).any():
+        raise DataError("infinite values", path=path, key=key, expected="finite values or NaN for missing",
+                        found="inf")
+    return arr
+
+
+def load_2d(path: str | os.PathLike, *, key: str = "positions_2d") -> Keypoints2D:
+    """Read a VideoPose3D `data_2d_*.npz`. NaN keypoints (missing joints) are kept as NaN."""
+    npz = open_npz(path)
+    with npz:
+        raw = _check_nested(read_object(npz, key, path), path, key)
+        metadata = read_object(npz, "metadata", path, required=False) or {}
+    positions: dict[str, dict[str, list[np.ndarray]]] = {}
+    for s, acts in raw.items():
+        positions[s] = {}
+        for a, cams in acts.items():
+            if isinstance(cams, np.ndarray) and cams.dtype != object:
+                cams = [cams]  # some custom files store one array, not a list
+            positions[s][a] = [_validate_2d(c, path, f"{key}/{s}/{a}[{i}]") for i, c in enumerate(cams)]
+    return Keypoints2D(positions=positions, metadata=dict(metadata) if isinstance(metadata, Mapping) else {},
+                       path=str(path))
+
+
+def save_2d(
+    path: str | os.PathLike,
+    positions: Mapping[str, Mapping[str, list[np.ndarray]]],
+    *,
+    metadata: Mapping | None = None,
+) -> Path:
+    """Write a `data_2d_*.npz` atomically; metadata defaults to the H36M-17 one."""
+    pos = {
+        s: {a: [_validate_2d(c, path, f"positions_2d/{s}/{a}[{i}]") for i, c in enumerate(cams)]
+            for a, cams in acts.items()}
+        for s, acts in positions.items()
+    }
+    meta = dict(metadata) if metadata is not None else {
+        "layout_name": "h36m", "num_joints": 17,
+        "keypoints_symmetry": [list(H36M17.left), list(H36M17.right)],
+    }
+    return atomic_savez(path, positions_2d=wrap_object(pos), metadata=wrap_object(meta))
+
+
+def match_2d_to_3d(
+    keypoints: np.ndarray, num_frames: int, *, path: str | None = None, key: str = "positions_2d"
+) -> np.ndarray:
+    """Trim a 2D sequence longer than its mocap (as the field does); shorter is an error."""
+    if len(keypoints) < num_frames:
+        raise DataError("2D sequence shorter than its 3D sequence", path=path, key=key,
+                        expected=f">= {num_frames} frames", found=f"{len(keypoints)} frames")
+    return keypoints[:num_frames]

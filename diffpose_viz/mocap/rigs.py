@@ -1,0 +1,199 @@
+"""Mocap rigs -> Human3.6M-17 joints, metres, Z-up world.
+
+Each rig maps every H36M-17 joint to an affine combination of named rig joints
+(weights sum to 1). Weights between 0 and 1 interpolate (spine = mid of Spine
+and Chest); a negative weight extrapolates along a bone, which is how a head
+top is made for rigs whose head end site has no length (head_top = Head +
+k (Head - Neck)). Joint names are those `bvh.forward_kinematics` and
+`asf_amc.forward_kinematics` return (BVH end sites are "<joint>_end").
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..skeleton import H36M17
+
+
+@dataclass(frozen=True)
+class Rig:
+    name: str
+    table: dict  # H36M-17 joint name -> {rig joint name: weight}
+    up_axis: str = "y"  # the file's vertical axis
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        missing = set(H36M17.joint_names) - set(self.table)
+        if missing:
+            raise ValueError(f"rig {self.name}: no entry for H36M joints {sorted(missing)}")
+        for j, w in self.table.items():
+            if abs(sum(w.values()) - 1.0) > 1e-9:
+                raise ValueError(f"rig {self.name}: weights for {j} sum to {sum(w.values())}, expected 1")
+
+    @property
+    def required_names(self) -> set[str]:
+        return {n for w in self.table.values() for n in w}
+
+    def matrix(self, joint_names: Sequence[str]) -> np.ndarray:
+        """(17, J) weights such that `W @ positions[t]` gives H36M-17 joints."""
+        names = list(joint_names)
+        missing = sorted(self.required_names - set(names))
+        if missing:
+            raise KeyError(f"rig {self.name!r} needs joints {missing}, absent from {names}")
+        w = np.zeros((H36M17.num_joints, len(names)))
+        for j, jname in enumerate(H36M17.joint_names):
+            for src, weight in self.table[jname].items():
+                w[j, names.index(src)] += weight
+        return w
+
+
+def _limbs(names: dict[str, tuple[str, str]]) -> dict:
+    """{'hip': ('LeftUpLeg', 'RightUpLeg'), ...} -> table entries for both sides."""
+    out = {}
+    for part, (left, right) in names.items():
+        out[f"left_{part}"] = {left: 1.0}
+        out[f"right_{part}"] = {right: 1.0}
+    return out
+
+
+#: Ubisoft LAFAN1-style BVH (also the bvhtools test.bvh/test2.bvh rig): Y-up, cm.
+LAFAN1 = Rig(
+    name="lafan1",
+    table={
+        "pelvis": {"Hips": 1.0},
+        **_limbs({"hip": ("LeftUpLeg", "RightUpLeg"), "knee": ("LeftLeg", "RightLeg"),
+                  "ankle": ("LeftFoot", "RightFoot"), "shoulder": ("LeftArm", "RightArm"),
+                  "elbow": ("LeftForeArm", "RightForeArm"), "wrist": ("LeftHand", "RightHand")}),
+        # Spine1 is ~34 % and Spine2 ~55 % of the way up to Neck; H36M's spine sits near 50 %.
+        "spine": {"Spine1": 0.25, "Spine2": 0.75},
+        "thorax": {"Neck": 1.0},
+        "neck_nose": {"Head": 1.0},
+        # The Head end site has zero length: extend the 12 cm neck bone by its own length.
+        "head_top": {"Head": 2.0, "Neck": -1.0},
+    },
+    notes="Head end site has zero length; head_top extrapolated one neck length above Head.",
+)
+
+#: Bandai-Namco-Research-Motiondataset BVH: Y-up, cm.
+BANDAI = Rig(
+    name="bandai",
+    table={
+        "pelvis": {"Hips": 1.0},
+        **_limbs({"hip": ("UpperLeg_L", "UpperLeg_R"), "knee": ("LowerLeg_L", "LowerLeg_R"),
+                  "ankle": ("Foot_L", "Foot_R"), "shoulder": ("UpperArm_L", "UpperArm_R"),
+                  "elbow": ("LowerArm_L", "LowerArm_R"), "wrist": ("Hand_L", "Hand_R")}),
+        "spine": {"Spine": 0.5, "Chest": 0.5},
+        "thorax": {"Neck": 1.0},
+        "neck_nose": {"Head": 1.0},
+        # Neck->Head is ~6.5 cm; bandai17 puts the head top 16 cm along the head axis.
+        "head_top": {"Head": 3.46, "Neck": -2.46},
+    },
+    notes="Head end site has zero length; head_top extrapolated ~16 cm along Neck->Head "
+          "(bandai17 used the Head joint's own axis, which also follows head pitch).",
+)
+
+#: CMU mocap ASF skeleton (joint = bone end point, plus 'root').
+CMU_ASF = Rig(
+    name="cmu_asf",
+    table={
+        # The CMU root is ~10 cm above the hip joints; H36M's pelvis is at hip height.
+        "pelvis": {"lhipjoint": 0.5, "rhipjoint": 0.5},
+        **_limbs({"hip": ("lhipjoint", "rhipjoint"), "knee": ("lfemur", "rfemur"),
+                  "ankle": ("ltibia", "rtibia"), "shoulder": ("lclavicle", "rclavicle"),
+                  "elbow": ("lhumerus", "rhumerus"), "wrist": ("lradius", "rradius")}),
+        # lowerback's end sits ~49 % of the way from the hips to the thorax end, like H36M's spine.
+        "spine": {"lowerback": 1.0},
+        "thorax": {"thorax": 1.0},
+        # lowerneck ends ~10 cm and upperneck ~20 cm above the thorax; H36M's neck/nose is ~12 cm.
+        "neck_nose": {"lowerneck": 0.5, "upperneck": 0.5},
+        "head_top": {"head": 1.0},
+    },
+    notes="Points are bone end points: lfemur = knee, ltibia = ankle, upperneck = base of the skull.",
+)
+
+#: Blender 'metarig'-style BVH (the bvhtools test3.bvh rig): Y-up, metres.
+BLENDER_METARIG = Rig(
+    name="blender_metarig",
+    table={
+        "pelvis": {"pelvis": 1.0},
+        **_limbs({"hip": ("thigh.L", "thigh.R"), "knee": ("shin.L", "shin.R"),
+                  "ankle": ("foot.L", "foot.R"), "shoulder": ("upper_arm.L", "upper_arm.R"),
+                  "elbow": ("forearm.L", "forearm.R"), "wrist": ("forearm.L_end", "forearm.R_end")}),
+        "spine": {"spine.001": 1.0},
+        "thorax": {"neck": 1.0},
+        "neck_nose": {"face": 1.0},
+        # The face end site is 3 cm long: extend neck->face (17.8 cm) by 65 % for ~11.5 cm.
+        "head_top": {"face": 1.65, "neck": -0.65},
+    },
+    notes="Wrists are the forearm end sites; head_top extrapolated along neck->face.",
+)
+
+RIGS: dict[str, Rig] = {r.name: r for r in (LAFAN1, BANDAI, CMU_ASF, BLENDER_METARIG)}
+
+
+def auto_rig(joint_names: Sequence[str]) -> Rig:
+    """The rig whose joint names are all present; KeyError listing what each rig misses."""
+    names = set(joint_names)
+    fits = [r for r in RIGS.values() if r.required_names <= names]
+    if fits:
+        return max(fits, key=lambda r: len(r.required_names))
+    missing = {r.name: sorted(r.required_names - names) for r in RIGS.values()}
+    raise KeyError(f"no known rig matches joints {sorted(names)}; missing per rig: {missing}")
+
+
+def to_h36m17(positions: np.ndarray, joint_names: Sequence[str], rig: Rig | str | None = None) -> np.ndarray:
+    """(T, J, 3) rig joints -> (T, 17, 3) H36M-17 joints (same units/axes)."""
+    if rig is None:
+        rig = auto_rig(joint_names)
+    elif isinstance(rig, str):
+        rig = RIGS[rig]
+    positions = np.asarray(positions, dtype=np.float64)
+    if positions.shape[-2] != len(joint_names):
+        raise ValueError(f"positions have {positions.shape[-2]} joints but {len(joint_names)} names were given")
+    return np.einsum("js,...sd->...jd", rig.matrix(joint_names), positions)
+
+
+_UNITS_M = {"m": 1.0, "cm": 0.01, "mm": 0.001, "inch": 0.0254}
+_TYPICAL_LEG_M = 0.85  # thigh + shin of an adult, metres
+
+
+def guess_metres_per_unit(poses17: np.ndarray) -> float:
+    """Metres per file unit from the leg length: picks m, cm, mm or inch on a log scale."""
+    p = np.asarray(poses17, dtype=np.float64)
+    leg = np.linalg.norm(p[:, [2, 5]] - p[:, [1, 4]], axis=-1) + np.linalg.norm(p[:, [3, 6]] - p[:, [2, 5]], axis=-1)
+    leg = float(np.median(leg))
+    return min(_UNITS_M.values(), key=lambda m: abs(np.log(leg * m / _TYPICAL_LEG_M)))
+
+
+def to_z_up(points: np.ndarray, up_axis: str = "y") -> np.ndarray:
+    """Right-handed Y-up (x, y, z) -> right-handed Z-up (x, -z, y): a +90 deg turn about x."""
+    p = np.asarray(points, dtype=np.float64)
+    if up_axis == "z":
+        return p.copy()
+    if up_axis == "y":
+        return np.stack([p[..., 0], -p[..., 2], p[..., 1]], -1)
+    raise ValueError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
+
+
+def place_on_floor(poses17: np.ndarray, ankle_height: float = 0.08) -> np.ndarray:
+    """Shift z so the lowest ankle of the clip is `ankle_height` above z = 0 (soles on the floor)."""
+    p = np.array(poses17, dtype=np.float64)
+    p[..., 2] -= p[:, [3, 6], 2].min() - ankle_height
+    return p
+
+
+def recentre_horizontally(poses17: np.ndarray) -> np.ndarray:
+    """Translate so the clip's mean pelvis (x, y) is (0, 0)."""
+    p = np.array(poses17, dtype=np.float64)
+    p[..., :2] -= p[:, 0, :2].mean(0)
+    return p
+
+
+def to_world_metres(
+    poses17: np.ndarray, *, metres_per_unit: float | None = None, up_axis: str = "y",
+) -> np.ndarray:
+    """H36M-17 poses in file units/axes -> metres, Z-up (no floor or centring; do that per clip)."""
+    scale = guess_metres_per_unit(poses17) if metres_per_unit is None else metres_per_unit
+    return to_z_up(np.asarray(poses17, dtype=np.float64) * scale, up_axis)

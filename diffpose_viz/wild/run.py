@@ -1,0 +1,143 @@
+"""`run_wild`: video or image in, 2D detections + overlay (+ 3D hypotheses) out.
+
+detect (MediaPipe, BlazePose-33) -> H36M-17 with visibility-driven 2D spread
+-> detections.npz -> overlay -> [lift with N hypotheses -> results.nc].
+Frames without a person stay in detections.npz and the overlay (marked), and
+are left out of the lifting, whose `frame` coordinate keeps the source index.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from diffpose_viz.camera import Camera
+from diffpose_viz.wild.mediapipe_detector import MediaPipeConfig, WildDetections, detect_frames
+from diffpose_viz.wild.video import MediaInfo, OverlayWriter, draw_skeleton, iter_frames, probe_media
+from diffpose_viz.wild.visibility import VisibilityRule
+
+log = logging.getLogger(__name__)
+
+#: Assumed focal length as a multiple of the larger image side (a ~45 degree
+#: horizontal field of view on the long side, typical of phone and action cameras).
+FOCAL_FACTOR = 1.2
+
+
+def wild_camera(width: int, height: int, focal_factor: float = FOCAL_FACTOR, camera_id: str = "wild") -> Camera:
+    """Pinhole camera assumed for an uncalibrated image: f = focal_factor * max(w, h), centre = image centre."""
+    f = float(focal_factor) * max(width, height)
+    return Camera(id=camera_id, res_w=int(width), res_h=int(height), focal=(f, f), center=(width / 2.0, height / 2.0))
+
+
+@dataclass
+class WildRunResult:
+    out_dir: Path
+    detections_path: Path
+    overlay_paths: list[Path]
+    results_path: Path | None
+    n_frames: int
+    n_with_person: int
+    lift_note: str = ""
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def _overlay_target(info: MediaInfo, out_dir: Path) -> tuple[Path, bool]:
+    if info.kind == "video":
+        return out_dir / "overlay.mp4", False
+    if info.kind == "image":
+        return out_dir / "overlay.png", True
+    return out_dir / "overlay.png", False  # one overlay_<index>.png per image
+
+
+def write_overlay(info: MediaInfo, det: WildDetections, out_dir: Path, *, stride: int = 1,
+                  progress: bool = True) -> list[Path]:
+    """Re-read the frames (they are not kept in memory) and draw the detections on them."""
+    target, single = _overlay_target(info, out_dir)
+    row_of = {int(f): i for i, f in enumerate(det.frame_index)}
+    frames = iter_frames(info, max_frames=len(det), stride=stride)
+    with OverlayWriter(target, fps=(info.fps / stride) if info.fps else 25.0, single_image=single) as writer:
+        for index, frame in tqdm(frames, total=len(det), desc="overlay", unit="frame", disable=not progress):
+            i = row_of[index]
+            label = f"frame {index} | colour: confidence (red 0, green 1) | ring: 2D std | hollow: occluded"
+            drawn = draw_skeleton(frame, det.keypoints[i], det.confidence[i], person_found=bool(det.person_found[i]),
+                                  std_px=det.std_px[i], occluded=det.occluded[i], label=label)
+            writer.write(drawn, frame_index=index)
+    return writer.written
+
+
+def run_wild(
+    path: str | Path,
+    checkpoint: str | Path | None = None,
+    out_dir: str | Path = "runs/wild",
+    *,
+    n_hypotheses: int = 10,
+    device: str = "cpu",
+    max_frames: int | None = None,
+    stride: int = 1,
+    detector: MediaPipeConfig = MediaPipeConfig(),
+    rule: VisibilityRule = VisibilityRule(),
+    focal_factor: float = FOCAL_FACTOR,
+    overlay: bool = True,
+    progress: bool = True,
+) -> WildRunResult:
+    """Detect people in a video, an image or a folder of images and write, under `out_dir`:
+    `detections.npz` (WildDetections), `overlay.mp4`/`overlay.png`, and with a
+    `checkpoint` `results.nc` (docs/RESULTS_SCHEMA.md, no ground truth)."""
+    import time
+
+    if n_hypotheses < 1:
+        raise ValueError(f"n_hypotheses must be >= 1, got {n_hypotheses}")
+    if checkpoint is not None and not Path(checkpoint).exists():
+        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    info = probe_media(path)
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    frames = iter_frames(info, max_frames=max_frames, stride=stride)
+    frames = tqdm(frames, total=info.expected_frames(max_frames, stride), desc="detect", unit="frame",
+                  disable=not progress)
+    det = detect_frames(frames, static_image_mode=info.kind != "video", config=detector, rule=rule,
+                        fps=info.fps / stride if info.fps else 0.0, source=str(info.path))
+    det.meta.update(focal_factor=focal_factor, stride=stride)
+    timings["detect"] = time.perf_counter() - t0
+    n_person = int(det.person_found.sum())
+    if n_person < len(det):
+        log.warning("%s: no person found in %d of %d frames (marked, kept)", info.path, len(det) - n_person, len(det))
+    detections_path = det.save_npz(out_dir / "detections.npz")
+
+    overlay_paths: list[Path] = []
+    if overlay:  # before lifting, so a failed lift still leaves the 2D outputs
+        t0 = time.perf_counter()
+        overlay_paths = write_overlay(info, det, out_dir, stride=stride, progress=progress)
+        timings["overlay"] = time.perf_counter() - t0
+
+    results_path, note = None, "no checkpoint given: detection and overlay only"
+    if checkpoint is not None:
+        t0 = time.perf_counter()
+        results_path, note = lift_detections(det, checkpoint, out_dir / "results.nc", n_hypotheses=n_hypotheses,
+                                             device=device, focal_factor=focal_factor)
+        timings["lift"] = time.perf_counter() - t0
+    return WildRunResult(out_dir, detections_path, overlay_paths, results_path, len(det), n_person, note, timings)
+
+
+def lift_detections(
+    det: WildDetections,
+    checkpoint: str | Path,
+    out_path: Path,
+    *,
+    n_hypotheses: int,
+    device: str,
+    focal_factor: float = FOCAL_FACTOR,
+) -> tuple[Path | None, str]:
+    """Lift the frames with a person to N 3D hypotheses and write the results file."""
+    found = np.flatnonzero(det.person_found)
+    if len(found) == 0:
+        return None, "no person in any frame: nothing to lift"
+    raise NotImplementedError(
+        "lifting in-the-wild detections needs diffpose_viz.pipeline (not in this tree yet)"
+    )

@@ -1,0 +1,147 @@
+"""The dashboard in a real browser: `streamlit run` on 127.0.0.1, driven by Playwright with Debian's chromium.
+
+Screenshots go to tests/_artifacts/ (look at them: the person must stand, plots must not be blank).
+Never runs `playwright install`: it uses /usr/bin/chromium and skips when that or playwright is absent.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "tests" / "_artifacts"
+CHROMIUM = os.environ.get("DIFFPOSE_VIZ_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+PAGES = ["", "Trajectory_explorer", "GMM_components", "Failure_cases", "Per_joint_errors", "Model_comparison",
+         "Your_own_input"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(results_dir):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+    port = _free_port()
+    env = {**os.environ, "DIFFPOSE_VIZ_RESULTS": str(results_dir), "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not become healthy within 60 s:\n" + proc.stdout.read().decode()[-3000:])
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        yield ctx.new_page()
+        browser.close()
+
+
+def _open(page, server, name: str) -> None:
+    page.goto(f"{server}/{name}", wait_until="domcontentloaded")
+    page.wait_for_selector('[data-testid="stApp"]', timeout=30_000)
+    # wait for the script to finish: the running indicator disappears
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+
+
+def _no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
+        '[data-testid="stException"]').first.inner_text()
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_renders(page, server, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    _open(page, server, name)
+    _no_exception(page)
+    if name not in ("", "Your_own_input"):
+        page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot', timeout=60_000)
+        # plotly drew something: 3D scenes have a canvas, 2D plots have SVG traces
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g._fullData && g._fullData.length)",
+            timeout=30_000)
+        page.wait_for_timeout(1500)  # let WebGL paint before the screenshot
+    page.screenshot(path=str(ARTIFACTS / f"page_{name or 'home'}.png"), full_page=name in ("Per_joint_errors",))
+
+
+def test_trajectory_slider_and_upright_pose(page, server):
+    _open(page, server, "Trajectory_explorer")
+    page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot', timeout=60_000)
+    # The person stands: head above pelvis in plot z, read from the rendered figure.
+    head_above = page.evaluate("""() => {
+        const gd = document.querySelector('.js-plotly-plot');
+        const joints = gd._fullData[4];              // mean x0 estimate, one marker per joint
+        return joints.z[10] > joints.z[0] + 0.3;      // head_top vs pelvis
+    }""")
+    assert head_above
+    # Move the Streamlit slider (hypotheses shown) with the keyboard; the figure redraws with fewer poses.
+    thumb_value = page.locator('[data-testid="stSlider"] [data-testid="stSliderThumbValue"]').first
+    assert thumb_value.inner_text().strip() == "5"
+    slider = page.locator('[data-testid="stSlider"] input[type="range"]').first
+    slider.focus()
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("() => document.querySelector('[data-testid=\"stSliderThumbValue\"]')"
+                           ".innerText.trim() === '3'", timeout=10_000)
+    # h_k bones of all shown hypotheses are one trace: 3 hypotheses x 16 bones x 3 vertices
+    page.wait_for_function("() => document.querySelector('.js-plotly-plot')._fullData[1].x.length === 3 * 48",
+                           timeout=30_000)
+    _no_exception(page)
+    assert page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData.length") == 8
+    # Move plotly's own step slider to the last step by clicking the end of its rail.
+    rail = page.locator(".slider-rail-rect").first
+    box = rail.bounding_box()
+    page.mouse.click(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
+    page.wait_for_timeout(1500)
+    active = page.evaluate("() => document.querySelector('.js-plotly-plot').layout.sliders[0].active")
+    assert active > 0
+    page.screenshot(path=str(ARTIFACTS / "trajectory_last_step.png"))
+
+
+def test_screenshots_are_kept_for_docs():
+    """Copy the best views to docs/screenshots (small PNGs) when the browser tests produced them."""
+    wanted = {"trajectory_last_step.png": "trajectory.png", "page_GMM_components.png": "gmm.png",
+              "page_Failure_cases.png": "failure_cases.png"}
+    if not all((ARTIFACTS / k).exists() for k in wanted):
+        pytest.skip("browser screenshots not produced in this run")
+    if os.environ.get("DIFFPOSE_VIZ_UPDATE_SCREENSHOTS") == "1":
+        for src, dst in wanted.items():
+            shutil.copy(ARTIFACTS / src, REPO / "docs" / "screenshots" / dst)
+    for src in wanted:
+        assert (ARTIFACTS / src).stat().st_size > 20_000  # a blank page compresses to a few kB
