@@ -97,7 +97,9 @@ def test_page_renders(page, server, name):
             "() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g._fullData && g._fullData.length)",
             timeout=30_000)
         page.wait_for_timeout(1500)  # let WebGL paint before the screenshot
-    page.screenshot(path=str(ARTIFACTS / f"page_{name or 'home'}.png"), full_page=name in ("Per_joint_errors",))
+    page.screenshot(path=str(ARTIFACTS / f"page_{name or 'home'}.png"))
+    if name in ("GMM_components", "Failure_cases"):  # the figure alone, for docs/screenshots
+        page.locator('[data-testid="stPlotlyChart"]').first.screenshot(path=str(ARTIFACTS / f"figure_{name}.png"))
 
 
 def test_trajectory_slider_and_upright_pose(page, server):
@@ -124,20 +126,24 @@ def test_trajectory_slider_and_upright_pose(page, server):
                            timeout=30_000)
     _no_exception(page)
     assert page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData.length") == 8
-    # Move plotly's own step slider to the last step by clicking the end of its rail.
-    rail = page.locator(".slider-rail-rect").first
-    box = rail.bounding_box()
-    page.mouse.click(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
-    page.wait_for_timeout(1500)
-    active = page.evaluate("() => document.querySelector('.js-plotly-plot').layout.sliders[0].active")
+    # Drag plotly's own step slider from step 0 to the last step.
+    page.locator(".slider-rail-rect").first.scroll_into_view_if_needed()
+    grip = page.locator(".slider-grip-rect").first.bounding_box()
+    rail = page.locator(".slider-rail-rect").first.bounding_box()
+    page.mouse.move(grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(rail["x"] + rail["width"] - 1, grip["y"] + grip["height"] / 2, steps=8)
+    page.mouse.up()
+    page.wait_for_timeout(2000)
+    active = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullLayout.sliders[0].active")
     assert active > 0
-    page.screenshot(path=str(ARTIFACTS / "trajectory_last_step.png"))
+    page.locator('[data-testid="stPlotlyChart"]').first.screenshot(path=str(ARTIFACTS / "trajectory_last_step.png"))
 
 
 def test_screenshots_are_kept_for_docs():
     """Copy the best views to docs/screenshots (small PNGs) when the browser tests produced them."""
-    wanted = {"trajectory_last_step.png": "trajectory.png", "page_GMM_components.png": "gmm.png",
-              "page_Failure_cases.png": "failure_cases.png"}
+    wanted = {"trajectory_last_step.png": "trajectory.png", "figure_GMM_components.png": "gmm.png",
+              "figure_Failure_cases.png": "failure_cases.png"}
     if not all((ARTIFACTS / k).exists() for k in wanted):
         pytest.skip("browser screenshots not produced in this run")
     if os.environ.get("DIFFPOSE_VIZ_UPDATE_SCREENSHOTS") == "1":

@@ -219,3 +219,11 @@ def test_bandai_projection_reproduces_the_2d_sample(key, order):
             got = ps.pose2d[(ps.action == a) & (ps.camera == cam.id)]
             want = sample["normal"][a][ci]
             assert np.abs(got - want).max() < 1e-3, (a, cam.id, np.abs(got - want).max())
+
+
+def test_millimetre_camera_translations_are_converted(tmp_path):
+    cams = [c.to_dict() for c in h36m_cameras("S1")]
+    for c in cams:
+        c["translation"] = [v * 1000 for v in c["translation"]]  # VideoPose3D stores mm
+    p = save_3d(tmp_path / "mmcam.npz", {"A": {"act": _good()}}, cameras={"A": cams})
+    assert load_3d(p).cameras_for("A") == h36m_cameras("S1")

@@ -204,7 +204,11 @@ def _cameras_from_file(obj, path) -> dict[str, list[Camera]]:
     out = {}
     for s, cams in obj.items():
         try:
-            out[s] = [Camera.from_dict(dict(c)) for c in cams]
+            # VideoPose3D's own camera dicts keep translations in millimetres; no capture
+            # volume has a camera 100 m from the origin, so larger values mean mm.
+            units = ["mm" if np.abs(np.asarray(c.get("translation", 0.0), float)).max() > 100 else "m"
+                     for c in cams]
+            out[s] = [Camera.from_dict(dict(c), translation_units=u) for c, u in zip(cams, units)]
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(f"bad camera dict for subject {s!r}: {err}", path=path, key="cameras") from None
     return out

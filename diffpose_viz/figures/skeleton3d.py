@@ -87,7 +87,8 @@ def joints_trace(pose_plot: np.ndarray, name: str, color: str | None = None, err
     if errors_mm is not None:
         e = np.asarray(errors_mm, dtype=np.float32).reshape(skeleton.num_joints)
         marker = dict(size=size, color=e, colorscale=ERROR_COLORSCALE, cmin=0.0, cmax=float(cmax),
-                      showscale=showscale, colorbar=dict(title=dict(text="error (mm)"), len=0.6, x=colorbar_x, thickness=14),
+                      showscale=showscale, colorbar=dict(title=dict(text="error (mm)"), len=0.5, x=colorbar_x, thickness=12,
+                                    xanchor="left" if colorbar_x < 0.5 else "right"),
                       line=dict(color="black", width=1))
         text = [f"{n}: {v:.0f} mm" for n, v in zip(skeleton.joint_names, e)]
     else:

@@ -98,7 +98,7 @@ def trajectory_figure(
             _bones(x0_p[:, s], "x0 estimate per hypothesis", HYP_COLOR, 2),
             joints_trace(mean_x0, "mean x0 estimate (error)", PRED_COLOR,
                          errors_mm=None if err_joint is None else err_joint[s], cmax=cmax, size=6,
-                         colorbar_x=0.64 if has_curve else 1.0),
+                         colorbar_x=0.0 if has_curve else 1.0),
         ]
 
     if has_curve:

@@ -1,0 +1,316 @@
+"""DDIM sampling over the GMM diffusion, with optional trajectories.
+
+We work in the shifted variable y = h - mu_G, in which the GMM forward process is an ordinary
+Gaussian one with noise eps_G = sigma_G * eps: y_t = sqrt(abar_t) y_0 + sqrt(1 - abar_t) eps_G.
+Each hypothesis draws one kernel per joint at the start and keeps its (mu_G, sigma_G) for the
+whole trajectory. The DDIM update (Song et al.) in y, with eta scaling the fresh noise:
+
+    eps_G_hat = (y_t - sqrt(abar_t) y0_hat) / sqrt(1 - abar_t)
+    y_prev    = sqrt(abar_prev) y0_hat + sqrt(1 - abar_prev - s^2) eps_G_hat + s * sigma_G * z
+    s         = eta * sqrt((1 - abar_prev) / (1 - abar_t)) * sqrt(1 - abar_t / abar_prev)
+
+The denoiser is any callable `denoiser(h_t (R,17,D), t (R,) long, context (R,17,C) | None)`
+returning either the h_0 estimate ('x0') or the standard-normal eps ('eps'; the noise it stands
+for is sigma_G * eps). In 'official' sampling the denoiser predicts the scaled noise itself, which
+is the same update with mu = 0, sigma = 1.
+
+GPU note: inside the step loop nothing reads a value back to the host (no .item(), .cpu(), or
+data-dependent Python branches); timesteps are Python ints, recordings are written into
+preallocated device tensors and only the caller decides when to move results to the CPU.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Protocol, Sequence
+
+import torch
+
+from diffpose_viz.diffusion.forward import draw_kernels, kernel_params
+from diffpose_viz.diffusion.schedule import SKIP_KINDS, NoiseSchedule, official_timesteps
+
+Tensor = torch.Tensor
+Denoiser = Callable[[Tensor, Tensor, "Tensor | None"], Tensor]
+PREDICTIONS = ("x0", "eps")
+MODES = ("gmm", "gaussian")
+
+
+class GMMLike(Protocol):
+    weights: Tensor  # (B,17,M)
+    means: Tensor  # (B,17,M,3)
+    variances: Tensor  # (B,17,M,3)
+
+
+class StepOutput(NamedTuple):
+    prev: Tensor  # h at t_prev
+    x0: Tensor  # estimate of h_0 made at t
+
+
+@dataclass
+class SampleResult:
+    hypotheses: Tensor  # (B,N,17,D) final states
+    trajectory: Tensor | None  # (B,N,S,17,D) recorded states h_t; state 0 = start, state n_steps = final
+    x0_trajectory: Tensor | None  # (B,N,S,17,D) x0 estimate made from each recorded state (final: itself)
+    timesteps: list[int]  # diffusion t of each recorded state (-1 = clean); all states if nothing recorded
+    kernel: Tensor | None = None  # (B,N,17) GMM kernel each hypothesis drew per joint (gmm mode)
+    step_timesteps: list[int] | None = None  # the t of each denoiser call, descending
+
+
+class DDIMSampler:
+    """DDIM over the GMM (or, in 'gaussian' mode, the standard) diffusion.
+
+    eta = 0 is deterministic given the start state. `keep_root` holds joint 0 at the origin.
+    """
+
+    def __init__(self, schedule: NoiseSchedule, *, eta: float = 0.0, mode: str = "gmm",
+                 gaussian_scale: float = 1.0, skip: str = "uniform", keep_root: bool = True) -> None:
+        if mode not in MODES:
+            raise ValueError(f"DDIMSampler: mode must be one of {MODES}, found {mode!r}")
+        if skip not in SKIP_KINDS:
+            raise ValueError(f"DDIMSampler: skip must be one of {SKIP_KINDS}, found {skip!r}")
+        if eta < 0:
+            raise ValueError(f"DDIMSampler: eta must be >= 0, found {eta}")
+        self.schedule = schedule
+        self.eta = float(eta)
+        self.mode = mode
+        self.gaussian_scale = float(gaussian_scale)
+        self.skip = skip
+        self.keep_root = keep_root
+        self._tables: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+    # ------------------------------------------------------------------ one step
+    def step(self, model_output: Tensor, t: int | Tensor, t_prev: int | Tensor, h_t: Tensor,
+             mu: Tensor | float | None = None, std: Tensor | float | None = None, *,
+             prediction: str = "x0", eta: float | None = None, generator: torch.Generator | None = None,
+             noise: Tensor | None = None) -> StepOutput:
+        """One DDIM move from step t to t_prev (< t; -1 = clean). mu/std default to 0/1.
+
+        t, t_prev are ints (one step for the whole batch) or integer tensors of shape (R,).
+        """
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"DDIMSampler.step: prediction must be one of {PREDICTIONS}, found {prediction!r}")
+        eta = self.eta if eta is None else float(eta)
+        mu = 0.0 if mu is None else mu
+        std = 1.0 if std is None else std
+        a_t = self._abar(t, h_t)
+        a_prev = self._abar(t_prev, h_t)
+        y_t = h_t - mu
+        if prediction == "x0":
+            y0 = model_output - mu
+            eps_g = (y_t - a_t.sqrt() * y0) / (1.0 - a_t).sqrt()
+        else:
+            eps_g = std * model_output
+            y0 = (y_t - (1.0 - a_t).sqrt() * eps_g) / a_t.sqrt()
+        x0 = y0 + mu
+        if isinstance(t_prev, int) and t_prev < 0:
+            prev = x0  # abar_prev = 1: the clean state is the estimate itself (exact, no rounding)
+        else:
+            s = eta * ((1.0 - a_prev) / (1.0 - a_t)).sqrt() * (1.0 - a_t / a_prev).sqrt()
+            y_prev = a_prev.sqrt() * y0 + (1.0 - a_prev - s ** 2).clamp_min(0).sqrt() * eps_g
+            if eta > 0:
+                if noise is None:
+                    noise = torch.randn(h_t.shape, generator=generator, dtype=h_t.dtype, device=h_t.device)
+                y_prev = y_prev + s * std * noise
+            prev = y_prev + mu
+        if self.keep_root:
+            prev, x0 = prev.clone(), x0.clone()
+            prev[:, 0] = 0.0
+            x0[:, 0] = 0.0
+        return StepOutput(prev, x0)
+
+    def _abar(self, t: int | Tensor, like: Tensor) -> Tensor:
+        # A per-(device, dtype) copy of the padded table, so that no step copies host -> device.
+        key = (like.device, like.dtype)
+        table = self._tables.get(key)
+        if table is None:
+            table = self._tables[key] = self.schedule.alpha_bar(
+                torch.arange(-1, self.schedule.num_steps)).to(device=like.device, dtype=like.dtype)
+        if isinstance(t, int):
+            self.schedule._check_range(t, t)
+            return table[t + 1]
+        return table[t.long() + 1].view(-1, *([1] * (like.ndim - 1)))
+
+    # ------------------------------------------------------------------ the paper's sampler
+    @torch.no_grad()
+    def sample(self, denoiser: Denoiser, context: Tensor | None, gmm: GMMLike | None, n_hypotheses: int,
+               n_steps: int, *, prediction: str | None = None, generator: torch.Generator | None = None,
+               record: str | Sequence[int] = "none", start_from: Tensor | None = None, t_max: int | None = None,
+               batch_size: int | None = None) -> SampleResult:
+        """N hypotheses per frame: draw h_K from H_K (gmm mode) or N(0, scale^2 I) (gaussian mode),
+        then n_steps DDIM moves over `schedule.ddim_timesteps(n_steps, skip, t_max)`.
+
+        context (B,17,C) or None; gmm has weights (B,17,M), means/variances (B,17,M,3) (unused in
+        gaussian mode, where B comes from gmm, context or batch_size). start_from (B,17,3) or (B,N,17,3)
+        replaces the draw from H_K as the state at t_max (kernels are still drawn for mu_G, sigma_G).
+        record: 'none', 'all', or indices of states (0 = start, n_steps = final; negatives count back).
+        """
+        prediction = _resolve_prediction(prediction, denoiser)
+        N = int(n_hypotheses)
+        if N < 1:
+            raise ValueError(f"sample: n_hypotheses must be >= 1, found {n_hypotheses}")
+        timesteps = self.schedule.ddim_timesteps(n_steps, self.skip, t_max)
+        kernel = None
+        if self.mode == "gmm":
+            if gmm is None:
+                raise ValueError("sample: gmm mode needs the H_K mixture (weights/means/variances), found None")
+            weights, means, variances = gmm.weights, gmm.means, gmm.variances
+            if weights.ndim != 3 or weights.shape[1] != 17 or means.shape != (*weights.shape, 3) \
+                    or variances.shape != means.shape:
+                raise ValueError("sample: gmm weights must be (B,17,M) and means/variances (B,17,M,3), found "
+                                 f"{tuple(weights.shape)}, {tuple(means.shape)}, {tuple(variances.shape)}")
+            B = weights.shape[0]
+            dtype = means.dtype if means.dtype.is_floating_point else torch.float32
+            kernel = draw_kernels(weights, N, generator)
+            mu, std = kernel_params(means.to(dtype), variances.to(dtype), kernel)  # (B,N,17,3)
+        else:
+            B = _batch_size(gmm, context, batch_size)
+            device = _device_of(gmm, context, start_from)
+            dtype = torch.float32
+            mu = torch.zeros(B, N, 17, 3, device=device, dtype=dtype)
+            std = torch.full_like(mu, self.gaussian_scale)
+        if self.keep_root:
+            mu[:, :, 0] = 0.0
+            std[:, :, 0] = 0.0
+        if start_from is None:
+            x = mu + std * torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        else:
+            x = _broadcast_start(start_from, B, N, 3).to(mu)
+        ctx = _repeat_context(context, B, N)
+        out = self._run(denoiser, x.reshape(B * N, 17, 3), mu.reshape(B * N, 17, 3), std.reshape(B * N, 17, 3),
+                        ctx, timesteps, prediction, generator, record, B, N)
+        out.kernel = kernel
+        return out
+
+    # ------------------------------------------------------------------ the released code's sampler
+    @torch.no_grad()
+    def official_sample(self, denoiser: Denoiser, x_init: Tensor, test_num_diffusion_timesteps: int,
+                        test_timesteps: int, *, context: Tensor | None = None,
+                        generator: torch.Generator | None = None, record: str | Sequence[int] = "none",
+                        n_hypotheses: int | None = None) -> SampleResult:
+        """The official test procedure (notes §2c): DDIM (this sampler's eta, 0 in the code) on the
+        uvxyz state, eps-prediction of the scaled noise, starting from the *clean* initial pose
+        x_init (B,17,D) or (B,N,17,D) labelled as the first step of
+        seq = range(0, T_test, T_test // steps) reversed; the last move goes to abar = 1.
+
+        The root is not touched (uv are not root-relative); callers root-centre the xyz output.
+        """
+        if x_init.ndim == 3:
+            B, N = x_init.shape[0], n_hypotheses or 1
+        elif x_init.ndim == 4:
+            B, N = x_init.shape[:2]
+        else:
+            raise ValueError(f"official_sample: x_init must be (B,17,D) or (B,N,17,D), found {tuple(x_init.shape)}")
+        D = x_init.shape[-1]
+        x = _broadcast_start(x_init, B, N, D)
+        timesteps = official_timesteps(test_num_diffusion_timesteps, test_timesteps, self.skip)
+        if timesteps[0] > self.schedule.num_steps - 1:
+            raise ValueError(f"official_sample: first step {timesteps[0]} exceeds the schedule's "
+                             f"{self.schedule.num_steps - 1}")
+        keep_root, self.keep_root = self.keep_root, False
+        try:
+            return self._run(denoiser, x.reshape(B * N, 17, D), None, None, _repeat_context(context, B, N),
+                             timesteps, "eps", generator, record, B, N)
+        finally:
+            self.keep_root = keep_root
+
+    # ------------------------------------------------------------------ shared loop
+    def _run(self, denoiser: Denoiser, x: Tensor, mu: Tensor | None, std: Tensor | None, context: Tensor | None,
+             timesteps: list[int], prediction: str, generator: torch.Generator | None,
+             record: str | Sequence[int], B: int, N: int) -> SampleResult:
+        n = len(timesteps)
+        state_t = list(timesteps) + [-1]
+        slots = _record_slots(record, n + 1)
+        traj = x0_traj = None
+        if slots:
+            traj = x.new_empty((len(slots), *x.shape))
+            x0_traj = x.new_empty((len(slots), *x.shape))
+        if self.keep_root:
+            x = x.clone()
+            x[:, 0] = 0.0
+        R = x.shape[0]
+        for i, (t, t_prev) in enumerate(zip(state_t[:-1], state_t[1:])):
+            t_vec = torch.full((R,), t, dtype=torch.long, device=x.device)
+            out = self.step(denoiser(x, t_vec, context), t, t_prev, x, mu, std,
+                            prediction=prediction, generator=generator)
+            if i in slots:
+                traj[slots[i]] = x
+                x0_traj[slots[i]] = out.x0
+            x = out.prev
+        if n in slots:
+            traj[slots[n]] = x
+            x0_traj[slots[n]] = x
+
+        def per_sample(rec: Tensor) -> Tensor:  # (S, B*N, 17, D) -> (B, N, S, 17, D)
+            return rec.view(rec.shape[0], B, N, *rec.shape[2:]).permute(1, 2, 0, 3, 4)
+
+        return SampleResult(
+            hypotheses=x.view(B, N, *x.shape[1:]),
+            trajectory=None if traj is None else per_sample(traj),
+            x0_trajectory=None if x0_traj is None else per_sample(x0_traj),
+            timesteps=[state_t[s] for s in sorted(slots)] if slots else state_t,
+            step_timesteps=list(timesteps),
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+def _resolve_prediction(prediction: str | None, denoiser) -> str:
+    if prediction is None:
+        prediction = getattr(denoiser, "prediction", None)
+        if prediction is None:
+            raise ValueError("sample: pass prediction='x0' or 'eps' (the denoiser has no .prediction attribute)")
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"sample: prediction must be one of {PREDICTIONS}, found {prediction!r}")
+    return prediction
+
+
+def _record_slots(record: str | Sequence[int], n_states: int) -> dict[int, int]:
+    """Map state index -> slot in the recording buffer."""
+    if isinstance(record, str):
+        if record == "none":
+            return {}
+        if record == "all":
+            return {s: s for s in range(n_states)}
+        raise ValueError(f"record must be 'none', 'all' or a list of state indices, found {record!r}")
+    states = set()
+    for s in record:
+        s = int(s)
+        if not -n_states <= s < n_states:
+            raise ValueError(f"record: state index {s} out of range for {n_states} states (0 = start, "
+                             f"{n_states - 1} = final)")
+        states.add(s % n_states)
+    return {s: k for k, s in enumerate(sorted(states))}
+
+
+def _batch_size(gmm, context: Tensor | None, batch_size: int | None) -> int:
+    if gmm is not None:
+        return gmm.weights.shape[0]
+    if context is not None:
+        return context.shape[0]
+    if batch_size is None:
+        raise ValueError("sample: gaussian mode needs the batch size from gmm, context or batch_size=")
+    return int(batch_size)
+
+
+def _device_of(*objs) -> torch.device:
+    for o in objs:
+        if isinstance(o, Tensor):
+            return o.device
+        if o is not None and hasattr(o, "means"):
+            return o.means.device
+    return torch.device("cpu")
+
+
+def _broadcast_start(start: Tensor, B: int, N: int, D: int) -> Tensor:
+    if start.shape == (B, 17, D):
+        return start.unsqueeze(1).expand(B, N, 17, D)
+    if start.shape == (B, N, 17, D):
+        return start
+    raise ValueError(f"start state must have shape ({B}, 17, {D}) or ({B}, {N}, 17, {D}), found {tuple(start.shape)}")
+
+
+def _repeat_context(context: Tensor | None, B: int, N: int) -> Tensor | None:
+    """(B,17,C) -> (B*N,17,C), hypothesis-major within each frame (matches the state layout)."""
+    if context is None:
+        return None
+    if context.shape[0] != B:
+        raise ValueError(f"context batch {context.shape[0]} != number of frames {B}")
+    return context.unsqueeze(1).expand(B, N, *context.shape[1:]).reshape(B * N, *context.shape[1:])
