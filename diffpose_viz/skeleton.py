@@ -5,7 +5,7 @@ derived from it so there is one source of truth per joint.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,7 +18,6 @@ class Skeleton:
     left: tuple[int, ...]
     right: tuple[int, ...]
     root: int = 0
-    _checked: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)

@@ -95,12 +95,13 @@ class DDIMSampler:
         a_prev = self._abar(t_prev, h_t)
         y_t = h_t - mu
         if prediction == "x0":
-            y0 = model_output - mu
+            x0 = model_output
+            y0 = x0 - mu
             eps_g = (y_t - a_t.sqrt() * y0) / (1.0 - a_t).sqrt()
         else:
             eps_g = std * model_output
             y0 = (y_t - (1.0 - a_t).sqrt() * eps_g) / a_t.sqrt()
-        x0 = y0 + mu
+            x0 = y0 + mu
         if isinstance(t_prev, int) and t_prev < 0:
             prev = x0  # abar_prev = 1: the clean state is the estimate itself (exact, no rounding)
         else:
