@@ -81,13 +81,16 @@ class DDIMSampler:
     def step(self, model_output: Tensor, t: int | Tensor, t_prev: int | Tensor, h_t: Tensor,
              mu: Tensor | float | None = None, std: Tensor | float | None = None, *,
              prediction: str = "x0", eta: float | None = None, generator: torch.Generator | None = None,
-             noise: Tensor | None = None) -> StepOutput:
+             noise: Tensor | None = None, keep_root: bool | None = None) -> StepOutput:
         """One DDIM move from step t to t_prev (< t; -1 = clean). mu/std default to 0/1.
 
         t, t_prev are ints (one step for the whole batch) or integer tensors of shape (R,).
+        `noise` fixes the fresh N(0, I) draw used when eta > 0; keep_root defaults to the sampler's.
         """
         if prediction not in PREDICTIONS:
             raise ValueError(f"DDIMSampler.step: prediction must be one of {PREDICTIONS}, found {prediction!r}")
+        if isinstance(t, int) and isinstance(t_prev, int) and t_prev >= t:
+            raise ValueError(f"DDIMSampler.step: t_prev must be below t, found t={t}, t_prev={t_prev}")
         eta = self.eta if eta is None else float(eta)
         mu = 0.0 if mu is None else mu
         std = 1.0 if std is None else std
@@ -112,7 +115,8 @@ class DDIMSampler:
                     noise = torch.randn(h_t.shape, generator=generator, dtype=h_t.dtype, device=h_t.device)
                 y_prev = y_prev + s * std * noise
             prev = y_prev + mu
-        if self.keep_root:
+        keep_root = self.keep_root if keep_root is None else keep_root
+        if keep_root:
             prev, x0 = prev.clone(), x0.clone()
             prev[:, 0] = 0.0
             x0[:, 0] = 0.0
@@ -126,7 +130,7 @@ class DDIMSampler:
             table = self._tables[key] = self.schedule.alpha_bar(
                 torch.arange(-1, self.schedule.num_steps)).to(device=like.device, dtype=like.dtype)
         if isinstance(t, int):
-            self.schedule._check_range(t, t)
+            self.schedule.check_range(t, t)
             return table[t + 1]
         return table[t.long() + 1].view(-1, *([1] * (like.ndim - 1)))
 
@@ -143,6 +147,9 @@ class DDIMSampler:
         gaussian mode, where B comes from gmm, context or batch_size). start_from (B,17,3) or (B,N,17,3)
         replaces the draw from H_K as the state at t_max (kernels are still drawn for mu_G, sigma_G).
         record: 'none', 'all', or indices of states (0 = start, n_steps = final; negatives count back).
+
+        The start is exact only if abar at t_max is about 0 (h_K then follows H_K); with a weak schedule
+        (e.g. the official one, abar_50 = 0.972) the draw from H_K is treated as the state at t_max anyway.
         """
         prediction = _resolve_prediction(prediction, denoiser)
         N = int(n_hypotheses)
@@ -206,17 +213,14 @@ class DDIMSampler:
         if timesteps[0] > self.schedule.num_steps - 1:
             raise ValueError(f"official_sample: first step {timesteps[0]} exceeds the schedule's "
                              f"{self.schedule.num_steps - 1}")
-        keep_root, self.keep_root = self.keep_root, False
-        try:
-            return self._run(denoiser, x.reshape(B * N, 17, D), None, None, _repeat_context(context, B, N),
-                             timesteps, "eps", generator, record, B, N)
-        finally:
-            self.keep_root = keep_root
+        return self._run(denoiser, x.reshape(B * N, 17, D), None, None, _repeat_context(context, B, N),
+                         timesteps, "eps", generator, record, B, N, keep_root=False)
 
     # ------------------------------------------------------------------ shared loop
     def _run(self, denoiser: Denoiser, x: Tensor, mu: Tensor | None, std: Tensor | None, context: Tensor | None,
              timesteps: list[int], prediction: str, generator: torch.Generator | None,
-             record: str | Sequence[int], B: int, N: int) -> SampleResult:
+             record: str | Sequence[int], B: int, N: int, keep_root: bool | None = None) -> SampleResult:
+        keep_root = self.keep_root if keep_root is None else keep_root
         n = len(timesteps)
         state_t = list(timesteps) + [-1]
         slots = _record_slots(record, n + 1)
@@ -224,14 +228,15 @@ class DDIMSampler:
         if slots:
             traj = x.new_empty((len(slots), *x.shape))
             x0_traj = x.new_empty((len(slots), *x.shape))
-        if self.keep_root:
+        if keep_root:
             x = x.clone()
             x[:, 0] = 0.0
         R = x.shape[0]
+        self._abar(0, x)  # build the device copy of the alpha_bar table now: a blocking copy in the loop would sync
         for i, (t, t_prev) in enumerate(zip(state_t[:-1], state_t[1:])):
             t_vec = torch.full((R,), t, dtype=torch.long, device=x.device)
             out = self.step(denoiser(x, t_vec, context), t, t_prev, x, mu, std,
-                            prediction=prediction, generator=generator)
+                            prediction=prediction, generator=generator, keep_root=keep_root)
             if i in slots:
                 traj[slots[i]] = x
                 x0_traj[slots[i]] = out.x0

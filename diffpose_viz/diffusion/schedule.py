@@ -108,16 +108,16 @@ class NoiseSchedule:
         The range is checked for ints and CPU tensors only, so a GPU call never syncs with the host.
         """
         if isinstance(t, int):
-            self._check_range(t, t)
+            self.check_range(t, t)
             return self._alpha_bar_padded[t + 1]
         if not isinstance(t, Tensor) or t.dtype.is_floating_point or t.dtype == torch.bool:
             raise ValueError(f"NoiseSchedule.alpha_bar: t must be an int or an integer tensor, found "
                              f"{type(t).__name__} {getattr(t, 'dtype', '')}")
         if t.device.type == "cpu" and t.numel():
-            self._check_range(int(t.min()), int(t.max()))
+            self.check_range(int(t.min()), int(t.max()))
         return self._alpha_bar_padded.to(t.device)[t.long() + 1]
 
-    def _check_range(self, lo: int, hi: int) -> None:
+    def check_range(self, lo: int, hi: int) -> None:
         if lo < -1 or hi > self.num_steps - 1:
             raise ValueError(f"NoiseSchedule.alpha_bar: t must lie in [-1, {self.num_steps - 1}], "
                              f"found range [{lo}, {hi}]")

@@ -15,10 +15,10 @@ from diffpose_viz.skeleton import H36M17, Skeleton
 ERROR_COLORSCALE = "YlOrRd"
 GT_COLOR = "#2ca02c"
 PRED_COLOR = "#1f77b4"
-HYP_COLOR = "rgba(120,120,120,0.45)"
+HYP_COLOR = "rgba(70,70,70,0.45)"
 
 # Looking at the person from slightly in front, above and to the side (plot y is depth).
-DEFAULT_CAMERA = dict(eye=dict(x=1.0, y=-2.1, z=0.45), up=dict(x=0, y=0, z=1), center=dict(x=0, y=0, z=-0.05))
+DEFAULT_CAMERA = dict(eye=dict(x=1.3, y=-2.7, z=0.5), up=dict(x=0, y=0, z=1), center=dict(x=0, y=0, z=0))
 
 
 def to_plot_axes(points: np.ndarray) -> np.ndarray:
@@ -63,7 +63,7 @@ def axis_ranges(*pose_sets: np.ndarray | None, margin: float = 0.15, min_half_ex
 
 def scene_layout(ranges: list[list[float]], title: str | None = None) -> dict:
     """A scene with fixed ranges, equal scale and an explicit camera."""
-    names = ("x (m, right)", "depth (m, away from camera)", "height (m, up)")
+    names = ("x right (m)", "depth (m)", "up (m)")
     axes = {
         key: dict(range=r, title=dict(text=name), autorange=False, zeroline=False,
                   backgroundcolor="rgb(245,245,245)", showbackground=True)

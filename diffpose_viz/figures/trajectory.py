@@ -137,14 +137,17 @@ def trajectory_figure(
         frames.append(go.Frame(name=str(s), data=data, traces=animated))
     fig.frames = frames
     anim = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
+    scene = scene_layout(ranges)
+    if has_curve:  # leave room on the left for the error colour bar
+        scene["domain"] = dict(x=[0.08, 0.62], y=[0.0, 1.0])
     fig.update_layout(
-        scene=scene_layout(ranges),
+        scene=scene,
         height=height, title=dict(text=title) if title else None,
         margin=dict(l=0, r=10, t=80 if title else 50, b=0),
         legend=dict(orientation="h", x=0.0, y=1.0, yanchor="bottom", font=dict(size=11)),
         sliders=[dict(
-            active=0, x=0.08, len=0.9, y=0, pad=dict(t=10),
-            currentvalue=dict(prefix="step "),
+            active=0, x=0.16, len=0.46 if has_curve else 0.84, y=0, pad=dict(t=10),
+            currentvalue=dict(prefix="step ", xanchor="right"),
             steps=[dict(method="animate", label=f"{int(s)} (t={int(timesteps[int(s)])})", args=[[str(int(s))], anim])
                    for s in steps],
         )],

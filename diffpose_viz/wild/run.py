@@ -134,10 +134,21 @@ def lift_detections(
     device: str,
     focal_factor: float = FOCAL_FACTOR,
 ) -> tuple[Path | None, str]:
-    """Lift the frames with a person to N 3D hypotheses and write the results file."""
+    """Lift the frames with a person to N 3D hypotheses and write the results file.
+
+    Hook for the package's sampling pipeline. What it has to receive from here:
+    `det.subset(det.person_found).detections2d()` (modes in px, Q = 2), the
+    intrinsics of `wild_camera(det.width, det.height, focal_factor)` as
+    [fx, fy, cx, cy], the checkpoint, N and the device; and what it has to
+    write: docs/RESULTS_SCHEMA.md without `gt`/`err*`, with `frame` =
+    `det.frame_index[found]`, `subject` = "wild", `action` = the file name,
+    `camera` = "wild", dataset = "wild".
+    """
     found = np.flatnonzero(det.person_found)
     if len(found) == 0:
         return None, "no person in any frame: nothing to lift"
     raise NotImplementedError(
-        "lifting in-the-wild detections needs diffpose_viz.pipeline (not in this tree yet)"
+        "lifting in-the-wild detections needs the package's checkpoint-loading and sampling pipeline "
+        "(diffpose_viz.pipeline / diffpose_viz.evaluation.results), which is not in this tree yet; "
+        f"the 2D detections are in {out_path.parent / 'detections.npz'}"
     )

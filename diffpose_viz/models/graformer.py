@@ -1,0 +1,190 @@
+"""GraFormer-style networks: the diffusion denoiser and the deterministic lifter share one trunk.
+
+Trunk (method notes §3a): ChebConv input projection -> L x [GraphAttentionLayer -> ResChebBlock]
+-> ChebConv output projection. A ResChebBlock adds, between its two Chebyshev convolutions, a
+projection of the diffusion-step embedding and (optionally) of per-joint context features.
+The step embedding is sinusoidal(hidden) -> Linear(hidden, 4 hidden) -> swish -> Linear(4 hidden, 4 hidden).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from diffpose_viz.models.graph import ChebConv, GraphFeedForward
+
+Tensor = torch.Tensor
+PREDICTIONS = ("x0", "eps")
+
+
+def sinusoidal_embedding(t: Tensor, dim: int) -> Tensor:
+    """DDPM/fairseq sinusoidal embedding of (R,) steps -> (R, dim): [sin(t f_i), cos(t f_i)]."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) / max(half - 1, 1) * torch.arange(half, device=t.device, dtype=torch.float32))
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([args.sin(), args.cos()], -1)
+    return F.pad(emb, (0, 1)) if dim % 2 else emb
+
+
+class TimestepEmbedding(nn.Module):
+    """f_D: sinusoidal(dim) -> Linear(dim, 4 dim) -> swish -> Linear(4 dim, 4 dim)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.fc1 = nn.Linear(dim, 4 * dim)
+        self.fc2 = nn.Linear(4 * dim, 4 * dim)
+
+    @property
+    def out_dim(self) -> int:
+        return 4 * self.dim
+
+    def forward(self, t: Tensor) -> Tensor:
+        return self.fc2(F.silu(self.fc1(sinusoidal_embedding(t, self.dim))))
+
+
+class GraphMultiHeadAttention(nn.Module):
+    """Multi-head self-attention over joints (all joints attend to all; no mask)."""
+
+    def __init__(self, dim: int, heads: int = 4, dropout: float = 0.1) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"GraphMultiHeadAttention: dim {dim} is not divisible by heads {heads}")
+        self.heads, self.dropout = heads, dropout
+        self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, J, C = x.shape
+
+        def split(t: Tensor) -> Tensor:
+            return t.view(B, J, self.heads, C // self.heads).transpose(1, 2)
+
+        y = F.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)), split(self.v(x)),
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(B, J, C))
+
+
+class GraphAttentionLayer(nn.Module):
+    """Pre-LayerNorm residual attention, then a pre-LayerNorm residual LAM-GConv feed-forward."""
+
+    def __init__(self, dim: int, heads: int = 4, dropout: float = 0.25, attn_dropout: float = 0.1) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = GraphMultiHeadAttention(dim, heads, attn_dropout)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.ffn = GraphFeedForward(dim, 2 * dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.drop(self.attn(self.norm1(x)))
+        return x + self.drop(self.ffn(self.norm2(x)))
+
+
+class ResChebBlock(nn.Module):
+    """x + Cheb2(Cheb1(x) + W_t swish(f_D) + W_c context), each Cheb followed by ReLU and dropout."""
+
+    def __init__(self, dim: int, *, temb_dim: int = 0, cond_dim: int = 0, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.conv1 = ChebConv(dim, dim)
+        self.conv2 = ChebConv(dim, dim)
+        self.drop = nn.Dropout(dropout)
+        self.temb_proj = nn.Linear(temb_dim, dim) if temb_dim else None
+        self.cond_proj = nn.Linear(cond_dim, dim) if cond_dim else None
+
+    def forward(self, x: Tensor, temb: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
+        h = self.drop(F.relu(self.conv1(x)))
+        if self.temb_proj is not None:
+            h = h + self.temb_proj(F.silu(temb))[:, None, :]
+        if self.cond_proj is not None:
+            h = h + self.cond_proj(cond)
+        return x + self.drop(F.relu(self.conv2(h)))
+
+
+class GraFormerTrunk(nn.Module):
+    """ChebConv(in -> hidden) -> layers x [attention layer, ResChebBlock] -> ChebConv(hidden -> out)."""
+
+    def __init__(self, in_dim: int, out_dim: int, *, hidden: int = 96, layers: int = 5, heads: int = 4,
+                 dropout: float = 0.25, attn_dropout: float = 0.1, conv_dropout: float = 0.1,
+                 temb_dim: int = 0, cond_dim: int = 0) -> None:
+        super().__init__()
+        self.temb_dim, self.cond_dim = temb_dim, cond_dim
+        self.input = ChebConv(in_dim, hidden)
+        self.attention = nn.ModuleList(GraphAttentionLayer(hidden, heads, dropout, attn_dropout)
+                                       for _ in range(layers))
+        self.blocks = nn.ModuleList(ResChebBlock(hidden, temb_dim=temb_dim, cond_dim=cond_dim,
+                                                 dropout=conv_dropout) for _ in range(layers))
+        self.output = ChebConv(hidden, out_dim)
+
+    def forward(self, x: Tensor, temb: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
+        h = self.input(x)
+        for attn, block in zip(self.attention, self.blocks):
+            h = block(attn(h), temb, cond)
+        return self.output(h)
+
+
+def clean_2d_input(pose2d: Tensor) -> Tensor:
+    """Make 2D input safe for a network: (..., 17, 2) NaN -> 0; (..., 17, 3) = (u, v, confidence):
+    u, v zeroed where the confidence is 0 or either is not finite, and the confidence of such joints set
+    to 0 (the network sees the confidence as the mask)."""
+    if pose2d.shape[-1] == 2:
+        return torch.nan_to_num(pose2d, nan=0.0, posinf=0.0, neginf=0.0)
+    uv, conf = pose2d[..., :2], pose2d[..., 2:3]
+    valid = torch.isfinite(uv).all(-1, keepdim=True) & torch.isfinite(conf) & (conf > 0)
+    return torch.cat([torch.where(valid, uv, 0.0), torch.where(valid, conf, 0.0)], -1)
+
+
+def _check_joints(x: Tensor, dim: int, name: str, what: str) -> None:
+    if x.ndim != 3 or x.shape[1] != 17 or x.shape[2] != dim:
+        raise ValueError(f"{name}: {what} must have shape (B, 17, {dim}), found {tuple(x.shape)}")
+
+
+class GraFormerDenoiser(nn.Module):
+    """The DiffPose denoiser: forward(h_t (B,17,D), t (B,), context (B,17,C)) -> (B,17,D).
+
+    The context f_ST enters twice: concatenated with the state at the input projection and added in
+    every block (as the step embedding f_D is). `prediction` says what the output means ('x0' or 'eps').
+    """
+
+    def __init__(self, state_dim: int = 3, context_dim: int = 64, *, hidden: int = 96, layers: int = 5,
+                 heads: int = 4, dropout: float = 0.25, attn_dropout: float = 0.1, conv_dropout: float = 0.1,
+                 prediction: str = "x0") -> None:
+        super().__init__()
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"GraFormerDenoiser: prediction must be one of {PREDICTIONS}, found {prediction!r}")
+        self.state_dim, self.context_dim, self.prediction = state_dim, context_dim, prediction
+        self.time_embedding = TimestepEmbedding(hidden)
+        self.trunk = GraFormerTrunk(state_dim + context_dim, state_dim, hidden=hidden, layers=layers, heads=heads,
+                                    dropout=dropout, attn_dropout=attn_dropout, conv_dropout=conv_dropout,
+                                    temb_dim=self.time_embedding.out_dim, cond_dim=context_dim)
+
+    def forward(self, h_t: Tensor, t: Tensor, context: Tensor | None = None) -> Tensor:
+        _check_joints(h_t, self.state_dim, "GraFormerDenoiser", "h_t")
+        if t.shape != (h_t.shape[0],):
+            raise ValueError(f"GraFormerDenoiser: t must have shape ({h_t.shape[0]},), found {tuple(t.shape)}")
+        x = h_t
+        if self.context_dim:
+            if context is None:
+                raise ValueError(f"GraFormerDenoiser: built with context_dim={self.context_dim} but context is None")
+            _check_joints(context, self.context_dim, "GraFormerDenoiser", "context")
+            x = torch.cat([h_t, context], -1)
+        return self.trunk(x, self.time_embedding(t), context if self.context_dim else None)
+
+
+class GraFormerLifter(nn.Module):
+    """Deterministic 2D -> 3D lifter on the same trunk without a step embedding (GraFormer / the official
+    GCNpose): forward(pose2d (B,17,in_dim)) -> (B,17,3), root joint set to the origin."""
+
+    def __init__(self, in_dim: int = 2, *, hidden: int = 96, layers: int = 5, heads: int = 4,
+                 dropout: float = 0.25, attn_dropout: float = 0.1, conv_dropout: float = 0.1,
+                 out_dim: int = 3) -> None:
+        super().__init__()
+        self.in_dim = in_dim
+        self.trunk = GraFormerTrunk(in_dim, out_dim, hidden=hidden, layers=layers, heads=heads, dropout=dropout,
+                                    attn_dropout=attn_dropout, conv_dropout=conv_dropout)
+
+    def forward(self, pose2d: Tensor) -> Tensor:
+        _check_joints(pose2d, self.in_dim, "GraFormerLifter", "pose2d")
+        out = self.trunk(clean_2d_input(pose2d))
+        return out - out[:, :1]

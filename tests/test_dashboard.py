@@ -1,0 +1,189 @@
+"""Every dashboard page in-process with streamlit's AppTest: widgets set, values read back, no exceptions.
+
+Runs against the schema-conformant test fixture in conftest.py (DIFFPOSE_VIZ_RESULTS points at it).
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+DASH = Path(__file__).resolve().parents[1] / "dashboard"
+PAGE = {p.stem.split("_", 1)[1]: str(p) for p in (DASH / "pages").glob("*.py")}
+TIMEOUT = 60
+
+
+@pytest.fixture
+def results_env(results_dir, monkeypatch):
+    monkeypatch.setenv("DIFFPOSE_VIZ_RESULTS", str(results_dir))
+    return results_dir
+
+
+def _run(path: str) -> AppTest:
+    at = AppTest.from_file(path, default_timeout=TIMEOUT).run()
+    _ok(at)
+    return at
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _figures(at: AppTest) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def test_overview_lists_every_results_file(results_env):
+    at = _run(str(DASH / "app.py"))
+    table = at.dataframe[0].value
+    assert set(table["model"]) == {"diffpose", "gaussian_diffusion", "deterministic_lifter"}
+    assert table.iloc[0]["model"] == "diffpose"  # DiffPose first
+    assert at.text_input(key="_results_dir_input").value == str(results_env)
+
+
+def test_missing_folder_is_a_message_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFPOSE_VIZ_RESULTS", str(tmp_path / "nope"))
+    at = AppTest.from_file(PAGE["Failure_cases"], default_timeout=TIMEOUT).run()
+    assert not at.exception and "not found" in at.error[0].value
+
+
+def test_bad_file_is_a_message(tmp_path, monkeypatch):
+    (tmp_path / "diffpose.nc").write_bytes(b"this is not netCDF")
+    monkeypatch.setenv("DIFFPOSE_VIZ_RESULTS", str(tmp_path))
+    at = AppTest.from_file(str(DASH / "app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception and "Could not read" in at.error[0].value
+
+
+def test_results_folder_from_sidebar(results_env, tmp_path, monkeypatch):
+    monkeypatch.delenv("DIFFPOSE_VIZ_RESULTS")
+    at = AppTest.from_file(str(DASH / "app.py"), default_timeout=TIMEOUT).run()
+    at.text_input(key="_results_dir_input").input(str(results_env)).run()
+    _ok(at)
+    assert len(at.dataframe[0].value) == 3
+
+
+def test_trajectory_explorer(results_env, results_ds):
+    at = _run(PAGE["Trajectory_explorer"])
+    # only files with trajectories are offered
+    assert at.selectbox(key="traj_model").options == ["diffpose", "gaussian_diffusion"]
+    at.selectbox(key="traj_sample").set_value(3).run()
+    at.slider(key="traj_hyps").set_value(2).run()
+    _ok(at)
+    assert at.slider(key="traj_hyps").value == 2
+    fig = _figures(at)[0]
+    assert len(fig["frames"]) == results_ds.sizes["step"]
+    assert fig["data"][1]["name"] == "h_k (2 hypotheses)"
+    assert at.metric[0].value == f"{results_ds['err'].values[3].mean():.1f} mm"
+
+
+def test_gmm_components(results_env, results_ds):
+    at = _run(PAGE["GMM_components"])
+    at.multiselect(key="gmm_joints").set_value(["head_top", "left_wrist"]).run()
+    at.slider(key="gmm_nsamples").set_value(20).run()
+    _ok(at)
+    fig = _figures(at)[0]
+    m = results_ds.sizes["kernel"]
+    assert len([s for s in fig["layout"]["shapes"] if s["type"] == "circle"]) == 2 * m
+    assert list(at.dataframe[0].value["joint"]) == ["head_top", "left_wrist"]
+    at.multiselect(key="gmm_joints").set_value([]).run()
+    _ok(at)
+    assert "at least one joint" in at.info[0].value
+
+
+def test_failure_cases_filters_and_ranking(results_env, results_ds):
+    at = _run(PAGE["Failure_cases"])
+    table = at.dataframe[0].value
+    assert list(table["error (mm)"]) == sorted(table["error (mm)"], reverse=True)
+    at.radio(key="fail_occ").set_value("with hidden joints").run()
+    _ok(at)
+    table = at.dataframe[0].value
+    assert (table["hidden joints"] > 0).all() and len(table) == 4
+    at.selectbox(key="fail_joint").set_value("left_wrist").run()
+    at.multiselect(key="fail_actions").set_value(["walk", "sit"]).run()
+    _ok(at)
+    table = at.dataframe[0].value
+    assert set(table["action"]) <= {"Walking 1", "Sitting"}
+    j = 13
+    assert list(table["error (mm)"]) == sorted(table["error (mm)"], reverse=True)
+    assert table["error (mm)"].iloc[0] == pytest.approx(results_ds["err"].values[table["sample"].iloc[0], j], abs=0.06)
+    figs = _figures(at)
+    assert figs[0]["data"][0]["name"].startswith("hypotheses")
+    assert "joints hidden" in json.dumps(figs[1])  # occlusion pair for an occluded sample
+    at.selectbox(key="fail_model").set_value("deterministic_lifter").run()
+    _ok(at)
+
+
+def test_per_joint_errors(results_env):
+    at = _run(PAGE["Per_joint_errors"])
+    assert len(at.get("plotly_chart")) == 5  # joints, actions, spread, hypotheses, steps
+    at.checkbox(key="joint_split").uncheck().run()
+    _ok(at)
+    assert _figures(at)[0]["data"][0]["name"] == "all"
+    at.selectbox(key="joint_model").set_value("deterministic_lifter").run()
+    _ok(at)
+    assert "One hypothesis" in at.info[0].value
+
+
+def test_model_comparison(results_env):
+    at = _run(PAGE["Model_comparison"])
+    assert len(at.dataframe[0].value) == 3
+    at.selectbox(key="cmp_b").set_value("deterministic_lifter").run()
+    _ok(at)
+    assert "deterministic_lifter better on" in _figures(at)[-1]["layout"]["title"]["text"]
+    at.multiselect(key="cmp_models").set_value(["diffpose"]).run()
+    _ok(at)
+    assert len(at.get("plotly_chart")) == 1
+
+
+def _npz(kp: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, keypoints=kp)
+    return buf.getvalue()
+
+
+def test_own_input_upload_and_preview(results_env, results_ds):
+    at = _run(PAGE["Your_own_input"])
+    assert "Upload a file" in at.info[0].value
+    kp = results_ds["input_2d"].values[:3]
+    at.file_uploader(key="own_file").set_value(("mine.npz", _npz(kp), "application/octet-stream")).run()
+    _ok(at)
+    assert "3 frame(s)" in at.success[0].value
+    at.slider(key="own_frame").set_value(2).run()
+    _ok(at)
+    preview = _figures(at)[0]
+    assert preview["layout"]["yaxis"]["range"] == [1000, 0]  # image rows grow downwards
+    # Without a trained model / sampling command the page says so instead of failing.
+    at.text_input(key="own_ckpt").input(str(results_env / "missing.pt")).run()
+    at.button(key="own_run").click().run()
+    assert not at.exception
+    assert at.error and ("not available" in at.error[0].value or "not found" in at.error[0].value)
+
+
+def test_own_input_bad_upload(results_env):
+    at = _run(PAGE["Your_own_input"])
+    at.file_uploader(key="own_file").set_value(("bad.json", b"{not json", "application/json")).run()
+    assert not at.exception and "Could not read" in at.error[0].value
+
+
+def test_parse_keypoints_formats(results_ds):
+    import sys
+    sys.path.insert(0, str(DASH))
+    import common
+    kp = results_ds["input_2d"].values[:2]
+    out, conf = common.parse_keypoints("a.npz", _npz(kp), "H36M-17")
+    np.testing.assert_allclose(out, kp, rtol=1e-6)
+    csv = "\n".join(",".join(f"{v:.3f}" for v in row.ravel()) for row in kp).encode()
+    out, _ = common.parse_keypoints("a.csv", b"header\n" + csv, "H36M-17")
+    np.testing.assert_allclose(out, kp, atol=1e-3)
+    out, _ = common.parse_keypoints("a.json", json.dumps({"keypoints": kp.tolist()}).encode(), "H36M-17")
+    np.testing.assert_allclose(out, kp, rtol=1e-6)
+    coco = np.random.default_rng(0).uniform(0, 500, (1, 17, 2))
+    out, _ = common.parse_keypoints("c.npz", _npz(coco), "COCO-17")
+    np.testing.assert_allclose(out[0, 0], coco[0, [11, 12]].mean(0))  # pelvis = mean of the hips
+    with pytest.raises(ValueError, match=r"\(T,17,2\)"):
+        common.parse_keypoints("bad.npz", _npz(np.zeros((4, 5))), "H36M-17")

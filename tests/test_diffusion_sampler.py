@@ -1,0 +1,239 @@
+"""DDIM sampler over the GMM diffusion: exactness with an oracle, determinism, trajectories, batching,
+and the official (clean-start, eps) procedure."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from diffpose_viz.diffusion.forward import draw_kernels, gmm_q_sample, kernel_params
+from diffpose_viz.diffusion.sampler import DDIMSampler
+from diffpose_viz.diffusion.schedule import NoiseSchedule
+from diffpose_viz.initialization.pose_init import PoseGMM
+from diffpose_viz.models.context import FrameContextEncoder
+from diffpose_viz.models.graformer import GraFormerDenoiser
+from diffpose_viz.models.official import OfficialDenoiser
+
+B, N, M = 3, 4, 2
+
+
+def _gmm(seed: int = 0) -> PoseGMM:
+    g = torch.Generator().manual_seed(seed)
+    weights = torch.softmax(torch.randn(B, 17, M, generator=g), -1)
+    means = 0.3 * torch.randn(B, 17, M, 3, generator=g)
+    variances = 0.01 * torch.rand(B, 17, M, 3, generator=g) + 1e-4
+    means[:, 0], variances[:, 0] = 0.0, 1e-8
+    return PoseGMM(weights, means, variances)
+
+
+def _h0(seed: int = 1) -> torch.Tensor:
+    h0 = 0.3 * torch.randn(B, 17, 3, generator=torch.Generator().manual_seed(seed))
+    h0[:, 0] = 0
+    return h0
+
+
+class Oracle:
+    """Knows h_0: returns it (x0 mode) for every hypothesis; records what it was called with."""
+
+    prediction = "x0"
+
+    def __init__(self, h0: torch.Tensor):
+        self.h0, self.calls = h0, []
+
+    def __call__(self, x, t, context):
+        self.calls.append((x.shape, t.clone(), None if context is None else context.shape))
+        return self.h0.repeat_interleave(x.shape[0] // self.h0.shape[0], 0)
+
+
+SCHEDULE = NoiseSchedule("linear", 200, 1e-4, 0.05)
+
+
+@pytest.mark.parametrize("mode", ["gmm", "gaussian"])
+@pytest.mark.parametrize("eta", [0.0, 0.7])
+def test_oracle_denoiser_recovers_h0_exactly_for_every_hypothesis(mode, eta):
+    h0 = _h0()
+    oracle = Oracle(h0)
+    sampler = DDIMSampler(SCHEDULE, eta=eta, mode=mode, gaussian_scale=0.5)
+    out = sampler.sample(oracle, None, _gmm(), N, 6, generator=torch.Generator().manual_seed(0))
+    assert out.hypotheses.shape == (B, N, 17, 3)
+    assert torch.equal(out.hypotheses, h0[:, None].expand(B, N, 17, 3))
+    # ONE denoiser call per step, on all B*N states at once.
+    assert len(oracle.calls) == 6 and all(shape == (B * N, 17, 3) for shape, _, _ in oracle.calls)
+    assert [int(t[0]) for _, t, _ in oracle.calls] == SCHEDULE.ddim_timesteps(6)
+
+
+def test_intermediate_states_follow_the_forward_marginal_of_each_hypothesis_kernel():
+    """With an oracle and eta = 0, each DDIM state is mu + sqrt(abar)(h0 - mu) + sqrt(1 - abar) * (h_K - mu):
+    the kernel's (mu, sigma) stay fixed and the noise direction is preserved along the trajectory."""
+    h0 = _h0()
+    out = DDIMSampler(SCHEDULE).sample(Oracle(h0), None, _gmm(), N, 5, generator=torch.Generator().manual_seed(0),
+                                       record="all")
+    mu, _ = kernel_params(_gmm().means, _gmm().variances, out.kernel)
+    mu[:, :, 0] = 0
+    h_K = out.trajectory[:, :, 0]
+    a_K = SCHEDULE.alpha_bar(out.timesteps[0])
+    noise_dir = (h_K - mu - a_K.sqrt() * (h0[:, None] - mu)) / (1 - a_K).sqrt()
+    for s, t in enumerate(out.timesteps[1:-1], start=1):
+        a = SCHEDULE.alpha_bar(t)
+        expected = mu + a.sqrt() * (h0[:, None] - mu) + (1 - a).sqrt() * noise_dir
+        assert torch.allclose(out.trajectory[:, :, s], expected, atol=1e-5), t
+
+
+def test_eps_mode_consistency_with_the_gmm_forward():
+    """x0 estimate from the true eps equals h_0; the x0-mode oracle step lands on the same-eps marginal."""
+    h0 = _h0()
+    gmm = _gmm()
+    g = torch.Generator().manual_seed(5)
+    t = torch.full((B,), 150)
+    fwd = gmm_q_sample(h0, t, gmm.weights, gmm.means, gmm.variances, SCHEDULE, g)
+    sampler = DDIMSampler(SCHEDULE)
+    by_eps = sampler.step(fwd.eps, 150, 90, fwd.h_t, fwd.mu, fwd.std, prediction="eps")
+    by_x0 = sampler.step(h0, 150, 90, fwd.h_t, fwd.mu, fwd.std, prediction="x0")
+    assert torch.allclose(by_eps.x0, h0, atol=1e-5)
+    a = SCHEDULE.alpha_bar(90)
+    expected_prev = fwd.mu + a.sqrt() * (h0 - fwd.mu) + (1 - a).sqrt() * fwd.std * fwd.eps
+    assert torch.allclose(by_x0.prev, expected_prev, atol=1e-5)
+    assert torch.allclose(by_eps.prev, expected_prev, atol=1e-5)
+    # Per-sample tensor steps give the same answer as int steps.
+    by_tensor = sampler.step(h0, t, torch.full((B,), 90), fwd.h_t, fwd.mu, fwd.std, prediction="x0")
+    assert torch.allclose(by_tensor.prev, by_x0.prev, atol=1e-6)
+
+
+def _small_denoiser(context_dim: int = 8) -> GraFormerDenoiser:
+    torch.manual_seed(0)
+    return GraFormerDenoiser(3, context_dim, hidden=16, layers=1, heads=2, prediction="eps").eval()
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_same_generator_gives_the_same_samples(eta):
+    net, ctx = _small_denoiser(), torch.randn(B, 17, 8)
+    sampler = DDIMSampler(SCHEDULE, eta=eta)
+    run = lambda seed: sampler.sample(net, ctx, _gmm(), N, 4, generator=torch.Generator().manual_seed(seed),  # noqa: E731
+                                      record="all")
+    a, b, c = run(0), run(0), run(1)
+    assert torch.equal(a.hypotheses, b.hypotheses) and torch.equal(a.trajectory, b.trajectory)
+    assert not torch.allclose(a.hypotheses, c.hypotheses)
+    assert torch.isfinite(a.hypotheses).all() and (a.hypotheses[:, :, 0] == 0).all()
+
+
+def test_eta_zero_is_deterministic_given_the_start_state():
+    net, ctx = _small_denoiser(), torch.randn(B, 17, 8)
+    start = _h0(7)
+    sampler = DDIMSampler(SCHEDULE, eta=0.0)
+    a = sampler.sample(net, ctx, _gmm(), N, 4, generator=torch.Generator().manual_seed(0), start_from=start)
+    b = sampler.sample(net, ctx, _gmm(), N, 4, generator=torch.Generator().manual_seed(0), start_from=start)
+    assert torch.equal(a.hypotheses, b.hypotheses)
+
+
+def test_trajectory_shapes_and_start_is_the_draw_from_H_K():
+    gmm, n_steps = _gmm(), 5
+    out = DDIMSampler(SCHEDULE).sample(_small_denoiser(), torch.randn(B, 17, 8), gmm, N, n_steps,
+                                       generator=torch.Generator().manual_seed(3), record="all")
+    S = n_steps + 1
+    assert out.trajectory.shape == out.x0_trajectory.shape == (B, N, S, 17, 3)
+    assert out.timesteps == SCHEDULE.ddim_timesteps(n_steps) + [-1]
+    assert torch.equal(out.trajectory[:, :, -1], out.hypotheses)
+    assert torch.equal(out.x0_trajectory[:, :, -1], out.hypotheses)
+    # State 0 is h_K: the same draw as H_K's own sampler, made from the same generator state.
+    g = torch.Generator().manual_seed(3)
+    kernel = draw_kernels(gmm.weights, N, g)
+    mu, std = kernel_params(gmm.means, gmm.variances, kernel)
+    mu[:, :, 0], std[:, :, 0] = 0, 0
+    h_K = mu + std * torch.randn(mu.shape, generator=g)
+    assert torch.equal(out.kernel, kernel)
+    assert torch.equal(out.trajectory[:, :, 0], h_K)
+    # ... and it lies within a few std of its kernel's mean (a real draw from that kernel).
+    z = ((h_K - mu)[:, :, 1:] / std[:, :, 1:]).abs()
+    assert z.max() < 6
+
+
+def test_record_selected_states_or_none():
+    sampler = DDIMSampler(SCHEDULE)
+    out = sampler.sample(Oracle(_h0()), None, _gmm(), N, 5, record=[0, -1, 2])
+    assert out.trajectory.shape == (B, N, 3, 17, 3)
+    ts = SCHEDULE.ddim_timesteps(5)
+    assert out.timesteps == [ts[0], ts[2], -1]
+    none = sampler.sample(Oracle(_h0()), None, _gmm(), N, 5)
+    assert none.trajectory is None and none.x0_trajectory is None
+    with pytest.raises(ValueError, match="out of range"):
+        sampler.sample(Oracle(_h0()), None, _gmm(), N, 5, record=[6])
+
+
+def test_context_is_repeated_per_hypothesis_in_frame_order():
+    ctx = torch.arange(B, dtype=torch.float32)[:, None, None].expand(B, 17, 4).contiguous()
+
+    def echo(x, t, context):  # x0 = the frame's context value: checks the (B*N) layout
+        return context[..., :3]
+
+    out = DDIMSampler(SCHEDULE).sample(echo, ctx, _gmm(), N, 3, prediction="x0")
+    expected = ctx[:, None, :, :3].expand(B, N, 17, 3).clone()
+    expected[:, :, 0] = 0
+    assert torch.equal(out.hypotheses, expected)
+
+
+def test_gaussian_mode_takes_batch_from_context_and_real_networks_stay_finite():
+    enc = FrameContextEncoder(8, hidden=16, layers=1, heads=2).eval()
+    pose2d = torch.randn(B, 17, 3)
+    pose2d[:, 5, :2] = float("nan")
+    pose2d[:, 7, 2] = 0.0
+    ctx = enc(pose2d)
+    out = DDIMSampler(SCHEDULE, mode="gaussian", gaussian_scale=0.3).sample(
+        _small_denoiser(), ctx, None, N, 4, generator=torch.Generator().manual_seed(0))
+    assert out.hypotheses.shape == (B, N, 17, 3) and torch.isfinite(out.hypotheses).all()
+    with pytest.raises(ValueError, match="needs the H_K"):
+        DDIMSampler(SCHEDULE).sample(_small_denoiser(), ctx, None, N, 4)
+    with pytest.raises(ValueError, match="prediction"):
+        DDIMSampler(SCHEDULE).sample(lambda x, t, c: x, None, _gmm(), N, 4)
+
+
+def test_official_sampler_starts_clean_and_uses_the_config_step_lists():
+    s = NoiseSchedule.official()
+    calls = []
+
+    def zero_eps(x, t, context):
+        calls.append((x.shape, int(t[0])))
+        return torch.zeros_like(x)
+
+    x_init = torch.randn(B, 17, 5)
+    out = DDIMSampler(s).official_sample(zero_eps, x_init, 24, 2, record="all")
+    assert [t for _, t in calls] == [12, 0] and out.step_timesteps == [12, 0]
+    # eps = 0: the start is read as sqrt(abar_12) x0 (no noising of the start, no root zeroing).
+    assert torch.allclose(out.hypotheses[:, 0], x_init / s.alpha_bar(12).sqrt(), atol=1e-6)
+    assert torch.equal(out.trajectory[:, 0, 0], x_init)
+    assert out.timesteps == [12, 0, -1]
+
+    def unit_eps(x, t, context):
+        return torch.ones_like(x)
+
+    one = DDIMSampler(s).official_sample(unit_eps, x_init, 6, 1)  # video CPN config: x0 = (x - 0.01 eps) / 0.99995
+    assert torch.allclose(one.hypotheses[:, 0], (x_init - 0.01) / 0.99995, atol=2e-6)
+
+
+def test_official_sampler_runs_the_official_denoiser_on_hypotheses():
+    torch.manual_seed(0)
+    net = OfficialDenoiser(hidden=16, layers=1, heads=2).eval()
+    x_init = torch.randn(B, N, 17, 5)
+    out = DDIMSampler(NoiseSchedule.official()).official_sample(net, x_init, 12, 2)
+    assert out.hypotheses.shape == (B, N, 17, 5) and torch.isfinite(out.hypotheses).all()
+    assert (out.hypotheses - x_init).abs().max() < 5  # a refiner: moves the state, does not replace it
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: checks the step loop never syncs with the host")
+def test_step_loop_never_syncs_with_the_host_on_cuda():
+    device = torch.device("cuda")
+    net = _small_denoiser().to(device)
+    ctx = torch.randn(B, 17, 8, device=device)
+    gmm = _gmm().to(device)
+    sampler = DDIMSampler(SCHEDULE, eta=0.5)
+    g = torch.Generator(device=device).manual_seed(0)
+    sampler.sample(net, ctx, gmm, N, 4, generator=g, record="all")  # warm-up: kernels, caches
+    x = torch.randn(B * N, 17, 3, device=device)
+    mu, std = torch.zeros_like(x), torch.ones_like(x)
+    ctx_r = ctx.repeat_interleave(N, 0)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = sampler._run(net, x, mu, std, ctx_r, SCHEDULE.ddim_timesteps(4), "eps", g, "all", B, N)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert out.trajectory.device.type == "cuda" and torch.isfinite(out.hypotheses).all()
