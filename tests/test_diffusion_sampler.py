@@ -1,6 +1,5 @@
 """DDIM sampler over the GMM diffusion: exactness with an oracle, determinism, trajectories, batching,
 and the official (clean-start, eps) procedure."""
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -107,8 +106,10 @@ def _small_denoiser(context_dim: int = 8) -> GraFormerDenoiser:
 def test_same_generator_gives_the_same_samples(eta):
     net, ctx = _small_denoiser(), torch.randn(B, 17, 8)
     sampler = DDIMSampler(SCHEDULE, eta=eta)
-    run = lambda seed: sampler.sample(net, ctx, _gmm(), N, 4, generator=torch.Generator().manual_seed(seed),  # noqa: E731
-                                      record="all")
+
+    def run(seed):
+        return sampler.sample(net, ctx, _gmm(), N, 4, generator=torch.Generator().manual_seed(seed), record="all")
+
     a, b, c = run(0), run(0), run(1)
     assert torch.equal(a.hypotheses, b.hypotheses) and torch.equal(a.trajectory, b.trajectory)
     assert not torch.allclose(a.hypotheses, c.hypotheses)
@@ -237,3 +238,17 @@ def test_step_loop_never_syncs_with_the_host_on_cuda():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert out.trajectory.device.type == "cuda" and torch.isfinite(out.hypotheses).all()
+
+
+def test_clip_x0_bounds_the_eps_mode_estimate():
+    h_t = torch.zeros(2, 17, 3)
+    eps = torch.full((2, 17, 3), 5.0)  # a wild eps at a step where abar ~ 0 gives a huge x0
+    s = NoiseSchedule("cosine", 50)
+    wild = DDIMSampler(s).step(eps, 49, 30, h_t, prediction="eps")
+    clipped = DDIMSampler(s, clip_x0=2.0).step(eps, 49, 30, h_t, prediction="eps")
+    assert wild.x0.abs().max() > 100
+    assert clipped.x0.abs().max() == 2.0 and torch.isfinite(clipped.prev).all()
+    with pytest.raises(ValueError, match="clip_x0"):
+        DDIMSampler(s, clip_x0=0.0)
+    with pytest.raises(ValueError, match="t_prev"):
+        DDIMSampler(s).step(eps, 10, 10, h_t, prediction="eps")

@@ -59,10 +59,12 @@ class DDIMSampler:
     """DDIM over the GMM (or, in 'gaussian' mode, the standard) diffusion.
 
     eta = 0 is deterministic given the start state. `keep_root` holds joint 0 at the origin.
+    `clip_x0` (metres, eps-prediction only) bounds the x0 estimate to [-clip_x0, clip_x0].
     """
 
     def __init__(self, schedule: NoiseSchedule, *, eta: float = 0.0, mode: str = "gmm",
-                 gaussian_scale: float = 1.0, skip: str = "uniform", keep_root: bool = True) -> None:
+                 gaussian_scale: float = 1.0, skip: str = "uniform", keep_root: bool = True,
+                 clip_x0: float | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"DDIMSampler: mode must be one of {MODES}, found {mode!r}")
         if skip not in SKIP_KINDS:
@@ -75,6 +77,9 @@ class DDIMSampler:
         self.gaussian_scale = float(gaussian_scale)
         self.skip = skip
         self.keep_root = keep_root
+        if clip_x0 is not None and clip_x0 <= 0:
+            raise ValueError(f"DDIMSampler: clip_x0 must be a positive bound (metres) or None, found {clip_x0}")
+        self.clip_x0 = clip_x0
         self._tables: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
     # ------------------------------------------------------------------ one step
@@ -105,6 +110,12 @@ class DDIMSampler:
             eps_g = std * model_output
             y0 = (y_t - (1.0 - a_t).sqrt() * eps_g) / a_t.sqrt()
             x0 = y0 + mu
+            if self.clip_x0 is not None:
+                # eps-prediction divides by sqrt(abar_t), which is ~1e-3 at the end of a cosine schedule,
+                # so a small eps error becomes metres of x0 error; clipping bounds that (diffusers-style:
+                # the eps estimate is kept, only x0 is clipped). Off by default: no silent clamping.
+                x0 = x0.clamp(-self.clip_x0, self.clip_x0)
+                y0 = x0 - mu
         if isinstance(t_prev, int) and t_prev < 0:
             prev = x0  # abar_prev = 1: the clean state is the estimate itself (exact, no rounding)
         else:
