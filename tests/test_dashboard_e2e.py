@@ -76,6 +76,7 @@ def page(server):
 def _open(page, server, name: str) -> None:
     page.goto(f"{server}/{name}", wait_until="domcontentloaded")
     page.wait_for_selector('[data-testid="stApp"]', timeout=30_000)
+    page.wait_for_selector("h1", timeout=60_000)  # the page's own title: the script has started drawing
     # wait for the script to finish: the running indicator disappears
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
 
@@ -90,6 +91,10 @@ def test_page_renders(page, server, name):
     ARTIFACTS.mkdir(exist_ok=True)
     _open(page, server, name)
     _no_exception(page)
+    if name == "":
+        page.wait_for_selector('[data-testid="stDataFrame"]', timeout=30_000)
+    if name == "Your_own_input":
+        page.wait_for_selector('[data-testid="stFileUploader"]', timeout=30_000)
     if name not in ("", "Your_own_input"):
         page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot', timeout=60_000)
         # plotly drew something: 3D scenes have a canvas, 2D plots have SVG traces
@@ -138,6 +143,19 @@ def test_trajectory_slider_and_upright_pose(page, server):
     active = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullLayout.sliders[0].active")
     assert active > 0
     page.locator('[data-testid="stPlotlyChart"]').first.screenshot(path=str(ARTIFACTS / "trajectory_last_step.png"))
+
+
+def test_own_input_upload_in_browser(page, server, results_ds, tmp_path):
+    import numpy as np
+    path = tmp_path / "keypoints.npz"
+    np.savez(path, keypoints=results_ds["input_2d"].values[:2])
+    _open(page, server, "Your_own_input")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(path))
+    page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot', timeout=60_000)
+    page.wait_for_timeout(1000)
+    _no_exception(page)
+    assert "2 frame(s)" in page.locator('[data-testid="stAlertContentSuccess"]').first.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "page_Your_own_input_uploaded.png"))
 
 
 def test_screenshots_are_kept_for_docs():

@@ -138,6 +138,8 @@ def trajectory_figure(
     fig.frames = frames
     anim = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
     scene = scene_layout(ranges)
+    # two poses side by side make a wide box: come a little closer than for a single skeleton
+    scene["camera"] = dict(scene["camera"], eye=dict(x=1.0, y=-2.1, z=0.45))
     if has_curve:  # leave room on the left for the error colour bar
         scene["domain"] = dict(x=[0.08, 0.62], y=[0.0, 1.0])
     fig.update_layout(

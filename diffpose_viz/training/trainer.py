@@ -1,0 +1,410 @@
+"""Training loop for every method: Adam, gradient clipping, an EMA that is what gets evaluated,
+validation on held-out training sequences (never the test split), atomic checkpoints, exact resume.
+
+Hot path: all training tensors (3D targets, 2D inputs, H_K parameters) are pre-normalised and live
+on the device; a batch is an index tensor into them, so there is no per-sample Python work.
+
+Resume is bit-for-bit: the data order is a pure function of (seed, epoch) and the position inside
+the epoch is saved, together with model, EMA, optimiser, the noise generator and the global
+torch/numpy/python RNG states.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from diffpose_viz import pipeline
+from diffpose_viz.diffusion import antithetic_timesteps, gaussian_q_sample, gmm_q_sample, official_q_sample
+from diffpose_viz.initialization.pose_init import PoseGMM
+from diffpose_viz.pipeline import PipelineError, gather_cond
+from diffpose_viz.training import distributed as ddp
+from diffpose_viz.training.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_weights,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    versions,
+)
+from diffpose_viz.training.config import (
+    DIFFUSION_METHODS,
+    REGRESSION_METHODS,
+    ExperimentConfig,
+    config_diff,
+    save_config,
+    to_dict,
+)
+from diffpose_viz.training.ema import EMA
+
+log = logging.getLogger(__name__)
+
+#: Config keys that may change between a run and its resumption (they do not affect the trajectory).
+RESUMABLE_KEYS = ("train.epochs", "train.max_steps", "train.log_every", "train.progress", "device",
+                  "train.eval_every", "train.val_max_samples", "train.val_hypotheses", "name")
+
+
+@dataclass
+class SplitTensors:
+    """One split, ready for the device: targets, network input, optional H_K and video windows."""
+
+    poses: pipeline.PoseSet
+    det: pipeline.Detections2D
+    pose3d: torch.Tensor  # (N,17,3)
+    cond: torch.Tensor  # (N,17,3) u, v, confidence
+    windows: torch.Tensor | None  # (N,T) row indices (video context)
+    gmm: PoseGMM | None
+
+    def __len__(self) -> int:
+        return len(self.pose3d)
+
+
+def prepare_split(cfg: ExperimentConfig, poses, split: str, prior, device: torch.device, *,
+                  cache_dir: Path | None = None, need_hk: bool, progress: bool = False) -> SplitTensors:
+    """2D input, network input and (when needed) H_K for one split."""
+    det = pipeline.make_inputs(poses, cfg, split)
+    cond = pipeline.screen_input(det.keypoints, det.confidence, poses.res)
+    pipeline.check_finite(f"{split} 3D targets", poses.pose3d)
+    windows = None
+    if cfg.model.context == "video" and cfg.method in DIFFUSION_METHODS:
+        windows = torch.as_tensor(pipeline.window_indices(poses, cfg.model.frames), device=device)
+    gmm = None
+    if need_hk and len(poses):
+        cache = None
+        if cache_dir is not None:
+            cache = cache_dir / f"hk_{split}_{pipeline._hk_key(cfg, split, len(poses), prior)}.pt"
+        gmm = pipeline.build_hk(det, pipeline.row_intrinsics(poses), prior, cfg.init,
+                                seed=pipeline.SPLIT_SEEDS[split], device=device, cache=cache, progress=progress)
+    return SplitTensors(poses, det, torch.as_tensor(poses.pose3d, device=device),
+                        torch.as_tensor(cond, device=device), windows, gmm)
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    last: Path
+    best: Path | None
+    steps: int
+    best_val_mpjpe_mm: float | None
+    wall_s: float
+    history: list[dict] = field(default_factory=list)
+
+
+class Trainer:
+    def __init__(self, cfg: ExperimentConfig, out_dir: str | Path, *, device: str | None = None,
+                 resume: bool = False, progress: bool | None = None) -> None:
+        if device is not None:
+            cfg.device = device
+        self.cfg = cfg
+        self.out_dir = Path(out_dir)
+        self.resume = resume
+        self.info, self.device = ddp.init(cfg.device)
+        self.progress = (cfg.train.progress if progress is None else progress) and self.info.is_main
+        self.history: list[dict] = []
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.best_val = math.inf
+        self.best_step = -1
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self) -> None:
+        cfg, info = self.cfg, self.info
+        t0 = time.perf_counter()
+        if info.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.out_dir / "config.yaml")
+        _seed_everything(cfg.train.seed)
+        splits = pipeline.load_splits(cfg.data, cfg.train.seed, with_test=False)
+        if len(splits.train) == 0:
+            raise PipelineError(f"{cfg.data.path}: no training rows for subjects {cfg.data.train_subjects}")
+        val = pipeline._thin(splits.val, cfg.train.val_max_samples)
+        method = cfg.method
+        # H_K is needed to train DiffPose (the GMM forward) and to validate DiffPose / init_only.
+        self.prior = pipeline.fit_prior(splits.train, cfg.init) if method in ("diffpose", "init_only") else None
+        cache_dir = self.out_dir / "cache"
+        # Rank 0 fits H_K (and caches it); the others then read the cache.
+        for rank_turn in ((0,) if not info.enabled else (0, 1)):
+            if (rank_turn == 0) == info.is_main:
+                self.train_data = prepare_split(cfg, splits.train, "train", self.prior, self.device, cache_dir=cache_dir,
+                                                need_hk=method == "diffpose", progress=self.progress)
+                self.val_data = prepare_split(cfg, val, "val", self.prior, self.device, cache_dir=cache_dir,
+                                              need_hk=self.prior is not None, progress=self.progress)
+            ddp.barrier()
+        self.lifter_payload = None
+        self.lifter = None
+        if method == "official":
+            self.lifter_payload = pipeline.load_lifter_checkpoint(cfg.official.lifter_checkpoint)
+            self.lifter = pipeline.lifter_from_payload(self.lifter_payload, str(cfg.official.lifter_checkpoint))
+            self.lifter = self.lifter.to(self.device).eval()
+        torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
+        self.net = pipeline.build_network(cfg)
+        self.schedule = pipeline.build_schedule(cfg, self.device)
+        self.noise_gen = torch.Generator(device=self.device).manual_seed(cfg.train.seed * 1000 + info.rank)
+        torch.manual_seed(cfg.train.seed + info.rank)  # dropout differs per rank, as with independent batches
+        if self.net is not None:
+            self.net = self.net.to(self.device)
+            self.model: nn.Module = self.net
+            if info.enabled:
+                ids = [self.device.index] if self.device.type == "cuda" else None
+                self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+            self.ema = EMA(self.net, cfg.train.ema_decay)
+            self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.train.lr)
+            self.n_params = sum(p.numel() for p in self.net.parameters())
+        else:
+            self.ema = self.optimizer = None
+            self.n_params = 0
+        if self.resume:
+            self._restore(self.out_dir / "last.pt")
+        self.setup_s = time.perf_counter() - t0
+        if info.is_main:
+            log.info("set-up %.1f s: %d train rows, %d val rows, %d params, world %d", self.setup_s,
+                     len(self.train_data), len(self.val_data), self.n_params, info.world_size)
+
+    def _restore(self, path: Path) -> None:
+        ckpt = load_checkpoint(path, map_location="cpu")
+        if ckpt["versions"].get("diffpose_viz") != versions()["diffpose_viz"]:
+            raise CheckpointError(f"{path}: written by diffpose_viz {ckpt['versions'].get('diffpose_viz')}, this is "
+                                  f"{versions()['diffpose_viz']}; resuming across versions is not bit-for-bit")
+        diffs = [d for d in config_diff(ckpt["config"], to_dict(self.cfg))
+                 if not any(d.startswith(k + ":") for k in RESUMABLE_KEYS)]
+        if diffs:
+            raise CheckpointError(f"{path}: cannot resume with a different config; differing keys: " + "; ".join(diffs))
+        if ckpt.get("world_size", 1) != self.info.world_size:
+            raise CheckpointError(f"{path}: trained with world size {ckpt.get('world_size')}, resuming with "
+                                  f"{self.info.world_size}; the data order would differ")
+        if self.net is not None:
+            load_weights(self.net, ckpt["model"], "model", path)
+            self.ema.load_state_dict(ckpt["ema"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        p = ckpt["progress"]
+        self.step, self.epoch, self.batch_in_epoch = p["step"], p["epoch"], p["batch_in_epoch"]
+        self.best_val, self.best_step = p["best_val"], p["best_step"]
+        self.history = list(ckpt.get("history", []))
+        rng = ckpt["rng_per_rank"][self.info.rank]
+        set_rng_state(rng["global"])
+        self.noise_gen.set_state(rng["noise"].cpu())
+
+    # ------------------------------------------------------------------ losses
+    def _loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, MPJPE in mm of the clean-pose estimate) for the rows idx."""
+        cfg, data = self.cfg, self.train_data
+        x0 = data.pose3d[idx]
+        cond = gather_cond(data.cond, idx, data.windows)
+        method = cfg.method
+        if method in REGRESSION_METHODS:
+            out = self.model(cond)
+            err = torch.linalg.vector_norm(out - x0, dim=-1)
+            return err.mean(), err.detach().mean() * 1000
+        B, K = len(idx), self.schedule.num_steps
+        if cfg.diffusion.antithetic or method == "official":
+            t = antithetic_timesteps(B, K, self.noise_gen, self.device)
+        else:
+            t = torch.randint(0, K, (B,), generator=self.noise_gen, device=self.device)
+        abar = self.schedule.alpha_bar(t).view(B, 1, 1)
+        if method == "official":
+            uv = cond[..., :2] if cond.ndim == 3 else cond[:, cond.shape[1] // 2, :, :2]
+            state = torch.cat([uv, x0], -1)
+            scale = torch.tensor([cfg.official.uv_noise_scale] * 2 + [1.0] * 3, device=self.device)
+            x_t, e = official_q_sample(state, t, scale, self.schedule, self.noise_gen)
+            out = self.model(x_t, t)
+            loss = ((out - e) ** 2).sum((1, 2)).mean()
+            xyz = ((x_t - (1 - abar).sqrt() * out) / abar.sqrt())[..., 2:]
+            xyz = xyz - xyz[:, :1]
+            return loss, torch.linalg.vector_norm(xyz.detach() - x0, dim=-1).mean() * 1000
+        if method == "diffpose":
+            g = data.gmm
+            fs = gmm_q_sample(x0, t, g.weights[idx], g.means[idx], g.variances[idx], self.schedule, self.noise_gen)
+        else:
+            fs = gaussian_q_sample(x0, t, self.schedule, self.noise_gen, scale=cfg.diffusion.gaussian_scale)
+        out = self.model(fs.h_t, t, cond)
+        if cfg.diffusion.prediction == "x0":
+            loss = ((out - x0)[:, 1:] ** 2).sum((1, 2)).mean()
+            x0_hat = out.detach()
+        else:
+            loss = ((out - fs.eps)[:, 1:] ** 2).sum((1, 2)).mean()
+            x0_hat = (fs.h_t - fs.mu - (1 - abar).sqrt() * fs.std * out.detach()) / abar.sqrt() + fs.mu
+        x0_hat = x0_hat - x0_hat[:, :1]
+        return loss, torch.linalg.vector_norm(x0_hat - x0, dim=-1).mean() * 1000
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validate(self) -> float:
+        """MPJPE (mm, P-Agg) of the EMA weights on the validation rows, reduced over ranks."""
+        data = self.val_data
+        if len(data) == 0:
+            return float("nan")
+        model = pipeline.LoadedModel(self.cfg, self.ema.module if self.ema else None, self.prior, self.lifter,
+                                     self.device)
+        rows = ddp.shard_indices(np.arange(len(data)), self.info.rank, self.info.world_size, pad=False)
+        gen = torch.Generator(device=self.device).manual_seed(12345 + self.info.rank)
+        total = torch.zeros(2, dtype=torch.float64, device=self.device)
+        bs = max(self.cfg.train.batch_size, 64)
+        for s in range(0, len(rows), bs):
+            idx = torch.as_tensor(rows[s:s + bs], device=self.device)
+            gmm = data.gmm.select(idx) if data.gmm is not None else None
+            pred = pipeline.predict(model, gather_cond(data.cond, idx, data.windows), gmm,
+                                    n_hypotheses=self.cfg.train.val_hypotheses,
+                                    n_steps=self.cfg.diffusion.n_sampling_steps, generator=gen)
+            agg = pred.pred if pred.pred is not None else pred.hypotheses.mean(1)
+            agg = torch.as_tensor(agg, device=self.device, dtype=torch.float64)
+            err = torch.linalg.vector_norm(agg - data.pose3d[idx].double(), dim=-1).mean(-1) * 1000
+            total += torch.stack([err.sum(), torch.tensor(float(len(idx)), device=self.device, dtype=torch.float64)])
+        total = ddp.all_reduce_sum(total)
+        return float(total[0] / total[1].clamp_min(1))
+
+    # ------------------------------------------------------------------ checkpoints
+    def _payload(self) -> dict:
+        rng = {"global": rng_state(), "noise": self.noise_gen.get_state()}
+        rngs = ddp.gather_objects(rng)
+        return {
+            "method": self.cfg.method,
+            "config": to_dict(self.cfg),
+            "model": self.net.state_dict() if self.net is not None else {},
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+            "rng_per_rank": rngs,
+            "world_size": self.info.world_size,
+            "progress": {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                         "best_val": self.best_val, "best_step": self.best_step},
+            "normaliser": pipeline.NORMALISER,
+            "depth_prior": self.prior.to_dict() if self.prior is not None else None,
+            "lifter": self.lifter_payload,
+            "history": self.history,
+            "n_params": self.n_params,
+        }
+
+    def _checkpoint(self, val: float | None) -> None:
+        payload = self._payload()  # every rank takes part in gathering the RNG states
+        if not self.info.is_main:
+            return
+        improved = val is not None and np.isfinite(val) and val < self.best_val
+        if improved:
+            self.best_val, self.best_step = val, self.step
+            payload["progress"].update(best_val=val, best_step=self.step)
+        save_checkpoint(self.out_dir / "last.pt", payload)
+        if improved or not (self.out_dir / "best.pt").exists():
+            save_checkpoint(self.out_dir / "best.pt", payload)
+
+    def _log(self, record: dict) -> None:
+        self.history.append(record)
+        if self.info.is_main:
+            with open(self.out_dir / "train_log.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    # ------------------------------------------------------------------ the loop
+    def train(self) -> TrainResult:
+        cfg, info = self.cfg, self.info
+        t_start = time.perf_counter()
+        if self.net is None:  # init_only: nothing to fit beyond the depth prior
+            val = self.validate()
+            self._log({"step": 0, "val_mpjpe_mm": val})
+            self._checkpoint(val)
+            return self._result(t_start)
+        n = len(self.train_data)
+        per_rank = max(cfg.train.batch_size // info.world_size, 1)
+        shard_len = len(ddp.shard_indices(np.arange(n), info.rank, info.world_size))
+        n_batches = max(shard_len // per_rank, 1)
+        total_steps = cfg.train.epochs * n_batches
+        if cfg.train.max_steps is not None:
+            total_steps = min(total_steps, cfg.train.max_steps)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=total_steps, initial=min(self.step, total_steps), desc=f"train {cfg.method}",
+                       unit="step", dynamic_ncols=True)
+        self.model.train()
+        run_loss = run_err = 0.0
+        run_n = 0
+        done = self.step >= total_steps
+        last_val = None
+        while not done and self.epoch < cfg.train.epochs:
+            for group in self.optimizer.param_groups:
+                group["lr"] = cfg.train.lr * cfg.train.lr_gamma ** self.epoch
+            order = ddp.shard_indices(ddp.epoch_permutation(n, cfg.train.seed, self.epoch), info.rank,
+                                      info.world_size)
+            order_t = torch.as_tensor(order, device=self.device)
+            while self.batch_in_epoch < n_batches:
+                b = self.batch_in_epoch
+                idx = order_t[b * per_rank:(b + 1) * per_rank]
+                loss, err = self._loss(idx)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"step {self.step}: loss is {float(loss)}; check the inputs, lr and "
+                                             f"the fitted H_K (no NaN is trained on silently)")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                gnorm = nn.utils.clip_grad_norm_(self.net.parameters(), cfg.train.grad_clip)
+                self.optimizer.step()
+                self.ema.update(self.net)
+                self.step += 1
+                self.batch_in_epoch += 1
+                run_loss += float(loss.detach())
+                run_err += float(err)
+                run_n += 1
+                if bar is not None:
+                    bar.update(1)
+                    if self.step % 10 == 0:
+                        bar.set_postfix(loss=f"{run_loss / run_n:.4g}", mpjpe=f"{run_err / run_n:.1f}mm", ep=self.epoch)
+                if self.step % max(cfg.train.log_every, 1) == 0:
+                    stats = ddp.all_reduce_sum(torch.tensor([run_loss, run_err, run_n], dtype=torch.float64))
+                    self._log({"step": self.step, "epoch": self.epoch, "loss": float(stats[0] / stats[2]),
+                               "train_mpjpe_mm": float(stats[1] / stats[2]), "grad_norm": float(gnorm),
+                               "lr": self.optimizer.param_groups[0]["lr"], "time_s": time.perf_counter() - t_start})
+                    run_loss = run_err = 0.0
+                    run_n = 0
+                if cfg.train.eval_every and self.step % cfg.train.eval_every == 0:
+                    last_val = self._validate_and_save()
+                if self.step >= total_steps:
+                    done = True
+                    break
+            if self.batch_in_epoch >= n_batches:
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                if not cfg.train.eval_every:
+                    last_val = self._validate_and_save()
+        if bar is not None:
+            bar.close()
+        if not self.history or self.history[-1].get("step") != self.step or "val_mpjpe_mm" not in self.history[-1]:
+            last_val = self._validate_and_save()
+        return self._result(t_start)
+
+    def _validate_and_save(self) -> float:
+        self.model.eval()
+        val = self.validate()
+        self.model.train()
+        self._log({"step": self.step, "epoch": self.epoch, "val_mpjpe_mm": val})
+        if self.info.is_main and self.progress:
+            from tqdm.auto import tqdm
+            tqdm.write(f"step {self.step}: validation MPJPE {val:.1f} mm (EMA weights)")
+        self._checkpoint(val)
+        return val
+
+    def _result(self, t_start: float) -> TrainResult:
+        best = self.out_dir / "best.pt"
+        return TrainResult(self.out_dir, self.out_dir / "last.pt", best if best.exists() else None, self.step,
+                           None if not np.isfinite(self.best_val) else self.best_val,
+                           time.perf_counter() - t_start, self.history)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def train(cfg: ExperimentConfig, out_dir: str | Path, *, device: str | None = None, resume: bool = False,
+          progress: bool | None = None) -> TrainResult:
+    """Set up and run training; the checkpoints are `out_dir/last.pt` and `out_dir/best.pt` (lowest
+    validation MPJPE of the EMA weights)."""
+    trainer = Trainer(cfg, out_dir, device=device, resume=resume, progress=progress)
+    trainer.setup()
+    return trainer.train()
