@@ -350,7 +350,7 @@ class LoadedModel:
 
     @property
     def needs_hk(self) -> bool:
-        return self.cfg.method in ("diffpose", "gaussian_diffusion", "init_only")
+        return self.cfg.method in ("diffpose", "init_only")
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:

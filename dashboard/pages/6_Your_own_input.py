@@ -44,8 +44,8 @@ segs = np.stack([kp[frame, par], kp[frame, chi], np.full((16, 2), np.nan)], 1).r
 preview = go.Figure([go.Scatter(x=segs[:, 0], y=segs[:, 1], mode="lines", name="bones"),
                      go.Scatter(x=kp[frame, :, 0], y=kp[frame, :, 1], mode="markers", text=list(H36M17.joint_names),
                                 marker=dict(color=conf[frame], colorscale="RdYlGn", cmin=0, cmax=1), name="joints")])
-preview.update_xaxes(range=[0, width], title_text="x (px)")
-preview.update_yaxes(range=[height, 0], scaleanchor="x", title_text="y (px)")
+preview.update_xaxes(range=[0, width], title_text="x (px)", constrain="domain")
+preview.update_yaxes(range=[height, 0], scaleanchor="x", constrain="domain", title_text="y (px)")
 preview.update_layout(height=420, title=dict(text="2D input (colour: confidence)"), showlegend=False)
 common.plot(preview, key="own_preview")
 

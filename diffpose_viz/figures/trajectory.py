@@ -12,7 +12,6 @@ from plotly.subplots import make_subplots
 from diffpose_viz.figures.skeleton3d import (
     GT_COLOR, HYP_COLOR, PRED_COLOR, axis_ranges, bone_polyline, error_cmax, joints_trace, scene_layout, to_plot_axes,
 )
-from diffpose_viz.skeleton import H36M17
 
 HK_COLOR = "rgba(214,39,40,0.55)"
 

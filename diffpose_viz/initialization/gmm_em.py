@@ -110,8 +110,11 @@ def _reg_tensor(reg_covar: float | Tensor, B: int, D: int, like: Tensor) -> Tens
 
 def _component_log_density(x: Tensor, means: Tensor, variances: Tensor) -> Tensor:
     """log N(x_p | mu_m, diag var_m) for x (B,P,D), means/variances (B,M,D) -> (B,P,M)."""
-    diff = x.unsqueeze(2) - means.unsqueeze(1)  # (B,P,M,D)
-    maha = (diff * diff / variances.unsqueeze(1)).sum(-1)
+    # Expanded square, so the work is batched matmuls on (B,P,D) x (B,D,M) instead of a
+    # (B,P,M,D) temporary; data are centred per mixture, which keeps the cancellation benign.
+    prec = 1.0 / variances  # (B,M,D)
+    maha = (torch.bmm(x * x, prec.transpose(1, 2)) - 2.0 * torch.bmm(x, (means * prec).transpose(1, 2))
+            + (means * means * prec).sum(-1).unsqueeze(1)).clamp_min(0.0)
     log_det = torch.log(variances).sum(-1)  # (B,M)
     return -0.5 * (x.shape[-1] * _LOG_2PI + log_det.unsqueeze(1) + maha)
 
@@ -128,9 +131,10 @@ def _m_step(x: Tensor, w: Tensor, resp: Tensor, reg: Tensor, tiny: float) -> tup
     r = resp * w.unsqueeze(-1)  # (B,P,M)
     mass = r.sum(1)  # (B,M), sums to 1
     safe = mass.clamp_min(tiny).unsqueeze(-1)
-    means = torch.einsum("bpm,bpd->bmd", r, x) / safe
-    diff = x.unsqueeze(2) - means.unsqueeze(1)
-    variances = torch.einsum("bpm,bpmd->bmd", r, diff * diff) / safe + reg
+    rt = r.transpose(1, 2)  # (B,M,P)
+    means = torch.bmm(rt, x) / safe
+    second = torch.bmm(rt, x * x) / safe
+    variances = (second - means * means).clamp_min(0.0) + reg
     return mass, means, variances
 
 

@@ -8,7 +8,8 @@ from torch import nn
 
 
 class EMA:
-    """shadow = decay * shadow + (1 - decay) * weights after every optimiser step.
+    """shadow = d * shadow + (1 - d) * weights after every optimiser step, with the usual warm-up
+    d = min(decay, (1 + n) / (10 + n)) so that a short run's EMA is not stuck at the initial weights.
 
     Buffers (e.g. BatchNorm running statistics) are copied, not averaged. The shadow is a full
     module (`self.module`) in eval mode, so evaluation code can call it like the raw model.
@@ -26,7 +27,7 @@ class EMA:
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         self.num_updates += 1
-        d = self.decay
+        d = min(self.decay, (1.0 + self.num_updates) / (10.0 + self.num_updates))
         ema_params = list(self.module.parameters())
         params = [p.detach() for p in model.parameters()]
         torch._foreach_mul_(ema_params, d)

@@ -1,0 +1,203 @@
+"""`diffpose-viz bench`: how fast the batched sampler lifts poses, against a naive loop.
+
+For every (N hypotheses, K DDIM steps, batch size B) it times
+- batched: one `DDIMSampler.sample` call for B frames x N hypotheses (all B*N states in one tensor);
+- naive: one call per frame and per hypothesis (B = N = 1), as a per-sample Python loop would do,
+  timed on a few frames and reported per pose;
+and reports poses/second (one pose = one hypothesis of one frame), peak memory (GPU:
+torch.cuda.max_memory_allocated; CPU: peak resident set size, reset per measurement through
+/proc/self/clear_refs where Linux allows it), and the achieved FLOP rate (FLOPs counted with
+torch.utils.flop_counter on the denoiser) against the device's measured float32 matmul rate.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffpose_viz.initialization.pose_init import PoseGMM
+
+
+@dataclass
+class BenchRow:
+    n_hypotheses: int
+    n_steps: int
+    batch_size: int
+    batched_poses_per_s: float
+    naive_poses_per_s: float
+    speedup: float
+    peak_mem_mb: float
+    achieved_gflops: float
+    pct_of_matmul_peak: float
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak_gflops(device: torch.device, n: int | None = None, repeats: int = 5) -> float:
+    """Measured float32 matmul rate (GFLOP/s) on a large square product: the device's practical peak."""
+    n = n or (8192 if device.type == "cuda" else 1536)
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    a @ b
+    _sync(device)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:  # Linux: writing 5 resets the peak RSS (VmHWM) of this process
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def synthetic_inputs(B: int, M: int, device: torch.device, seed: int = 0) -> tuple[torch.Tensor, PoseGMM]:
+    """Random 2D input (B,17,3) and an H_K-shaped mixture (B,17,M) for timing only (values do not matter)."""
+    g = torch.Generator().manual_seed(seed)
+    cond = torch.cat([torch.rand(B, 17, 2, generator=g) * 2 - 1, torch.ones(B, 17, 1)], -1).to(device)
+    w = torch.softmax(torch.randn(B, 17, M, generator=g), -1)
+    mu = 0.3 * torch.randn(B, 17, M, 3, generator=g)
+    var = torch.full((B, 17, M, 3), 0.01)
+    return cond, PoseGMM(w.to(device), mu.to(device), var.to(device))
+
+
+def _time(fn, device: torch.device, repeats: int) -> float:
+    fn()  # warm-up
+    _sync(device)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _flops_per_call(net, rows: int, device: torch.device) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cond, _ = synthetic_inputs(rows, 1, device)
+    ctx = net.encode(cond)
+    h = torch.randn(rows, 17, 3, device=device)
+    t = torch.zeros(rows, dtype=torch.long, device=device)
+    with FlopCounterMode(display=False) as fc:
+        net.denoiser(h, t, ctx)
+    return float(fc.get_total_flops())
+
+
+def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), batch_sizes=(64, 256),
+              checkpoint: str | None = None, out: str | None = None, naive_max: int = 8, repeats: int = 2,
+              kernels: int = 5, verbose: bool = True) -> list[BenchRow]:
+    from diffpose_viz import pipeline
+    from diffpose_viz.training.config import ExperimentConfig
+
+    dev = torch.device(device)
+    if checkpoint:
+        loaded = pipeline.load_model(checkpoint, dev)
+        cfg, net = loaded.cfg, loaded.network
+        if cfg.method not in ("diffpose", "gaussian_diffusion"):
+            raise ValueError(f"bench: {checkpoint} is a '{cfg.method}' model; the benchmark times the diffusion "
+                             "sampler (diffpose or gaussian_diffusion)")
+        if cfg.model.context == "video":
+            raise ValueError("bench: video-context models are not supported; use a frame-context checkpoint")
+    else:
+        cfg = ExperimentConfig()
+        torch.manual_seed(0)
+        net = pipeline.build_network(cfg).to(dev).eval()
+    sampler = pipeline.build_sampler(cfg, pipeline.build_schedule(cfg, dev))
+    peak = matmul_peak_gflops(dev)
+    flops_row = _flops_per_call(net, 64, dev) / 64  # the denoiser's cost is linear in rows
+    flops_ctx = 0.0
+    rows: list[BenchRow] = []
+    gen = torch.Generator(device=dev).manual_seed(0)
+    for B in batch_sizes:
+        cond, gmm = synthetic_inputs(B, kernels, dev)
+        for N in hypotheses:
+            for K in steps:
+                if K > sampler.schedule.num_steps:
+                    continue
+
+                @torch.no_grad()
+                def batched():
+                    ctx = net.encode(cond)
+                    sampler.sample(net.denoiser, ctx, gmm, N, K, generator=gen)
+
+                _reset_peak(dev)
+                t_b = _time(batched, dev, repeats)
+                mem = _peak_mb(dev)
+                nf = min(naive_max, B)
+
+                @torch.no_grad()
+                def naive():
+                    for i in range(nf):
+                        g1 = gmm.select([i])
+                        for _ in range(N):
+                            sampler.sample(net.denoiser, net.encode(cond[i:i + 1]), g1, 1, K, generator=gen)
+
+                t_n = _time(naive, dev, 1)
+                batched_pps = B * N / t_b
+                naive_pps = nf * N / t_n
+                achieved = (flops_row * B * N * K + flops_ctx) / t_b / 1e9
+                rows.append(BenchRow(N, K, B, batched_pps, naive_pps, batched_pps / naive_pps, mem, achieved,
+                                     100 * achieved / peak))
+                if verbose:
+                    r = rows[-1]
+                    print(f"  N={N:3d} K={K:3d} B={B:5d}: batched {r.batched_poses_per_s:10.0f} poses/s, naive "
+                          f"{r.naive_poses_per_s:8.0f} poses/s ({r.speedup:5.1f}x), peak {r.peak_mem_mb:7.0f} MB, "
+                          f"{r.achieved_gflops:7.1f} GFLOP/s", flush=True)
+    table = format_table(rows, dev, peak, flops_row, sum(p.numel() for p in net.parameters()))
+    print(table)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps({"device": str(dev), "device_name": device_name(dev),
+                                         "matmul_peak_gflops": peak, "denoiser_flops_per_pose_step": flops_row,
+                                         "rows": [asdict(r) for r in rows]}, indent=2))
+    return rows
+
+
+def device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    import platform
+
+    return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} torch threads)"
+
+
+def format_table(rows: list[BenchRow], dev: torch.device, peak: float, flops_row: float, n_params: int) -> str:
+    head = (f"device {dev} [{device_name(dev)}]; measured float32 matmul peak {peak:.1f} GFLOP/s; denoiser "
+            f"{n_params:,} params, {flops_row / 1e6:.2f} MFLOP per pose per step\n"
+            "| N | K | batch | batched poses/s | naive poses/s | speed-up | peak mem (MB) | GFLOP/s | % of matmul peak |\n"
+            "|---|---|---|---|---|---|---|---|---|")
+    body = [f"| {r.n_hypotheses} | {r.n_steps} | {r.batch_size} | {r.batched_poses_per_s:.0f} | "
+            f"{r.naive_poses_per_s:.0f} | {r.speedup:.1f}x | {r.peak_mem_mb:.0f} | {r.achieved_gflops:.1f} | "
+            f"{r.pct_of_matmul_peak:.1f} |" for r in rows]
+    return "\n".join([head, *body])

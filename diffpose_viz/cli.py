@@ -1,0 +1,334 @@
+"""`diffpose-viz`: the command line. It only picks configs, paths and the device; every setting lives in
+the YAML config (`--override key=value` is for quick smoke sizes).
+
+    diffpose-viz data demo
+    diffpose-viz train configs/demo.yaml --out runs/demo
+    diffpose-viz evaluate runs/demo/best.pt --out results/demo/diffpose.nc --record-trajectory
+    diffpose-viz sample runs/demo/best.pt --input kp.json --format coco17 --image-size 1920 1080 --out mine.nc
+    diffpose-viz bench --device cpu
+    diffpose-viz dashboard --results results/demo
+    diffpose-viz wild video.mp4 --checkpoint runs/demo/best.pt --out runs/wild
+
+Multi-process training: `torchrun --standalone --nproc-per-node 2 -m diffpose_viz.cli train ...`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """A user-facing error: printed without a traceback."""
+
+
+def _device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu",
+                   help="cpu (default), cuda or cuda:N; never chosen automatically")
+
+
+def _check_device(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CLIError(f"--device {device}: CUDA is not available on this machine (torch {torch.__version__})")
+    if not (device == "cpu" or device.startswith("cuda") or device == "mps"):
+        raise CLIError(f"--device must be cpu, cuda or cuda:N, got {device!r}")
+    return device
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_data(args) -> int:
+    if args.what != "demo":
+        raise CLIError(f"unknown dataset {args.what!r}; available: demo")
+    from diffpose_viz.datasets.demo import build_demo
+
+    summary = build_demo(args.out_dir, args.cache_dir, force=args.force)
+    print(summary)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from diffpose_viz.training.config import load_config
+    from diffpose_viz.training.trainer import train
+
+    cfg = load_config(args.config, args.override)
+    device = _check_device(args.device)
+    result = train(cfg, args.out, device=device, resume=args.resume, progress=not args.no_progress)
+    from diffpose_viz.training.distributed import current, shutdown
+
+    if current().is_main:
+        best = "n/a" if result.best_val_mpjpe_mm is None else f"{result.best_val_mpjpe_mm:.1f} mm"
+        print(f"trained {cfg.method} for {result.steps} steps in {result.wall_s:.1f} s; best validation MPJPE "
+              f"(EMA) {best}\n  checkpoints: {result.last} (resume), {result.best} (best on validation)")
+    shutdown()
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from diffpose_viz.evaluation.evaluate import evaluate
+    from diffpose_viz.training.distributed import current, shutdown
+
+    out = evaluate(args.checkpoint, args.out, device=_check_device(args.device), n_hypotheses=args.hypotheses,
+                   n_steps=args.steps, record_trajectory=args.record_trajectory, batch_size=args.batch_size,
+                   data_path=args.data, max_samples=args.max_samples, progress=not args.no_progress)
+    if current().is_main:
+        print(f"wrote {out.results_path} and {out.metrics_path} ({out.wall_s:.1f} s)")
+    shutdown()
+    return 0
+
+
+def read_keypoints(path: Path, fmt: str) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(frames, J, 2) pixels, optional (frames, J) scores and the format from an npz/json/csv file."""
+    if not path.exists():
+        raise FileNotFoundError(f"--input {path} does not exist")
+    declared = None
+    conf = None
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as npz:
+            key = next((k for k in ("keypoints", "keypoints_2d", "pose2d") if k in npz.files), None)
+            if key is None:
+                raise CLIError(f"{path}: no 'keypoints' array (found keys {npz.files}); expected (frames, J, 2|3) px")
+            kp = np.asarray(npz[key], np.float64)
+            conf = np.asarray(npz["confidence"], np.float64) if "confidence" in npz.files else None
+            declared = str(npz["format"]) if "format" in npz.files else None
+    elif suffix == ".json":
+        obj = json.loads(path.read_text())
+        if isinstance(obj, dict):
+            if "keypoints" not in obj:
+                raise CLIError(f"{path}: JSON object lacks 'keypoints' (frames x J x [x, y(, score)])")
+            kp = np.asarray(obj["keypoints"], np.float64)
+            conf = np.asarray(obj["confidence"], np.float64) if "confidence" in obj else None
+            declared = obj.get("format")
+        else:
+            kp = np.asarray(obj, np.float64)
+    elif suffix == ".csv":
+        rows = [r for r in np.genfromtxt(path, delimiter=",", comments="#", dtype=np.float64, ndmin=2)]
+        arr = np.asarray(rows)
+        if np.isnan(arr[0]).all():  # a header line
+            arr = arr[1:]
+        width = arr.shape[1]
+        per = 3 if width in (17 * 3, 33 * 3) else 2
+        if width % per:
+            raise CLIError(f"{path}: {width} columns per row; expected J*2 (x, y) or J*3 (x, y, score) per frame")
+        kp = arr.reshape(len(arr), width // per, per)
+    else:
+        raise CLIError(f"--input {path}: unsupported extension {suffix!r}; use .npz, .json or .csv")
+    if kp.ndim == 2:
+        kp = kp[None]
+    if kp.ndim != 3 or kp.shape[-1] not in (2, 3):
+        raise CLIError(f"{path}: keypoints must be (frames, J, 2) or (frames, J, 3), found {kp.shape}")
+    if kp.shape[-1] == 3:
+        conf = kp[..., 2] if conf is None else conf
+        kp = kp[..., :2]
+    if conf is not None and conf.shape != kp.shape[:2]:
+        raise CLIError(f"{path}: confidence has shape {conf.shape}, expected {kp.shape[:2]}")
+    J = kp.shape[1]
+    fmt = declared if fmt == "auto" and declared else fmt
+    if fmt == "auto":
+        if J == 33:
+            fmt = "blazepose33"
+        else:
+            raise CLIError(f"{path}: {J} joints; say which layout with --format coco17 or --format h36m17 "
+                           "(17-joint COCO and Human3.6M cannot be told apart from the numbers)")
+    expected = {"coco17": 17, "h36m17": 17, "blazepose33": 33}
+    if fmt not in expected:
+        raise CLIError(f"--format must be one of {sorted(expected)}, got {fmt!r}")
+    if J != expected[fmt]:
+        raise CLIError(f"{path}: format {fmt} has {expected[fmt]} joints, the file has {J}")
+    return kp, conf, fmt
+
+
+def to_h36m17(kp: np.ndarray, conf: np.ndarray | None, fmt: str) -> tuple[np.ndarray, np.ndarray]:
+    from diffpose_viz.skeleton import blazepose33_to_h36m17, coco17_to_h36m17
+
+    if conf is not None:
+        kp = np.where((conf > 0)[..., None], kp, np.nan)
+    if fmt == "coco17":
+        return coco17_to_h36m17(kp, conf)
+    if fmt == "blazepose33":
+        return blazepose33_to_h36m17(kp, conf)
+    c = np.isfinite(kp).all(-1).astype(np.float64) if conf is None else conf
+    return kp, c
+
+
+def cmd_sample(args) -> int:
+    from diffpose_viz.evaluation.evaluate import lift_2d
+    from diffpose_viz.evaluation.results import write_results
+    from diffpose_viz.pipeline import default_camera, load_model
+
+    kp, conf, fmt = read_keypoints(Path(args.input), args.format)
+    kp17, conf17 = to_h36m17(kp, conf, fmt)
+    w, h = args.image_size
+    if w <= 0 or h <= 0:
+        raise CLIError(f"--image-size must be positive, got {w} {h}")
+    cam = default_camera(w, h, args.focal, args.center)
+    model = load_model(args.checkpoint, _check_device(args.device))
+    ds = lift_2d(model, kp17, cam, confidence=conf17, std_px=args.std_px, n_hypotheses=args.hypotheses,
+                 n_steps=args.steps, record_trajectory=args.record_trajectory,
+                 dataset=f"{Path(args.input).name} ({fmt})")
+    write_results(ds, args.out)
+    print(f"lifted {len(kp17)} frames ({fmt} -> H36M-17) with {ds.sizes['hypothesis']} hypotheses; camera f = "
+          f"{cam.focal[0]:.0f} px, centre {cam.center}; wrote {args.out}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from diffpose_viz.bench import run_bench
+
+    run_bench(device=_check_device(args.device), hypotheses=args.hypotheses, steps=args.steps,
+              batch_sizes=args.batch_sizes, checkpoint=args.checkpoint, out=args.out, naive_max=args.naive_max)
+    return 0
+
+
+def cmd_dashboard(args) -> int:
+    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    if not app.exists():
+        raise CLIError(f"dashboard app not found at {app} (run from a source checkout)")
+    env = dict(os.environ)
+    if args.results:
+        env["DIFFPOSE_VIZ_RESULTS"] = str(args.results)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+           "--browser.gatherUsageStats", "false"]
+    if args.headless:
+        cmd += ["--server.headless", "true"]
+    return subprocess.call(cmd, env=env)
+
+
+def cmd_wild(args) -> int:
+    try:
+        import diffpose_viz.wild as wild
+    except ImportError as err:
+        raise CLIError(f"the in-the-wild module is not available ({err}); install the 'detector' extra "
+                       "(pip install -e .[detector]) or use `diffpose-viz sample` with your own 2D keypoints")
+    if not hasattr(wild, "run_wild"):
+        raise CLIError("diffpose_viz.wild has no run_wild(); this checkout's in-the-wild module is incomplete")
+    res = wild.run_wild(args.input, args.checkpoint, args.out, n_hypotheses=args.hypotheses,
+                        device=_check_device(args.device), max_frames=args.max_frames, stride=args.stride)
+    print(f"wrote {res.detections_path}" + (f", {res.results_path}" if res.results_path else "")
+          + (f" ({res.lift_note})" if res.lift_note else ""))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="diffpose-viz", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("data", help="build datasets (data demo: the embedded demo mocap)")
+    p.add_argument("what", choices=["demo"])
+    p.add_argument("--out-dir", default="data/demo")
+    p.add_argument("--cache-dir", default="data/cache")
+    p.add_argument("--force", action="store_true", help="rebuild even if a valid file exists")
+    _device_arg(p)
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("train", help="train a method from a YAML config")
+    p.add_argument("config", help="YAML config, e.g. configs/demo.yaml")
+    p.add_argument("--out", required=True, help="run folder: config.yaml, last.pt, best.pt, train_log.jsonl")
+    p.add_argument("--resume", action="store_true", help="continue bit-for-bit from OUT/last.pt")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="change one config value, e.g. train.epochs=1 (repeatable; for smoke sizes)")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    _device_arg(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="run a checkpoint on its test split -> results .nc + .metrics.json")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True, help="results file (.nc); metrics go to the same name .metrics.json")
+    p.add_argument("--hypotheses", type=int, default=None, help="N (default: the config's)")
+    p.add_argument("--steps", type=int, default=None, help="K DDIM steps (default: the config's)")
+    p.add_argument("--record-trajectory", action="store_true", help="store every reverse-diffusion state")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--max-samples", type=int, default=None, help="evenly thin the test rows to this many")
+    p.add_argument("--data", default=None, help="use this data file instead of the config's data.path")
+    p.add_argument("--no-progress", action="store_true")
+    _device_arg(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("sample", help="lift your own 2D keypoints to 3D hypotheses",
+                       description="Reads 2D keypoints in pixels: .npz (array 'keypoints' (F,J,2|3), optional "
+                       "'confidence', 'format'), .json ({'keypoints': F x J x [x,y(,score)], 'format': ...}) or "
+                       ".csv (one frame per row: x0,y0[,s0],x1,y1,...). Camera: a pinhole with focal length "
+                       "1.2 x the larger image side and the principal point at the image centre, unless "
+                       "--focal/--center are given; depth is estimated from the 2D scale.")
+    p.add_argument("checkpoint")
+    p.add_argument("--input", required=True)
+    p.add_argument("--format", default="auto", choices=["auto", "coco17", "h36m17", "blazepose33"],
+                   help="keypoint layout (auto only works for 33-joint BlazePose or files that declare it)")
+    p.add_argument("--image-size", type=int, nargs=2, required=True, metavar=("W", "H"))
+    p.add_argument("--focal", type=float, default=None, help="focal length in pixels")
+    p.add_argument("--center", type=float, nargs=2, default=None, metavar=("CX", "CY"))
+    p.add_argument("--std-px", type=float, default=5.0, help="2D uncertainty assumed for H_K (pixels)")
+    p.add_argument("--hypotheses", type=int, default=None)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--record-trajectory", action="store_true")
+    p.add_argument("--out", required=True)
+    _device_arg(p)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("bench", help="sampler throughput: batched vs naive loop, memory, FLOP rate")
+    p.add_argument("--hypotheses", type=int, nargs="+", default=[1, 5, 10])
+    p.add_argument("--steps", type=int, nargs="+", default=[1, 5, 10])
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
+    p.add_argument("--checkpoint", default=None, help="benchmark this model (default: the DiffPose network at "
+                   "its default size, untrained)")
+    p.add_argument("--naive-max", type=int, default=8, help="frames timed in the naive loop (it is slow)")
+    p.add_argument("--out", default=None, help="also write the table as JSON")
+    _device_arg(p)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("dashboard", help="open the Streamlit dashboard (streamlit run dashboard/app.py)")
+    p.add_argument("--results", default=None, help="folder of results .nc files (default $DIFFPOSE_VIZ_RESULTS "
+                   "or results/demo)")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--headless", action="store_true")
+    _device_arg(p)
+    p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("wild", help="your own video/image: 2D detector (MediaPipe) -> 3D hypotheses")
+    p.add_argument("input", help="video, image or folder of images")
+    p.add_argument("--checkpoint", default=None, help="lift to 3D with this checkpoint (else 2D only)")
+    p.add_argument("--out", default="runs/wild")
+    p.add_argument("--hypotheses", type=int, default=10)
+    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--stride", type=int, default=1)
+    _device_arg(p)
+    p.set_defaults(func=cmd_wild)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (CLIError, FileNotFoundError, KeyError, ValueError, FloatingPointError, RuntimeError) as err:
+        if os.environ.get("DIFFPOSE_VIZ_DEBUG"):
+            raise
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"diffpose-viz {args.command}: error: {msg}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
