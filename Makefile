@@ -36,7 +36,7 @@ browser:
 	@command -v chromium >/dev/null || { (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 || sudo apt-get install -y -qq chromium; }
 
 test: env browser
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbmake-timeout=900 -n 2 --dist loadfile
+	DIFFPOSE_VIZ_SMOKE=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbmake --nbmake-timeout=900 -n 2 --dist loadfile
 
 test-fast: env
 	$(BIN)/python -m pytest -q -x tests -m "not slow and not e2e"

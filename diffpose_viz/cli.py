@@ -63,7 +63,7 @@ def cmd_train(args) -> int:
     from diffpose_viz.training.trainer import train
 
     cfg = load_config(args.config, args.override)
-    device = _check_device(args.device)
+    device = _check_device(args.device or cfg.device)
     result = train(cfg, args.out, device=device, resume=args.resume, progress=not args.no_progress)
     from diffpose_viz.training.distributed import current, shutdown
 
@@ -245,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="change one config value, e.g. train.epochs=1 (repeatable; for smoke sizes)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
-    _device_arg(p)
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda or cuda:N (default: the config's `device`, cpu in every shipped CPU config)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="run a checkpoint on its test split -> results .nc + .metrics.json")

@@ -71,9 +71,9 @@ class SplitTensors:
 def prepare_split(cfg: ExperimentConfig, poses, split: str, prior, device: torch.device, *,
                   cache_dir: Path | None = None, need_hk: bool, progress: bool = False) -> SplitTensors:
     """2D input, network input and (when needed) H_K for one split."""
+    pipeline.check_finite(f"{split} 3D targets", poses.pose3d)
     det = pipeline.make_inputs(poses, cfg, split)
     cond = pipeline.screen_input(det.keypoints, det.confidence, poses.res)
-    pipeline.check_finite(f"{split} 3D targets", poses.pose3d)
     windows = None
     if cfg.model.context == "video" and cfg.method in DIFFUSION_METHODS:
         windows = torch.as_tensor(pipeline.window_indices(poses, cfg.model.frames), device=device)
@@ -323,8 +323,8 @@ class Trainer:
             bar = tqdm(total=total_steps, initial=min(self.step, total_steps), desc=f"train {cfg.method}",
                        unit="step", dynamic_ncols=True)
         self.model.train()
-        run_loss = run_err = 0.0
-        run_n = 0
+        # Running sums stay on the device; the host reads them only when logging (no per-step sync).
+        run = torch.zeros(4, dtype=torch.float64, device=self.device)  # loss, mpjpe, steps, non-finite losses
         done = self.step >= total_steps
         last_val = None
         while not done and self.epoch < cfg.train.epochs:
@@ -337,9 +337,6 @@ class Trainer:
                 b = self.batch_in_epoch
                 idx = order_t[b * per_rank:(b + 1) * per_rank]
                 loss, err = self._loss(idx)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"step {self.step}: loss is {float(loss)}; check the inputs, lr and "
-                                             f"the fitted H_K (no NaN is trained on silently)")
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 gnorm = nn.utils.clip_grad_norm_(self.net.parameters(), cfg.train.grad_clip)
@@ -347,20 +344,26 @@ class Trainer:
                 self.ema.update(self.net)
                 self.step += 1
                 self.batch_in_epoch += 1
-                run_loss += float(loss.detach())
-                run_err += float(err)
-                run_n += 1
+                ld = loss.detach().double()
+                run += torch.stack([torch.nan_to_num(ld), err.double(), torch.ones_like(ld),
+                                    (~torch.isfinite(ld)).double()])
                 if bar is not None:
                     bar.update(1)
-                    if self.step % 10 == 0:
-                        bar.set_postfix(loss=f"{run_loss / run_n:.4g}", mpjpe=f"{run_err / run_n:.1f}mm", ep=self.epoch)
-                if self.step % max(cfg.train.log_every, 1) == 0:
-                    stats = ddp.all_reduce_sum(torch.tensor([run_loss, run_err, run_n], dtype=torch.float64))
-                    self._log({"step": self.step, "epoch": self.epoch, "loss": float(stats[0] / stats[2]),
-                               "train_mpjpe_mm": float(stats[1] / stats[2]), "grad_norm": float(gnorm),
-                               "lr": self.optimizer.param_groups[0]["lr"], "time_s": time.perf_counter() - t_start})
-                    run_loss = run_err = 0.0
-                    run_n = 0
+                log_now = self.step % max(cfg.train.log_every, 1) == 0
+                if log_now or self.step >= total_steps:
+                    stats = ddp.all_reduce_sum(run).tolist()
+                    if stats[3] > 0:
+                        raise FloatingPointError(f"step {self.step}: {int(stats[3])} non-finite losses since the last "
+                                                 "log; check the inputs, lr and the fitted H_K (no NaN is trained on "
+                                                 "silently)")
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{stats[0] / stats[2]:.4g}", mpjpe=f"{stats[1] / stats[2]:.1f}mm",
+                                        ep=self.epoch)
+                    if log_now:
+                        self._log({"step": self.step, "epoch": self.epoch, "loss": stats[0] / stats[2],
+                                   "train_mpjpe_mm": stats[1] / stats[2], "grad_norm": float(gnorm),
+                                   "lr": self.optimizer.param_groups[0]["lr"], "time_s": time.perf_counter() - t_start})
+                        run.zero_()
                 if cfg.train.eval_every and self.step % cfg.train.eval_every == 0:
                     last_val = self._validate_and_save()
                 if self.step >= total_steps:

@@ -1,0 +1,216 @@
+#!/usr/bin/env python
+"""Train and evaluate DiffPose, every baseline and the official mode on one config, in three 2D-input
+settings (simulated detector with occlusion, without occlusion, ground-truth 2D), plus ablations
+(GMM vs Gaussian forward, kernels M, DDIM steps K, hypotheses N). Writes a markdown table with the
+exact command of every row, the hardware and the wall time.
+
+    python scripts/benchmark_methods.py                                   # configs/bandai_cpu.yaml, ~1 h on 2 cores
+    python scripts/benchmark_methods.py --config configs/smoke.yaml --out runs/bench_smoke   # a minute
+    python scripts/benchmark_methods.py --dry-run                          # print the plan only
+
+Every step is a `diffpose-viz` command run as a subprocess, so the table's commands are exactly what
+ran. Finished runs are reused (a run folder with best.pt is not retrained) unless --force.
+Results files land in OUT/results/<setting>/<model>.nc, one folder per setting, ready for the dashboard.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+SETTINGS = {
+    "detector+occlusion": ["data.input_2d=detector_sim", "data.occlusion=true"],
+    "detector, no occlusion": ["data.input_2d=detector_sim", "data.occlusion=false"],
+    "GT 2D": ["data.input_2d=gt"],
+}
+SLUG = {"detector+occlusion": "det_occ", "detector, no occlusion": "det_noocc", "GT 2D": "gt2d"}
+# lifter first: the official mode starts from its predictions.
+METHODS = ["lifter", "martinez", "init_only", "gaussian_diffusion", "diffpose", "official"]
+RESULT_NAME = {"lifter": "deterministic_lifter"}
+
+
+@dataclass
+class Row:
+    setting: str
+    method: str
+    variant: str
+    run_dir: Path
+    train_overrides: list[str]
+    eval_args: list[str] = field(default_factory=list)
+    results: Path | None = None
+    commands: list[str] = field(default_factory=list)
+    train_s: float | None = None
+    eval_s: float | None = None
+    metrics: dict | None = None
+    error: str | None = None
+
+
+def plan(out: Path, ablations: bool, settings: list[str]) -> list[Row]:
+    rows: list[Row] = []
+    for setting in settings:
+        slug = SLUG[setting]
+        for method in METHODS:
+            ov = [f"method={method}", *SETTINGS[setting]]
+            if method == "official":
+                ov.append(f"official.lifter_checkpoint={out / 'runs' / slug / 'lifter' / 'best.pt'}")
+            rows.append(Row(setting, method, "main", out / "runs" / slug / method, ov,
+                            results=out / "results" / slug / f"{RESULT_NAME.get(method, method)}.nc"))
+    if not ablations:
+        return rows
+    setting, slug = settings[0], SLUG[settings[0]]
+    main = out / "runs" / slug / "diffpose"
+    for m in (1, 3):
+        rows.append(Row(setting, "diffpose", f"M={m} kernels", out / "runs" / slug / f"diffpose_M{m}",
+                        ["method=diffpose", *SETTINGS[setting], f"init.n_kernels={m}"],
+                        results=out / "results" / f"{slug}_ablation" / f"diffpose_M{m}.nc"))
+    for n in (1, 10, 20):
+        rows.append(Row(setting, "diffpose", f"N={n} hypotheses", main, [], ["--hypotheses", str(n)],
+                        results=out / "results" / f"{slug}_ablation" / f"diffpose_N{n}.nc"))
+    for k in (1, 2, 10):
+        rows.append(Row(setting, "diffpose", f"K={k} DDIM steps", main, [], ["--steps", str(k)],
+                        results=out / "results" / f"{slug}_ablation" / f"diffpose_K{k}.nc"))
+    return rows
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "diffpose_viz.cli", *args]
+
+
+def _shown(cmd: list[str]) -> str:
+    return "diffpose-viz " + " ".join(shlex.quote(c) for c in cmd[3:])
+
+
+def run(cmd: list[str], log: Path) -> float:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with open(log, "a") as f:
+        f.write(f"\n$ {_shown(cmd)}\n")
+        f.flush()
+        proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        tail = log.read_text().splitlines()[-5:]
+        raise RuntimeError(f"exit {proc.returncode}: " + " | ".join(tail))
+    return time.perf_counter() - t0
+
+
+def execute(row: Row, config: Path, device: str, extra: list[str], force: bool, record: bool) -> None:
+    ckpt = row.run_dir / "best.pt"
+    log = row.run_dir.parent / f"{row.run_dir.name}.log"
+    if row.train_overrides:
+        cmd = _cli("train", str(config), "--out", str(row.run_dir), "--device", device, "--no-progress")
+        for o in [*extra, *row.train_overrides]:
+            cmd += ["--override", o]
+        row.commands.append(_shown(cmd))
+        if force or not ckpt.exists():
+            row.train_s = run(cmd, log)
+    ev = _cli("evaluate", str(ckpt), "--out", str(row.results), "--device", device, "--no-progress", *row.eval_args)
+    if record and row.variant == "main" and row.method in ("diffpose", "gaussian_diffusion", "official"):
+        ev.append("--record-trajectory")
+    row.commands.append(_shown(ev))
+    row.eval_s = run(ev, log)
+    row.metrics = json.loads(row.results.with_suffix(".metrics.json").read_text())
+
+
+def hardware(device: str) -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    s = f"{cpu}, {os.cpu_count()} logical CPUs visible, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    if device.startswith("cuda") and torch.cuda.is_available():
+        s += f", GPU {torch.cuda.get_device_name()}"
+    return s + f", device `{device}`"
+
+
+def fmt(v, digits: int = 1) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+def table(rows: list[Row], config: Path, device: str, wall: float) -> str:
+    lines = [f"# Method benchmark on `{config}`", "",
+             f"- date: {dt.datetime.now().isoformat(timespec='seconds')}",
+             f"- hardware: {hardware(device)}",
+             f"- total wall time: {wall / 60:.1f} min (training reused from earlier runs counts as 0)",
+             "- P1 = MPJPE, P2 = PA-MPJPE (mm, action-wise mean over action groups of the test subjects); PCK@150 and "
+             "AUC over the official 14 joints (%). P-Agg = mean of the N hypotheses (the paper's output), J-Agg = "
+             "per-joint hypothesis closest to the 2D input in reprojection. **P-Best and J-Best use the ground truth "
+             "(oracle)** and are not test-time results.",
+             "- Model selection used the validation sequences of the training subjects only, never the test split.",
+             "", "| setting | method | variant | P1 | P2 | J-Agg P1 | P-Best P1 (oracle) | J-Best P1 (oracle) | PCK | "
+             "AUC | P1 occluded joints | train s | eval s | commands |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        m = r.metrics or {}
+        mh = m.get("multi_hypothesis_P1_mm_action_wise", {})
+        cmds = "<br>".join(f"`{c}`" for c in r.commands) or "—"
+        if r.error:
+            lines.append(f"| {r.setting} | {r.method} | {r.variant} | failed: {r.error[:200]} ||||||||||| {cmds} |")
+            continue
+        lines.append(f"| {r.setting} | {r.method} | {r.variant} | {fmt(m.get('P1_mm_action_wise'))} | "
+                     f"{fmt(m.get('P2_mm_action_wise'))} | {fmt(mh.get('J-Agg'))} | {fmt(mh.get('P-Best (ORACLE)'))} | "
+                     f"{fmt(mh.get('J-Best (ORACLE)'))} | {fmt(m.get('PCK150_14joints_pct'))} | "
+                     f"{fmt(m.get('AUC_14joints_pct'))} | {fmt(m.get('P1_mm_occluded_joints'))} | {fmt(r.train_s, 0)} | "
+                     f"{fmt(r.eval_s, 0)} | {cmds} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default="configs/bandai_cpu.yaml")
+    ap.add_argument("--out", default="runs/benchmark")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--override", action="append", default=[], help="applied to every training run")
+    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    ap.add_argument("--no-ablations", action="store_true")
+    ap.add_argument("--record-trajectory", action="store_true", help="store trajectories of the main diffusion rows")
+    ap.add_argument("--force", action="store_true", help="retrain even when a run folder has best.pt")
+    ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    args = ap.parse_args(argv)
+    config, out = Path(args.config).resolve(), Path(args.out).resolve()
+    if not config.exists():
+        ap.error(f"--config {config} does not exist")
+    rows = plan(out, not args.no_ablations, args.settings)
+    t0 = time.perf_counter()
+    for i, r in enumerate(rows, 1):
+        label = f"[{i}/{len(rows)}] {r.setting} / {r.method} / {r.variant}"
+        if args.dry_run:
+            print(label)
+            continue
+        print(label, flush=True)
+        try:
+            execute(r, config, args.device, args.override, args.force, args.record_trajectory)
+            m = r.metrics
+            print(f"    P1 {m['P1_mm_action_wise']:.1f} mm, P2 {m['P2_mm_action_wise']:.1f} mm "
+                  f"(train {fmt(r.train_s, 0)} s, eval {fmt(r.eval_s, 0)} s)", flush=True)
+        except RuntimeError as err:
+            r.error = str(err)
+            print(f"    FAILED: {err}", flush=True)
+    if args.dry_run:
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    md = table(rows, Path(args.config), args.device, time.perf_counter() - t0)
+    (out / "benchmark.md").write_text(md)
+    print(md)
+    print(f"wrote {out / 'benchmark.md'}")
+    return 1 if any(r.error for r in rows) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

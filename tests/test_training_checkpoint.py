@@ -1,0 +1,143 @@
+"""Checkpoints: atomic writes, bit-for-bit resume, clear errors for foreign configs/versions/shapes/NaN."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from diffpose_viz import pipeline
+from diffpose_viz.initialization.pose_init import PoseGMM
+from diffpose_viz.pipeline import PipelineError
+from diffpose_viz.training.checkpoint import (
+    CheckpointError,
+    atomic_torch_save,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
+from diffpose_viz.training.trainer import Trainer, prepare_split
+
+from test_training_config import tiny_config, tiny_data  # noqa: F401  (fixture)
+
+import os as _os
+
+# The brief's check is 2k steps straight vs 1k + resume 1k (passes; ~40 s on 2 busy cores). The default
+# keeps the suite fast; DIFFPOSE_VIZ_RESUME_STEPS=2000 runs the full-length version.
+STEPS = int(_os.environ.get("DIFFPOSE_VIZ_RESUME_STEPS", "400"))
+
+
+def _run(cfg, out: Path, resume: bool = False) -> Trainer:
+    tr = Trainer(cfg, out, resume=resume, progress=False)
+    tr.setup()
+    tr.train()
+    return tr
+
+
+def _state(tr: Trainer) -> dict[str, torch.Tensor]:
+    out = {f"model.{k}": v.clone() for k, v in tr.net.state_dict().items()}
+    out.update({f"ema.{k}": v.clone() for k, v in tr.ema.module.state_dict().items()})
+    for i, group in enumerate(tr.optimizer.state_dict()["state"].values()):
+        out.update({f"adam{i}.{k}": v.clone() for k, v in group.items() if torch.is_tensor(v)})
+    return out
+
+
+def test_resume_is_bit_for_bit(tiny_data, tmp_path):  # noqa: F811
+    # eval_every does not divide the epoch length, so the split happens mid-epoch.
+    common = {"train.epochs": 100000, "train.eval_every": STEPS // 2, "method": "diffpose", "train.batch_size": 24}
+    straight = _run(tiny_config(tiny_data, **common, **{"train.max_steps": STEPS}), tmp_path / "straight")
+    first = _run(tiny_config(tiny_data, **common, **{"train.max_steps": STEPS // 2}), tmp_path / "split")
+    assert first.step == STEPS // 2 and first.batch_in_epoch != 0  # stopped inside an epoch
+    resumed = _run(tiny_config(tiny_data, **common, **{"train.max_steps": STEPS}), tmp_path / "split", resume=True)
+    assert resumed.step == straight.step == STEPS
+    a, b = _state(straight), _state(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+    # and the run really trained: the weights moved away from their initial values
+    fresh = tiny_config(tiny_data, **common)
+    torch.manual_seed(fresh.train.seed)
+    init = pipeline.build_network(fresh).state_dict()
+    assert any(not torch.equal(init[k], straight.net.state_dict()[k]) for k in init)
+
+
+def test_atomic_save_never_replaces_a_good_checkpoint(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"method": "lifter", "config": {}, "model": {"w": torch.ones(3)}})
+
+    class Explodes:
+        def __reduce__(self):
+            raise RuntimeError("simulated crash while writing")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        atomic_torch_save({"method": "lifter", "model": {"w": torch.zeros(10_000)}, "x": Explodes()}, path)
+    ckpt = load_checkpoint(path)  # the old file is intact
+    assert torch.equal(ckpt["model"]["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no stray temp file
+
+
+def test_truncated_or_foreign_files_give_clear_errors(tmp_path):
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, {"method": "lifter", "config": {}, "model": {}})
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(good.read_bytes()[:50])
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        load_checkpoint(bad)
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a diffpose_viz checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    ckpt = torch.load(good, weights_only=False)
+    ckpt["format_version"] = 99
+    torch.save(ckpt, tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match="format version 99"):
+        load_checkpoint(tmp_path / "future.pt")
+
+
+def test_resume_with_another_config_or_version_is_refused(tiny_data, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    _run(tiny_config(tiny_data, **{"train.max_steps": 3, "method": "lifter"}), out)
+    with pytest.raises(CheckpointError, match="model.hidden"):
+        _run(tiny_config(tiny_data, **{"train.max_steps": 6, "method": "lifter", "model.hidden": 12}), out, resume=True)
+    ckpt = torch.load(out / "last.pt", weights_only=False)
+    ckpt["versions"]["diffpose_viz"] = "0.0.1"
+    torch.save(ckpt, out / "last.pt")
+    with pytest.raises(CheckpointError, match="0.0.1"):
+        _run(tiny_config(tiny_data, **{"train.max_steps": 6, "method": "lifter"}), out, resume=True)
+
+
+def test_model_shape_mismatch_is_a_clear_error(tiny_data, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    _run(tiny_config(tiny_data, **{"train.max_steps": 2, "method": "lifter"}), out)
+    other = pipeline.build_network(tiny_config(tiny_data, **{"method": "lifter", "model.hidden": 12}))
+    state = load_checkpoint(out / "best.pt")["ema"]["module"]
+    with pytest.raises(CheckpointError, match="shape mismatches"):
+        load_weights(other, state, "EMA", out / "best.pt")
+    # evaluation-time input of the wrong shape
+    model = pipeline.load_model(out / "best.pt")
+    from diffpose_viz.evaluation.evaluate import lift_2d
+
+    with pytest.raises(PipelineError, match=r"\(frames, 17, 2\)"):
+        lift_2d(model, np.zeros((3, 16, 2)), pipeline.default_camera(640, 480))
+
+
+def test_nan_inputs_and_mixtures_raise(tiny_data):  # noqa: F811
+    cfg = tiny_config(tiny_data)
+    poses = pipeline.load_poses(cfg.data, ["syn_a"])
+    poses.pose3d[3, 5, 1] = np.nan
+    with pytest.raises(PipelineError, match="NaN"):
+        prepare_split(cfg, poses, "train", None, torch.device("cpu"), need_hk=False)
+    gmm = PoseGMM(torch.full((2, 17, 2), 0.5), torch.zeros(2, 17, 2, 3), torch.full((2, 17, 2, 3), 0.01))
+    pipeline.check_gmm(gmm, "H_K")  # a healthy mixture passes
+    gmm.means[1, 4, 0, 2] = float("nan")
+    with pytest.raises(PipelineError, match=r"means has NaN/inf values \(rows \[1\]\)"):
+        pipeline.check_gmm(gmm, "H_K")
+    gmm.means[1, 4, 0, 2] = 0.0
+    gmm.variances[0, 3, 1, 0] = 0.0
+    with pytest.raises(PipelineError, match="non-positive variances"):
+        pipeline.check_gmm(gmm, "H_K")
+
+
+def test_missing_lifter_for_official_mode_is_explained(tiny_data, tmp_path):  # noqa: F811
+    with pytest.raises(CheckpointError, match="official.lifter_checkpoint"):
+        _run(tiny_config(tiny_data, **{"method": "official", "train.max_steps": 1}), tmp_path / "o")
