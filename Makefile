@@ -35,8 +35,13 @@ demo: demo-results
 browser:
 	@command -v chromium >/dev/null || { (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 || sudo apt-get install -y -qq chromium; }
 
+# Notebooks and the browser test read real results: a seconds-scale smoke training of every method.
+# One OpenMP thread per pytest worker: two workers x two spinning threads on 2 cores run 10x slower.
+SMOKE_RESULTS := results/smoke
+
 test: env browser
-	DIFFPOSE_VIZ_SMOKE=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbmake --nbmake-timeout=900 -n 2 --dist loadfile
+	$(BIN)/python scripts/run_demo.py --config configs/smoke.yaml --out $(SMOKE_RESULTS) --runs runs/smoke
+	OMP_NUM_THREADS=1 DIFFPOSE_VIZ_SMOKE=1 DIFFPOSE_VIZ_RESULTS=$(CURDIR)/$(SMOKE_RESULTS) DIFFPOSE_VIZ_E2E_RESULTS=$(CURDIR)/$(SMOKE_RESULTS) $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbmake --nbmake-timeout=900 -n 2 --dist loadfile
 
 test-fast: env
 	$(BIN)/python -m pytest -q -x tests -m "not slow and not e2e"
