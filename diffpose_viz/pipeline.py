@@ -327,7 +327,8 @@ def build_schedule(cfg: ExperimentConfig, device: torch.device | str = "cpu") ->
 def build_sampler(cfg: ExperimentConfig, schedule: NoiseSchedule) -> DDIMSampler:
     d = cfg.diffusion
     mode = "gaussian" if cfg.method == "gaussian_diffusion" else "gmm"
-    return DDIMSampler(schedule, eta=d.eta, mode=mode, gaussian_scale=d.gaussian_scale, skip=d.skip)
+    return DDIMSampler(schedule, eta=d.eta, mode=mode, gaussian_scale=d.gaussian_scale, skip=d.skip,
+                       clip_x0=d.clip_x0 if cfg.method != "official" else None)
 
 
 # --------------------------------------------------------------------------- a loaded model

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from diffpose_viz.camera import h36m_cameras
 from diffpose_viz.evaluation.results import load_results

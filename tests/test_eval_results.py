@@ -12,7 +12,9 @@ from diffpose_viz.evaluation.results import VARIABLES, ResultsError, load_result
 from diffpose_viz.pipeline import default_camera, load_model
 from diffpose_viz.training.trainer import train
 
-from test_training_config import tiny_config, tiny_data  # noqa: F401  (fixture)
+from test_training_config import one_thread, tiny_config, tiny_data  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +22,14 @@ def diffpose_run(tiny_data, tmp_path_factory):  # noqa: F811
     out = tmp_path_factory.mktemp("evalrun")
     cfg = tiny_config(tiny_data, **{"method": "diffpose", "train.max_steps": 8, "diffusion.n_hypotheses": 3,
                                     "diffusion.n_sampling_steps": 4})
-    return train(cfg, out, progress=False)
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train(cfg, out, progress=False)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_evaluate_writes_schema_conforming_results(diffpose_run, tmp_path):

@@ -19,7 +19,9 @@ from diffpose_viz.training.checkpoint import (
 )
 from diffpose_viz.training.trainer import Trainer, prepare_split
 
-from test_training_config import tiny_config, tiny_data  # noqa: F401  (fixture)
+from test_training_config import one_thread, tiny_config, tiny_data  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 import os as _os
 

@@ -78,6 +78,17 @@ def tiny_overrides(data_path: Path, **extra) -> list[str]:
     return [f"{k}={'null' if v is None else v}" for k, v in base.items()]
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest (and most predictably on a shared machine) on one intra-op thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     return make_tiny_dataset(tmp_path_factory.mktemp("tinydata") / "data_3d_tiny.npz")

@@ -53,8 +53,12 @@ def _settings(model: LoadedModel, n_hypotheses: int | None, n_steps: int | None)
 
 def run_inference(model: LoadedModel, cond: torch.Tensor, windows: torch.Tensor | None, gmm: PoseGMM | None,
                   rows: np.ndarray, *, n_hypotheses: int, n_steps: int, record: bool, batch_size: int = 256,
-                  seed: int = 0, progress: bool = False) -> dict[str, np.ndarray | list | None]:
-    """Hypotheses (and trajectories) for `rows`, in batches; results are numpy on the CPU."""
+                  seed: int = 0, progress: bool = False, gmm_index: np.ndarray | None = None
+                  ) -> dict[str, np.ndarray | list | None]:
+    """Hypotheses (and trajectories) for `rows`, in batches; results are numpy on the CPU.
+
+    gmm_index: position in `gmm` of each entry of `rows` (default: the rows themselves)."""
+    gmm_index = np.asarray(rows if gmm_index is None else gmm_index)
     gen = torch.Generator(device=model.device).manual_seed(seed)
     out: dict[str, list] = {"hypotheses": [], "trajectory": [], "x0_estimate": [], "pred": []}
     timesteps = None
@@ -64,7 +68,7 @@ def run_inference(model: LoadedModel, cond: torch.Tensor, windows: torch.Tensor 
         it = tqdm(it, desc=f"sample {model.method}", unit="batch", total=-(-len(rows) // batch_size))
     for s in it:
         idx = torch.as_tensor(rows[s:s + batch_size], device=model.device)
-        g = gmm.select(idx) if gmm is not None else None
+        g = gmm.select(torch.as_tensor(gmm_index[s:s + batch_size], device=model.device)) if gmm is not None else None
         p = pipeline.predict(model, pipeline.gather_cond(cond, idx, windows), g, n_hypotheses=n_hypotheses,
                              n_steps=n_steps, record=record, generator=gen)
         out["hypotheses"].append(p.hypotheses)
@@ -89,12 +93,12 @@ def _aggregate(hyps: np.ndarray, pred: np.ndarray | None, keypoints: np.ndarray,
     return p_agg, metrics.j_agg(hyps, keypoints, root, cams)
 
 
-def _estimated_root(keypoints: np.ndarray, gmm: PoseGMM | None, cams: list[Camera], fallback: np.ndarray):
+def _estimated_root(keypoints: np.ndarray, root_depth: np.ndarray | None, cams: list[Camera], fallback: np.ndarray):
     """Root position for J-Agg's reprojection: the root keypoint back-projected at H_K's estimated depth
     (a test-time quantity); rows without it use `fallback`."""
-    if gmm is None or gmm.root_depth is None:
+    if root_depth is None:
         return fallback, "ground truth root position" if fallback is not None else "none"
-    z = gmm.root_depth.cpu().numpy().astype(np.float64)
+    z = np.asarray(root_depth, np.float64)
     kp = np.where(np.isfinite(keypoints[:, 0]), keypoints[:, 0], np.nan)
     root = np.stack([c.back_project(k, d) for c, k, d in zip(cams, kp, z)])
     bad = ~np.isfinite(root).all(1)
@@ -124,28 +128,39 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
     windows = None
     if cfg.model.context == "video" and cfg.method in ("diffpose", "gaussian_diffusion"):
         windows = torch.as_tensor(pipeline.window_indices(test, cfg.model.frames), device=dev)
+    rows = ddp.shard_indices(np.arange(len(test)), info.rank, info.world_size, pad=False)
     gmm = None
     if model.needs_hk:
         if model.prior is None:
             raise PipelineError(f"{checkpoint}: method {cfg.method} needs H_K but the checkpoint has no depth prior")
-        cache = Path(checkpoint).parent / "cache" / f"hk_test_{pipeline._hk_key(cfg, 'test', len(test), model.prior)}.pt"
-        gmm = pipeline.build_hk(det, pipeline.row_intrinsics(test), model.prior, cfg.init, seed=pipeline.SPLIT_SEEDS["test"],
-                                device=dev, cache=cache if info.is_main else None, progress=progress and info.is_main)
-    rows = ddp.shard_indices(np.arange(len(test)), info.rank, info.world_size, pad=False)
+        # Each rank fits H_K for its own shard only; a single process caches it next to the checkpoint.
+        cache = None
+        if not info.enabled:
+            cache = Path(checkpoint).parent / "cache" / f"hk_test_{pipeline._hk_key(cfg, 'test', len(test), model.prior)}.pt"
+        gmm = pipeline.build_hk(det.subset(rows), pipeline.row_intrinsics(test)[rows], model.prior, cfg.init,
+                                seed=pipeline.SPLIT_SEEDS["test"] + 10 * info.rank, device=dev, cache=cache,
+                                progress=progress and info.is_main)
     part = run_inference(model, cond, windows, gmm, rows, n_hypotheses=n_hyp, n_steps=k, record=record_trajectory,
-                         batch_size=batch_size, seed=cfg.train.seed + 7 * info.rank, progress=progress and info.is_main)
-    parts = ddp.gather_objects((rows, part))
-    if not info.is_main:
-        return EvalOutput(None, None, {}, time.perf_counter() - t0)
-    res = _merge(parts, len(test))
-
-    cams = [test.cameras[str(c)] for c in test.camera]
-    root, root_note = _estimated_root(det.keypoints, gmm, cams, test.root.astype(np.float64))
-    pred, pred_jagg = _aggregate(res["hypotheses"], res["pred"], det.keypoints, root, cams)
+                         batch_size=batch_size, seed=cfg.train.seed + 7 * info.rank, progress=progress and info.is_main,
+                         gmm_index=np.arange(len(rows)))
     gmm_np = None
     if gmm is not None:
         g = gmm.to_numpy()
-        gmm_np = {"weights": g["weights"], "means": g["means"], "variances": g["variances"]}
+        gmm_np = {"weights": g["weights"], "means": g["means"], "variances": g["variances"],
+                  "root_depth": g["root_depth"]}
+    parts = ddp.gather_objects((rows, part, gmm_np))
+    if not info.is_main:
+        return EvalOutput(None, None, {}, time.perf_counter() - t0)
+    res = _merge([(r, p) for r, p, _ in parts], len(test))
+    if gmm_np is not None:
+        gmm_np = {key: _merge_rows([(r, g[key]) for r, _, g in parts], len(test)) for key in gmm_np}
+
+    cams = [test.cameras[str(c)] for c in test.camera]
+    root, root_note = _estimated_root(det.keypoints, None if gmm_np is None else gmm_np["root_depth"], cams,
+                                      test.root.astype(np.float64))
+    pred, pred_jagg = _aggregate(res["hypotheses"], res["pred"], det.keypoints, root, cams)
+    if gmm_np is not None:
+        gmm_np.pop("root_depth")
     ds = build_results(
         input_2d=det.keypoints, confidence=det.confidence, occluded=det.occluded, hypotheses=res["hypotheses"],
         pred=pred, pred_jagg=pred_jagg, gt=test.pose3d, subject=test.subject, action=test.action,
@@ -170,17 +185,21 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
     return EvalOutput(out, metrics_path, summary, time.perf_counter() - t0)
 
 
+def _merge_rows(chunks: list, n: int) -> np.ndarray | None:
+    """Reassemble per-rank arrays (rows, values) into one array over all n rows."""
+    chunks = [(r, v) for r, v in chunks if v is not None and len(r)]
+    if not chunks:
+        return None
+    arr = np.empty((n, *chunks[0][1].shape[1:]), chunks[0][1].dtype)
+    for r, v in chunks:
+        arr[r] = v
+    return arr
+
+
 def _merge(parts: list, n: int) -> dict:
-    out: dict = {"timesteps": parts[0][1]["timesteps"]}
+    out: dict = {"timesteps": next((p["timesteps"] for _, p in parts if p["timesteps"] is not None), None)}
     for key in ("hypotheses", "trajectory", "x0_estimate", "pred"):
-        chunks = [(r, p[key]) for r, p in parts if p[key] is not None]
-        if not chunks:
-            out[key] = None
-            continue
-        arr = np.empty((n, *chunks[0][1].shape[1:]), chunks[0][1].dtype)
-        for r, v in chunks:
-            arr[r] = v
-        out[key] = arr
+        out[key] = _merge_rows([(r, p[key]) for r, p in parts], n)
     return out
 
 
@@ -282,7 +301,7 @@ def lift_2d(model: LoadedModel, keypoints_px: np.ndarray, camera: Camera, *, con
     res = run_inference(model, cond, windows, gmm, np.arange(F), n_hypotheses=n_hyp, n_steps=k,
                         record=record_trajectory, batch_size=batch_size, seed=model.cfg.train.seed, progress=progress)
     cams = [camera] * F
-    root, root_note = _estimated_root(kp, gmm, cams, None)
+    root, root_note = _estimated_root(kp, None if gmm is None else gmm.root_depth.cpu().numpy(), cams, None)
     if root is None:  # no H_K: assume the median training root depth of 5.5 m
         root = np.stack([camera.back_project(np.nan_to_num(kp[i, 0]), 5.5) for i in range(F)])
     pred, pred_jagg = _aggregate(res["hypotheses"], res["pred"], kp, root, cams)

@@ -152,7 +152,7 @@ def intrinsics_from_camera(camera) -> np.ndarray:
 def _intrinsics(intrinsics, B: int) -> np.ndarray:
     k = np.asarray(intrinsics, dtype=np.float64)
     if k.shape == (4,):
-        k = np.broadcast_to(k, (B, 4))
+        k = np.tile(k, (B, 1))
     if k.shape != (B, 4):
         raise ValueError(f"intrinsics: expected (4,) or ({B}, 4) = [fx, fy, cx, cy] pixels, found {k.shape}")
     if not np.isfinite(k).all() or (k[:, :2] <= 0).any():

@@ -58,6 +58,9 @@ class DiffusionConfig:
     eta: float = 0.0
     skip: Literal["uniform", "quad"] = "uniform"
     gaussian_scale: float = 1.0  # gaussian_diffusion: std of the N(0, s^2 I) prior, metres
+    # eps-prediction only: bound on |x0 estimate| in metres. At the noisy end of a cosine schedule
+    # sqrt(abar) ~ 1e-3, so x0 = (h - sqrt(1 - abar) eps) / sqrt(abar) amplifies any eps error a thousandfold.
+    clip_x0: float | None = 2.0
     antithetic: bool = True  # draw training steps t in antithetic pairs (as the official runner)
 
 

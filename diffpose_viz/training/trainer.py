@@ -233,6 +233,8 @@ class Trainer:
         else:
             loss = ((out - fs.eps)[:, 1:] ** 2).sum((1, 2)).mean()
             x0_hat = (fs.h_t - fs.mu - (1 - abar).sqrt() * fs.std * out.detach()) / abar.sqrt() + fs.mu
+            if cfg.diffusion.clip_x0 is not None:  # the same bound the sampler applies
+                x0_hat = x0_hat.clamp(-cfg.diffusion.clip_x0, cfg.diffusion.clip_x0)
         x0_hat = x0_hat - x0_hat[:, :1]
         return loss, torch.linalg.vector_norm(x0_hat - x0, dim=-1).mean() * 1000
 
