@@ -170,7 +170,6 @@ def test_sampling_shapes_and_moments_cpu():
     torch.testing.assert_close(refit.means[0, o], fit.means[0], atol=0.1, rtol=0)
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_benchmark_runs_tiny(capsys):
     out = benchmark_em(B=16, P=32, M=3, n_iter=3, sklearn_fits=2)
     assert out["batched_mixtures_per_s"] > 0 and out["sklearn_ms_per_fit"] > 0

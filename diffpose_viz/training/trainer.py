@@ -132,9 +132,9 @@ class Trainer:
         # H_K is needed to train DiffPose (the GMM forward) and to validate DiffPose / init_only.
         self.prior = pipeline.fit_prior(splits.train, cfg.init) if method in ("diffpose", "init_only") else None
         cache_dir = self.out_dir / "cache"
-        # Rank 0 fits H_K (and caches it); the others then read the cache.
-        for rank_turn in ((0,) if not info.enabled else (0, 1)):
-            if (rank_turn == 0) == info.is_main:
+        # Rank 0 fits H_K first (and caches it); the other ranks then read the cache instead of refitting.
+        for turn in ("main", "others") if info.enabled else ("main",):
+            if (turn == "main") == info.is_main:
                 self.train_data = prepare_split(cfg, splits.train, "train", self.prior, self.device, cache_dir=cache_dir,
                                                 need_hk=method == "diffpose", progress=self.progress)
                 self.val_data = prepare_split(cfg, val, "val", self.prior, self.device, cache_dir=cache_dir,
@@ -328,7 +328,6 @@ class Trainer:
         # Running sums stay on the device; the host reads them only when logging (no per-step sync).
         run = torch.zeros(4, dtype=torch.float64, device=self.device)  # loss, mpjpe, steps, non-finite losses
         done = self.step >= total_steps
-        last_val = None
         while not done and self.epoch < cfg.train.epochs:
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.train.lr * cfg.train.lr_gamma ** self.epoch
@@ -367,7 +366,7 @@ class Trainer:
                                    "lr": self.optimizer.param_groups[0]["lr"], "time_s": time.perf_counter() - t_start})
                         run.zero_()
                 if cfg.train.eval_every and self.step % cfg.train.eval_every == 0:
-                    last_val = self._validate_and_save()
+                    self._validate_and_save()
                 if self.step >= total_steps:
                     done = True
                     break
@@ -375,11 +374,11 @@ class Trainer:
                 self.epoch += 1
                 self.batch_in_epoch = 0
                 if not cfg.train.eval_every:
-                    last_val = self._validate_and_save()
+                    self._validate_and_save()
         if bar is not None:
             bar.close()
         if not self.history or self.history[-1].get("step") != self.step or "val_mpjpe_mm" not in self.history[-1]:
-            last_val = self._validate_and_save()
+            self._validate_and_save()
         return self._result(t_start)
 
     def _validate_and_save(self) -> float:
