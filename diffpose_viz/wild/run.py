@@ -147,8 +147,18 @@ def lift_detections(
     found = np.flatnonzero(det.person_found)
     if len(found) == 0:
         return None, "no person in any frame: nothing to lift"
-    raise NotImplementedError(
-        "lifting in-the-wild detections needs the package's checkpoint-loading and sampling pipeline "
-        "(diffpose_viz.pipeline / diffpose_viz.evaluation.results), which is not in this tree yet; "
-        f"the 2D detections are in {out_path.parent / 'detections.npz'}"
+    from diffpose_viz.evaluation.evaluate import lift_2d
+    from diffpose_viz.evaluation.results import write_results
+    from diffpose_viz.pipeline import load_model
+
+    model = load_model(checkpoint, device)
+    kept = det.subset(det.person_found)
+    d2 = kept.detections2d()
+    ds = lift_2d(
+        model, d2.keypoints, wild_camera(det.width, det.height, focal_factor),
+        confidence=d2.confidence, occluded=d2.occluded, std_px=kept.std_px,
+        n_hypotheses=n_hypotheses, frames=np.asarray(det.frame_index)[found],
+        subject="wild", action=Path(str(det.source)).name, dataset="wild", progress=True,
     )
+    write_results(ds, out_path)
+    return out_path, f"lifted {len(found)} of {len(det.person_found)} frames with {n_hypotheses} hypotheses"
