@@ -6,13 +6,13 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from diffpose_viz.atomic import atomic_target
 from diffpose_viz.datasets.actions import action_group
 from diffpose_viz.metrics import ORACLE_NOTE, mpjpe_per_joint
 from diffpose_viz.skeleton import H36M17
@@ -122,16 +122,8 @@ def build_results(
 def write_results(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """netCDF4 to a temp file in the same folder, then os.replace (never a half-written file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_target(path) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -11,13 +11,13 @@ import json
 import os
 import platform
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from diffpose_viz.atomic import atomic_target
 import diffpose_viz
 
 FORMAT = "diffpose_viz.checkpoint"
@@ -37,18 +37,10 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """torch.save to a temp file in the same folder, fsync, then os.replace: a crash mid-write never
     leaves a truncated file under the final name (the previous good file survives)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_target(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -24,6 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
+from diffpose_viz.atomic import atomic_target
 from diffpose_viz.detector_sim import DetectorSimConfig
 from diffpose_viz.diffusion.schedule import ScheduleConfig
 from diffpose_viz.initialization.pose_init import InitConfig
@@ -305,17 +305,9 @@ def apply_overrides(data: dict, overrides: list[str], source: str = "config") ->
 def save_config(cfg: ExperimentConfig, path: str | os.PathLike) -> Path:
     """Write the config as YAML atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_target(path) as tmp:
+        tmp.write_text(text)
     return path
 
 
