@@ -53,8 +53,7 @@ def cmd_data(args) -> int:
         raise CLIError(f"unknown dataset {args.what!r}; available: demo")
     from diffpose_viz.datasets.demo import build_demo
 
-    summary = build_demo(args.out_dir, args.cache_dir, force=args.force)
-    print(summary)
+    build_demo(args.out_dir, args.cache_dir, force=args.force)  # logs its own summary
     return 0
 
 
