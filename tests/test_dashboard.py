@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 from streamlit.testing.v1 import AppTest
 
 DASH = Path(__file__).resolve().parents[1] / "dashboard"
@@ -162,6 +163,25 @@ def test_own_input_upload_and_preview(results_env, results_ds):
     at.button(key="own_run").click().run()
     assert not at.exception
     assert at.error and ("not available" in at.error[0].value or "not found" in at.error[0].value)
+
+
+def test_own_input_real_sampling(results_env, results_ds):
+    """With a real checkpoint (made by `scripts/run_demo.py`, as `make test` does first) the page lifts."""
+    ckpt = Path(__file__).resolve().parents[1] / "runs" / "smoke" / "diffpose" / "best.pt"
+    if not ckpt.exists():
+        pytest.skip(f"no trained checkpoint at {ckpt}; `make test` creates it with scripts/run_demo.py")
+    at = _run(PAGE["Your_own_input"])
+    kp = results_ds["input_2d"].values[:2]
+    at.file_uploader(key="own_file").set_value(("mine.npz", _npz(kp), "application/octet-stream")).run()
+    at.text_input(key="own_ckpt").input(str(ckpt)).run()
+    at.slider(key="own_hyp").set_value(3).run()
+    at.button(key="own_run").click().run(timeout=180)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "own_result" in at.session_state
+    result = xr.load_dataset(at.session_state["own_result"])
+    assert result.sizes["sample"] == 2 and result.sizes["hypothesis"] == 3
+    assert np.isfinite(result["pred"].values).all()
+    assert len(_figures(at)) >= 2  # the 2D preview and the 3D result
 
 
 def test_own_input_bad_upload(results_env):

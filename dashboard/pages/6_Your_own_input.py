@@ -66,8 +66,8 @@ if st.button("Run sampling", key="own_run"):
     np.savez(work / "keypoints.npz", keypoints=kp, confidence=conf, width=width, height=height)
     out = work / "result.nc"
     bar = st.progress(0.0, text="sampling…")
-    proc = subprocess.Popen([*cmd, "--input", str(work / "keypoints.npz"), "--width", str(width), "--height",
-                             str(height), "--checkpoint", checkpoint, "--hypotheses", str(n_hyp), "--out", str(out),
+    proc = subprocess.Popen([*cmd, checkpoint, "--input", str(work / "keypoints.npz"), "--format", "h36m17",
+                             "--image-size", str(width), str(height), "--hypotheses", str(n_hyp), "--out", str(out),
                              "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             cwd=common.REPO_ROOT)
     log = []
