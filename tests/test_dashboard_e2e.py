@@ -96,7 +96,7 @@ def test_page_renders(page, server, name):
     if name == "":
         page.wait_for_selector('[data-testid="stDataFrame"]', timeout=30_000)
     if name == "Your_own_input":
-        page.wait_for_selector('[data-testid="stFileUploader"]', timeout=30_000)
+        page.wait_for_selector('.st-key-own_file [data-testid="stFileUploader"]', timeout=30_000)
     if name not in ("", "Your_own_input"):
         page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot', timeout=60_000)
         # plotly drew something: 3D scenes have a canvas, 2D plots have SVG traces
@@ -154,7 +154,7 @@ def test_own_input_upload_in_browser(page, server, results_ds, tmp_path):
     path = tmp_path / "keypoints.npz"
     np.savez(path, keypoints=results_ds["input_2d"].values[:2])
     _open(page, server, "Your_own_input")
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(path))
+    page.locator('.st-key-own_file [data-testid="stFileUploader"] input[type="file"]').set_input_files(str(path))
     page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot', timeout=60_000)
     page.wait_for_timeout(1000)
     _no_exception(page)
