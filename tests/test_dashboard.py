@@ -173,6 +173,10 @@ def test_own_input_real_sampling(results_env, results_ds):
     at = _run(PAGE["Your_own_input"])
     kp = results_ds["input_2d"].values[:2]
     at.file_uploader(key="own_file").set_value(("mine.npz", _npz(kp), "application/octet-stream")).run()
+    _ok(at)
+    choices = at.selectbox(key="own_ckpt_pick").options
+    assert choices[0].endswith("diffpose/best.pt"), choices  # DiffPose's checkpoints come first
+    assert str(ckpt.relative_to(DASH.parent)) in choices
     at.text_input(key="own_ckpt").input(str(ckpt)).run()
     at.slider(key="own_hyp").set_value(3).run()
     at.button(key="own_run").click().run(timeout=180)
@@ -181,7 +185,11 @@ def test_own_input_real_sampling(results_env, results_ds):
     result = xr.load_dataset(at.session_state["own_result"])
     assert result.sizes["sample"] == 2 and result.sizes["hypothesis"] == 3
     assert np.isfinite(result["pred"].values).all()
-    assert len(_figures(at)) >= 2  # the 2D preview and the 3D result
+    figures = _figures(at)
+    assert len(figures) >= 2  # the 2D preview and the 3D result
+    assert any(t.get("type") == "scatter3d" for t in figures[-1]["data"])
+    downloads = [el.proto.label for el in at.get("download_button")]
+    assert any("netCDF" in label for label in downloads), downloads
 
 
 def test_own_input_bad_upload(results_env):
@@ -236,4 +244,6 @@ def test_own_input_video_detects_and_lifts(results_env):
     res = at.session_state["own_media_result"]
     assert res.n_frames == 12 and res.results_path is not None
     assert "person found in" in at.success[0].value
+    assert at.get("image"), "the first overlay frame is shown"
+    assert any("overlay" in el.proto.label for el in at.get("download_button"))
     assert len(_figures(at)) >= 1  # the 3D result of the lifted frames

