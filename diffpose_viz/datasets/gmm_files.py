@@ -14,30 +14,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DataError
-from .vp3d import atomic_savez, open_npz, read_object, wrap_object
+from .vp3d import PerCameraSequences, atomic_savez, open_npz, read_object, wrap_object
 
 WEIGHT_SUM_TOLERANCE = 1e-3
 
 
 @dataclass
-class GMM2D:
+class GMM2D(PerCameraSequences):
     """`positions[subject][action]` -> list over cameras of (T, 17, K, 5) float32."""
-
-    positions: dict[str, dict[str, list[np.ndarray]]]
-    metadata: dict = field(default_factory=dict)
-    path: str | None = None
-
-    def __getitem__(self, subject: str) -> dict[str, list[np.ndarray]]:
-        if subject not in self.positions:
-            raise DataError(f"unknown subject {subject!r}", path=self.path, key="positions_2d",
-                            expected=f"one of {list(self.positions)}", found=repr(subject))
-        return self.positions[subject]
 
 
 def validate_gmm_array(arr, *, path=None, key: str = "positions_2d") -> np.ndarray:

@@ -261,8 +261,8 @@ def save_3d(
 
 # --------------------------------------------------------------------------- 2D
 @dataclass
-class Keypoints2D:
-    """`positions[subject][action]` -> list over cameras of (T, 17, 2) float32 pixels (NaN = missing)."""
+class PerCameraSequences:
+    """`positions[subject][action]` -> list over cameras of arrays: the nesting of VideoPose3D's 2D files."""
 
     positions: dict[str, dict[str, list[np.ndarray]]]
     metadata: dict = field(default_factory=dict)
@@ -283,6 +283,11 @@ class Keypoints2D:
             raise DataError(f"unknown action {action!r} for subject {subject!r}", path=self.path,
                             key="positions_2d", expected=f"one of {list(acts)[:20]}", found=repr(action))
         return acts[action]
+
+
+@dataclass
+class Keypoints2D(PerCameraSequences):
+    """`positions[subject][action]` -> list over cameras of (T, 17, 2) float32 pixels (NaN = missing)."""
 
 
 def _validate_2d(seq, path, key: str) -> np.ndarray:
