@@ -41,6 +41,7 @@ from diffpose_viz.models import (
     MartinezBaseline,
     OfficialDenoiser,
     VideoContextEncoder,
+    masked_2d_features,
 )
 from diffpose_viz.training.config import (
     DIFFUSION_METHODS,
@@ -263,18 +264,26 @@ class DiffusionNetwork(nn.Module):
         else:
             self.encoder = FrameContextEncoder(m.context_dim, hidden=m.context_hidden, layers=m.context_layers,
                                                heads=m.heads, dropout=min(m.dropout, 0.1))
-        self.denoiser = GraFormerDenoiser(3, m.context_dim, hidden=m.hidden, layers=m.layers, heads=m.heads,
-                                          dropout=m.dropout, prediction=cfg.diffusion.prediction)
+        self.raw_2d = m.context_raw_2d
+        self.denoiser = GraFormerDenoiser(3, m.context_dim + (4 if self.raw_2d else 0), hidden=m.hidden,
+                                          layers=m.layers, heads=m.heads, dropout=m.dropout,
+                                          prediction=cfg.diffusion.prediction)
 
     @property
     def prediction(self) -> str:
         return self.denoiser.prediction
 
     def encode(self, cond: torch.Tensor) -> torch.Tensor:
-        return self.encoder(cond)
+        """(B,17,C) per-joint context; with model.context_raw_2d the (centre frame's) [u, v, confidence,
+        mask] are appended, so the denoiser sees the 2D evidence itself and not only learnt features."""
+        features = self.encoder(cond)
+        if not self.raw_2d:
+            return features
+        frame = cond if cond.ndim == 3 else cond[:, cond.shape[1] // 2]
+        return torch.cat([features, masked_2d_features(frame)], -1)
 
     def forward(self, h_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return self.denoiser(h_t, t, self.encoder(cond))
+        return self.denoiser(h_t, t, self.encode(cond))
 
 
 class RegressionNetwork(nn.Module):

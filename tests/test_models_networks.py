@@ -55,6 +55,25 @@ def test_denoiser_shapes_and_conditioning():
     assert no_ctx(h, t).shape == (4, 17, 3)
 
 
+@pytest.mark.parametrize("context_dim", [8, 0])
+def test_conditioned_fast_path_equals_the_module(context_dim):
+    """The sampler's fast path (per-frame and per-step terms computed once) is the same function."""
+    torch.manual_seed(0)
+    net = GraFormerDenoiser(3, context_dim, hidden=16, layers=2, heads=2).eval()
+    B, N = 3, 4
+    ctx = torch.randn(B, 17, context_dim) if context_dim else None
+    h = torch.randn(B * N, 17, 3)
+    fast = net.conditioned(ctx, B)
+    for t in (0, 7, 49):
+        rows_ctx = None if ctx is None else ctx.repeat_interleave(N, 0)
+        expected = net(h, torch.full((B * N,), t), rows_ctx)
+        assert torch.allclose(fast(h, t), expected, atol=1e-5), t
+    with pytest.raises(ValueError, match="whole number of hypotheses"):
+        fast(torch.randn(B * N + 1, 17, 3), 0)
+    with pytest.raises(RuntimeError, match="eval"):
+        net.train().conditioned(ctx, B)
+
+
 def test_official_denoiser_is_uvxyz_eps_without_context():
     net = OfficialDenoiser(hidden=16, layers=1, heads=2)
     x = torch.randn(2, 17, 5)

@@ -150,7 +150,7 @@ class DDIMSampler:
     def sample(self, denoiser: Denoiser, context: Tensor | None, gmm: GMMLike | None, n_hypotheses: int,
                n_steps: int, *, prediction: str | None = None, generator: torch.Generator | None = None,
                record: str | Sequence[int] = "none", start_from: Tensor | None = None, t_max: int | None = None,
-               batch_size: int | None = None) -> SampleResult:
+               batch_size: int | None = None, chunk_frames: int | str | None = "auto") -> SampleResult:
         """N hypotheses per frame: draw h_K from H_K (gmm mode) or N(0, scale^2 I) (gaussian mode),
         then n_steps DDIM moves over `schedule.ddim_timesteps(n_steps, skip, t_max)`.
 
@@ -158,6 +158,11 @@ class DDIMSampler:
         gaussian mode, where B comes from gmm, context or batch_size). start_from (B,17,3) or (B,N,17,3)
         replaces the draw from H_K as the state at t_max (kernels are still drawn for mu_G, sigma_G).
         record: 'none', 'all', or indices of states (0 = start, n_steps = final; negatives count back).
+        chunk_frames: run the reverse loop over tiles of this many frames (every hypothesis of a frame in
+        the same tile), so that a tile's activations stay in the CPU's cache across layers and steps;
+        None = all frames in one tile (one forward per step); 'auto' = None on GPU and about
+        CPU_TILE_ROWS states per tile on CPU. All random draws happen before the loop, so the result
+        does not depend on the tiling (to float rounding).
 
         The start is exact only if abar at t_max is about 0 (h_K then follows H_K); with a weak schedule
         (e.g. the official one, abar_50 = 0.972) the draw from H_K is treated as the state at t_max anyway.
@@ -193,9 +198,19 @@ class DDIMSampler:
             x = mu + std * torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
         else:
             x = _broadcast_start(start_from, B, N, 3).to(mu)
-        ctx = _repeat_context(context, B, N)
-        out = self._run(denoiser, x.reshape(B * N, 17, 3), mu.reshape(B * N, 17, 3), std.reshape(B * N, 17, 3),
-                        ctx, timesteps, prediction, generator, record, B, N)
+        noise = None
+        if self.eta > 0:  # drawn up front so that the tiling does not change which draw a state gets
+            noise = torch.randn((len(timesteps), B, N, 17, 3), generator=generator, dtype=mu.dtype, device=mu.device)
+        tile = _tile_frames(chunk_frames, B, N, mu.device)
+        parts = []
+        for s in range(0, B, tile):
+            e = min(B, s + tile)
+            parts.append(self._run(
+                _frame_batched(denoiser, None if context is None else context[s:e], e - s, N),
+                x[s:e].reshape(-1, 17, 3), mu[s:e].reshape(-1, 17, 3), std[s:e].reshape(-1, 17, 3), timesteps,
+                prediction, generator, record, e - s, N,
+                noise=None if noise is None else noise[:, s:e].reshape(len(timesteps), -1, 17, 3)))
+        out = parts[0] if len(parts) == 1 else _concat_results(parts)
         out.kernel = kernel
         return out
 
@@ -224,13 +239,14 @@ class DDIMSampler:
         if timesteps[0] > self.schedule.num_steps - 1:
             raise ValueError(f"official_sample: first step {timesteps[0]} exceeds the schedule's "
                              f"{self.schedule.num_steps - 1}")
-        return self._run(denoiser, x.reshape(B * N, 17, D), None, None, _repeat_context(context, B, N),
+        return self._run(_frame_batched(denoiser, context, B, N), x.reshape(B * N, 17, D), None, None,
                          timesteps, "eps", generator, record, B, N, keep_root=False)
 
     # ------------------------------------------------------------------ shared loop
-    def _run(self, denoiser: Denoiser, x: Tensor, mu: Tensor | None, std: Tensor | None, context: Tensor | None,
-             timesteps: list[int], prediction: str, generator: torch.Generator | None,
-             record: str | Sequence[int], B: int, N: int, keep_root: bool | None = None) -> SampleResult:
+    def _run(self, denoise: Callable[[Tensor, int, Tensor], Tensor], x: Tensor, mu: Tensor | None,
+             std: Tensor | None, timesteps: list[int], prediction: str, generator: torch.Generator | None,
+             record: str | Sequence[int], B: int, N: int, keep_root: bool | None = None,
+             noise: Tensor | None = None) -> SampleResult:
         keep_root = self.keep_root if keep_root is None else keep_root
         n = len(timesteps)
         state_t = list(timesteps) + [-1]
@@ -246,8 +262,8 @@ class DDIMSampler:
         self._abar(0, x)  # build the device copy of the alpha_bar table now: a blocking copy in the loop would sync
         for i, (t, t_prev) in enumerate(zip(state_t[:-1], state_t[1:])):
             t_vec = torch.full((R,), t, dtype=torch.long, device=x.device)
-            out = self.step(denoiser(x, t_vec, context), t, t_prev, x, mu, std,
-                            prediction=prediction, generator=generator, keep_root=keep_root)
+            out = self.step(denoise(x, t, t_vec), t, t_prev, x, mu, std, prediction=prediction,
+                            generator=generator, keep_root=keep_root, noise=None if noise is None else noise[i])
             if i in slots:
                 traj[slots[i]] = x
                 x0_traj[slots[i]] = out.x0
@@ -322,6 +338,46 @@ def _broadcast_start(start: Tensor, B: int, N: int, D: int) -> Tensor:
     if start.shape == (B, N, 17, D):
         return start
     raise ValueError(f"start state must have shape ({B}, 17, {D}) or ({B}, {N}, 17, {D}), found {tuple(start.shape)}")
+
+
+#: States per tile on CPU: 17 joints x 96 channels x 4 bytes x 256 states is 1.7 MB per activation, about
+#: what stays in a core's L2/L3 share between layers (docs/BENCHMARKS.md, "tiling").
+CPU_TILE_ROWS = 256
+
+
+def _tile_frames(chunk_frames: int | str | None, B: int, N: int, device: torch.device) -> int:
+    if chunk_frames is None:
+        return max(B, 1)
+    if chunk_frames == "auto":
+        return max(B, 1) if device.type != "cpu" else max(1, CPU_TILE_ROWS // N)
+    if isinstance(chunk_frames, str) or int(chunk_frames) < 1:
+        raise ValueError(f"sample: chunk_frames must be a positive int, None or 'auto', found {chunk_frames!r}")
+    return int(chunk_frames)
+
+
+def _concat_results(parts: list[SampleResult]) -> SampleResult:
+    def cat(name: str) -> Tensor | None:
+        first = getattr(parts[0], name)
+        return None if first is None else torch.cat([getattr(p, name) for p in parts], 0)
+
+    return SampleResult(hypotheses=cat("hypotheses"), trajectory=cat("trajectory"),
+                        x0_trajectory=cat("x0_trajectory"), timesteps=parts[0].timesteps,
+                        step_timesteps=parts[0].step_timesteps)
+
+
+def _frame_batched(denoiser: Denoiser, context: Tensor | None, B: int, N: int) -> Callable[[Tensor, int, Tensor], Tensor]:
+    """denoise(states (B*N,17,D), t int, t_vec (B*N,)) for the loop. A denoiser in eval mode with a
+    `conditioned(context, n_frames)` method (GraFormerDenoiser) gets its fast path, which computes the
+    per-frame and per-step terms once instead of for every hypothesis; any other callable is called
+    with the context repeated per hypothesis."""
+    if context is not None and context.shape[0] != B:
+        raise ValueError(f"context batch {context.shape[0]} != number of frames {B}")
+    conditioned = getattr(denoiser, "conditioned", None)
+    if conditioned is not None and not getattr(denoiser, "training", True):
+        fast = conditioned(context, B)
+        return lambda x, t, t_vec: fast(x, t)
+    ctx = _repeat_context(context, B, N)
+    return lambda x, t, t_vec: denoiser(x, t_vec, ctx)
 
 
 def _repeat_context(context: Tensor | None, B: int, N: int) -> Tensor | None:

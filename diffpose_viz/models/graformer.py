@@ -171,6 +171,70 @@ class GraFormerDenoiser(nn.Module):
             x = torch.cat([h_t, context], -1)
         return self.trunk(x, self.time_embedding(t), context if self.context_dim else None)
 
+    def conditioned(self, context: Tensor | None, n_frames: int | None = None) -> ConditionedDenoiser:
+        """The sampling fast path for one batch of frames (see ConditionedDenoiser)."""
+        return ConditionedDenoiser(self, context, n_frames)
+
+
+class ConditionedDenoiser:
+    """A GraFormerDenoiser (eval mode) specialised to one batch of B frames for sampling.
+
+    Everything that depends only on the frame or only on the step is computed once instead of for
+    every (hypothesis, step) row: the context's share of the input projection (ChebConv is linear,
+    so Cheb([h, c]) = Cheb_h(h) + Cheb_c(c)), every block's context projection, and the step
+    embedding (one row per step, not one per state). Call with states (B*N, 17, D), hypothesis-major
+    within each frame, and an int step t. Same function as the module, to float rounding.
+    """
+
+    def __init__(self, net: "GraFormerDenoiser", context: Tensor | None, n_frames: int | None = None) -> None:
+        if net.training:
+            raise RuntimeError("ConditionedDenoiser: call net.eval() first (dropout would be skipped silently)")
+        trunk, D = net.trunk, net.state_dim
+        self.net, self.prediction = net, net.prediction
+        if net.context_dim:
+            if context is None:
+                raise ValueError(f"GraFormerDenoiser: built with context_dim={net.context_dim} but context is None")
+            _check_joints(context, net.context_dim, "GraFormerDenoiser", "context")
+            self.n_frames = context.shape[0]
+            self.input_term = (trunk.input.mix_joints(context @ trunk.input.stacked_weight(D).to(context.dtype))
+                               + trunk.input.bias).unsqueeze(1)  # (B,1,17,H)
+            self.cond_terms = [blk.cond_proj(context).unsqueeze(1) for blk in trunk.blocks]
+        else:
+            if n_frames is None:
+                raise ValueError("ConditionedDenoiser: a model without context needs n_frames")
+            self.n_frames = int(n_frames)
+            self.input_term = trunk.input.bias
+            self.cond_terms = [None] * len(trunk.blocks)
+        self.w_state = trunk.input.stacked_weight(0, D)
+        self._step_terms: dict[int, list[Tensor]] = {}
+
+    def step_terms(self, t: int, like: Tensor) -> list[Tensor]:
+        """Per block: W_t swish(f_D(t)) (+ W_c context), broadcastable to (B, N, 17, H)."""
+        terms = self._step_terms.get(t)
+        if terms is None:
+            temb = F.silu(self.net.time_embedding(torch.full((1,), t, dtype=torch.long, device=like.device)))
+            terms = []
+            for blk, cond in zip(self.net.trunk.blocks, self.cond_terms):
+                term = blk.temb_proj(temb).view(1, 1, 1, -1)
+                terms.append(term if cond is None else term + cond)
+            self._step_terms[t] = terms
+        return terms
+
+    def __call__(self, h_t: Tensor, t: int) -> Tensor:
+        _check_joints(h_t, self.net.state_dim, "ConditionedDenoiser", "h_t")
+        R, B = h_t.shape[0], self.n_frames
+        if R % B:
+            raise ValueError(f"ConditionedDenoiser: {R} states are not a whole number of hypotheses for {B} frames")
+        N, trunk = R // B, self.net.trunk
+        h = trunk.input.mix_joints(h_t @ self.w_state)
+        H = h.shape[-1]
+        h = (h.view(B, N, 17, H) + self.input_term).view(R, 17, H)
+        for attn, blk, term in zip(trunk.attention, trunk.blocks, self.step_terms(t, h_t)):
+            h = attn(h)
+            u = (F.relu(blk.conv1(h)).view(B, N, 17, H) + term).view(R, 17, H)
+            h = h + F.relu(blk.conv2(u))
+        return trunk.output(h)
+
 
 class GraFormerLifter(nn.Module):
     """Deterministic 2D -> 3D lifter on the same trunk without a step embedding (GraFormer / the official

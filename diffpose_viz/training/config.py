@@ -53,6 +53,9 @@ class DataConfig:
 class DiffusionConfig:
     schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(kind="cosine", num_steps=50))
     prediction: Literal["x0", "eps"] = "x0"
+    # x0-prediction only. "mse": squared error (the released code's loss form, on noise). "mpjpe": mean
+    # per-joint Euclidean error, the loss the lifters train with, so a comparison differs only in the method.
+    loss: Literal["mse", "mpjpe"] = "mse"
     n_hypotheses: int = 5
     n_sampling_steps: int = 5
     eta: float = 0.0
@@ -74,6 +77,7 @@ class ModelConfig:
     context_dim: int = 64
     context_hidden: int = 64
     context_layers: int = 2
+    context_raw_2d: bool = False  # diffusion: append the raw [u, v, confidence, mask] to the context features
     frames: int = 27  # video context: frames per window (odd), taken at the data's frame stride
     martinez_hidden: int = 1024
     martinez_blocks: int = 2
@@ -142,6 +146,8 @@ def validate(cfg: ExperimentConfig, source: str = "config") -> None:
     if cfg.diffusion.n_sampling_steps > cfg.diffusion.schedule.num_steps:
         bad("diffusion.n_sampling_steps", f"{cfg.diffusion.n_sampling_steps} exceeds the schedule's "
             f"{cfg.diffusion.schedule.num_steps} steps")
+    if cfg.diffusion.loss == "mpjpe" and cfg.diffusion.prediction != "x0":
+        bad("diffusion.loss", "'mpjpe' needs diffusion.prediction: x0 (an MPJPE on noise has no meaning)")
     if cfg.model.context == "video" and cfg.model.frames % 2 == 0:
         bad("model.frames", f"video context needs an odd window, found {cfg.model.frames}")
     if cfg.train.batch_size < 1 or cfg.train.lr <= 0 or cfg.train.grad_clip <= 0:

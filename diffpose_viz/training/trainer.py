@@ -228,7 +228,10 @@ class Trainer:
             fs = gaussian_q_sample(x0, t, self.schedule, self.noise_gen, scale=cfg.diffusion.gaussian_scale)
         out = self.model(fs.h_t, t, cond)
         if cfg.diffusion.prediction == "x0":
-            loss = ((out - x0)[:, 1:] ** 2).sum((1, 2)).mean()
+            if cfg.diffusion.loss == "mpjpe":
+                loss = torch.linalg.vector_norm((out - x0)[:, 1:], dim=-1).mean()
+            else:
+                loss = ((out - x0)[:, 1:] ** 2).sum((1, 2)).mean()
             x0_hat = out.detach()
         else:
             loss = ((out - fs.eps)[:, 1:] ** 2).sum((1, 2)).mean()

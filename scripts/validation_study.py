@@ -1,0 +1,99 @@
+#!/usr/bin/env python
+"""Why does DiffPose not beat the lifter? Train variants and compare them on the VALIDATION split only.
+
+Every variant is one `diffpose-viz train` run; its score is the best validation MPJPE (mm, mean of the
+hypotheses, EMA weights) that the trainer logged. The test split is never loaded for scoring, so the
+settings chosen here can be carried to the benchmark without tuning on the test set.
+
+    python scripts/validation_study.py --config configs/bandai_cpu.yaml --out runs/study
+    python scripts/validation_study.py --dry-run            # print the variants
+
+Writes OUT/STUDY.md (one row per variant: overrides, best validation MPJPE, epoch, wall time) and reuses
+finished runs (a run folder with best.pt) unless --force.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# name -> overrides. Each names one suspect: training length, loss form, H_K spread, conditioning.
+VARIANTS: dict[str, list[str]] = {
+    "lifter": ["method=lifter"],
+    "gaussian": ["method=gaussian_diffusion"],
+    "diffpose": ["method=diffpose"],
+    "lifter_24ep": ["method=lifter", "train.epochs=24"],
+    "gaussian_24ep": ["method=gaussian_diffusion", "train.epochs=24"],
+    "diffpose_24ep": ["method=diffpose", "train.epochs=24"],
+    "gaussian_mpjpe": ["method=gaussian_diffusion", "diffusion.loss=mpjpe"],
+    "diffpose_mpjpe": ["method=diffpose", "diffusion.loss=mpjpe"],
+    "diffpose_narrow_occluded": ["method=diffpose", "init.occluded_std_px=15", "init.occluded_std_m=0.05"],
+    "diffpose_raw2d": ["method=diffpose", "model.context_raw_2d=true"],
+    "gaussian_raw2d": ["method=gaussian_diffusion", "model.context_raw_2d=true"],
+    "diffpose_wide_context": ["method=diffpose", "model.context_dim=64", "model.context_hidden=64",
+                              "model.context_layers=2"],
+}
+
+
+def best_validation(run: Path) -> tuple[float, int]:
+    best, epoch = float("inf"), -1
+    for line in (run / "train_log.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if "val_mpjpe_mm" in rec and rec["val_mpjpe_mm"] < best:
+            best, epoch = rec["val_mpjpe_mm"], rec["epoch"]
+    return best, epoch
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="configs/bandai_cpu.yaml")
+    ap.add_argument("--out", type=Path, default=Path("runs/study"))
+    ap.add_argument("--only", nargs="*", help="variant names to run (default: all)")
+    ap.add_argument("--extra", nargs="*", default=[], help="overrides added to every variant")
+    ap.add_argument("--force", action="store_true")
+    ap.add_argument("--dry-run", action="store_true")
+    args = ap.parse_args(argv)
+    names = args.only or list(VARIANTS)
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        ap.error(f"unknown variants {unknown}; known: {list(VARIANTS)}")
+    rows = []
+    for name in names:
+        run = args.out / name
+        cmd = [sys.executable, "-m", "diffpose_viz.cli", "train", args.config, "--out", str(run), "--no-progress"]
+        for ov in [*VARIANTS[name], *args.extra]:
+            cmd += ["--override", ov]
+        shown = " ".join(shlex.quote(c) for c in ["diffpose-viz", *cmd[3:]])
+        if args.dry_run:
+            print(shown)
+            continue
+        wall = None
+        if args.force or not (run / "best.pt").exists():
+            t0 = time.perf_counter()
+            subprocess.run(cmd, cwd=REPO, check=True)
+            wall = time.perf_counter() - t0
+            (run / "study_wall_s.txt").write_text(f"{wall:.1f}\n")
+        elif (run / "study_wall_s.txt").exists():
+            wall = float((run / "study_wall_s.txt").read_text())
+        best, epoch = best_validation(run)
+        rows.append((name, shown, best, epoch, wall))
+        print(f"{name}: best validation MPJPE {best:.1f} mm at epoch {epoch}", flush=True)
+    if args.dry_run:
+        return 0
+    lines = ["| variant | best validation MPJPE (mm) | at epoch | train wall (s) | command |", "|---|---|---|---|---|"]
+    for name, shown, best, epoch, wall in rows:
+        lines.append(f"| {name} | {best:.1f} | {epoch} | {'' if wall is None else f'{wall:.0f}'} | `{shown}` |")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "STUDY.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
