@@ -7,7 +7,7 @@ For every (N hypotheses, K DDIM steps, batch size B) it times
 and reports poses/second (one pose = one hypothesis of one frame), peak memory (GPU:
 torch.cuda.max_memory_allocated; CPU: peak resident set size, reset per measurement through
 /proc/self/clear_refs where Linux allows it), and the achieved FLOP rate (FLOPs counted with
-torch.utils.flop_counter on the denoiser) against the device's measured float32 matmul rate.
+torch.utils.flop_counter over one whole batched call) against the device's measured float32 matmul rate.
 """
 from __future__ import annotations
 
@@ -101,21 +101,29 @@ def _time(fn, device: torch.device, repeats: int) -> float:
     return best
 
 
-def _flops_per_call(net, rows: int, device: torch.device) -> float:
+def _count_flops(fn) -> float:
+    """FLOPs that one call of fn actually executes (matrix products and attention, counted by
+    torch.utils.flop_counter; elementwise work is not counted, so the rate is a lower bound)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    cond, _ = synthetic_inputs(rows, 1, device)
-    ctx = net.encode(cond)
-    h = torch.randn(rows, 17, 3, device=device)
-    t = torch.zeros(rows, dtype=torch.long, device=device)
     with FlopCounterMode(display=False) as fc:
-        net.denoiser(h, t, ctx)
+        fn()
     return float(fc.get_total_flops())
+
+
+def parse_tile(value: str) -> int | str | None:
+    """CLI value of --tile-frames: 'auto', 'none' or a positive int."""
+    if value == "none":
+        return None
+    return value if value == "auto" else int(value)
 
 
 def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), batch_sizes=(64, 256),
               checkpoint: str | None = None, out: str | None = None, naive_max: int = 8, repeats: int = 2,
-              kernels: int = 5, verbose: bool = True) -> list[BenchRow]:
+              kernels: int = 5, tile_frames: int | str | None = "auto", amp: str | None = None,
+              verbose: bool = True) -> list[BenchRow]:
+    """Time the sampler on `device` for every (N, K, B). FLOP rates use the FLOPs each batched call
+    executes (context encoder included), so work saved by the fast path is not counted as done."""
     from diffpose_viz import pipeline
     from diffpose_viz.training.config import ExperimentConfig
 
@@ -134,10 +142,9 @@ def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), b
         net = pipeline.build_network(cfg).to(dev).eval()
     sampler = pipeline.build_sampler(cfg, pipeline.build_schedule(cfg, dev))
     peak = matmul_peak_gflops(dev)
-    flops_row = _flops_per_call(net, 64, dev) / 64  # the denoiser's cost is linear in rows
-    flops_ctx = 0.0
     rows: list[BenchRow] = []
     gen = torch.Generator(device=dev).manual_seed(0)
+    flops_pose_step = None
     for B in batch_sizes:
         cond, gmm = synthetic_inputs(B, kernels, dev)
         for N in hypotheses:
@@ -145,27 +152,32 @@ def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), b
                 if K > sampler.schedule.num_steps:
                     continue
 
-                @torch.no_grad()
+                @torch.inference_mode()
                 def batched():
-                    ctx = net.encode(cond)
-                    sampler.sample(net.denoiser, ctx, gmm, N, K, generator=gen)
+                    with pipeline.autocast(dev, amp):
+                        ctx = net.encode(cond)
+                        sampler.sample(net.denoiser, ctx, gmm, N, K, generator=gen, chunk_frames=tile_frames)
 
+                flops = _count_flops(batched)
+                if flops_pose_step is None:
+                    flops_pose_step = flops / (B * N * K)
                 _reset_peak(dev)
                 t_b = _time(batched, dev, repeats)
                 mem = _peak_mb(dev)
                 nf = min(naive_max, B)
 
-                @torch.no_grad()
+                @torch.inference_mode()
                 def naive():
                     for i in range(nf):
                         g1 = gmm.select([i])
                         for _ in range(N):
-                            sampler.sample(net.denoiser, net.encode(cond[i:i + 1]), g1, 1, K, generator=gen)
+                            with pipeline.autocast(dev, amp):
+                                sampler.sample(net.denoiser, net.encode(cond[i:i + 1]), g1, 1, K, generator=gen)
 
                 t_n = _time(naive, dev, 1)
                 batched_pps = B * N / t_b
                 naive_pps = nf * N / t_n
-                achieved = (flops_row * B * N * K + flops_ctx) / t_b / 1e9
+                achieved = flops / t_b / 1e9
                 rows.append(BenchRow(N, K, B, batched_pps, naive_pps, batched_pps / naive_pps, mem, achieved,
                                      100 * achieved / peak))
                 if verbose:
@@ -173,12 +185,15 @@ def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), b
                     print(f"  N={N:3d} K={K:3d} B={B:5d}: batched {r.batched_poses_per_s:10.0f} poses/s, naive "
                           f"{r.naive_poses_per_s:8.0f} poses/s ({r.speedup:5.1f}x), peak {r.peak_mem_mb:7.0f} MB, "
                           f"{r.achieved_gflops:7.1f} GFLOP/s", flush=True)
-    table = format_table(rows, dev, peak, flops_row, sum(p.numel() for p in net.parameters()))
+    n_params = sum(p.numel() for p in net.denoiser.parameters())
+    table = format_table(rows, dev, peak, flops_pose_step or 0.0, n_params, tile_frames, amp)
     print(table)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps({"device": str(dev), "device_name": device_name(dev),
-                                         "matmul_peak_gflops": peak, "denoiser_flops_per_pose_step": flops_row,
+                                         "matmul_peak_gflops": peak, "flops_per_pose_step_first_row": flops_pose_step,
+                                         "tile_frames": tile_frames, "amp": amp or "none",
+                                         "denoiser_params": n_params,
                                          "rows": [asdict(r) for r in rows]}, indent=2))
     return rows
 
@@ -191,9 +206,12 @@ def device_name(dev: torch.device) -> str:
     return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} torch threads)"
 
 
-def format_table(rows: list[BenchRow], dev: torch.device, peak: float, flops_row: float, n_params: int) -> str:
+def format_table(rows: list[BenchRow], dev: torch.device, peak: float, flops_pose_step: float, n_params: int,
+                 tile_frames: int | str | None = "auto", amp: str | None = None) -> str:
     head = (f"device {dev} [{device_name(dev)}]; measured float32 matmul peak {peak:.1f} GFLOP/s; denoiser "
-            f"{n_params:,} params, {flops_row / 1e6:.2f} MFLOP per pose per step\n"
+            f"{n_params:,} params; {flops_pose_step / 1e6:.2f} MFLOP executed per pose per step (first row, "
+            f"encoder included); tile_frames={tile_frames}; amp={amp or 'none'}"
+            + (" (bf16 rates are compared with the float32 peak)" if amp == "bf16" else "") + "\n"
             "| N | K | batch | batched poses/s | naive poses/s | speed-up | peak mem (MB) | GFLOP/s | % of matmul peak |\n"
             "|---|---|---|---|---|---|---|---|---|")
     body = [f"| {r.n_hypotheses} | {r.n_steps} | {r.batch_size} | {r.batched_poses_per_s:.0f} | "

@@ -80,7 +80,8 @@ def cmd_evaluate(args) -> int:
 
     out = evaluate(args.checkpoint, args.out, device=_check_device(args.device), n_hypotheses=args.hypotheses,
                    n_steps=args.steps, record_trajectory=args.record_trajectory, batch_size=args.batch_size,
-                   data_path=args.data, max_samples=args.max_samples, progress=not args.no_progress)
+                   data_path=args.data, max_samples=args.max_samples, progress=not args.no_progress,
+                   amp=args.amp)
     if current().is_main:
         print(f"wrote {out.results_path} and {out.metrics_path} ({out.wall_s:.1f} s)")
     shutdown()
@@ -184,10 +185,11 @@ def cmd_sample(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from diffpose_viz.bench import run_bench
+    from diffpose_viz.bench import parse_tile, run_bench
 
     run_bench(device=_check_device(args.device), hypotheses=args.hypotheses, steps=args.steps,
-              batch_sizes=args.batch_sizes, checkpoint=args.checkpoint, out=args.out, naive_max=args.naive_max)
+              batch_sizes=args.batch_sizes, checkpoint=args.checkpoint, out=args.out, naive_max=args.naive_max,
+              tile_frames=parse_tile(args.tile_frames), amp=args.amp)
     return 0
 
 
@@ -257,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--max-samples", type=int, default=None, help="evenly thin the test rows to this many")
     p.add_argument("--data", default=None, help="use this data file instead of the config's data.path")
+    p.add_argument("--amp", choices=["none", "bf16"], default="none", help="bf16: run the networks under autocast "
+                   "in bfloat16 (GPU, or a CPU with bf16 instructions); the DDIM state stays float32")
     p.add_argument("--no-progress", action="store_true")
     _device_arg(p)
     p.set_defaults(func=cmd_evaluate)
@@ -289,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="benchmark this model (default: the DiffPose network at "
                    "its default size, untrained)")
     p.add_argument("--naive-max", type=int, default=8, help="frames timed in the naive loop (it is slow)")
+    p.add_argument("--tile-frames", default="auto", help="frames per tile of the reverse loop: 'auto' (CPU: about "
+                   "256 states per tile; GPU: one tile), 'none' (one tile) or a number")
+    p.add_argument("--amp", choices=["none", "bf16"], default="none", help="bf16: networks under autocast")
     p.add_argument("--out", default=None, help="also write the table as JSON")
     _device_arg(p)
     p.set_defaults(func=cmd_bench)

@@ -435,13 +435,33 @@ def gather_cond(cond_all: torch.Tensor, idx: torch.Tensor, windows: torch.Tensor
 @torch.no_grad()
 def predict(model: LoadedModel, cond: torch.Tensor, gmm: PoseGMM | None, *, n_hypotheses: int, n_steps: int,
             record: bool = False, generator: torch.Generator | None = None,
-            lifter_init: torch.Tensor | None = None) -> Prediction:
-    """Hypotheses for one batch of frames. cond: (B,17,3) or (B,T,17,3) on model.device."""
+            lifter_init: torch.Tensor | None = None, amp: str | None = None) -> Prediction:
+    """Hypotheses for one batch of frames. cond: (B,17,3) or (B,T,17,3) on model.device.
+
+    amp='bf16': the networks run under torch.autocast in bfloat16 (GPU, or CPUs with bf16 instructions);
+    the diffusion state and the DDIM arithmetic stay float32."""
+    with autocast(model.device, amp):
+        return _predict(model, cond, gmm, n_hypotheses=n_hypotheses, n_steps=n_steps, record=record,
+                        generator=generator, lifter_init=lifter_init)
+
+
+AMP_CHOICES = ("none", "bf16")
+
+
+def autocast(device: torch.device | str, amp: str | None):
+    """torch.autocast context for `amp` ('bf16'), or a no-op context for None/'none'."""
+    if amp not in (None, *AMP_CHOICES):
+        raise ValueError(f"amp must be one of {AMP_CHOICES}, found {amp!r}")
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp == "bf16")
+
+
+def _predict(model: LoadedModel, cond: torch.Tensor, gmm: PoseGMM | None, *, n_hypotheses: int, n_steps: int,
+             record: bool, generator: torch.Generator | None, lifter_init: torch.Tensor | None) -> Prediction:
     cfg, net = model.cfg, model.network
     method = cfg.method
     centre = cond if cond.ndim == 3 else cond[:, cond.shape[1] // 2]
     if method in ("lifter", "martinez"):
-        out = net(cond)
+        out = net(cond).float()
         return Prediction(out[:, None].cpu().numpy(), None, None, None)
     if method == "init_only":
         poses, _ = gmm.sample(n_hypotheses, generator)

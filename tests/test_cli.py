@@ -77,3 +77,16 @@ def test_clear_errors(tmp_path):
     proc = cli("train", "configs/smoke.yaml", "--out", str(tmp_path / "y"), "--device", "cuda:7", check=False)
     if proc.returncode != 0:
         assert "cuda" in proc.stderr.lower() and "Traceback" not in proc.stderr
+
+
+def test_bench_prints_and_writes_its_table(tmp_path):
+    """`diffpose-viz bench` on a tiny grid: the JSON carries one row per (N, K, B) with positive rates."""
+    out = tmp_path / "bench.json"
+    proc = cli("bench", "--hypotheses", "2", "--steps", "1", "2", "--batch-sizes", "4", "--naive-max", "1",
+               "--tile-frames", "2", "--out", str(out))
+    assert "matmul peak" in proc.stdout and "| N | K | batch |" in proc.stdout
+    rec = json.loads(out.read_text())
+    assert [(r["n_hypotheses"], r["n_steps"], r["batch_size"]) for r in rec["rows"]] == [(2, 1, 4), (2, 2, 4)]
+    for r in rec["rows"]:
+        assert r["batched_poses_per_s"] > 0 and r["naive_poses_per_s"] > 0 and r["achieved_gflops"] > 0
+    assert rec["flops_per_pose_step_first_row"] > 1e6 and rec["tile_frames"] == 2

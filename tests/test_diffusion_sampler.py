@@ -271,3 +271,17 @@ def test_clip_x0_bounds_the_eps_mode_estimate():
         DDIMSampler(s, clip_x0=0.0)
     with pytest.raises(ValueError, match="t_prev"):
         DDIMSampler(s).step(eps, 10, 10, h_t, prediction="eps")
+
+
+def test_bf16_autocast_keeps_the_state_float32():
+    from diffpose_viz.pipeline import autocast
+
+    net, ctx = _small_denoiser(), torch.randn(B, 17, 8)
+    sampler = DDIMSampler(SCHEDULE)
+    with autocast("cpu", "bf16"):
+        half = sampler.sample(net, ctx, _gmm(), N, 3, generator=torch.Generator().manual_seed(0), record="all")
+    full = sampler.sample(net, ctx, _gmm(), N, 3, generator=torch.Generator().manual_seed(0), record="all")
+    assert half.hypotheses.dtype == torch.float32 and half.x0_trajectory.dtype == torch.float32
+    assert torch.isfinite(half.hypotheses).all() and not torch.equal(half.hypotheses, full.hypotheses)
+    with pytest.raises(ValueError, match="amp"):
+        autocast("cpu", "fp8")

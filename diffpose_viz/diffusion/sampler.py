@@ -97,6 +97,7 @@ class DDIMSampler:
         if isinstance(t, int) and isinstance(t_prev, int) and t_prev >= t:
             raise ValueError(f"DDIMSampler.step: t_prev must be below t, found t={t}, t_prev={t_prev}")
         eta = self.eta if eta is None else float(eta)
+        model_output = model_output.to(h_t.dtype)  # a bf16 (autocast) network output; the state stays float32
         mu = 0.0 if mu is None else mu
         std = 1.0 if std is None else std
         a_t = self._abar(t, h_t)

@@ -53,8 +53,8 @@ def _settings(model: LoadedModel, n_hypotheses: int | None, n_steps: int | None)
 
 def run_inference(model: LoadedModel, cond: torch.Tensor, windows: torch.Tensor | None, gmm: PoseGMM | None,
                   rows: np.ndarray, *, n_hypotheses: int, n_steps: int, record: bool, batch_size: int = 256,
-                  seed: int = 0, progress: bool = False, gmm_index: np.ndarray | None = None
-                  ) -> dict[str, np.ndarray | list | None]:
+                  seed: int = 0, progress: bool = False, gmm_index: np.ndarray | None = None,
+                  amp: str | None = None) -> dict[str, np.ndarray | list | None]:
     """Hypotheses (and trajectories) for `rows`, in batches; results are numpy on the CPU.
 
     gmm_index: position in `gmm` of each entry of `rows` (default: the rows themselves)."""
@@ -70,7 +70,7 @@ def run_inference(model: LoadedModel, cond: torch.Tensor, windows: torch.Tensor 
         idx = torch.as_tensor(rows[s:s + batch_size], device=model.device)
         g = gmm.select(torch.as_tensor(gmm_index[s:s + batch_size], device=model.device)) if gmm is not None else None
         p = pipeline.predict(model, pipeline.gather_cond(cond, idx, windows), g, n_hypotheses=n_hypotheses,
-                             n_steps=n_steps, record=record, generator=gen)
+                             n_steps=n_steps, record=record, generator=gen, amp=amp)
         out["hypotheses"].append(p.hypotheses)
         if p.trajectory is not None:
             out["trajectory"].append(p.trajectory)
@@ -110,7 +110,7 @@ def _estimated_root(keypoints: np.ndarray, root_depth: np.ndarray | None, cams: 
 def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_hypotheses: int | None = None,
              n_steps: int | None = None, record_trajectory: bool = False, batch_size: int = 256,
              data_path: str | None = None, max_samples: int | None = None, progress: bool = True,
-             print_summary: bool = True) -> EvalOutput:
+             print_summary: bool = True, amp: str | None = None) -> EvalOutput:
     """Evaluate `checkpoint` on its config's test subjects -> `out` (results .nc) + `out` .metrics.json."""
     t0 = time.perf_counter()
     info, dev = ddp.init(device)
@@ -142,7 +142,7 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
                                 progress=progress and info.is_main)
     part = run_inference(model, cond, windows, gmm, rows, n_hypotheses=n_hyp, n_steps=k, record=record_trajectory,
                          batch_size=batch_size, seed=cfg.train.seed + 7 * info.rank, progress=progress and info.is_main,
-                         gmm_index=np.arange(len(rows)))
+                         gmm_index=np.arange(len(rows)), amp=amp)
     gmm_np = None
     if gmm is not None:
         g = gmm.to_numpy()
@@ -170,7 +170,7 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
         dataset=f"{Path(cfg.data.path).name} subjects {list(cfg.data.test_subjects)}", split="test",
         extra_attrs={"checkpoint": str(checkpoint), "n_hypotheses": n_hyp, "n_sampling_steps": k,
                      "input_2d_source": cfg.data.input_2d, "occlusion": int(cfg.data.occlusion),
-                     "jagg_root": root_note,
+                     "jagg_root": root_note, "amp": amp or "none",
                      "pred_definition": "H_K mixture mean" if res["pred"] is not None else "mean of the hypotheses"},
     )
     out = Path(out)
