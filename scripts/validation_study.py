@@ -50,6 +50,33 @@ def best_validation(run: Path) -> tuple[float, int]:
     return best, epoch
 
 
+def diagnose(run: Path, n_hypotheses: int = 5, n_steps: int | None = None) -> list[tuple[int, float, float]]:
+    """Per reverse step on the validation rows of `run`: (t, MPJPE of the mean x0 estimate, mean MPJPE of
+    the single hypotheses' x0 estimates), in mm. Shows whether refinement helps or hurts, and where."""
+    import numpy as np
+    import torch
+
+    from diffpose_viz import pipeline
+    from diffpose_viz.training.config import load_config
+    from diffpose_viz.training.trainer import Trainer, gather_cond
+
+    cfg = load_config(run / "config.yaml")
+    trainer = Trainer(cfg, run, progress=False)
+    trainer.setup()  # rebuilds the validation split exactly as training did (H_K read from run/cache)
+    data = trainer.val_data
+    model = pipeline.load_model(run / "best.pt", trainer.device)
+    idx = torch.arange(len(data))
+    gmm = data.gmm.select(idx) if data.gmm is not None else None
+    pred = pipeline.predict(model, gather_cond(data.cond, idx, data.windows), gmm, n_hypotheses=n_hypotheses,
+                            n_steps=n_steps or cfg.diffusion.n_sampling_steps, record=True,
+                            generator=torch.Generator().manual_seed(0))
+    gt = data.pose3d.cpu().numpy()[:, None, None]  # (R,1,1,17,3)
+    x0 = pred.x0_trajectory  # (R,N,S,17,3)
+    single = np.linalg.norm(x0 - gt, axis=-1).mean((0, 1, 3)) * 1000
+    mean = np.linalg.norm(x0.mean(1, keepdims=True) - gt, axis=-1).mean((0, 1, 3)) * 1000
+    return list(zip(pred.timesteps, mean.tolist(), single.tolist()))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/bandai_cpu.yaml")
@@ -58,7 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extra", nargs="*", default=[], help="overrides added to every variant")
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--diagnose", type=Path, nargs="*", help="run folders: print the per-step validation error "
+                    "of the x0 estimate instead of training")
     args = ap.parse_args(argv)
+    if args.diagnose:
+        for run in args.diagnose:
+            print(f"{run}: t, MPJPE of the mean x0 estimate, mean MPJPE of single hypotheses (validation, mm)")
+            for t, m, single in diagnose(run):
+                print(f"  t={t:3d}  {m:6.1f}  {single:6.1f}")
+        return 0
     names = args.only or list(VARIANTS)
     unknown = sorted(set(names) - set(VARIANTS))
     if unknown:

@@ -122,7 +122,7 @@ def test_tiling_over_frames_does_not_change_the_result(eta):
     net, ctx = _small_denoiser(), torch.randn(B, 17, 8)
     sampler = DDIMSampler(SCHEDULE, eta=eta)
     runs = [sampler.sample(net, ctx, _gmm(), N, 4, generator=torch.Generator().manual_seed(3), record=[0, -1],
-                           chunk_frames=c) for c in (None, 1, 2, "auto")]
+                           chunk_frames=c, workers=w) for c, w in ((None, 1), (1, 1), (2, 1), ("auto", 1), (1, 2))]
     for r in runs[1:]:
         assert torch.allclose(r.hypotheses, runs[0].hypotheses, atol=1e-5)
         assert torch.allclose(r.x0_trajectory, runs[0].x0_trajectory, atol=1e-5)
@@ -133,6 +133,9 @@ def test_tiling_over_frames_does_not_change_the_result(eta):
     assert torch.allclose(slow.hypotheses, runs[0].hypotheses, atol=1e-5)
     with pytest.raises(ValueError, match="chunk_frames"):
         sampler.sample(net, ctx, _gmm(), N, 4, chunk_frames=0)
+    threads = torch.get_num_threads()
+    sampler.sample(net, ctx, _gmm(), N, 4, chunk_frames=1, workers=3)
+    assert torch.get_num_threads() == threads  # the intra-op thread count is restored
 
 
 def test_eta_zero_is_deterministic_given_the_start_state():

@@ -20,6 +20,7 @@ preallocated device tensors and only the caller decides when to move results to 
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Protocol, Sequence
 
@@ -151,7 +152,8 @@ class DDIMSampler:
     def sample(self, denoiser: Denoiser, context: Tensor | None, gmm: GMMLike | None, n_hypotheses: int,
                n_steps: int, *, prediction: str | None = None, generator: torch.Generator | None = None,
                record: str | Sequence[int] = "none", start_from: Tensor | None = None, t_max: int | None = None,
-               batch_size: int | None = None, chunk_frames: int | str | None = "auto") -> SampleResult:
+               batch_size: int | None = None, chunk_frames: int | str | None = "auto",
+               workers: int | str = "auto") -> SampleResult:
         """N hypotheses per frame: draw h_K from H_K (gmm mode) or N(0, scale^2 I) (gaussian mode),
         then n_steps DDIM moves over `schedule.ddim_timesteps(n_steps, skip, t_max)`.
 
@@ -164,6 +166,9 @@ class DDIMSampler:
         None = all frames in one tile (one forward per step); 'auto' = None on GPU and about
         CPU_TILE_ROWS states per tile on CPU. All random draws happen before the loop, so the result
         does not depend on the tiling (to float rounding).
+        workers: CPU only, tiles run this many at a time on threads, each op on one core, instead of
+        splitting every small op across cores ('auto' = torch.get_num_threads(); 1.4x faster on 2
+        cores, docs/BENCHMARKS.md). torch's intra-op thread count is set to 1 meanwhile and restored.
 
         The start is exact only if abar at t_max is about 0 (h_K then follows H_K); with a weak schedule
         (e.g. the official one, abar_50 = 0.972) the draw from H_K is treated as the state at t_max anyway.
@@ -203,14 +208,31 @@ class DDIMSampler:
         if self.eta > 0:  # drawn up front so that the tiling does not change which draw a state gets
             noise = torch.randn((len(timesteps), B, N, 17, 3), generator=generator, dtype=mu.dtype, device=mu.device)
         tile = _tile_frames(chunk_frames, B, N, mu.device)
-        parts = []
-        for s in range(0, B, tile):
-            e = min(B, s + tile)
-            parts.append(self._run(
-                _frame_batched(denoiser, None if context is None else context[s:e], e - s, N),
-                x[s:e].reshape(-1, 17, 3), mu[s:e].reshape(-1, 17, 3), std[s:e].reshape(-1, 17, 3), timesteps,
-                prediction, generator, record, e - s, N,
-                noise=None if noise is None else noise[:, s:e].reshape(len(timesteps), -1, 17, 3)))
+        tiles = [(s, min(B, s + tile)) for s in range(0, B, tile)]
+        dev_type = mu.device.type
+        amp = (torch.is_autocast_enabled(dev_type), torch.get_autocast_dtype(dev_type))
+
+        def run_tile(span: tuple[int, int]) -> SampleResult:
+            s, e = span
+            # grad mode and autocast are thread-local: restate them for worker threads
+            with torch.no_grad(), torch.autocast(dev_type, dtype=amp[1], enabled=amp[0]):
+                return self._run(
+                    _frame_batched(denoiser, None if context is None else context[s:e], e - s, N),
+                    x[s:e].reshape(-1, 17, 3), mu[s:e].reshape(-1, 17, 3), std[s:e].reshape(-1, 17, 3), timesteps,
+                    prediction, generator, record, e - s, N,
+                    noise=None if noise is None else noise[:, s:e].reshape(len(timesteps), -1, 17, 3))
+
+        n_workers = _n_workers(workers, len(tiles), mu.device)
+        if n_workers > 1:
+            intra = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                with ThreadPoolExecutor(n_workers) as pool:
+                    parts = list(pool.map(run_tile, tiles))
+            finally:
+                torch.set_num_threads(intra)
+        else:
+            parts = [run_tile(span) for span in tiles]
         out = parts[0] if len(parts) == 1 else _concat_results(parts)
         out.kernel = kernel
         return out
@@ -341,9 +363,19 @@ def _broadcast_start(start: Tensor, B: int, N: int, D: int) -> Tensor:
     raise ValueError(f"start state must have shape ({B}, 17, {D}) or ({B}, {N}, 17, {D}), found {tuple(start.shape)}")
 
 
-#: States per tile on CPU: 17 joints x 96 channels x 4 bytes x 256 states is 1.7 MB per activation, about
-#: what stays in a core's L2/L3 share between layers (docs/BENCHMARKS.md, "tiling").
-CPU_TILE_ROWS = 256
+#: States per tile on CPU: 17 joints x 96 channels x 4 bytes x 128 states is 0.8 MB per activation, about
+#: what stays in a core's L2 between layers (docs/BENCHMARKS.md, "tiling").
+CPU_TILE_ROWS = 128
+
+
+def _n_workers(workers: int | str, n_tiles: int, device: torch.device) -> int:
+    if workers == "auto":
+        workers = torch.get_num_threads() if device.type == "cpu" else 1
+    if isinstance(workers, str) or int(workers) < 1:
+        raise ValueError(f"sample: workers must be a positive int or 'auto', found {workers!r}")
+    if device.type != "cpu":
+        return 1
+    return max(1, min(int(workers), n_tiles))
 
 
 def _tile_frames(chunk_frames: int | str | None, B: int, N: int, device: torch.device) -> int:
