@@ -120,8 +120,8 @@ def parse_tile(value: str) -> int | str | None:
 
 def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), batch_sizes=(64, 256),
               checkpoint: str | None = None, out: str | None = None, naive_max: int = 8, repeats: int = 2,
-              kernels: int = 5, tile_frames: int | str | None = "auto", amp: str | None = None,
-              verbose: bool = True) -> list[BenchRow]:
+              kernels: int = 5, tile_frames: int | str | None = "auto", workers: int | str = "auto",
+              amp: str | None = None, verbose: bool = True) -> list[BenchRow]:
     """Time the sampler on `device` for every (N, K, B). FLOP rates use the FLOPs each batched call
     executes (context encoder included), so work saved by the fast path is not counted as done."""
     from diffpose_viz import pipeline
@@ -156,7 +156,8 @@ def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), b
                 def batched():
                     with pipeline.autocast(dev, amp):
                         ctx = net.encode(cond)
-                        sampler.sample(net.denoiser, ctx, gmm, N, K, generator=gen, chunk_frames=tile_frames)
+                        sampler.sample(net.denoiser, ctx, gmm, N, K, generator=gen, chunk_frames=tile_frames,
+                                       workers=workers)
 
                 flops = _count_flops(batched)
                 if flops_pose_step is None:
@@ -186,13 +187,13 @@ def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), b
                           f"{r.naive_poses_per_s:8.0f} poses/s ({r.speedup:5.1f}x), peak {r.peak_mem_mb:7.0f} MB, "
                           f"{r.achieved_gflops:7.1f} GFLOP/s", flush=True)
     n_params = sum(p.numel() for p in net.denoiser.parameters())
-    table = format_table(rows, dev, peak, flops_pose_step or 0.0, n_params, tile_frames, amp)
+    table = format_table(rows, dev, peak, flops_pose_step or 0.0, n_params, f"{tile_frames}, workers={workers}", amp)
     print(table)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps({"device": str(dev), "device_name": device_name(dev),
                                          "matmul_peak_gflops": peak, "flops_per_pose_step_first_row": flops_pose_step,
-                                         "tile_frames": tile_frames, "amp": amp or "none",
+                                         "tile_frames": tile_frames, "workers": workers, "amp": amp or "none",
                                          "denoiser_params": n_params,
                                          "rows": [asdict(r) for r in rows]}, indent=2))
     return rows

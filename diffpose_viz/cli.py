@@ -189,7 +189,8 @@ def cmd_bench(args) -> int:
 
     run_bench(device=_check_device(args.device), hypotheses=args.hypotheses, steps=args.steps,
               batch_sizes=args.batch_sizes, checkpoint=args.checkpoint, out=args.out, naive_max=args.naive_max,
-              tile_frames=parse_tile(args.tile_frames), amp=args.amp)
+              tile_frames=parse_tile(args.tile_frames), workers=args.workers if args.workers == "auto"
+              else int(args.workers), amp=args.amp)
     return 0
 
 
@@ -295,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--naive-max", type=int, default=8, help="frames timed in the naive loop (it is slow)")
     p.add_argument("--tile-frames", default="auto", help="frames per tile of the reverse loop: 'auto' (CPU: about "
                    "256 states per tile; GPU: one tile), 'none' (one tile) or a number")
+    p.add_argument("--workers", default="auto", help="CPU: tiles run this many at a time on threads ('auto': "
+                   "torch's thread count)")
     p.add_argument("--amp", choices=["none", "bf16"], default="none", help="bf16: networks under autocast")
     p.add_argument("--out", default=None, help="also write the table as JSON")
     _device_arg(p)

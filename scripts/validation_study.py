@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default="configs/bandai_cpu.yaml")
     ap.add_argument("--out", type=Path, default=Path("runs/study"))
     ap.add_argument("--only", nargs="*", help="variant names to run (default: all)")
-    ap.add_argument("--extra", nargs="*", default=[], help="overrides added to every variant")
+    ap.add_argument("--extra", nargs="*", default=[], help="overrides applied to every variant before its own")
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--diagnose", type=Path, nargs="*", help="run folders: print the per-step validation error "
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         run = args.out / name
         cmd = [sys.executable, "-m", "diffpose_viz.cli", "train", args.config, "--out", str(run), "--no-progress"]
-        for ov in [*VARIANTS[name], *args.extra]:
+        for ov in [*args.extra, *VARIANTS[name]]:  # a variant's own overrides win
             cmd += ["--override", ov]
         shown = " ".join(shlex.quote(c) for c in ["diffpose-viz", *cmd[3:]])
         if args.dry_run:
