@@ -147,6 +147,25 @@ def test_wrong_types_and_values_are_errors(tmp_path):
         load_config(p)
     with pytest.raises(ConfigError, match="test_subjects"):
         config_from_dict({"data": {"train_subjects": ["a"], "test_subjects": ["a"]}})
+    with pytest.raises(ConfigError, match="diffusion.loss"):  # an MPJPE on noise means nothing
+        config_from_dict({"diffusion": {"prediction": "eps", "loss": "mpjpe"}})
+
+
+def test_raw_2d_context_reaches_the_denoiser():
+    """model.context_raw_2d appends [u, v, confidence, mask] to the encoder's features, in training and sampling."""
+    import torch
+
+    from diffpose_viz import pipeline
+
+    cfg = config_from_dict({"model": {"hidden": 16, "layers": 1, "heads": 2, "context_dim": 8, "context_hidden": 8,
+                                      "context_layers": 1, "context_raw_2d": True}})
+    net = pipeline.build_network(cfg).eval()
+    cond = torch.rand(2, 17, 3)
+    ctx = net.encode(cond)
+    assert ctx.shape == (2, 17, 12) and net.denoiser.context_dim == 12
+    assert torch.allclose(ctx[..., 8:10], cond[..., :2]) and torch.equal(ctx[..., 11], torch.ones(2, 17))
+    out = net(torch.randn(2, 17, 3), torch.tensor([3, 7]), cond)
+    assert out.shape == (2, 17, 3)
 
 
 def test_yaml_scientific_notation_and_overrides(tmp_path):
