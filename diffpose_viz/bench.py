@@ -115,6 +115,11 @@ def parse_tile(value: str) -> int | str | None:
     """CLI value of --tile-frames: 'auto', 'none' or a positive int."""
     if value == "none":
         return None
+    return parse_workers(value)
+
+
+def parse_workers(value: str) -> int | str:
+    """CLI value of --workers (and a number of --tile-frames): 'auto' or a positive int."""
     return value if value == "auto" else int(value)
 
 
@@ -188,7 +193,7 @@ def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), b
                           f"{r.naive_poses_per_s:8.0f} poses/s ({r.speedup:5.1f}x), peak {r.peak_mem_mb:7.0f} MB, "
                           f"{r.achieved_gflops:7.1f} GFLOP/s", flush=True)
     n_params = sum(p.numel() for p in net.denoiser.parameters())
-    table = format_table(rows, dev, peak, flops_pose_step or 0.0, n_params, f"{tile_frames}, workers={workers}", amp)
+    table = format_table(rows, dev, peak, flops_pose_step or 0.0, n_params, tile_frames, workers, amp)
     print(table)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -209,10 +214,10 @@ def device_name(dev: torch.device) -> str:
 
 
 def format_table(rows: list[BenchRow], dev: torch.device, peak: float, flops_pose_step: float, n_params: int,
-                 tile_frames: int | str | None = "auto", amp: str | None = None) -> str:
+                 tile_frames: int | str | None = "auto", workers: int | str = "auto", amp: str | None = None) -> str:
     head = (f"device {dev} [{device_name(dev)}]; measured float32 matmul peak {peak:.1f} GFLOP/s; denoiser "
             f"{n_params:,} params; {flops_pose_step / 1e6:.2f} MFLOP executed per pose per step (first row, "
-            f"encoder included); tile_frames={tile_frames}; amp={amp or 'none'}"
+            f"encoder included); tile_frames={tile_frames}, workers={workers}; amp={amp or 'none'}"
             + (" (bf16 rates are compared with the float32 peak)" if amp == "bf16" else "") + "\n"
             "| N | K | batch | batched poses/s | naive poses/s | speed-up | peak mem (MB) | GFLOP/s | % of matmul peak |\n"
             "|---|---|---|---|---|---|---|---|---|")

@@ -185,12 +185,11 @@ def cmd_sample(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from diffpose_viz.bench import parse_tile, run_bench
+    from diffpose_viz.bench import parse_tile, parse_workers, run_bench
 
     run_bench(device=_check_device(args.device), hypotheses=args.hypotheses, steps=args.steps,
               batch_sizes=args.batch_sizes, checkpoint=args.checkpoint, out=args.out, naive_max=args.naive_max,
-              tile_frames=parse_tile(args.tile_frames), workers=args.workers if args.workers == "auto"
-              else int(args.workers), amp=args.amp)
+              tile_frames=parse_tile(args.tile_frames), workers=parse_workers(args.workers), amp=args.amp)
     return 0
 
 
@@ -295,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "its default size, untrained)")
     p.add_argument("--naive-max", type=int, default=8, help="frames timed in the naive loop (it is slow)")
     p.add_argument("--tile-frames", default="auto", help="frames per tile of the reverse loop: 'auto' (CPU: about "
-                   "256 states per tile; GPU: one tile), 'none' (one tile) or a number")
+                   "128 states per tile; GPU: one tile), 'none' (one tile) or a number")
     p.add_argument("--workers", default="auto", help="CPU: tiles run this many at a time on threads ('auto': "
                    "torch's thread count)")
     p.add_argument("--amp", choices=["none", "bf16"], default="none", help="bf16: networks under autocast")

@@ -58,6 +58,17 @@ def first_frame(path: Path) -> np.ndarray | None:
 
 NO_CHECKPOINT = "No checkpoint to lift with: run `make demo` to train one (it writes `runs/demo/diffpose/best.pt`)."
 
+
+def require_checkpoint(path: Path | None) -> Path:
+    """The picked checkpoint, or an error message and a stop of this run of the page."""
+    if path is None:
+        st.error(NO_CHECKPOINT)
+        st.stop()
+    if not path.exists():
+        st.error(f"Checkpoint not found: `{path}`. Train one with `make demo` or give its path.")
+        st.stop()
+    return path
+
 with st.expander("A video or an image instead: MediaPipe Pose → 2D with per-joint uncertainty → 3D hypotheses"):
     media = st.file_uploader("Video or image", type=["mp4", "avi", "mov", "mkv", "webm", "png", "jpg", "jpeg"],
                              key="own_media")
@@ -74,12 +85,7 @@ with st.expander("A video or an image instead: MediaPipe Pose → 2D with per-jo
             if st.button("Detect and lift", key="own_media_run"):
                 from diffpose_viz.wild.run import run_wild
 
-                if media_ckpt is None:
-                    st.error(NO_CHECKPOINT)
-                    st.stop()
-                if not media_ckpt.exists():
-                    st.error(f"Checkpoint not found: `{media_ckpt}`. Train one with `make demo` or give its path.")
-                    st.stop()
+                media_ckpt = require_checkpoint(media_ckpt)
                 work = Path(tempfile.mkdtemp(prefix="diffpose_wild_"))
                 source = work / Path(media.name).name
                 source.write_bytes(media.getvalue())
@@ -147,12 +153,7 @@ if st.button("Run sampling", key="own_run"):
         st.error("Sampling is not available in this install: `diffpose-viz sample` was not found. "
                  "Install the package (`pip install -e .`) and train a model (`make demo`).")
         st.stop()
-    if checkpoint is None:
-        st.error(NO_CHECKPOINT)
-        st.stop()
-    if not checkpoint.exists():
-        st.error(f"Checkpoint not found: `{checkpoint}`. Train one with `make demo` or give its path.")
-        st.stop()
+    checkpoint = require_checkpoint(checkpoint)
     work = Path(tempfile.mkdtemp(prefix="diffpose_own_"))
     np.savez(work / "keypoints.npz", keypoints=kp, confidence=conf, width=width, height=height)
     out = work / "result.nc"

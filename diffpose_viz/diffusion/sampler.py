@@ -27,7 +27,11 @@ from typing import Callable, NamedTuple, Protocol, Sequence
 import torch
 
 from diffpose_viz.diffusion.forward import draw_kernels, kernel_params
-from diffpose_viz.diffusion.schedule import SKIP_KINDS, NoiseSchedule, official_timesteps
+from diffpose_viz.diffusion.schedule import (
+    SKIP_KINDS,
+    NoiseSchedule,
+    official_timesteps,
+)
 
 Tensor = torch.Tensor
 Denoiser = Callable[[Tensor, Tensor, "Tensor | None"], Tensor]
@@ -167,7 +171,7 @@ class DDIMSampler:
         CPU_TILE_ROWS states per tile on CPU. All random draws happen before the loop, so the result
         does not depend on the tiling (to float rounding).
         workers: CPU only, tiles run this many at a time on threads, each op on one core, instead of
-        splitting every small op across cores ('auto' = torch.get_num_threads(); 1.4x faster on 2
+        splitting every small op across cores ('auto' = torch.get_num_threads(); 1.28x faster on 2
         cores, docs/BENCHMARKS.md). torch's intra-op thread count is set to 1 meanwhile and restored.
 
         The start is exact only if abar at t_max is about 0 (h_K then follows H_K); with a weak schedule
@@ -266,7 +270,7 @@ class DDIMSampler:
                          timesteps, "eps", generator, record, B, N, keep_root=False)
 
     # ------------------------------------------------------------------ shared loop
-    def _run(self, denoise: Callable[[Tensor, int, Tensor], Tensor], x: Tensor, mu: Tensor | None,
+    def _run(self, denoise: Callable[[Tensor, int], Tensor], x: Tensor, mu: Tensor | None,
              std: Tensor | None, timesteps: list[int], prediction: str, generator: torch.Generator | None,
              record: str | Sequence[int], B: int, N: int, keep_root: bool | None = None,
              noise: Tensor | None = None) -> SampleResult:
@@ -281,11 +285,9 @@ class DDIMSampler:
         if keep_root:
             x = x.clone()
             x[:, 0] = 0.0
-        R = x.shape[0]
         self._abar(0, x)  # build the device copy of the alpha_bar table now: a blocking copy in the loop would sync
         for i, (t, t_prev) in enumerate(zip(state_t[:-1], state_t[1:])):
-            t_vec = torch.full((R,), t, dtype=torch.long, device=x.device)
-            out = self.step(denoise(x, t, t_vec), t, t_prev, x, mu, std, prediction=prediction,
+            out = self.step(denoise(x, t), t, t_prev, x, mu, std, prediction=prediction,
                             generator=generator, keep_root=keep_root, noise=None if noise is None else noise[i])
             if i in slots:
                 traj[slots[i]] = x
@@ -364,18 +366,16 @@ def _broadcast_start(start: Tensor, B: int, N: int, D: int) -> Tensor:
 
 
 #: States per tile on CPU: 17 joints x 96 channels x 4 bytes x 128 states is 0.8 MB per activation, about
-#: what stays in a core's L2 between layers (docs/BENCHMARKS.md, "tiling").
+#: what stays in a core's L2 between layers (docs/BENCHMARKS.md, "Sampler throughput (CPU)").
 CPU_TILE_ROWS = 128
 
 
 def _n_workers(workers: int | str, n_tiles: int, device: torch.device) -> int:
-    if workers == "auto":
-        workers = torch.get_num_threads() if device.type == "cpu" else 1
-    if isinstance(workers, str) or int(workers) < 1:
+    if workers != "auto" and (isinstance(workers, str) or int(workers) < 1):
         raise ValueError(f"sample: workers must be a positive int or 'auto', found {workers!r}")
     if device.type != "cpu":
         return 1
-    return max(1, min(int(workers), n_tiles))
+    return min(torch.get_num_threads() if workers == "auto" else int(workers), n_tiles)
 
 
 def _tile_frames(chunk_frames: int | str | None, B: int, N: int, device: torch.device) -> int:
@@ -398,8 +398,8 @@ def _concat_results(parts: list[SampleResult]) -> SampleResult:
                         step_timesteps=parts[0].step_timesteps)
 
 
-def _frame_batched(denoiser: Denoiser, context: Tensor | None, B: int, N: int) -> Callable[[Tensor, int, Tensor], Tensor]:
-    """denoise(states (B*N,17,D), t int, t_vec (B*N,)) for the loop. A denoiser in eval mode with a
+def _frame_batched(denoiser: Denoiser, context: Tensor | None, B: int, N: int) -> Callable[[Tensor, int], Tensor]:
+    """denoise(states (B*N,17,D), t int) for the loop. A denoiser in eval mode with a
     `conditioned(context, n_frames)` method (GraFormerDenoiser) gets its fast path, which computes the
     per-frame and per-step terms once instead of for every hypothesis; any other callable is called
     with the context repeated per hypothesis."""
@@ -408,15 +408,13 @@ def _frame_batched(denoiser: Denoiser, context: Tensor | None, B: int, N: int) -
     conditioned = getattr(denoiser, "conditioned", None)
     if conditioned is not None and not getattr(denoiser, "training", True):
         fast = conditioned(context, B)
-        return lambda x, t, t_vec: fast(x, t)
+        return fast
     ctx = _repeat_context(context, B, N)
-    return lambda x, t, t_vec: denoiser(x, t_vec, ctx)
+    return lambda x, t: denoiser(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device), ctx)
 
 
 def _repeat_context(context: Tensor | None, B: int, N: int) -> Tensor | None:
     """(B,17,C) -> (B*N,17,C), hypothesis-major within each frame (matches the state layout)."""
     if context is None:
         return None
-    if context.shape[0] != B:
-        raise ValueError(f"context batch {context.shape[0]} != number of frames {B}")
     return context.unsqueeze(1).expand(B, N, *context.shape[1:]).reshape(B * N, *context.shape[1:])

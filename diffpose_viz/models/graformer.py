@@ -165,11 +165,14 @@ class GraFormerDenoiser(nn.Module):
             raise ValueError(f"GraFormerDenoiser: t must have shape ({h_t.shape[0]},), found {tuple(t.shape)}")
         x = h_t
         if self.context_dim:
-            if context is None:
-                raise ValueError(f"GraFormerDenoiser: built with context_dim={self.context_dim} but context is None")
-            _check_joints(context, self.context_dim, "GraFormerDenoiser", "context")
+            self.check_context(context)
             x = torch.cat([h_t, context], -1)
         return self.trunk(x, self.time_embedding(t), context if self.context_dim else None)
+
+    def check_context(self, context: Tensor | None) -> None:
+        if context is None:
+            raise ValueError(f"GraFormerDenoiser: built with context_dim={self.context_dim} but context is None")
+        _check_joints(context, self.context_dim, "GraFormerDenoiser", "context")
 
     def conditioned(self, context: Tensor | None, n_frames: int | None = None) -> ConditionedDenoiser:
         """The sampling fast path for one batch of frames (see ConditionedDenoiser)."""
@@ -186,15 +189,13 @@ class ConditionedDenoiser:
     within each frame, and an int step t. Same function as the module, to float rounding.
     """
 
-    def __init__(self, net: "GraFormerDenoiser", context: Tensor | None, n_frames: int | None = None) -> None:
+    def __init__(self, net: GraFormerDenoiser, context: Tensor | None, n_frames: int | None = None) -> None:
         if net.training:
             raise RuntimeError("ConditionedDenoiser: call net.eval() first (dropout would be skipped silently)")
         trunk, D = net.trunk, net.state_dim
         self.net, self.prediction = net, net.prediction
         if net.context_dim:
-            if context is None:
-                raise ValueError(f"GraFormerDenoiser: built with context_dim={net.context_dim} but context is None")
-            _check_joints(context, net.context_dim, "GraFormerDenoiser", "context")
+            net.check_context(context)
             self.n_frames = context.shape[0]
             self.input_term = (trunk.input.mix_joints(context @ trunk.input.stacked_weight(D).to(context.dtype))
                                + trunk.input.bias).unsqueeze(1)  # (B,1,17,H)
@@ -208,11 +209,11 @@ class ConditionedDenoiser:
         self.w_state = trunk.input.stacked_weight(0, D)
         self._step_terms: dict[int, list[Tensor]] = {}
 
-    def step_terms(self, t: int, like: Tensor) -> list[Tensor]:
+    def step_terms(self, t: int, device: torch.device) -> list[Tensor]:
         """Per block: W_t swish(f_D(t)) (+ W_c context), broadcastable to (B, N, 17, H)."""
         terms = self._step_terms.get(t)
         if terms is None:
-            temb = F.silu(self.net.time_embedding(torch.full((1,), t, dtype=torch.long, device=like.device)))
+            temb = F.silu(self.net.time_embedding(torch.full((1,), t, dtype=torch.long, device=device)))
             terms = []
             for blk, cond in zip(self.net.trunk.blocks, self.cond_terms):
                 term = blk.temb_proj(temb).view(1, 1, 1, -1)
@@ -229,7 +230,7 @@ class ConditionedDenoiser:
         h = trunk.input.mix_joints(h_t @ self.w_state)
         H = h.shape[-1]
         h = (h.view(B, N, 17, H) + self.input_term).view(R, 17, H)
-        for attn, blk, term in zip(trunk.attention, trunk.blocks, self.step_terms(t, h_t)):
+        for attn, blk, term in zip(trunk.attention, trunk.blocks, self.step_terms(t, h_t.device)):
             h = attn(h)
             u = (F.relu(blk.conv1(h)).view(B, N, 17, H) + term).view(R, 17, H)
             h = h + F.relu(blk.conv2(u))
