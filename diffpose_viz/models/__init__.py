@@ -1,5 +1,14 @@
 """Networks: graph operators, GraFormer-style denoiser/lifter, context encoders, baselines."""
 from diffpose_viz.models.context import FrameContextEncoder, VideoContextEncoder, masked_2d_features
+from diffpose_viz.models.flip import (
+    FlipTestTime,
+    flip_2d,
+    flip_3d,
+    flip_average,
+    flip_features,
+    random_flip,
+    swap_left_right,
+)
 from diffpose_viz.models.graformer import (
     GraFormerDenoiser,
     GraFormerLifter,
@@ -17,7 +26,9 @@ from diffpose_viz.models.graph import (
     normalized_adjacency,
 )
 from diffpose_viz.models.martinez import MartinezBaseline
+from diffpose_viz.models.mixste import MixSTELifter
 from diffpose_viz.models.official import OfficialDenoiser
+from diffpose_viz.models.temporal import chunk_indices, evaluate_centre, evaluate_sequence, windows
 
 
 def count_parameters(module) -> int:
@@ -30,4 +41,6 @@ __all__ = [
     "GraphFeedForward", "LAMGConv", "LearnableAdjacency", "MartinezBaseline", "OfficialDenoiser",
     "TimestepEmbedding", "VideoContextEncoder", "chebyshev_basis", "count_parameters", "graph_laplacian",
     "masked_2d_features", "normalized_adjacency", "sinusoidal_embedding",
+    "FlipTestTime", "MixSTELifter", "chunk_indices", "evaluate_centre", "evaluate_sequence", "flip_2d", "flip_3d",
+    "flip_average", "flip_features", "random_flip", "swap_left_right", "windows",
 ]

@@ -253,3 +253,24 @@ class GraFormerLifter(nn.Module):
         _check_joints(pose2d, self.in_dim, "GraFormerLifter", "pose2d")
         out = self.trunk(clean_2d_input(pose2d))
         return out - out[:, :1]
+
+    def features(self, pose2d: Tensor) -> Tensor:
+        """(B,17,in_dim) -> (B,17,hidden): the per-joint hidden features that the trunk's output
+        projection reads (after the last ResChebBlock)."""
+        _check_joints(pose2d, self.in_dim, "GraFormerLifter", "pose2d")
+        trunk = self.trunk
+        h = trunk.input(clean_2d_input(pose2d))
+        for attn, block in zip(trunk.attention, trunk.blocks):
+            h = block(attn(h))
+        return h
+
+    def output_head(self, features: Tensor) -> Tensor:
+        """(B,17,hidden) features -> (B,17,out_dim) pose: the output projection, root set to the origin."""
+        out = self.trunk.output(features)
+        return out - out[:, :1]
+
+    def forward_with_features(self, pose2d: Tensor) -> tuple[Tensor, Tensor]:
+        """(B,17,in_dim) -> ((B,17,out_dim) pose, (B,17,hidden) features) from one pass; the pose equals
+        forward(pose2d)."""
+        feats = self.features(pose2d)
+        return self.output_head(feats), feats
