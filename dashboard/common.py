@@ -12,18 +12,18 @@ from pathlib import Path
 import streamlit as st
 import xarray as xr
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, str(REPO_ROOT))
+from diffpose_viz.evaluation.results import RESULTS_ENV, results_dir_setting, results_files  # noqa: F401
 
-ENV_VAR = "DIFFPOSE_VIZ_RESULTS"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+ENV_VAR = RESULTS_ENV
 DEFAULT_RESULTS = "results/demo"
 DEFAULT_MODEL = "diffpose"
 REQUIRED_VARS = ("pred", "input_2d")
 
 
 def default_results_dir() -> str:
-    return os.environ.get(ENV_VAR) or DEFAULT_RESULTS
+    return results_dir_setting()
 
 
 def resolve(path: str) -> Path:
@@ -55,12 +55,6 @@ def _load(path: str, mtime: float) -> xr.Dataset:
 
 def load_results_file(path: Path) -> xr.Dataset:
     return _load(str(path), path.stat().st_mtime)
-
-
-def results_files(directory: Path) -> dict[str, Path]:
-    """Model name -> file for every *.nc in the folder, DiffPose first."""
-    files = {p.stem: p for p in sorted(directory.glob("*.nc"))}
-    return dict(sorted(files.items(), key=lambda kv: (kv[0] != DEFAULT_MODEL, kv[0])))
 
 
 def sidebar_results_dir() -> Path:
@@ -140,74 +134,27 @@ def page_header(title: str, caption: str) -> None:
 # ---------------------------------------------------------------- your own input
 
 LAYOUTS = ("H36M-17", "COCO-17")
-
-
-def _as_frames(arr, source: str):
-    """(17,C) or (T,17,C) or (T,17*C) with C in {2,3} -> (T,17,2) pixels and (T,17) confidence."""
-    import numpy as np
-    a = np.asarray(arr, dtype=np.float64)
-    if a.ndim == 2 and a.shape[1] in (34, 51):
-        a = a.reshape(len(a), 17, a.shape[1] // 17)
-    if a.ndim == 2:
-        a = a[None]
-    if a.ndim != 3 or a.shape[1] != 17 or a.shape[2] not in (2, 3):
-        raise ValueError(f"{source}: expected keypoints shaped (T,17,2), (T,17,3), (17,2) or (T,34|51); "
-                         f"found {a.shape}")
-    conf = a[..., 2] if a.shape[2] == 3 else np.isfinite(a[..., :2]).all(-1).astype(np.float64)
-    return a[..., :2], conf
+LAYOUT_FORMATS = {"H36M-17": "h36m17", "COCO-17": "coco17"}
 
 
 def parse_keypoints(filename: str, data: bytes, layout: str):
-    """An uploaded npz/csv/json of 2D keypoints -> H36M-17 pixels (T,17,2) and confidence (T,17).
-
-    npz: key `keypoints` (or the only array); csv: one row per frame, 34 (x,y) or 51 (x,y,c) numbers,
-    an optional header; json: a list of frames or {"keypoints": ...}.
-    """
-    import io
-    import json as _json
-
-    import numpy as np
-
-    from diffpose_viz.skeleton import coco17_to_h36m17
+    """An uploaded npz/csv/json of 2D keypoints -> H36M-17 pixels (T,17,2) and confidence (T,17), read by
+    the package's one keypoint-file reader (`diffpose_viz.datasets.keypoints_file`)."""
+    from diffpose_viz.datasets.keypoints_file import load_keypoints_h36m17
 
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    suffix = Path(filename).suffix.lower()
-    if suffix == ".npz":
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            keys = list(z.files)
-            key = "keypoints" if "keypoints" in keys else keys[0] if len(keys) == 1 else None
-            if key is None:
-                raise KeyError(f"{filename}: no 'keypoints' array; found keys {keys}")
-            arr = z[key]
-    elif suffix == ".csv":
-        text = data.decode("utf-8")
-        lines = [ln for ln in text.splitlines() if ln.strip()]
-        if lines and not lines[0].replace(",", "").replace(".", "").replace("-", "").replace(" ", "").replace(
-                "e", "").replace("nan", "").isdigit():
-            lines = lines[1:]  # header
-        arr = np.loadtxt(io.StringIO("\n".join(lines)), delimiter=",", ndmin=2)
-    elif suffix == ".json":
-        obj = _json.loads(data.decode("utf-8"))
-        arr = obj["keypoints"] if isinstance(obj, dict) else obj
-    else:
-        raise ValueError(f"{filename}: unsupported file type {suffix!r}; use .npz, .csv or .json")
-    kp, conf = _as_frames(arr, filename)
-    if layout == "COCO-17":
-        kp, conf = coco17_to_h36m17(kp, conf)
-    return kp.astype(np.float32), conf.astype(np.float32)
+    kp, conf, _ = load_keypoints_h36m17(filename, LAYOUT_FORMATS[layout], data=data)
+    return kp, conf
 
 
-def sampling_command() -> list[str] | None:
-    """The package's sampling CLI (`diffpose-viz sample`), or None when this install lacks it."""
-    import importlib.util
-    import subprocess
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def _model(path: str, mtime: float, device: str):
+    from diffpose_viz.inference import load_model
 
-    if importlib.util.find_spec("diffpose_viz.cli") is None:
-        return None
-    cmd = [sys.executable, "-m", "diffpose_viz.cli", "sample"]
-    try:
-        probe = subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return cmd if probe.returncode == 0 else None
+    return load_model(path, device)
+
+
+def load_model_cached(path: Path, device: str = "cpu"):
+    """The checkpoint's model, loaded once per (path, modification time)."""
+    return _model(str(path), path.stat().st_mtime, device)

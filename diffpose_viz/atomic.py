@@ -2,11 +2,13 @@
 half-written checkpoint, results or data file."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -30,3 +32,33 @@ def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` to `path` atomically (temp file in the same folder, then rename)."""
+    with atomic_target(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
+    """json.dump `obj` to `path` atomically."""
+    return atomic_write_text(path, json.dumps(obj, indent=indent))
+
+
+def clean_stale_temporaries(folder: str | os.PathLike, names: tuple[str, ...] | None = None) -> list[Path]:
+    """Remove `.NAME.*.tmp` files that `atomic_target` leaves only when a process is killed mid-write
+    (a crash inside Python removes its own). `names` limits it to those targets; returns what was removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for tmp in folder.glob(".*.tmp"):
+        if names is not None and not any(tmp.name.startswith(f".{n}.") for n in names):
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed

@@ -129,23 +129,28 @@ def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), b
               amp: str | None = None, verbose: bool = True) -> list[BenchRow]:
     """Time the sampler on `device` for every (N, K, B). FLOP rates use the FLOPs each batched call
     executes (context encoder included), so work saved by the fast path is not counted as done."""
-    from diffpose_viz import pipeline
-    from diffpose_viz.training.config import ExperimentConfig
+    from diffpose_viz.config import ExperimentConfig
+    from diffpose_viz.inference import autocast, load_model
+    from diffpose_viz.methods import get_method, names
 
+    for name, values in (("--batch-sizes", batch_sizes), ("--hypotheses", hypotheses), ("--steps", steps)):
+        if not values or any(int(v) < 1 for v in values):
+            raise ValueError(f"bench {name}: expected integers >= 1, found {list(values)}")
     dev = torch.device(device)
     if checkpoint:
-        loaded = pipeline.load_model(checkpoint, dev)
-        cfg, net = loaded.cfg, loaded.network
-        if cfg.method not in ("diffpose", "gaussian_diffusion"):
+        loaded = load_model(checkpoint, dev)
+        cfg, net, method = loaded.cfg, loaded.network, loaded.method
+        if not method.samples_with_ddim:
             raise ValueError(f"bench: {checkpoint} is a '{cfg.method}' model; the benchmark times the diffusion "
-                             "sampler (diffpose or gaussian_diffusion)")
-        if cfg.model.context == "video":
+                             f"sampler ({' or '.join(names(samples_with_ddim=True))})")
+        if method.uses_windows(cfg):
             raise ValueError("bench: video-context models are not supported; use a frame-context checkpoint")
     else:
         cfg = ExperimentConfig()
+        method = get_method(cfg.method)
         torch.manual_seed(0)
-        net = pipeline.build_network(cfg).to(dev).eval()
-    sampler = pipeline.build_sampler(cfg, pipeline.build_schedule(cfg, dev))
+        net = method.build_network(cfg).to(dev).eval()
+    sampler = method.build_sampler(cfg, method.build_schedule(cfg, dev))
     peak = matmul_peak_gflops(dev)
     rows: list[BenchRow] = []
     gen = torch.Generator(device=dev).manual_seed(0)
@@ -159,7 +164,7 @@ def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), b
 
                 @torch.inference_mode()
                 def batched(n_workers=workers):
-                    with pipeline.autocast(dev, amp):
+                    with autocast(dev, amp):
                         ctx = net.encode(cond)
                         sampler.sample(net.denoiser, ctx, gmm, N, K, generator=gen, chunk_frames=tile_frames,
                                        workers=n_workers)
@@ -178,7 +183,7 @@ def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), b
                     for i in range(nf):
                         g1 = gmm.select([i])
                         for _ in range(N):
-                            with pipeline.autocast(dev, amp):
+                            with autocast(dev, amp):
                                 sampler.sample(net.denoiser, net.encode(cond[i:i + 1]), g1, 1, K, generator=gen)
 
                 t_n = _time(naive, dev, repeats)  # best of the same number of repeats as batched

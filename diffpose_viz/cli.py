@@ -58,13 +58,15 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from diffpose_viz.training.config import load_config
+    from diffpose_viz.distributed import current, shutdown
+    from diffpose_viz.methods import load_config
     from diffpose_viz.training.trainer import train
 
+    if args.resume and args.force:
+        raise CLIError("--resume and --force contradict each other: continue the run, or replace it")
     cfg = load_config(args.config, args.override)
     device = _check_device(args.device or cfg.device)
-    result = train(cfg, args.out, device=device, resume=args.resume, progress=not args.no_progress)
-    from diffpose_viz.training.distributed import current, shutdown
+    result = train(cfg, args.out, device=device, resume=args.resume, progress=not args.no_progress, force=args.force)
 
     if current().is_main:
         best = "n/a" if result.best_val_mpjpe_mm is None else f"{result.best_val_mpjpe_mm:.1f} mm"
@@ -75,8 +77,10 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from diffpose_viz.distributed import current, shutdown
     from diffpose_viz.evaluation.evaluate import evaluate
-    from diffpose_viz.training.distributed import current, shutdown
+
+    _check_out_file(args.out)
 
     out = evaluate(args.checkpoint, args.out, device=_check_device(args.device), n_hypotheses=args.hypotheses,
                    n_steps=args.steps, record_trajectory=args.record_trajectory, batch_size=args.batch_size,
@@ -88,91 +92,25 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def read_keypoints(path: Path, fmt: str) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """(frames, J, 2) pixels, optional (frames, J) scores and the format from an npz/json/csv file."""
-    if not path.exists():
-        raise FileNotFoundError(f"--input {path} does not exist")
-    declared = None
-    conf = None
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as npz:
-            key = next((k for k in ("keypoints", "keypoints_2d", "pose2d") if k in npz.files), None)
-            if key is None:
-                raise CLIError(f"{path}: no 'keypoints' array (found keys {npz.files}); expected (frames, J, 2|3) px")
-            kp = np.asarray(npz[key], np.float64)
-            conf = np.asarray(npz["confidence"], np.float64) if "confidence" in npz.files else None
-            declared = str(npz["format"]) if "format" in npz.files else None
-    elif suffix == ".json":
-        obj = json.loads(path.read_text())
-        if isinstance(obj, dict):
-            if "keypoints" not in obj:
-                raise CLIError(f"{path}: JSON object lacks 'keypoints' (frames x J x [x, y(, score)])")
-            kp = np.asarray(obj["keypoints"], np.float64)
-            conf = np.asarray(obj["confidence"], np.float64) if "confidence" in obj else None
-            declared = obj.get("format")
-        else:
-            kp = np.asarray(obj, np.float64)
-    elif suffix == ".csv":
-        rows = [r for r in np.genfromtxt(path, delimiter=",", comments="#", dtype=np.float64, ndmin=2)]
-        arr = np.asarray(rows)
-        if np.isnan(arr[0]).all():  # a header line
-            arr = arr[1:]
-        width = arr.shape[1]
-        per = 3 if width in (17 * 3, 33 * 3) else 2
-        if width % per:
-            raise CLIError(f"{path}: {width} columns per row; expected J*2 (x, y) or J*3 (x, y, score) per frame")
-        kp = arr.reshape(len(arr), width // per, per)
-    else:
-        raise CLIError(f"--input {path}: unsupported extension {suffix!r}; use .npz, .json or .csv")
-    if kp.ndim == 2:
-        kp = kp[None]
-    if kp.ndim != 3 or kp.shape[-1] not in (2, 3):
-        raise CLIError(f"{path}: keypoints must be (frames, J, 2) or (frames, J, 3), found {kp.shape}")
-    if kp.shape[-1] == 3:
-        conf = kp[..., 2] if conf is None else conf
-        kp = kp[..., :2]
-    if conf is not None and conf.shape != kp.shape[:2]:
-        raise CLIError(f"{path}: confidence has shape {conf.shape}, expected {kp.shape[:2]}")
-    J = kp.shape[1]
-    fmt = declared if fmt == "auto" and declared else fmt
-    if fmt == "auto":
-        if J == 33:
-            fmt = "blazepose33"
-        else:
-            raise CLIError(f"{path}: {J} joints; say which layout with --format coco17 or --format h36m17 "
-                           "(17-joint COCO and Human3.6M cannot be told apart from the numbers)")
-    expected = {"coco17": 17, "h36m17": 17, "blazepose33": 33}
-    if fmt not in expected:
-        raise CLIError(f"--format must be one of {sorted(expected)}, got {fmt!r}")
-    if J != expected[fmt]:
-        raise CLIError(f"{path}: format {fmt} has {expected[fmt]} joints, the file has {J}")
-    return kp, conf, fmt
-
-
-def to_h36m17(kp: np.ndarray, conf: np.ndarray | None, fmt: str) -> tuple[np.ndarray, np.ndarray]:
-    from diffpose_viz.skeleton import blazepose33_to_h36m17, coco17_to_h36m17
-
-    if conf is not None:
-        kp = np.where((conf > 0)[..., None], kp, np.nan)
-    if fmt == "coco17":
-        return coco17_to_h36m17(kp, conf)
-    if fmt == "blazepose33":
-        return blazepose33_to_h36m17(kp, conf)
-    c = np.isfinite(kp).all(-1).astype(np.float64) if conf is None else conf
-    return kp, c
+def _check_out_file(out: str) -> None:
+    if Path(out).is_dir():
+        raise CLIError(f"--out {out}: is a folder; give the results file to write (e.g. {Path(out) / 'results.nc'})")
 
 
 def cmd_sample(args) -> int:
+    from diffpose_viz.datasets.keypoints_file import load_keypoints_h36m17
     from diffpose_viz.evaluation.evaluate import lift_2d
     from diffpose_viz.evaluation.results import write_results
-    from diffpose_viz.pipeline import default_camera, load_model
+    from diffpose_viz.inference import load_model
+    from diffpose_viz.inputs import default_camera
 
-    kp, conf, fmt = read_keypoints(Path(args.input), args.format)
-    kp17, conf17 = to_h36m17(kp, conf, fmt)
+    _check_out_file(args.out)
+    if not args.std_px > 0:
+        raise CLIError(f"--std-px: expected a 2D spread > 0 pixels, found {args.std_px}")
     w, h = args.image_size
     if w <= 0 or h <= 0:
-        raise CLIError(f"--image-size must be positive, got {w} {h}")
+        raise CLIError(f"--image-size: expected positive width and height in pixels, found {w} {h}")
+    kp17, conf17, fmt = load_keypoints_h36m17(args.input, args.format)
     cam = default_camera(w, h, args.focal, args.center)
     model = load_model(args.checkpoint, _check_device(args.device))
     ds = lift_2d(model, kp17, cam, confidence=conf17, std_px=args.std_px, n_hypotheses=args.hypotheses,
@@ -215,6 +153,12 @@ def cmd_wild(args) -> int:
                        "(pip install -e .[detector]) or use `diffpose-viz sample` with your own 2D keypoints")
     if not hasattr(wild, "run_wild"):
         raise CLIError("diffpose_viz.wild has no run_wild(); this checkout's in-the-wild module is incomplete")
+    if args.stride < 1:
+        raise CLIError(f"--stride: expected an integer >= 1, found {args.stride}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise CLIError(f"--max-frames: expected an integer >= 1, found {args.max_frames}")
+    if args.hypotheses < 1:
+        raise CLIError(f"--hypotheses: expected an integer >= 1, found {args.hypotheses}")
     res = wild.run_wild(args.input, args.checkpoint, args.out, n_hypotheses=args.hypotheses,
                         device=_check_device(args.device), max_frames=args.max_frames, stride=args.stride)
     print(f"wrote {res.detections_path}" + (f", {res.results_path}" if res.results_path else "")
@@ -229,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="diffpose-viz", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    ap.add_argument("--debug", action="store_true", help="show the Python traceback of an error (for bug reports)")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("data", help="build datasets (data demo: the embedded demo mocap)")
@@ -243,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="YAML config, e.g. configs/demo.yaml")
     p.add_argument("--out", required=True, help="run folder: config.yaml, last.pt, best.pt, train_log.jsonl")
     p.add_argument("--resume", action="store_true", help="continue bit-for-bit from OUT/last.pt")
+    p.add_argument("--force", action="store_true", help="replace an earlier run in OUT (refused without it)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="change one config value, e.g. train.epochs=1 (repeatable; for smoke sizes)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
@@ -326,13 +272,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    debug = args.debug or bool(os.environ.get("DIFFPOSE_VIZ_DEBUG"))
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (CLIError, FileNotFoundError, KeyError, ValueError, FloatingPointError, RuntimeError) as err:
-        if os.environ.get("DIFFPOSE_VIZ_DEBUG"):
+    except (CLIError, OSError, KeyError, ValueError, FloatingPointError, RuntimeError, ImportError) as err:
+        # Foreseeable errors (bad files, options, data, a missing optional package) are one line; a real bug
+        # in our code is anything else and keeps its traceback, as does every error under --debug.
+        if debug:
             raise
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"diffpose-viz {args.command}: error: {msg}", file=sys.stderr)

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import xarray as xr
 
+from diffpose_viz.evaluation.results import load_results, results_dir_setting, results_files
+
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # a checkout without `pip install -e .`
-    sys.path.insert(0, str(REPO))
 
 SMOKE = os.environ.get("DIFFPOSE_VIZ_SMOKE", "0") == "1"
 MAX_SAMPLES = 64 if SMOKE else None  # how many samples the heavier cells look at
 
 
 def results_dir() -> Path:
-    p = Path(os.environ.get("DIFFPOSE_VIZ_RESULTS", "results/demo")).expanduser()
+    p = Path(results_dir_setting()).expanduser()
     return p if p.is_absolute() else REPO / p
 
 
@@ -53,18 +53,13 @@ def ensure_results(model: str = "diffpose") -> Path:
 
 
 def open_results(path: Path) -> xr.Dataset:
-    """The package's validating loader when present, plain xarray otherwise."""
-    try:
-        from diffpose_viz.evaluation.results import load_results
-    except ImportError:
-        return xr.load_dataset(path)
+    """The package's validating loader."""
     return load_results(path)
 
 
 def open_all(directory: Path) -> dict[str, xr.Dataset]:
     """Every results file in the folder, by model name (file stem), DiffPose first."""
-    files = sorted(directory.glob("*.nc"), key=lambda p: (p.stem != "diffpose", p.stem))
-    return {p.stem: open_results(p) for p in files}
+    return {name: open_results(p) for name, p in results_files(directory).items()}
 
 
 def head(ds: xr.Dataset) -> xr.Dataset:

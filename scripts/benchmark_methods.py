@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from diffpose_viz.methods import METHODS, training_order
+
 REPO = Path(__file__).resolve().parents[1]
 
 SETTINGS = {
@@ -34,9 +36,6 @@ SETTINGS = {
     "GT 2D": ["data.input_2d=gt"],
 }
 SLUG = {"detector+occlusion": "det_occ", "detector, no occlusion": "det_noocc", "GT 2D": "gt2d"}
-# lifter first: the official mode starts from its predictions.
-METHODS = ["lifter", "martinez", "init_only", "gaussian_diffusion", "diffpose", "official"]
-RESULT_NAME = {"lifter": "deterministic_lifter"}
 
 
 @dataclass
@@ -59,12 +58,12 @@ def plan(out: Path, ablations: bool, settings: list[str]) -> list[Row]:
     rows: list[Row] = []
     for setting in settings:
         slug = SLUG[setting]
-        for method in METHODS:
+        for method in training_order():  # dependencies first: the official mode starts from the lifter
             ov = [f"method={method}", *SETTINGS[setting]]
-            if method == "official":
+            if METHODS[method].needs_lifter_checkpoint:
                 ov.append(f"official.lifter_checkpoint={out / 'runs' / slug / 'lifter' / 'best.pt'}")
             rows.append(Row(setting, method, "main", out / "runs" / slug / method, ov,
-                            results=out / "results" / slug / f"{RESULT_NAME.get(method, method)}.nc"))
+                            results=out / "results" / slug / f"{METHODS[method].model_name}.nc"))
     if not ablations:
         return rows
     setting, slug = settings[0], SLUG[settings[0]]
@@ -108,14 +107,14 @@ def execute(row: Row, config: Path, device: str, extra: list[str], force: bool, 
     ckpt = row.run_dir / "best.pt"
     log = row.run_dir.parent / f"{row.run_dir.name}.log"
     if row.train_overrides:
-        cmd = _cli("train", str(config), "--out", str(row.run_dir), "--device", device, "--no-progress")
+        cmd = _cli("train", str(config), "--out", str(row.run_dir), "--device", device, "--no-progress", "--force")
         for o in [*extra, *row.train_overrides]:
             cmd += ["--override", o]
         row.commands.append(_shown(cmd))
         if force or not ckpt.exists():
             row.train_s = run(cmd, log)
     ev = _cli("evaluate", str(ckpt), "--out", str(row.results), "--device", device, "--no-progress", *row.eval_args)
-    if record and row.variant == "main" and row.method in ("diffpose", "gaussian_diffusion", "official"):
+    if record and row.variant == "main" and METHODS[row.method].has_trajectory:
         ev.append("--record-trajectory")
     row.commands.append(_shown(ev))
     row.eval_s = run(ev, log)

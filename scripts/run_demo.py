@@ -17,12 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from diffpose_viz.methods import METHODS, training_order
 
-# The lifter comes first: the official-code mode starts from its predictions.
-METHODS = ("lifter", "martinez", "init_only", "gaussian_diffusion", "diffpose", "official")
-RESULT_NAME = {"lifter": "deterministic_lifter"}
-RECORD_TRAJECTORY = ("diffpose", "gaussian_diffusion", "official")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def run(args: list[str]) -> None:
@@ -37,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="results/demo", help="folder for the results .nc files")
     ap.add_argument("--runs", default=None, help="folder for checkpoints (default: runs/<config name>)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--force", action="store_true", help="retrain even when a checkpoint exists")
     args = ap.parse_args(argv)
 
@@ -49,16 +46,17 @@ def main(argv: list[str] | None = None) -> int:
         run(["data", "demo"])
 
     t0 = time.time()
-    for method in args.methods:
-        run_dir = runs / method
-        overrides = ["--override", f"method={method}"]
-        if method == "official":
+    for name in training_order(args.methods):
+        method = METHODS[name]
+        run_dir = runs / name
+        overrides = ["--override", f"method={name}"]
+        if method.needs_lifter_checkpoint:
             overrides += ["--override", f"official.lifter_checkpoint={runs / 'lifter' / 'best.pt'}"]
         if args.force or not (run_dir / "best.pt").exists():
-            run(["train", str(config), "--out", str(run_dir), "--device", args.device, *overrides])
-        result = out / f"{RESULT_NAME.get(method, method)}.nc"
+            run(["train", str(config), "--out", str(run_dir), "--device", args.device, "--force", *overrides])
+        result = out / f"{method.model_name}.nc"
         evaluate = ["evaluate", str(run_dir / "best.pt"), "--out", str(result), "--device", args.device]
-        if method in RECORD_TRAJECTORY:
+        if method.has_trajectory:
             evaluate.append("--record-trajectory")
         run(evaluate)
     print(f"demo results in {out} ({time.time() - t0:.0f} s); open them with: diffpose-viz dashboard --results {out}")

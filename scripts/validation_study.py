@@ -56,18 +56,19 @@ def diagnose(run: Path, n_hypotheses: int = 5, n_steps: int | None = None) -> li
     import numpy as np
     import torch
 
-    from diffpose_viz import pipeline
-    from diffpose_viz.training.config import load_config
-    from diffpose_viz.training.trainer import Trainer, gather_cond
+    from diffpose_viz.inference import gather_cond, load_model, predict
+    from diffpose_viz.methods import load_config
+    from diffpose_viz.training.trainer import Trainer
 
     cfg = load_config(run / "config.yaml")
-    trainer = Trainer(cfg, run, progress=False)
-    trainer.setup()  # rebuilds the validation split exactly as training did (H_K read from run/cache)
+    # resume=True: the run folder is an earlier run's, reused read-only (H_K read from run/cache)
+    trainer = Trainer(cfg, run, progress=False, resume=True)
+    trainer.setup()  # rebuilds the validation split exactly as training did
     data = trainer.val_data
-    model = pipeline.load_model(run / "best.pt", trainer.device)
+    model = load_model(run / "best.pt", trainer.device)
     idx = torch.arange(len(data))
     gmm = data.gmm.select(idx) if data.gmm is not None else None
-    pred = pipeline.predict(model, gather_cond(data.cond, idx, data.windows), gmm, n_hypotheses=n_hypotheses,
+    pred = predict(model, gather_cond(data.cond, idx, data.windows), gmm, n_hypotheses=n_hypotheses,
                             n_steps=n_steps or cfg.diffusion.n_sampling_steps, record=True,
                             generator=torch.Generator().manual_seed(0))
     gt = data.pose3d.cpu().numpy()[:, None, None]  # (R,1,1,17,3)
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in names:
         run = args.out / name
-        cmd = [sys.executable, "-m", "diffpose_viz.cli", "train", args.config, "--out", str(run), "--no-progress"]
+        cmd = [sys.executable, "-m", "diffpose_viz.cli", "train", args.config, "--out", str(run), "--no-progress",
+               "--force"]
         for ov in [*args.extra, *VARIANTS[name]]:  # a variant's own overrides win
             cmd += ["--override", ov]
         shown = " ".join(shlex.quote(c) for c in ["diffpose-viz", *cmd[3:]])

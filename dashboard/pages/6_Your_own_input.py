@@ -1,8 +1,5 @@
 """Lift your own 2D keypoints: upload, check them, run DiffPose sampling, view and download the 3D result."""
 import io
-import os
-import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -148,34 +145,21 @@ st.subheader("Lift to 3D")
 checkpoint = pick_checkpoint("own_ckpt")
 n_hyp = st.slider("Hypotheses", 1, 20, 5, key="own_hyp")
 if st.button("Run sampling", key="own_run"):
-    cmd = common.sampling_command()
-    if cmd is None:
-        st.error("Sampling is not available in this install: `diffpose-viz sample` was not found. "
-                 "Install the package (`pip install -e .`) and train a model (`make demo`).")
-        st.stop()
+    from diffpose_viz.evaluation.evaluate import lift_2d
+    from diffpose_viz.evaluation.results import write_results
+    from diffpose_viz.inputs import default_camera
+
     checkpoint = require_checkpoint(checkpoint)
-    work = Path(tempfile.mkdtemp(prefix="diffpose_own_"))
-    np.savez(work / "keypoints.npz", keypoints=kp, confidence=conf, width=width, height=height)
-    out = work / "result.nc"
-    # The CLI reports stages line by line (and a tqdm bar when it shows one): the bar follows its output.
-    bar = st.progress(0.05, text=f"loading `{checkpoint.name}`, then sampling {n_hyp} hypotheses for {len(kp)} "
-                                 "frame(s) on the CPU…")
-    proc = subprocess.Popen([*cmd, str(checkpoint), "--input", str(work / "keypoints.npz"), "--format", "h36m17",
-                             "--image-size", str(width), str(height), "--hypotheses", str(n_hyp), "--out", str(out),
-                             "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=common.REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    log = []
-    for line in proc.stdout:  # tqdm prints "NN%|" ; move the bar with it
-        log.append(line)
-        pct = re.findall(r"(\d+)%\|", line)
-        if pct:
-            bar.progress(min(int(pct[-1]), 100) / 100, text=f"sampling… {pct[-1]}%")
-        elif line.strip():
-            bar.progress(0.5, text=line.strip()[:200])
-    if proc.wait() != 0 or not out.exists():
-        st.error("Sampling failed:\n\n```\n" + "".join(log[-20:]) + "\n```")
-        st.stop()
-    bar.progress(1.0, text=log[-1].strip()[:200] if log else "done")
+    with st.spinner(f"sampling {n_hyp} hypotheses for {len(kp)} frame(s) with `{checkpoint.name}` on the CPU…"):
+        try:
+            model = common.load_model_cached(checkpoint)
+            ds = lift_2d(model, kp, default_camera(width, height), confidence=conf, n_hypotheses=n_hyp,
+                         dataset=f"{upload.name} ({layout})")
+        except Exception as exc:  # a checkpoint or input problem is a message, not a traceback
+            st.error(f"Sampling failed: {type(exc).__name__}: {exc}")
+            st.stop()
+    out = Path(tempfile.mkdtemp(prefix="diffpose_own_")) / "result.nc"
+    write_results(ds, out)
     st.session_state["own_result"] = str(out)
     shown = checkpoint.relative_to(common.REPO_ROOT) if checkpoint.is_relative_to(common.REPO_ROOT) else checkpoint
     st.session_state["own_result_source"] = f"`{upload.name}` with `{shown}`"

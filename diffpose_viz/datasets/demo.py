@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..atomic import atomic_write_text
 from ..camera import Camera, h36m_cameras
 from ..mocap import asf_amc, bvh, rigs
 from ..skeleton import H36M17
@@ -339,9 +340,7 @@ def _write_sources_md(path: Path, source_meta: list[dict], positions: dict) -> N
     lines += [f"- **{k}**: {v}" for k, v in LICENCE_NOTES.items()]
     lines += ["", "Because two of the files are very probably LAFAN1 (CC BY-NC-ND 4.0), `data/demo/` is",
               "git-ignored: never commit or redistribute the converted npz.", ""]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(path)
+    atomic_write_text(path, "\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,6 +79,15 @@ def shifted_q_sample(h0: Tensor, t: Tensor, mu: Tensor, std: Tensor, eps: Tensor
     return mu + a * (h0 - mu) + s * std * eps
 
 
+def x0_from_eps(h_t: Tensor, eps: Tensor, abar: Tensor, mu: Tensor | float = 0.0, std: Tensor | float = 1.0,
+                clip: float | None = None) -> Tensor:
+    """The clean-state estimate from a noise estimate: x0 = mu + (h_t - mu - sqrt(1 - abar) std eps) / sqrt(abar),
+    the one inversion of `shifted_q_sample` used by training and sampling. `clip` bounds |x0| (metres):
+    near abar ~ 0 the division amplifies any error in eps."""
+    x0 = (h_t - mu - (1.0 - abar).sqrt() * (std * eps)) / abar.sqrt() + mu
+    return x0 if clip is None else x0.clamp(-clip, clip)
+
+
 def _zero_root(*tensors: Tensor) -> None:
     for x in tensors:
         x[:, 0] = 0.0

@@ -26,7 +26,7 @@ from typing import Callable, NamedTuple, Protocol, Sequence
 
 import torch
 
-from diffpose_viz.diffusion.forward import draw_kernels, kernel_params
+from diffpose_viz.diffusion.forward import draw_kernels, kernel_params, x0_from_eps
 from diffpose_viz.diffusion.schedule import (
     SKIP_KINDS,
     NoiseSchedule,
@@ -114,14 +114,11 @@ class DDIMSampler:
             eps_g = (y_t - a_t.sqrt() * y0) / (1.0 - a_t).sqrt()
         else:
             eps_g = std * model_output
-            y0 = (y_t - (1.0 - a_t).sqrt() * eps_g) / a_t.sqrt()
-            x0 = y0 + mu
-            if self.clip_x0 is not None:
-                # eps-prediction divides by sqrt(abar_t), which is ~1e-3 at the end of a cosine schedule,
-                # so a small eps error becomes metres of x0 error; clipping bounds that (diffusers-style:
-                # the eps estimate is kept, only x0 is clipped). Off by default: no silent clamping.
-                x0 = x0.clamp(-self.clip_x0, self.clip_x0)
-                y0 = x0 - mu
+            # eps-prediction divides by sqrt(abar_t), ~1e-3 at the end of a cosine schedule, so a small eps
+            # error becomes metres of x0 error; clip_x0 (on by default, 2 m) bounds x0 diffusers-style: the
+            # eps estimate is kept, only x0 is clipped. x0-prediction never clips.
+            x0 = x0_from_eps(h_t, model_output, a_t, mu, std, clip=self.clip_x0)
+            y0 = x0 - mu
         if isinstance(t_prev, int) and t_prev < 0:
             prev = x0  # abar_prev = 1: the clean state is the estimate itself (exact, no rounding)
         else:

@@ -8,28 +8,36 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-from diffpose_viz import metrics, pipeline
+from diffpose_viz import distributed as ddp
+from diffpose_viz import metrics
+from diffpose_viz.atomic import atomic_write_json
 from diffpose_viz.camera import Camera
+from diffpose_viz.checkpoint import versions
+from diffpose_viz.config import to_dict
+from diffpose_viz.detector_sim import Detections2D
 from diffpose_viz.evaluation.results import build_results, write_results
-from diffpose_viz.initialization.pose_init import PoseGMM, modes_from_keypoints
-from diffpose_viz.pipeline import LoadedModel, PipelineError
-from diffpose_viz.training import distributed as ddp
-from diffpose_viz.training.checkpoint import versions
-from diffpose_viz.training.config import to_dict
+from diffpose_viz.inference import LoadedModel, Lifted, lift, load_model
+from diffpose_viz.initialization.pose_init import intrinsics_from_camera, modes_from_keypoints
+from diffpose_viz.inputs import (
+    SPLIT_SEEDS,
+    InputError,
+    hk_cache_key,
+    load_poses,
+    make_inputs,
+    row_intrinsics,
+    sequence_windows,
+    thin,
+    window_indices,
+)
 
 log = logging.getLogger(__name__)
-
-MODEL_NAMES = {"lifter": "deterministic_lifter"}  # results `model` attribute per method
 
 
 @dataclass
@@ -38,51 +46,6 @@ class EvalOutput:
     metrics_path: Path | None
     summary: dict
     wall_s: float
-
-
-def _settings(model: LoadedModel, n_hypotheses: int | None, n_steps: int | None) -> tuple[int, int]:
-    cfg = model.cfg
-    if cfg.method in ("lifter", "martinez", "official"):
-        return 1, (cfg.official.test_timesteps if cfg.method == "official" else 0)
-    n = cfg.diffusion.n_hypotheses if n_hypotheses is None else int(n_hypotheses)
-    k = cfg.diffusion.n_sampling_steps if n_steps is None else int(n_steps)
-    if n < 1 or (cfg.method != "init_only" and k < 1):
-        raise ValueError(f"--hypotheses and --steps must be >= 1, found {n} and {k}")
-    return n, k
-
-
-def run_inference(model: LoadedModel, cond: torch.Tensor, windows: torch.Tensor | None, gmm: PoseGMM | None,
-                  rows: np.ndarray, *, n_hypotheses: int, n_steps: int, record: bool, batch_size: int = 256,
-                  seed: int = 0, progress: bool = False, gmm_index: np.ndarray | None = None,
-                  amp: str | None = None) -> dict[str, np.ndarray | list | None]:
-    """Hypotheses (and trajectories) for `rows`, in batches; results are numpy on the CPU.
-
-    gmm_index: position in `gmm` of each entry of `rows` (default: the rows themselves)."""
-    gmm_index = np.asarray(rows if gmm_index is None else gmm_index)
-    gen = torch.Generator(device=model.device).manual_seed(seed)
-    out: dict[str, list] = {"hypotheses": [], "trajectory": [], "x0_estimate": [], "pred": []}
-    timesteps = None
-    it = range(0, len(rows), batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(it, desc=f"sample {model.method}", unit="batch", total=-(-len(rows) // batch_size))
-    for s in it:
-        idx = torch.as_tensor(rows[s:s + batch_size], device=model.device)
-        g = gmm.select(torch.as_tensor(gmm_index[s:s + batch_size], device=model.device)) if gmm is not None else None
-        p = pipeline.predict(model, pipeline.gather_cond(cond, idx, windows), g, n_hypotheses=n_hypotheses,
-                             n_steps=n_steps, record=record, generator=gen, amp=amp)
-        out["hypotheses"].append(p.hypotheses)
-        if p.trajectory is not None:
-            out["trajectory"].append(p.trajectory)
-            out["x0_estimate"].append(p.x0_trajectory)
-            timesteps = p.timesteps
-        if p.pred is not None:
-            out["pred"].append(p.pred)
-    res = {k: (np.concatenate(v) if v else None) for k, v in out.items()}
-    res["timesteps"] = timesteps
-    if res["hypotheses"] is not None and not np.isfinite(res["hypotheses"]).all():
-        raise PipelineError(f"{model.path}: the model produced NaN/inf hypotheses (check the input and weights)")
-    return res
 
 
 def _aggregate(hyps: np.ndarray, pred: np.ndarray | None, keypoints: np.ndarray, root: np.ndarray,
@@ -113,76 +76,72 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
              print_summary: bool = True, amp: str | None = None) -> EvalOutput:
     """Evaluate `checkpoint` on its config's test subjects -> `out` (results .nc) + `out` .metrics.json."""
     t0 = time.perf_counter()
+    if max_samples is not None and max_samples < 1:
+        raise ValueError(f"--max-samples: expected an integer >= 1, found {max_samples}")
     info, dev = ddp.init(device)
-    model = pipeline.load_model(checkpoint, dev)
-    cfg = model.cfg
+    model = load_model(checkpoint, dev)
+    cfg, method = model.cfg, model.method
     if data_path is not None:
         cfg.data.path = str(data_path)
-    n_hyp, k = _settings(model, n_hypotheses, n_steps)
-    test = pipeline._thin(pipeline.load_poses(cfg.data, list(cfg.data.test_subjects)),
-                          max_samples if max_samples is not None else cfg.data.max_test_samples)
+    test = thin(load_poses(cfg.data, list(cfg.data.test_subjects)),
+                max_samples if max_samples is not None else cfg.data.max_test_samples)
     if len(test) == 0:
-        raise PipelineError(f"{cfg.data.path}: no test rows for subjects {cfg.data.test_subjects}")
-    det = pipeline.make_inputs(test, cfg, "test")
-    cond = torch.as_tensor(pipeline.screen_input(det.keypoints, det.confidence, test.res), device=dev)
-    windows = None
-    if cfg.model.context == "video" and cfg.method in ("diffpose", "gaussian_diffusion"):
-        windows = torch.as_tensor(pipeline.window_indices(test, cfg.model.frames), device=dev)
+        raise InputError(f"{cfg.data.path}: no test rows for subjects {cfg.data.test_subjects}")
+    det = make_inputs(test, cfg, "test")
+    windows = window_indices(test, cfg.model.frames) if method.uses_windows(cfg) else None
     rows = ddp.shard_indices(np.arange(len(test)), info.rank, info.world_size, pad=False)
-    gmm = None
-    if model.needs_hk:
-        if model.prior is None:
-            raise PipelineError(f"{checkpoint}: method {cfg.method} needs H_K but the checkpoint has no depth prior")
-        # Each rank fits H_K for its own shard only; a single process caches it next to the checkpoint.
-        cache = None
-        if not info.enabled:
-            cache = Path(checkpoint).parent / "cache" / f"hk_test_{pipeline._hk_key(cfg, 'test', len(test), model.prior)}.pt"
-        gmm = pipeline.build_hk(det.subset(rows), pipeline.row_intrinsics(test)[rows], model.prior, cfg.init,
-                                seed=pipeline.SPLIT_SEEDS["test"] + 10 * info.rank, device=dev, cache=cache,
-                                progress=progress and info.is_main)
-    part = run_inference(model, cond, windows, gmm, rows, n_hypotheses=n_hyp, n_steps=k, record=record_trajectory,
-                         batch_size=batch_size, seed=cfg.train.seed + 7 * info.rank, progress=progress and info.is_main,
-                         gmm_index=np.arange(len(rows)), amp=amp)
-    gmm_np = None
-    if gmm is not None:
-        g = gmm.to_numpy()
-        gmm_np = {"weights": g["weights"], "means": g["means"], "variances": g["variances"],
-                  "root_depth": g["root_depth"]}
-    parts = ddp.gather_objects((rows, part, gmm_np))
+    # Each rank fits H_K for its own shard only; a single process caches it next to the checkpoint.
+    cache = None
+    if method.hk_at_test and not info.enabled:
+        key = hk_cache_key(cfg, "test", len(test), model.prior)
+        cache = Path(checkpoint).parent / "cache" / f"hk_test_{key}.pt"
+    part = lift(model, det, test.res, row_intrinsics(test), rows=rows, windows=windows,
+                hk_seed=SPLIT_SEEDS["test"] + 10 * info.rank, hk_cache=cache, n_hypotheses=n_hypotheses,
+                n_steps=n_steps, record=record_trajectory, batch_size=batch_size, seed=cfg.train.seed + 7 * info.rank,
+                progress=progress and info.is_main, amp=amp)
+    parts = ddp.gather_objects((rows, part))
     if not info.is_main:
         return EvalOutput(None, None, {}, time.perf_counter() - t0)
-    res = _merge([(r, p) for r, p, _ in parts], len(test))
-    if gmm_np is not None:
-        gmm_np = {key: _merge_rows([(r, g[key]) for r, _, g in parts], len(test)) for key in gmm_np}
+    merged = _merge(parts, len(test))
 
     cams = [test.cameras[str(c)] for c in test.camera]
-    root, root_note = _estimated_root(det.keypoints, None if gmm_np is None else gmm_np["root_depth"], cams,
-                                      test.root.astype(np.float64))
-    pred, pred_jagg = _aggregate(res["hypotheses"], res["pred"], det.keypoints, root, cams)
-    if gmm_np is not None:
-        gmm_np.pop("root_depth")
-    ds = build_results(
-        input_2d=det.keypoints, confidence=det.confidence, occluded=det.occluded, hypotheses=res["hypotheses"],
-        pred=pred, pred_jagg=pred_jagg, gt=test.pose3d, subject=test.subject, action=test.action,
-        camera=np.array([test.cameras[str(c)].id for c in test.camera]), frame=test.frame,
-        trajectory=res["trajectory"], x0_estimate=res["x0_estimate"], timesteps=res["timesteps"], gmm=gmm_np,
-        model=MODEL_NAMES.get(cfg.method, cfg.method), config=to_dict(cfg), versions=versions(),
-        dataset=f"{Path(cfg.data.path).name} subjects {list(cfg.data.test_subjects)}", split="test",
-        extra_attrs={"checkpoint": str(checkpoint), "n_hypotheses": n_hyp, "n_sampling_steps": k,
-                     "input_2d_source": cfg.data.input_2d, "occlusion": int(cfg.data.occlusion),
-                     "jagg_root": root_note, "amp": amp or "none",
-                     "pred_definition": "H_K mixture mean" if res["pred"] is not None else "mean of the hypotheses"},
-    )
+    ds = _results(model, merged, det, cams, fallback_root=test.root.astype(np.float64), gt=test.pose3d,
+                  subject=test.subject, action=test.action, camera=np.array([c.id for c in cams]), frame=test.frame,
+                  dataset=f"{Path(cfg.data.path).name} subjects {list(cfg.data.test_subjects)}", split="test",
+                  extra_attrs={"input_2d_source": cfg.data.input_2d, "occlusion": int(cfg.data.occlusion),
+                               "amp": amp or "none"})
     out = Path(out)
     write_results(ds, out)
     summary = summarize(ds)
     summary.update(checkpoint=str(checkpoint), results=str(out), device=str(dev), world_size=info.world_size,
                    wall_s=round(time.perf_counter() - t0, 2))
     metrics_path = out.with_suffix(".metrics.json")
-    _write_json(summary, metrics_path)
+    atomic_write_json(metrics_path, summary)
     if print_summary:
         print(format_summary(summary))
     return EvalOutput(out, metrics_path, summary, time.perf_counter() - t0)
+
+
+def _results(model: LoadedModel, lifted: Lifted, det: Detections2D, cams: list[Camera], *, fallback_root, gt,
+             subject, action, camera, frame, dataset: str, split: str, extra_attrs: dict):
+    """A results Dataset from `lift()`'s output: the aggregates (P-Agg / the method's own output, J-Agg)
+    and the attributes every results file carries."""
+    gmm = lifted.gmm
+    root, root_note = _estimated_root(det.keypoints, None if gmm is None else gmm["root_depth"], cams, fallback_root)
+    if root is None:  # no H_K and no ground truth: assume the median training root depth of 5.5 m
+        root = np.stack([c.back_project(np.nan_to_num(k[0]), 5.5) for c, k in zip(cams, det.keypoints)])
+    pred, pred_jagg = _aggregate(lifted.hypotheses, lifted.pred, det.keypoints, root, cams)
+    return build_results(
+        input_2d=det.keypoints, confidence=det.confidence, occluded=det.occluded, hypotheses=lifted.hypotheses,
+        pred=pred, pred_jagg=pred_jagg, gt=gt, subject=subject, action=action, camera=camera, frame=frame,
+        trajectory=lifted.trajectory, x0_estimate=lifted.x0_estimate, timesteps=lifted.timesteps,
+        gmm=None if gmm is None else {k: gmm[k] for k in ("weights", "means", "variances")},
+        model=model.method.model_name, config=to_dict(model.cfg), versions=versions(), dataset=dataset, split=split,
+        extra_attrs={"checkpoint": model.path, "n_hypotheses": lifted.n_hypotheses,
+                     "n_sampling_steps": lifted.n_steps, "jagg_root": root_note,
+                     "pred_definition": "H_K mixture mean" if lifted.pred is not None else "mean of the hypotheses",
+                     **extra_attrs},
+    )
 
 
 def _merge_rows(chunks: list, n: int) -> np.ndarray | None:
@@ -196,11 +155,15 @@ def _merge_rows(chunks: list, n: int) -> np.ndarray | None:
     return arr
 
 
-def _merge(parts: list, n: int) -> dict:
-    out: dict = {"timesteps": next((p["timesteps"] for _, p in parts if p["timesteps"] is not None), None)}
-    for key in ("hypotheses", "trajectory", "x0_estimate", "pred"):
-        out[key] = _merge_rows([(r, p[key]) for r, p in parts], n)
-    return out
+def _merge(parts: list[tuple[np.ndarray, Lifted]], n: int) -> Lifted:
+    first = parts[0][1]
+    arrays = {key: _merge_rows([(r, getattr(p, key)) for r, p in parts], n)
+              for key in ("hypotheses", "pred", "trajectory", "x0_estimate")}
+    gmm = None
+    if first.gmm is not None:
+        gmm = {key: _merge_rows([(r, p.gmm[key]) for r, p in parts], n) for key in first.gmm}
+    timesteps = next((p.timesteps for _, p in parts if p.timesteps is not None), None)
+    return Lifted(**arrays, timesteps=timesteps, gmm=gmm, n_hypotheses=first.n_hypotheses, n_steps=first.n_steps)
 
 
 def summarize(ds) -> dict:
@@ -255,13 +218,6 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_json(obj: dict, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
-
-
 # --------------------------------------------------------------------------- user / in-the-wild 2D
 
 
@@ -277,43 +233,20 @@ def lift_2d(model: LoadedModel, keypoints_px: np.ndarray, camera: Camera, *, con
     """
     kp = np.asarray(keypoints_px, np.float32)
     if kp.ndim != 3 or kp.shape[1:] != (17, 2):
-        raise PipelineError(f"2D keypoints: expected (frames, 17, 2) pixels in H36M-17 order, found {kp.shape}")
+        raise InputError(f"2D keypoints: expected (frames, 17, 2) pixels in H36M-17 order, found {kp.shape}")
     F = len(kp)
     conf = np.isfinite(kp).all(-1).astype(np.float32) if confidence is None else np.asarray(confidence, np.float32)
     if conf.shape != (F, 17):
-        raise PipelineError(f"confidence: expected ({F}, 17), found {conf.shape}")
+        raise InputError(f"confidence: expected ({F}, 17), found {conf.shape}")
     occ = np.zeros((F, 17), bool) if occluded is None else np.asarray(occluded, bool)
-    n_hyp, k = _settings(model, n_hypotheses, n_steps)
-    res_wh = np.array([[camera.res_w, camera.res_h]] * F)
-    cond = torch.as_tensor(pipeline.screen_input(kp, conf, res_wh), device=model.device)
+    det = Detections2D(kp, conf, modes_from_keypoints(kp, std_px, conf).astype(np.float32), occ)
     windows = None
-    if model.cfg.model.context == "video" and model.cfg.method in ("diffpose", "gaussian_diffusion"):
-        T, half = model.cfg.model.frames, model.cfg.model.frames // 2
-        windows = torch.as_tensor(np.clip(np.arange(F)[:, None] + np.arange(-half, half + 1)[None], 0, F - 1),
-                                  device=model.device)
-    gmm = None
-    if model.needs_hk:
-        modes = modes_from_keypoints(kp, std_px, conf)
-        from diffpose_viz.initialization.pose_init import intrinsics_from_camera
-        det = pipeline.Detections2D(kp, conf, modes.astype(np.float32), occ)
-        gmm = pipeline.build_hk(det, np.broadcast_to(intrinsics_from_camera(camera), (F, 4)).copy(), model.prior,
-                                model.cfg.init, seed=pipeline.SPLIT_SEEDS["wild"], device=model.device)
-    res = run_inference(model, cond, windows, gmm, np.arange(F), n_hypotheses=n_hyp, n_steps=k,
-                        record=record_trajectory, batch_size=batch_size, seed=model.cfg.train.seed, progress=progress)
-    cams = [camera] * F
-    root, root_note = _estimated_root(kp, None if gmm is None else gmm.root_depth.cpu().numpy(), cams, None)
-    if root is None:  # no H_K: assume the median training root depth of 5.5 m
-        root = np.stack([camera.back_project(np.nan_to_num(kp[i, 0]), 5.5) for i in range(F)])
-    pred, pred_jagg = _aggregate(res["hypotheses"], res["pred"], kp, root, cams)
-    g = gmm.to_numpy() if gmm is not None else None
-    return build_results(
-        input_2d=kp, confidence=conf, occluded=occ, hypotheses=res["hypotheses"], pred=pred, pred_jagg=pred_jagg,
-        subject=[subject] * F, action=[action] * F, camera=[camera.id] * F,
-        frame=np.arange(F) if frames is None else frames, trajectory=res["trajectory"],
-        x0_estimate=res["x0_estimate"], timesteps=res["timesteps"],
-        gmm=None if g is None else {"weights": g["weights"], "means": g["means"], "variances": g["variances"]},
-        model=MODEL_NAMES.get(model.method, model.method), config=to_dict(model.cfg), versions=versions(),
-        dataset=dataset, split="wild",
-        extra_attrs={"checkpoint": model.path, "n_hypotheses": n_hyp, "n_sampling_steps": k,
-                     "camera_json": json.dumps(camera.to_dict()), "jagg_root": root_note},
-    )
+    if model.method.uses_windows(model.cfg):
+        windows = sequence_windows(np.zeros(F, np.int64), np.arange(F), model.cfg.model.frames)
+    lifted = lift(model, det, np.array([[camera.res_w, camera.res_h]] * F),
+                  np.broadcast_to(intrinsics_from_camera(camera), (F, 4)).copy(), windows=windows,
+                  hk_seed=SPLIT_SEEDS["wild"], n_hypotheses=n_hypotheses, n_steps=n_steps, record=record_trajectory,
+                  batch_size=batch_size, progress=progress)
+    return _results(model, lifted, det, [camera] * F, fallback_root=None, gt=None, subject=[subject] * F,
+                    action=[action] * F, camera=[camera.id] * F, frame=np.arange(F) if frames is None else frames,
+                    dataset=dataset, split="wild", extra_attrs={"camera_json": json.dumps(camera.to_dict())})

@@ -166,3 +166,23 @@ def load_results(path: str | os.PathLike) -> xr.Dataset:
 
 def results_config(ds: xr.Dataset) -> dict:
     return json.loads(ds.attrs["config"])
+
+
+# --------------------------------------------------------------------------- a folder of results
+
+#: Environment variable naming the results folder the dashboard and notebooks open.
+RESULTS_ENV = "DIFFPOSE_VIZ_RESULTS"
+DEFAULT_RESULTS = "results/demo"
+#: The model listed first (the paper's method).
+FIRST_MODEL = "diffpose"
+
+
+def results_dir_setting() -> str:
+    """$DIFFPOSE_VIZ_RESULTS, else results/demo (what `make demo` writes)."""
+    return os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS
+
+
+def results_files(directory: str | os.PathLike) -> dict[str, Path]:
+    """Model name (file stem) -> results file for every *.nc in the folder, DiffPose first."""
+    files = {p.stem: p for p in sorted(Path(directory).glob("*.nc"))}
+    return dict(sorted(files.items(), key=lambda kv: (kv[0] != FIRST_MODEL, kv[0])))

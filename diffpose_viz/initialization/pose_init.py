@@ -349,21 +349,27 @@ def build_pose_gmm(modes, intrinsics, prior: DepthPrior, *, confidence=None, occ
                    torch.as_tensor(source, device=device), torch.as_tensor(prep.missing, device=device))
 
 
-def modes_from_keypoints(keypoints_2d, pixel_noise_std: float | np.ndarray = 5.0, confidence=None) -> np.ndarray:
-    """Single-mode (B,17,1,5) modes from 2D keypoints (B,17,2) px with a fixed pixel noise std.
+def modes_from_keypoints(keypoints_2d, pixel_noise_std: float | np.ndarray = 5.0, confidence=None,
+                         n_modes: int = 1) -> np.ndarray:
+    """(B,17,n_modes,5) modes [weight, mean_u, mean_v, std_u, std_v] px from 2D keypoints (B,17,2) px: one
+    isotropic peak per joint (mode 0, weight 1); further modes repeat it with weight 0, so every producer
+    of this layout (simulated detector, files, MediaPipe) gives consumers the same Q.
 
-    NaN keypoints (or confidence 0) become weight-0 modes, i.e. missing joints.
+    The one convention for a missing joint (NaN keypoint or confidence 0): weight 0 on every mode.
     """
     kp = np.asarray(keypoints_2d, np.float64)
     if kp.ndim != 3 or kp.shape[1:] != (N_JOINTS, 2):
         raise ValueError(f"keypoints_2d: expected shape (B, 17, 2) pixels, found {kp.shape}")
+    if n_modes < 1:
+        raise ValueError(f"n_modes: expected >= 1, found {n_modes}")
     std = np.broadcast_to(np.asarray(pixel_noise_std, np.float64), kp.shape[:2])
-    out = np.zeros((len(kp), N_JOINTS, 1, 5))
-    out[..., 0, 0] = np.isfinite(kp).all(-1)
+    out = np.zeros((len(kp), N_JOINTS, n_modes, 5))
+    present = np.isfinite(kp).all(-1)
     if confidence is not None:
-        out[..., 0, 0] *= np.asarray(confidence, np.float64) > 0
-    out[..., 0, 1:3] = kp
-    out[..., 0, 3] = out[..., 0, 4] = std
+        present &= np.asarray(confidence, np.float64) > 0
+    out[..., 0, 0] = present
+    out[..., 1:3] = kp[:, :, None, :]
+    out[..., 3] = out[..., 4] = std[:, :, None]
     return out
 
 

@@ -1,8 +1,5 @@
-"""Training: configs (dataclasses <-> YAML), the trainer, checkpoints, DDP helpers, EMA.
-
-Submodules are imported on use (`from diffpose_viz.training.trainer import train`) so that reading a
-config does not pull in the whole model stack.
+"""Training: the trainer (set-up, loop, validation on held-out training sequences, checkpoints, exact
+resume) and the EMA. Configs, checkpoint I/O and DDP helpers live one layer below
+(`diffpose_viz.config`, `diffpose_viz.checkpoint`, `diffpose_viz.distributed`); the submodules
+`training.config`, `training.checkpoint` and `training.distributed` re-export them for old imports.
 """
-from diffpose_viz.training.config import ExperimentConfig, load_config, save_config
-
-__all__ = ["ExperimentConfig", "load_config", "save_config"]

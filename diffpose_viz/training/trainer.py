@@ -22,12 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from diffpose_viz import pipeline
-from diffpose_viz.diffusion import antithetic_timesteps, gaussian_q_sample, gmm_q_sample, official_q_sample
-from diffpose_viz.initialization.pose_init import PoseGMM
-from diffpose_viz.pipeline import PipelineError, gather_cond
-from diffpose_viz.training import distributed as ddp
-from diffpose_viz.training.checkpoint import (
+from diffpose_viz import distributed as ddp
+from diffpose_viz import inputs
+from diffpose_viz.atomic import clean_stale_temporaries
+from diffpose_viz.checkpoint import (
     CheckpointError,
     load_checkpoint,
     load_weights,
@@ -36,14 +34,14 @@ from diffpose_viz.training.checkpoint import (
     set_rng_state,
     versions,
 )
-from diffpose_viz.training.config import (
-    DIFFUSION_METHODS,
-    REGRESSION_METHODS,
-    ExperimentConfig,
-    config_diff,
-    save_config,
-    to_dict,
-)
+from diffpose_viz.config import ExperimentConfig, config_diff, save_config, to_dict
+from diffpose_viz.datasets.poses import PoseSet
+from diffpose_viz.detector_sim import Detections2D
+from diffpose_viz.inference import gather_cond, predict
+from diffpose_viz.initialization.pose_init import PoseGMM
+from diffpose_viz.inputs import InputError
+from diffpose_viz.methods import LoadedModel, Method, TrainBatch, check_config
+from diffpose_viz.progress import Progress
 from diffpose_viz.training.ema import EMA
 
 log = logging.getLogger(__name__)
@@ -53,12 +51,16 @@ RESUMABLE_KEYS = ("train.epochs", "train.max_steps", "train.log_every", "train.p
                   "train.eval_every", "train.val_max_samples", "train.val_hypotheses", "name")
 
 
+class RunFolderError(ValueError):
+    """The run folder holds an earlier run (or is not a folder)."""
+
+
 @dataclass
 class SplitTensors:
     """One split, ready for the device: targets, network input, optional H_K and video windows."""
 
-    poses: pipeline.PoseSet
-    det: pipeline.Detections2D
+    poses: PoseSet
+    det: Detections2D
     pose3d: torch.Tensor  # (N,17,3)
     cond: torch.Tensor  # (N,17,3) u, v, confidence
     windows: torch.Tensor | None  # (N,T) row indices (video context)
@@ -71,19 +73,19 @@ class SplitTensors:
 def prepare_split(cfg: ExperimentConfig, poses, split: str, prior, device: torch.device, *,
                   cache_dir: Path | None = None, need_hk: bool, progress: bool = False) -> SplitTensors:
     """2D input, network input and (when needed) H_K for one split."""
-    pipeline.check_finite(f"{split} 3D targets", poses.pose3d)
-    det = pipeline.make_inputs(poses, cfg, split)
-    cond = pipeline.screen_input(det.keypoints, det.confidence, poses.res)
+    inputs.check_finite(f"{split} 3D targets", poses.pose3d)
+    det = inputs.make_inputs(poses, cfg, split)
+    cond = inputs.screen_input(det.keypoints, det.confidence, poses.res)
     windows = None
-    if cfg.model.context == "video" and cfg.method in DIFFUSION_METHODS:
-        windows = torch.as_tensor(pipeline.window_indices(poses, cfg.model.frames), device=device)
+    if check_config(cfg, warn=False).uses_windows(cfg):
+        windows = torch.as_tensor(inputs.window_indices(poses, cfg.model.frames), device=device)
     gmm = None
     if need_hk and len(poses):
         cache = None
         if cache_dir is not None:
-            cache = cache_dir / f"hk_{split}_{pipeline._hk_key(cfg, split, len(poses), prior)}.pt"
-        gmm = pipeline.build_hk(det, pipeline.row_intrinsics(poses), prior, cfg.init,
-                                seed=pipeline.SPLIT_SEEDS[split], device=device, cache=cache, progress=progress)
+            cache = cache_dir / f"hk_{split}_{inputs.hk_cache_key(cfg, split, len(poses), prior)}.pt"
+        gmm = inputs.build_hk(det, inputs.row_intrinsics(poses), prior, cfg.init, seed=inputs.SPLIT_SEEDS[split],
+                              device=device, cache=cache, progress=progress)
     return SplitTensors(poses, det, torch.as_tensor(poses.pose3d, device=device),
                         torch.as_tensor(cond, device=device), windows, gmm)
 
@@ -101,12 +103,14 @@ class TrainResult:
 
 class Trainer:
     def __init__(self, cfg: ExperimentConfig, out_dir: str | Path, *, device: str | None = None,
-                 resume: bool = False, progress: bool | None = None) -> None:
+                 resume: bool = False, progress: bool | None = None, force: bool = False) -> None:
         if device is not None:
             cfg.device = device
         self.cfg = cfg
+        self.method: Method = check_config(cfg, "config")
         self.out_dir = Path(out_dir)
         self.resume = resume
+        self.force = force
         self.info, self.device = ddp.init(cfg.device)
         self.progress = (cfg.train.progress if progress is None else progress) and self.info.is_main
         self.history: list[dict] = []
@@ -118,37 +122,32 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
-        cfg, info = self.cfg, self.info
+        cfg, info, method = self.cfg, self.info, self.method
         t0 = time.perf_counter()
         if info.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.out_dir / "config.yaml")
+            self._claim_out_dir()
+            if not self.resume:
+                save_config(cfg, self.out_dir / "config.yaml")
         _seed_everything(cfg.train.seed)
-        splits = pipeline.load_splits(cfg.data, cfg.train.seed, with_test=False)
+        splits = inputs.load_splits(cfg.data, cfg.train.seed, with_test=False)
         if len(splits.train) == 0:
-            raise PipelineError(f"{cfg.data.path}: no training rows for subjects {cfg.data.train_subjects}")
-        val = pipeline._thin(splits.val, cfg.train.val_max_samples)
-        method = cfg.method
-        # H_K is needed to train DiffPose (the GMM forward) and to validate DiffPose / init_only.
-        self.prior = pipeline.fit_prior(splits.train, cfg.init) if method in ("diffpose", "init_only") else None
+            raise InputError(f"{cfg.data.path}: no training rows for subjects {cfg.data.train_subjects}")
+        val = inputs.thin(splits.val, cfg.train.val_max_samples)
+        self.prior = inputs.fit_prior(splits.train, cfg.init) if method.needs_depth_prior else None
         cache_dir = self.out_dir / "cache"
         # Rank 0 fits H_K first (and caches it); the other ranks then read the cache instead of refitting.
         for turn in ("main", "others") if info.enabled else ("main",):
             if (turn == "main") == info.is_main:
                 self.train_data = prepare_split(cfg, splits.train, "train", self.prior, self.device, cache_dir=cache_dir,
-                                                need_hk=method == "diffpose", progress=self.progress)
+                                                need_hk=method.hk_at_training, progress=self.progress)
                 self.val_data = prepare_split(cfg, val, "val", self.prior, self.device, cache_dir=cache_dir,
-                                              need_hk=self.prior is not None, progress=self.progress)
+                                              need_hk=method.hk_at_test, progress=self.progress)
             ddp.barrier()
-        self.lifter_payload = None
-        self.lifter = None
-        if method == "official":
-            self.lifter_payload = pipeline.load_lifter_checkpoint(cfg.official.lifter_checkpoint)
-            self.lifter = pipeline.lifter_from_payload(self.lifter_payload, str(cfg.official.lifter_checkpoint))
-            self.lifter = self.lifter.to(self.device).eval()
+        self.extras_payload = method.training_extras(cfg)
+        self.extras = method.restore_extras(cfg, self.extras_payload, "config", self.device)
         torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
-        self.net = pipeline.build_network(cfg)
-        self.schedule = pipeline.build_schedule(cfg, self.device)
+        self.net = method.build_network(cfg)
+        self.schedule = method.build_schedule(cfg, self.device)
         self.noise_gen = torch.Generator(device=self.device).manual_seed(cfg.train.seed * 1000 + info.rank)
         torch.manual_seed(cfg.train.seed + info.rank)  # dropout differs per rank, as with independent batches
         if self.net is not None:
@@ -165,10 +164,32 @@ class Trainer:
             self.n_params = 0
         if self.resume:
             self._restore(self.out_dir / "last.pt")
+            if info.is_main:
+                save_config(cfg, self.out_dir / "config.yaml")  # only once the resume is accepted
         self.setup_s = time.perf_counter() - t0
         if info.is_main:
             log.info("set-up %.1f s: %d train rows, %d val rows, %d params, world %d", self.setup_s,
                      len(self.train_data), len(self.val_data), self.n_params, info.world_size)
+
+    #: What a run writes into its folder; a folder holding any of them belongs to an earlier run.
+    RUN_FILES = ("last.pt", "best.pt", "train_log.jsonl")
+
+    def _claim_out_dir(self) -> None:
+        """Make the run folder this run's: refuse to overwrite an earlier run unless resuming or forced."""
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise RunFolderError(f"--out {self.out_dir}: exists and is not a folder")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        clean_stale_temporaries(self.out_dir)
+        existing = [name for name in self.RUN_FILES if (self.out_dir / name).exists()]
+        if self.resume:
+            if not (self.out_dir / "last.pt").exists():
+                raise RunFolderError(f"--resume: {self.out_dir / 'last.pt'} does not exist; nothing to resume")
+        elif existing:
+            if not self.force:
+                raise RunFolderError(f"--out {self.out_dir}: holds an earlier run ({', '.join(existing)}); "
+                                     "continue it with --resume, or replace it with --force")
+            for name in existing:
+                (self.out_dir / name).unlink()
 
     def _restore(self, path: Path) -> None:
         ckpt = load_checkpoint(path, map_location="cpu")
@@ -197,49 +218,11 @@ class Trainer:
     # ------------------------------------------------------------------ losses
     def _loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, MPJPE in mm of the clean-pose estimate) for the rows idx."""
-        cfg, data = self.cfg, self.train_data
-        x0 = data.pose3d[idx]
-        cond = gather_cond(data.cond, idx, data.windows)
-        method = cfg.method
-        if method in REGRESSION_METHODS:
-            out = self.model(cond)
-            err = torch.linalg.vector_norm(out - x0, dim=-1)
-            return err.mean(), err.detach().mean() * 1000
-        B, K = len(idx), self.schedule.num_steps
-        if cfg.diffusion.antithetic or method == "official":
-            t = antithetic_timesteps(B, K, self.noise_gen, self.device)
-        else:
-            t = torch.randint(0, K, (B,), generator=self.noise_gen, device=self.device)
-        abar = self.schedule.alpha_bar(t).view(B, 1, 1)
-        if method == "official":
-            uv = cond[..., :2] if cond.ndim == 3 else cond[:, cond.shape[1] // 2, :, :2]
-            state = torch.cat([uv, x0], -1)
-            scale = torch.tensor([cfg.official.uv_noise_scale] * 2 + [1.0] * 3, device=self.device)
-            x_t, e = official_q_sample(state, t, scale, self.schedule, self.noise_gen)
-            out = self.model(x_t, t)
-            loss = ((out - e) ** 2).sum((1, 2)).mean()
-            xyz = ((x_t - (1 - abar).sqrt() * out) / abar.sqrt())[..., 2:]
-            xyz = xyz - xyz[:, :1]
-            return loss, torch.linalg.vector_norm(xyz.detach() - x0, dim=-1).mean() * 1000
-        if method == "diffpose":
-            g = data.gmm
-            fs = gmm_q_sample(x0, t, g.weights[idx], g.means[idx], g.variances[idx], self.schedule, self.noise_gen)
-        else:
-            fs = gaussian_q_sample(x0, t, self.schedule, self.noise_gen, scale=cfg.diffusion.gaussian_scale)
-        out = self.model(fs.h_t, t, cond)
-        if cfg.diffusion.prediction == "x0":
-            if cfg.diffusion.loss == "mpjpe":
-                loss = torch.linalg.vector_norm((out - x0)[:, 1:], dim=-1).mean()
-            else:
-                loss = ((out - x0)[:, 1:] ** 2).sum((1, 2)).mean()
-            x0_hat = out.detach()
-        else:
-            loss = ((out - fs.eps)[:, 1:] ** 2).sum((1, 2)).mean()
-            x0_hat = (fs.h_t - fs.mu - (1 - abar).sqrt() * fs.std * out.detach()) / abar.sqrt() + fs.mu
-            if cfg.diffusion.clip_x0 is not None:  # the same bound the sampler applies
-                x0_hat = x0_hat.clamp(-cfg.diffusion.clip_x0, cfg.diffusion.clip_x0)
-        x0_hat = x0_hat - x0_hat[:, :1]
-        return loss, torch.linalg.vector_norm(x0_hat - x0, dim=-1).mean() * 1000
+        data = self.train_data
+        gmm = data.gmm.select(idx) if self.method.hk_at_training else None
+        batch = TrainBatch(data.pose3d[idx], gather_cond(data.cond, idx, data.windows), gmm, self.schedule,
+                           self.noise_gen, self.cfg)
+        return self.method.loss(self.model, batch)
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
@@ -248,8 +231,8 @@ class Trainer:
         data = self.val_data
         if len(data) == 0:
             return float("nan")
-        model = pipeline.LoadedModel(self.cfg, self.ema.module if self.ema else None, self.prior, self.lifter,
-                                     self.device)
+        model = LoadedModel(self.cfg, self.method, self.ema.module if self.ema else None, self.prior, self.extras,
+                            self.device, str(self.out_dir))
         rows = ddp.shard_indices(np.arange(len(data)), self.info.rank, self.info.world_size, pad=False)
         gen = torch.Generator(device=self.device).manual_seed(12345 + self.info.rank)
         total = torch.zeros(2, dtype=torch.float64, device=self.device)
@@ -257,7 +240,7 @@ class Trainer:
         for s in range(0, len(rows), bs):
             idx = torch.as_tensor(rows[s:s + bs], device=self.device)
             gmm = data.gmm.select(idx) if data.gmm is not None else None
-            pred = pipeline.predict(model, gather_cond(data.cond, idx, data.windows), gmm,
+            pred = predict(model, gather_cond(data.cond, idx, data.windows), gmm,
                                     n_hypotheses=self.cfg.train.val_hypotheses,
                                     n_steps=self.cfg.diffusion.n_sampling_steps, generator=gen)
             agg = pred.pred if pred.pred is not None else pred.hypotheses.mean(1)
@@ -281,9 +264,9 @@ class Trainer:
             "world_size": self.info.world_size,
             "progress": {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                          "best_val": self.best_val, "best_step": self.best_step},
-            "normaliser": pipeline.NORMALISER,
+            "normaliser": inputs.NORMALISER,
             "depth_prior": self.prior.to_dict() if self.prior is not None else None,
-            "lifter": self.lifter_payload,
+            "extras": self.extras_payload,
             "history": self.history,
             "n_params": self.n_params,
         }
@@ -322,11 +305,10 @@ class Trainer:
         total_steps = cfg.train.epochs * n_batches
         if cfg.train.max_steps is not None:
             total_steps = min(total_steps, cfg.train.max_steps)
-        bar = None
+        bar = self._bar = None
         if self.progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=total_steps, initial=min(self.step, total_steps), desc=f"train {cfg.method}",
-                       unit="step", dynamic_ncols=True)
+            bar = self._bar = Progress(total=total_steps, initial=min(self.step, total_steps),
+                                       desc=f"train {cfg.method}", unit="step")
         self.model.train()
         # Running sums stay on the device; the host reads them only when logging (no per-step sync).
         run = torch.zeros(4, dtype=torch.float64, device=self.device)  # loss, mpjpe, steps, non-finite losses
@@ -390,8 +372,8 @@ class Trainer:
         self.model.train()
         self._log({"step": self.step, "epoch": self.epoch, "val_mpjpe_mm": val})
         if self.info.is_main and self.progress:
-            from tqdm.auto import tqdm
-            tqdm.write(f"step {self.step}: validation MPJPE {val:.1f} mm (EMA weights)")
+            msg = f"step {self.step}: validation MPJPE {val:.1f} mm (EMA weights)"
+            (self._bar.write if getattr(self, "_bar", None) is not None else Progress(enabled=True).write)(msg)
         self._checkpoint(val)
         return val
 
@@ -409,9 +391,10 @@ def _seed_everything(seed: int) -> None:
 
 
 def train(cfg: ExperimentConfig, out_dir: str | Path, *, device: str | None = None, resume: bool = False,
-          progress: bool | None = None) -> TrainResult:
+          progress: bool | None = None, force: bool = False) -> TrainResult:
     """Set up and run training; the checkpoints are `out_dir/last.pt` and `out_dir/best.pt` (lowest
-    validation MPJPE of the EMA weights)."""
-    trainer = Trainer(cfg, out_dir, device=device, resume=resume, progress=progress)
+    validation MPJPE of the EMA weights). An earlier run in `out_dir` is continued with `resume`,
+    replaced with `force`, and otherwise refused."""
+    trainer = Trainer(cfg, out_dir, device=device, resume=resume, progress=progress, force=force)
     trainer.setup()
     return trainer.train()

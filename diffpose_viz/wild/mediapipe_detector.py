@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from diffpose_viz.atomic import atomic_target
+
 from diffpose_viz.skeleton import BLAZEPOSE33_NAMES, blazepose33_to_h36m17
 from diffpose_viz.wild.visibility import (
     VisibilityRule,
@@ -175,10 +177,9 @@ class WildDetections:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray)}
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, **arrays, width=self.width, height=self.height, fps=self.fps,
-                            source=np.array(self.source), joint_names_33=np.array(BLAZEPOSE33_NAMES))
-        tmp.replace(path)
+        with atomic_target(path) as tmp, open(tmp, "wb") as f:  # a file object: savez adds no second suffix
+            np.savez_compressed(f, **arrays, width=self.width, height=self.height, fps=self.fps,
+                                source=np.array(self.source), joint_names_33=np.array(BLAZEPOSE33_NAMES))
         return path
 
     @classmethod

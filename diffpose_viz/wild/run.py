@@ -15,21 +15,20 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from diffpose_viz.camera import Camera
+from diffpose_viz.inputs import DEFAULT_FOCAL_FACTOR, default_camera
 from diffpose_viz.wild.mediapipe_detector import MediaPipeConfig, WildDetections, detect_frames
 from diffpose_viz.wild.video import MediaInfo, OverlayWriter, draw_skeleton, iter_frames, probe_media
 from diffpose_viz.wild.visibility import VisibilityRule
 
 log = logging.getLogger(__name__)
 
-#: Assumed focal length as a multiple of the larger image side (a ~45 degree
-#: horizontal field of view on the long side, typical of phone and action cameras).
-FOCAL_FACTOR = 1.2
+#: Assumed focal length as a multiple of the larger image side: the package's one uncalibrated camera.
+FOCAL_FACTOR = DEFAULT_FOCAL_FACTOR
 
 
 def wild_camera(width: int, height: int, focal_factor: float = FOCAL_FACTOR, camera_id: str = "wild") -> Camera:
-    """Pinhole camera assumed for an uncalibrated image: f = focal_factor * max(w, h), centre = image centre."""
-    f = float(focal_factor) * max(width, height)
-    return Camera(id=camera_id, res_w=int(width), res_h=int(height), focal=(f, f), center=(width / 2.0, height / 2.0))
+    """`inputs.default_camera` with this module's id: f = focal_factor * max(w, h), centre = image centre."""
+    return default_camera(width, height, camera_id=camera_id, focal_factor=focal_factor)
 
 
 @dataclass
@@ -149,7 +148,7 @@ def lift_detections(
         return None, "no person in any frame: nothing to lift"
     from diffpose_viz.evaluation.evaluate import lift_2d
     from diffpose_viz.evaluation.results import write_results
-    from diffpose_viz.pipeline import load_model
+    from diffpose_viz.inference import load_model
 
     model = load_model(checkpoint, device)
     kept = det.subset(det.person_found)

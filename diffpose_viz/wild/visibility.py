@@ -136,18 +136,9 @@ def joint_uncertainty(
 
 
 def modes_from_uncertainty(keypoints: np.ndarray, std_px: np.ndarray, n_modes: int = 2) -> np.ndarray:
-    """(N, J, 2) + (N, J) -> (N, J, n_modes, 5) float32 [weight, mu_u, mu_v, std_u, std_v].
+    """(N, J, 2) + (N, J) -> (N, J, n_modes, 5) float32 [weight, mu_u, mu_v, std_u, std_v]: the package's one
+    modes builder (`initialization.pose_init.modes_from_keypoints`; a missing joint has weight 0)."""
+    from diffpose_viz.initialization.pose_init import modes_from_keypoints
 
-    A real detector gives one isotropic peak per joint: mode 0 carries weight 1,
-    further modes repeat it with weight 0 (the simulated detector's layout for
-    an unswapped joint, so consumers see the same Q). No person: all NaN.
-    """
-    keypoints = np.asarray(keypoints, dtype=np.float64)
-    std_px = np.asarray(std_px, dtype=np.float64)
-    if n_modes < 1:
-        raise ValueError(f"n_modes must be >= 1, got {n_modes}")
-    found = np.isfinite(keypoints).all(-1)
-    one = np.stack([np.where(found, 1.0, np.nan), keypoints[..., 0], keypoints[..., 1], std_px, std_px], axis=-1)
-    modes = np.repeat(one[:, :, None, :], n_modes, axis=2)
-    modes[:, :, 1:, 0] = np.where(found, 0.0, np.nan)[..., None]
-    return modes.astype(np.float32)
+    std = np.nan_to_num(np.asarray(std_px, dtype=np.float64), nan=1.0)
+    return modes_from_keypoints(keypoints, std, n_modes=n_modes).astype(np.float32)

@@ -1,0 +1,327 @@
+"""Run configuration: dataclasses <-> YAML, one source of truth per setting.
+
+Settings owned by other modules are nested, not copied: the simulated detector is
+`DetectorSimConfig`, H_K is `InitConfig`, the noise schedule is `ScheduleConfig`.
+Loading is strict: an unknown key raises a KeyError naming the key and the file, and every
+value is converted to (and checked against) the field's declared type.
+
+This module checks structure, types and ranges that hold for every method. Which method a run uses,
+and what that method needs or ignores, is the method table's business (`diffpose_viz.methods`):
+`methods.load_config` / `methods.config_from_dict` are these functions plus that check.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from diffpose_viz.atomic import atomic_target
+from diffpose_viz.detector_sim import DetectorSimConfig
+from diffpose_viz.diffusion.schedule import ScheduleConfig
+from diffpose_viz.initialization.pose_init import InitConfig
+
+@dataclass
+class DataConfig:
+    path: str = "data/demo/data_3d_demo.npz"
+    train_subjects: list[str] = field(default_factory=lambda: ["lafan_a", "metarig", "cmu01"])
+    test_subjects: list[str] = field(default_factory=lambda: ["lafan_b"])
+    cameras: list[str] | None = None  # camera ids (or list indices); None = all of each subject's cameras
+    frame_stride: int = 1
+    max_frames: int | None = None  # per sequence, evenly thinned after the stride
+    input_2d: Literal["detector_sim", "gt"] = "detector_sim"
+    occlusion: bool = True  # detector_sim only: off disables self-occlusion, occluders and truncation
+    gt_noise_std_px: float = 2.0  # input_2d='gt': the 2D std H_K assumes around each keypoint
+    validation_fraction: float = 0.1  # of the training frames, held out by whole sequences
+    max_test_samples: int | None = None  # evenly thinned test rows (keeps every action represented)
+
+
+@dataclass
+class DiffusionConfig:
+    schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(kind="cosine", num_steps=50))
+    prediction: Literal["x0", "eps"] = "x0"
+    # x0-prediction only. "mse": squared error (the released code's loss form, on noise). "mpjpe": mean
+    # per-joint Euclidean error, the loss the lifters train with, so a comparison differs only in the method.
+    loss: Literal["mse", "mpjpe"] = "mse"
+    n_hypotheses: int = 5
+    n_sampling_steps: int = 5
+    eta: float = 0.0
+    skip: Literal["uniform", "quad"] = "uniform"
+    gaussian_scale: float = 1.0  # gaussian_diffusion: std of the N(0, s^2 I) prior, metres
+    # eps-prediction only: bound on |x0 estimate| in metres. At the noisy end of a cosine schedule
+    # sqrt(abar) ~ 1e-3, so x0 = (h - sqrt(1 - abar) eps) / sqrt(abar) amplifies any eps error a thousandfold.
+    clip_x0: float | None = 2.0
+    antithetic: bool = True  # draw training steps t in antithetic pairs (as the official runner)
+
+
+@dataclass
+class ModelConfig:
+    hidden: int = 96
+    layers: int = 5
+    heads: int = 4
+    dropout: float = 0.25
+    context: Literal["frame", "video"] = "frame"
+    context_dim: int = 64
+    context_hidden: int = 64
+    context_layers: int = 2
+    context_raw_2d: bool = False  # diffusion: append the raw [u, v, confidence, mask] to the context features
+    frames: int = 27  # video context: frames per window (odd), taken at the data's frame stride
+    martinez_hidden: int = 1024
+    martinez_blocks: int = 2
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    max_steps: int | None = None  # stop after this many optimiser steps, whatever `epochs` says
+    batch_size: int = 256  # global batch (split across DDP ranks)
+    lr: float = 1e-3
+    lr_gamma: float = 1.0  # learning rate multiplied by this after every epoch
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    eval_every: int = 0  # validate every this many steps; 0 = at the end of every epoch
+    val_max_samples: int = 512  # validation rows used for checkpoint selection (evenly thinned)
+    val_hypotheses: int = 2  # diffusion methods: hypotheses per validation frame
+    log_every: int = 50
+    progress: bool = True  # tqdm bars (rank 0 only)
+
+
+@dataclass
+class OfficialConfig:
+    lifter_checkpoint: str | None = None  # a trained `lifter` checkpoint: the deterministic initial pose
+    uv_noise_scale: float = 0.5  # noise scale of the u, v channels (official runner; xyz use 1)
+    test_num_diffusion_timesteps: int = 24  # frame CPN config: seq [12, 0]
+    test_timesteps: int = 2
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    method: str = "diffpose"  # a name in diffpose_viz.methods.METHODS
+    data: DataConfig = field(default_factory=DataConfig)
+    detector: DetectorSimConfig = field(default_factory=DetectorSimConfig)
+    init: InitConfig = field(default_factory=InitConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    official: OfficialConfig = field(default_factory=OfficialConfig)
+    device: str = "cpu"
+
+
+class ConfigError(ValueError):
+    """A config value is invalid (wrong type, out of range, inconsistent)."""
+
+
+def validate(cfg: ExperimentConfig, source: str = "config") -> None:
+    def bad(key: str, msg: str) -> None:
+        raise ConfigError(f"{source}: {key}: {msg}")
+
+    if cfg.data.input_2d not in ("detector_sim", "gt"):
+        bad("data.input_2d", f"expected 'detector_sim' or 'gt', found {cfg.data.input_2d!r}")
+    if not 0.0 <= cfg.data.validation_fraction < 1.0:
+        bad("data.validation_fraction", f"expected a value in [0, 1), found {cfg.data.validation_fraction}")
+    if cfg.data.frame_stride < 1:
+        bad("data.frame_stride", f"expected >= 1, found {cfg.data.frame_stride}")
+    overlap = set(cfg.data.train_subjects) & set(cfg.data.test_subjects)
+    if overlap:
+        bad("data.test_subjects", f"subjects {sorted(overlap)} are also training subjects")
+    if cfg.diffusion.n_hypotheses < 1 or cfg.diffusion.n_sampling_steps < 1:
+        bad("diffusion", "n_hypotheses and n_sampling_steps must be >= 1")
+    if cfg.diffusion.n_sampling_steps > cfg.diffusion.schedule.num_steps:
+        bad("diffusion.n_sampling_steps", f"{cfg.diffusion.n_sampling_steps} exceeds the schedule's "
+            f"{cfg.diffusion.schedule.num_steps} steps")
+    if cfg.diffusion.loss == "mpjpe" and cfg.diffusion.prediction != "x0":
+        bad("diffusion.loss", "'mpjpe' needs diffusion.prediction: x0 (an MPJPE on noise has no meaning)")
+    if cfg.model.context == "video" and cfg.model.frames % 2 == 0:
+        bad("model.frames", f"video context needs an odd window, found {cfg.model.frames}")
+    if cfg.train.epochs < 1:
+        bad("train.epochs", f"expected an integer >= 1, found {cfg.train.epochs} (an untrained model is never "
+            "saved as 'best')")
+    if cfg.train.max_steps is not None and cfg.train.max_steps < 1:
+        bad("train.max_steps", f"expected null or an integer >= 1, found {cfg.train.max_steps}")
+    if cfg.train.batch_size < 1 or cfg.train.lr <= 0 or cfg.train.grad_clip <= 0:
+        bad("train", "batch_size >= 1, lr > 0 and grad_clip > 0 are required")
+    if not 0.0 <= cfg.train.ema_decay < 1.0:
+        bad("train.ema_decay", f"expected a value in [0, 1), found {cfg.train.ema_decay}")
+    if cfg.official.test_timesteps > cfg.official.test_num_diffusion_timesteps:
+        bad("official.test_timesteps", "must not exceed official.test_num_diffusion_timesteps")
+    if not (cfg.device == "cpu" or cfg.device.startswith("cuda") or cfg.device == "mps"):
+        bad("device", f"expected 'cpu', 'cuda' or 'cuda:N', found {cfg.device!r}")
+
+
+# --------------------------------------------------------------------------- dict <-> dataclass
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
+    """Convert a YAML value to the declared type `tp`, or raise naming the key and file."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+
+    def fail(expected: str) -> typing.NoReturn:
+        raise ConfigError(f"{source}: key '{key}': expected {expected}, found {value!r} ({type(value).__name__})")
+
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            if type(None) in args:
+                return None
+            fail(" or ".join(str(a) for a in args))
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(value, a, key, source)
+            except ConfigError as err:
+                errors.append(str(err))
+        fail(" or ".join(getattr(a, "__name__", str(a)) for a in args if a is not type(None)))
+    if origin is Literal:
+        if value not in args:
+            fail(f"one of {list(args)}")
+        return value
+    if _is_dataclass_type(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            fail(f"a mapping of {tp.__name__} fields")
+        return from_dict(tp, value, source=source, prefix=f"{key}.")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        fail("true or false")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            fail("an integer")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool):
+            fail("a number")
+        if isinstance(value, str):  # YAML 1.1 reads '1e-3' as a string
+            try:
+                return float(value)
+            except ValueError:
+                fail("a number")
+        if not isinstance(value, (int, float)):
+            fail("a number")
+        return float(value)
+    if tp is str:
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return str(value)
+        fail("a string")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            fail(f"a list ({tp})")
+        if origin is list:
+            return [_convert(v, args[0] if args else Any, f"{key}[{i}]", source) for i, v in enumerate(value)]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0], f"{key}[{i}]", source) for i, v in enumerate(value))
+        if args and len(args) != len(value):
+            fail(f"{len(args)} values")
+        return tuple(_convert(v, a, f"{key}[{i}]", source) for i, (v, a) in enumerate(zip(value, args or [Any] * len(value))))
+    return value
+
+
+def from_dict(cls: type, data: dict, *, source: str = "config", prefix: str = "") -> Any:
+    """Build dataclass `cls` from a nested dict; unknown keys raise KeyError naming key and source."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: '{prefix.rstrip('.') or '<top level>'}' must be a mapping, found "
+                          f"{type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise KeyError(f"{source}: unknown config key '{prefix}{unknown[0]}' "
+                       f"(known keys under '{prefix.rstrip('.') or '<top level>'}': {sorted(names)})")
+    kwargs = {k: _convert(v, hints[k], f"{prefix}{k}", source) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{source}: invalid values under '{prefix.rstrip('.') or '<top level>'}': {err}") from None
+
+
+def to_dict(cfg: Any) -> dict:
+    """Plain nested dict (tuples become lists) suitable for YAML and JSON."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+
+    return plain(asdict(cfg))
+
+
+def config_from_dict(data: dict, source: str = "config") -> ExperimentConfig:
+    cfg = from_dict(ExperimentConfig, data, source=source)
+    validate(cfg, source)
+    return cfg
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML config; `overrides` are 'dotted.key=value' strings (value parsed as YAML)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the config file is empty; expected a mapping with at least 'method' "
+                          "(see configs/demo.yaml)")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, found {type(data).__name__}")
+    data = apply_overrides(data, overrides or [], source=str(path))
+    return config_from_dict(data, source=str(path))
+
+
+def apply_overrides(data: dict, overrides: list[str], source: str = "config") -> dict:
+    """Set dotted keys in a nested dict: ['train.lr=3e-4', 'data.cameras=[0]']. Keys are checked later."""
+    data = yaml.safe_load(yaml.safe_dump(data))  # deep copy
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--override {item!r}: expected key=value, e.g. train.epochs=2")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw.strip() else None
+        node = data
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--override {item!r}: '{p}' is not a section")
+        node[parts[-1]] = value
+    return data
+
+
+def save_config(cfg: ExperimentConfig, path: str | os.PathLike) -> Path:
+    """Write the config as YAML atomically."""
+    path = Path(path)
+    text = yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)
+    with atomic_target(path) as tmp:
+        tmp.write_text(text)
+    return path
+
+
+def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain config dicts."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k, "<missing>"), b.get(k, "<missing>")
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += config_diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: {va!r} != {vb!r}")
+    return out

@@ -1,0 +1,268 @@
+"""What a run is fed: data splits, the 2D input of every row, the network's 2D encoding, video windows,
+and H_K (fitted with the batched EM, cached as a plain tensor file).
+
+Model inputs (docs/ARCHITECTURE.md): the 2D pose is screen-normalised per row, u = 2x/w - 1,
+v = 2y/w - h/w, carried as (u, v, confidence) with missing joints zeroed and confidence 0; the 3D state
+is camera-frame, root-relative metres (no further scaling).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffpose_viz.camera import Camera
+from diffpose_viz.config import DataConfig, ExperimentConfig, to_dict
+from diffpose_viz.datasets.poses import PoseSet, build_pose_set, validation_split
+from diffpose_viz.datasets.vp3d import load_3d
+from diffpose_viz.detector_sim import Detections2D, simulate_from_poseset
+from diffpose_viz.initialization.depth_prior import DepthPrior
+from diffpose_viz.initialization.pose_init import (
+    InitConfig,
+    PoseGMM,
+    build_pose_gmm,
+    fit_depth_prior,
+    intrinsics_from_camera,
+    modes_from_keypoints,
+)
+from diffpose_viz.progress import progress as progress_bar
+
+log = logging.getLogger(__name__)
+
+#: Offsets added to the detector/H_K seeds so the splits get independent draws.
+SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2, "wild": 3}
+#: Default focal length for an uncalibrated image, as a multiple of its larger side (~45 deg FOV).
+DEFAULT_FOCAL_FACTOR = 1.2
+NORMALISER = {"2d": "screen: u = 2x/w - 1, v = 2y/w - h/w, per row (w, h) = image size; channels (u, v, conf)",
+              "3d": "camera-frame root-relative metres, unscaled", "version": 1}
+
+
+class InputError(ValueError):
+    """Inputs that cannot be assembled into a run (NaN, wrong shape, missing pieces)."""
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class Splits:
+    train: PoseSet
+    val: PoseSet
+    test: PoseSet
+
+
+def camera_selection(cameras: list[str] | None):
+    if cameras is None:
+        return None
+    # Short all-digit entries are list indices; H36M-style ids are long digit strings.
+    return [int(c) if str(c).isdigit() and len(str(c)) <= 2 else str(c) for c in cameras]
+
+
+def thin(poses: PoseSet, max_rows: int | None) -> PoseSet:
+    """Evenly spaced rows (every sequence keeps its share); None = all rows."""
+    if max_rows is None or len(poses) <= max_rows:
+        return poses
+    return poses.subset(np.unique(np.linspace(0, len(poses) - 1, max_rows).round().astype(int)))
+
+
+def load_poses(cfg: DataConfig, subjects: list[str]) -> PoseSet:
+    path = Path(cfg.path)
+    if not path.exists():
+        hint = " (build it with `diffpose-viz data demo`)" if path.name == "data_3d_demo.npz" else ""
+        raise FileNotFoundError(f"data.path {path} does not exist{hint}")
+    mocap = load_3d(path, subjects=subjects)
+    return build_pose_set(mocap, subjects, cameras=camera_selection(cfg.cameras), frame_stride=cfg.frame_stride,
+                          max_frames_per_sequence=cfg.max_frames)
+
+
+def load_splits(cfg: DataConfig, seed: int = 0, *, with_test: bool = True) -> Splits:
+    """Train/validation (by whole sequences) from the training subjects, test from the test subjects."""
+    train_all = load_poses(cfg, list(cfg.train_subjects))
+    train, val = validation_split(train_all, cfg.validation_fraction, seed=seed)
+    test = thin(load_poses(cfg, list(cfg.test_subjects)), cfg.max_test_samples) if with_test else train.subset(
+        np.zeros(len(train), bool))
+    return Splits(train, val, test)
+
+
+# --------------------------------------------------------------------------- 2D input
+
+
+def detector_config(cfg: ExperimentConfig, split: str):
+    det = replace(cfg.detector, seed=cfg.detector.seed * 10 + SPLIT_SEEDS[split])
+    if not cfg.data.occlusion:
+        det = replace(det, self_occlusion=False, occluder_prob=0.0, truncation=False)
+    return det
+
+
+def make_inputs(poses: PoseSet, cfg: ExperimentConfig, split: str) -> Detections2D:
+    """The 2D input of every row: simulated detections, or the ground-truth projection ('gt')."""
+    if cfg.data.input_2d == "gt":
+        kp = poses.pose2d.astype(np.float32)
+        n = len(kp)
+        modes = modes_from_keypoints(kp, cfg.data.gt_noise_std_px).astype(np.float32)
+        return Detections2D(kp, np.ones((n, 17), np.float32), modes, np.zeros((n, 17), bool))
+    return simulate_from_poseset(poses, detector_config(cfg, split))
+
+
+def screen_input(keypoints_px: np.ndarray, confidence: np.ndarray, res: np.ndarray) -> np.ndarray:
+    """(N,17,2) px, (N,17), (N,2) -> (N,17,3) float32 (u, v, confidence); missing joints -> zeros."""
+    kp = np.asarray(keypoints_px, np.float64)
+    conf = np.asarray(confidence, np.float64)
+    res = np.broadcast_to(np.asarray(res, np.float64), (len(kp), 2))
+    if kp.ndim != 3 or kp.shape[1:] != (17, 2) or conf.shape != kp.shape[:2]:
+        raise InputError(f"2D input: expected keypoints (N, 17, 2) px and confidence (N, 17), found "
+                         f"{kp.shape} and {conf.shape}")
+    w, h = res[:, 0:1], res[:, 1:2]
+    uv = np.stack([2 * kp[..., 0] / w - 1, 2 * kp[..., 1] / w - h / w], -1)
+    valid = np.isfinite(uv).all(-1) & np.isfinite(conf) & (conf > 0)
+    out = np.concatenate([np.where(valid[..., None], uv, 0.0), np.where(valid, conf, 0.0)[..., None]], -1)
+    return out.astype(np.float32)
+
+
+def row_intrinsics(poses: PoseSet) -> np.ndarray:
+    """(N,4) [fx, fy, cx, cy] pixels of every row's camera."""
+    out = np.empty((len(poses), 4))
+    for key in np.unique(poses.camera):
+        out[poses.camera == key] = intrinsics_from_camera(poses.cameras[str(key)])
+    return out
+
+
+def sequence_windows(sequence_id: np.ndarray, frame: np.ndarray, frames: int) -> np.ndarray:
+    """(N, frames) row indices of a window centred on each row within its sequence (rows sharing
+    `sequence_id`), in `frame` order, edge-replicated at both ends (VideoPose3D / MixSTE padding)."""
+    n = len(sequence_id)
+    order = np.lexsort((frame, sequence_id))
+    sorted_key = np.asarray(sequence_id)[order]
+    starts = np.r_[0, np.flatnonzero(sorted_key[1:] != sorted_key[:-1]) + 1] if n else np.zeros(0, int)
+    ends = np.r_[starts[1:], n]
+    seq_of = np.repeat(np.arange(len(starts)), ends - starts)
+    half = frames // 2
+    offs = np.arange(-half, half + 1)
+    lo, hi = starts[seq_of], ends[seq_of] - 1
+    win_sorted = np.clip(np.arange(n)[:, None] + offs[None], lo[:, None], hi[:, None])
+    out = np.empty((n, frames), np.int64)
+    out[order] = order[win_sorted]
+    return out
+
+
+def window_indices(poses: PoseSet, frames: int) -> np.ndarray:
+    """Windows within each (subject, action, camera) sequence of a PoseSet (rows at the data's stride)."""
+    key = np.char.add(np.char.add(poses.sequence_key, "|"), poses.camera.astype(str))
+    return sequence_windows(key, poses.frame, frames)
+
+
+def check_finite(name: str, arr) -> None:
+    a = arr.detach().cpu().numpy() if isinstance(arr, torch.Tensor) else np.asarray(arr)
+    if not np.isfinite(a).all():
+        rows = np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(1))[:5].tolist()
+        raise InputError(f"{name}: {int((~np.isfinite(a)).sum())} NaN/inf values (rows {rows})")
+
+
+def default_camera(width: int, height: int, focal: float | None = None, center: tuple[float, float] | None = None,
+                   camera_id: str = "user", focal_factor: float = DEFAULT_FOCAL_FACTOR) -> Camera:
+    """The one pinhole camera for an uncalibrated image: f = focal_factor * max(w, h) px (1.2: ~45 deg field
+    of view on the long side, typical of phones and action cameras) unless `focal` is given, principal
+    point at the image centre unless given, no distortion."""
+    if width <= 0 or height <= 0:
+        raise InputError(f"image size: expected positive width and height in pixels, found {width} x {height}")
+    f = float(focal) if focal is not None else float(focal_factor) * max(width, height)
+    if not f > 0:
+        raise InputError(f"focal length: expected > 0 pixels, found {f}")
+    c = tuple(map(float, center)) if center is not None else (width / 2.0, height / 2.0)
+    return Camera(id=camera_id, res_w=int(width), res_h=int(height), focal=(f, f), center=c)
+
+
+# --------------------------------------------------------------------------- H_K
+
+
+def fit_prior(train: PoseSet, init: InitConfig) -> DepthPrior:
+    return fit_depth_prior(train.pose3d, init, root_depth=train.root[:, 2])
+
+
+def hk_cache_key(cfg: ExperimentConfig, split: str, n: int, prior: DepthPrior) -> str:
+    """A digest of everything H_K of a split depends on: reuse is safe only under the same key."""
+    h = hashlib.sha256()
+    payload = {"data": to_dict(cfg.data), "detector": to_dict(cfg.detector), "init": to_dict(cfg.init), "split": split,
+               "n": n}
+    h.update(json.dumps(payload, sort_keys=True).encode())
+    for v in prior.to_dict().values():
+        h.update(np.ascontiguousarray(np.asarray(v)).tobytes())
+    return h.hexdigest()[:16]
+
+
+HK_FIELDS = ("weights", "means", "variances", "root_depth", "root_depth_source", "missing")
+
+
+def _read_hk_cache(cache: Path, n: int) -> PoseGMM | None:
+    """A cached H_K (tensors only, read with weights_only=True), or None when it is unreadable or does not
+    fit; a bad cache is deleted (and refitted by the caller) with a warning, never trusted."""
+    try:
+        d = torch.load(cache, map_location="cpu", weights_only=True)
+        if not isinstance(d, dict) or set(d) != set(HK_FIELDS):
+            raise ValueError(f"expected the keys {HK_FIELDS}")
+        gmm = PoseGMM(**d)
+        if len(gmm.weights) != n:
+            raise ValueError(f"expected {n} rows, found {len(gmm.weights)}")
+        check_gmm(gmm, f"H_K cache {cache}")
+        return gmm
+    except Exception as err:  # noqa: BLE001 - any failure means: refit
+        log.warning("H_K cache %s is unusable (%s: %s); deleting it and refitting", cache, type(err).__name__, err)
+        cache.unlink(missing_ok=True)
+        return None
+
+
+def build_hk(det: Detections2D, intrinsics: np.ndarray, prior: DepthPrior, init: InitConfig, *, seed: int,
+             device: torch.device | str = "cpu", cache: Path | None = None, progress: bool = False) -> PoseGMM:
+    """H_K for every row, fitted with the batched EM (chunks of init.chunk_size frames).
+
+    `cache` (a .pt path): reuse a previous fit of the same inputs; written atomically after fitting.
+    """
+    n = len(det)
+    if cache is not None and cache.exists():
+        gmm = _read_hk_cache(cache, n)
+        if gmm is not None:
+            return gmm.to(device)
+    t0 = time.perf_counter()
+    gen = torch.Generator(device=torch.device(device)).manual_seed(int(init.seed) * 10 + seed)
+    parts = []
+    step = max(init.chunk_size * 8, 1)
+    for s in progress_bar(range(0, n, step), desc="H_K (batched EM)", unit="chunk", enabled=progress, leave=False):
+        sl = slice(s, min(s + step, n))
+        parts.append(build_pose_gmm(det.modes[sl], intrinsics[sl], prior, confidence=det.confidence[sl],
+                                    occluded=det.occluded[sl], config=init, generator=gen, device=device))
+    gmm = concat_gmms(parts)
+    check_gmm(gmm, "H_K")
+    log.info("H_K for %d frames in %.1f s (%.2f ms/frame)", n, time.perf_counter() - t0,
+             1000 * (time.perf_counter() - t0) / max(n, 1))
+    if cache is not None:
+        from diffpose_viz.checkpoint import atomic_torch_save
+
+        atomic_torch_save({k: getattr(gmm, k) for k in HK_FIELDS}, cache)
+    return gmm
+
+
+def concat_gmms(parts: list[PoseGMM]) -> PoseGMM:
+    def cat(name):
+        vals = [getattr(p, name) for p in parts]
+        return None if any(v is None for v in vals) else torch.cat(vals)
+
+    return PoseGMM(*(cat(name) for name in HK_FIELDS))
+
+
+def check_gmm(gmm: PoseGMM, what: str) -> None:
+    """A fitted mixture with NaN/inf or non-positive variances is an error, never silently used."""
+    for name in ("weights", "means", "variances"):
+        t = getattr(gmm, name)
+        bad = ~torch.isfinite(t)
+        if bad.any():
+            rows = torch.nonzero(bad.reshape(len(t), -1).any(1)).flatten()[:5].tolist()
+            raise InputError(f"{what}: fitted mixture {name} has NaN/inf values (rows {rows}); check the 2D "
+                             f"input and the init settings")
+    if (gmm.variances <= 0).any():
+        raise InputError(f"{what}: fitted mixture has non-positive variances")

@@ -1,0 +1,95 @@
+"""The method table: the one list of methods. Everything that differs between methods lives in the
+method objects; the trainer, evaluation, bench, sample and the scripts look methods up here.
+
+Adding a method: write one file in this folder with a `Method` subclass and add one line to `METHODS`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from diffpose_viz import config as _config
+from diffpose_viz.config import ConfigError, ExperimentConfig, to_dict
+from diffpose_viz.methods.base import LoadedModel, Method, Prediction, TrainBatch, centre_frame
+from diffpose_viz.methods.diffusion import DiffPose, DiffusionNetwork, GaussianDiffusion
+from diffpose_viz.methods.init_only import InitOnly
+from diffpose_viz.methods.official import Official, OfficialNetwork
+from diffpose_viz.methods.regression import Lifter, Martinez, RegressionNetwork
+
+log = logging.getLogger(__name__)
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    DiffPose(),
+    GaussianDiffusion(),
+    Lifter(),
+    Martinez(),
+    InitOnly(),
+    Official(),
+)}
+
+
+def get_method(name: str, source: str = "config") -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ConfigError(f"{source}: method: expected one of {list(METHODS)}, found {name!r}") from None
+
+
+def method_of(cfg: ExperimentConfig) -> Method:
+    return get_method(cfg.method)
+
+
+def _differs_from_default(cfg: ExperimentConfig, dotted: str) -> bool:
+    default, actual = to_dict(ExperimentConfig()), to_dict(cfg)
+    for part in dotted.split("."):
+        default, actual = default.get(part), actual.get(part)
+    return default != actual
+
+
+def check_config(cfg: ExperimentConfig, source: str = "config", *, warn: bool = True) -> Method:
+    """The method check every config passes before use: a known method, the method's own rules, and a
+    warning for settings the method never reads (when they differ from the defaults)."""
+    method = get_method(cfg.method, source)
+    method.check(cfg, source)
+    if warn:
+        ignored = [k for k in method.ignores if _differs_from_default(cfg, k)]
+        if cfg.model.context == "frame" and _differs_from_default(cfg, "model.frames"):
+            ignored.append("model.frames (frame context)")
+        if cfg.data.input_2d != "gt" and _differs_from_default(cfg, "data.gt_noise_std_px"):
+            ignored.append(f"data.gt_noise_std_px (input_2d is {cfg.data.input_2d!r})")
+        if ignored:
+            log.warning("%s: method %s does not read %s; those settings have no effect", source, method.name,
+                        ", ".join(ignored))
+    return method
+
+
+def config_from_dict(data: dict, source: str = "config") -> ExperimentConfig:
+    """`diffpose_viz.config.config_from_dict` plus the method check."""
+    cfg = _config.config_from_dict(data, source)
+    check_config(cfg, source, warn=False)
+    return cfg
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> ExperimentConfig:
+    """`diffpose_viz.config.load_config` plus the method check (with warnings for unused settings)."""
+    cfg = _config.load_config(path, overrides)
+    check_config(cfg, str(path))
+    return cfg
+
+
+def names(*, trainable: bool | None = None, samples_with_ddim: bool | None = None) -> list[str]:
+    """Method names in table order, optionally filtered by what they do."""
+    return [n for n, m in METHODS.items()
+            if (trainable is None or m.trainable == trainable)
+            and (samples_with_ddim is None or m.samples_with_ddim == samples_with_ddim)]
+
+
+def training_order(selected: list[str] | None = None) -> list[str]:
+    """Method names in an order that trains every dependency first (the official mode needs a lifter)."""
+    chosen = list(METHODS) if selected is None else [get_method(n).name for n in selected]
+    return sorted(chosen, key=lambda n: METHODS[n].needs_lifter_checkpoint)
+
+
+__all__ = ["METHODS", "DiffPose", "DiffusionNetwork", "GaussianDiffusion", "InitOnly", "Lifter", "LoadedModel",
+           "Martinez", "Method", "Official", "OfficialNetwork", "Prediction", "RegressionNetwork", "TrainBatch",
+           "centre_frame", "check_config", "config_from_dict", "get_method", "load_config", "method_of", "names", "training_order"]

@@ -1,0 +1,150 @@
+"""What every method of the table is: the `Method` interface, the loaded-model and prediction records.
+
+A method owns its name, the name its results carry, what it needs (a depth prior, H_K at training and
+at test, video windows, a lifter checkpoint), how it builds its network, its training loss and its
+`predict`. The trainer, evaluation, bench and sample code ask the method; they hold no method names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from diffpose_viz.config import ConfigError, ExperimentConfig
+from diffpose_viz.diffusion import DDIMSampler, NoiseSchedule, SampleResult
+from diffpose_viz.initialization.depth_prior import DepthPrior
+from diffpose_viz.initialization.pose_init import PoseGMM
+
+
+@dataclass
+class LoadedModel:
+    """Everything inference needs, restored from one checkpoint (or handed over by the trainer)."""
+
+    cfg: ExperimentConfig
+    method: "Method"
+    network: nn.Module | None  # the EMA weights, eval mode
+    prior: DepthPrior | None
+    extras: dict[str, Any] = field(default_factory=dict)  # method-owned parts (the official mode's lifter)
+    device: torch.device = torch.device("cpu")
+    path: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.method.name
+
+
+@dataclass
+class Prediction:
+    hypotheses: np.ndarray  # (B,N,17,3) metres
+    trajectory: np.ndarray | None  # (B,N,S,17,3)
+    x0_trajectory: np.ndarray | None
+    timesteps: list[int] | None
+    pred: np.ndarray | None = None  # (B,17,3) when the method defines its output otherwise than P-Agg
+
+
+@dataclass
+class TrainBatch:
+    """One training batch as a method's loss sees it (all tensors on the device)."""
+
+    x0: torch.Tensor  # (B,17,3) targets
+    cond: torch.Tensor  # (B,17,3) or (B,T,17,3) network input
+    gmm: PoseGMM | None  # H_K of these rows, when the method trains with it
+    schedule: NoiseSchedule | None
+    noise_gen: torch.Generator
+    cfg: ExperimentConfig
+
+
+class Method:
+    """The interface; subclasses override what differs. Class attributes describe needs."""
+
+    name: ClassVar[str]
+    results_name: ClassVar[str | None] = None  # the results' `model` attribute (default: name)
+    summary: ClassVar[str] = ""
+    trainable: ClassVar[bool] = True
+    needs_depth_prior: ClassVar[bool] = False
+    hk_at_training: ClassVar[bool] = False  # the training loss reads H_K
+    hk_at_test: ClassVar[bool] = False  # predict() reads H_K (validation and test)
+    samples_with_ddim: ClassVar[bool] = False  # runs DDIMSampler.sample (bench times these)
+    needs_lifter_checkpoint: ClassVar[bool] = False
+    has_trajectory: ClassVar[bool] = False  # predict(record=True) returns the reverse-diffusion states  # official.lifter_checkpoint must name a trained lifter
+    #: Config sections (or dotted keys) this method never reads; `check_config` warns when they differ
+    #: from their defaults, so a user is not misled into thinking a setting took effect.
+    ignores: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def model_name(self) -> str:
+        return self.results_name or self.name
+
+    # ------------------------------------------------------------------ config
+    def check(self, cfg: ExperimentConfig, source: str) -> None:
+        """Raise ConfigError for settings this method cannot run with."""
+
+    def uses_windows(self, cfg: ExperimentConfig) -> bool:
+        """Whether the network input is a (T,17,3) window per row."""
+        return False
+
+    def settings(self, cfg: ExperimentConfig, n_hypotheses: int | None, n_steps: int | None) -> tuple[int, int]:
+        """(N hypotheses, K steps) used at test time, from the config unless overridden."""
+        n = cfg.diffusion.n_hypotheses if n_hypotheses is None else int(n_hypotheses)
+        k = cfg.diffusion.n_sampling_steps if n_steps is None else int(n_steps)
+        if n < 1 or k < 1:
+            raise ConfigError(f"--hypotheses and --steps: expected integers >= 1, found {n} and {k}")
+        return n, k
+
+    # ------------------------------------------------------------------ parts
+    def build_network(self, cfg: ExperimentConfig) -> nn.Module | None:
+        return None
+
+    def build_schedule(self, cfg: ExperimentConfig, device: torch.device | str = "cpu") -> NoiseSchedule | None:
+        return None
+
+    def build_sampler(self, cfg: ExperimentConfig, schedule: NoiseSchedule) -> DDIMSampler:
+        raise NotImplementedError(f"method {self.name} does not sample")
+
+    def training_extras(self, cfg: ExperimentConfig) -> dict[str, Any]:
+        """Plain data stored in the checkpoint under 'extras' (loaded with weights_only=True)."""
+        return {}
+
+    def restore_extras(self, cfg: ExperimentConfig, payload: dict[str, Any], where: str,
+                       device: torch.device) -> dict[str, Any]:
+        """Live objects predict() needs, rebuilt from `training_extras`' payload."""
+        return {}
+
+    # ------------------------------------------------------------------ train / predict
+    def loss(self, model: nn.Module, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, MPJPE in mm of the clean-pose estimate) for one batch."""
+        raise NotImplementedError(f"method {self.name} is not trained")
+
+    def predict(self, model: LoadedModel, cond: torch.Tensor, gmm: PoseGMM | None, *, n_hypotheses: int,
+                n_steps: int, record: bool = False, generator: torch.Generator | None = None) -> Prediction:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<method {self.name}>"
+
+
+def prediction_from_result(res: SampleResult, channels: slice = slice(0, 3)) -> Prediction:
+    """numpy Prediction from a sampler result, root-centred on the xyz channels."""
+    def rc(x):
+        if x is None:
+            return None
+        x = x[..., channels]
+        return (x - x[..., :1, :]).cpu().numpy()
+
+    return Prediction(rc(res.hypotheses), rc(res.trajectory), rc(res.x0_trajectory),
+                      list(res.timesteps) if res.trajectory is not None else None)
+
+
+def centre_frame(cond: torch.Tensor) -> torch.Tensor:
+    """The (B,17,C) frame a (B,T,17,C) window is centred on (a (B,17,C) input is returned as is)."""
+    return cond if cond.ndim == 3 else cond[:, cond.shape[1] // 2]
+
+
+def mpjpe_mm(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean per-joint error in mm of a root-centred estimate (no gradient)."""
+    pred = pred.detach()
+    pred = pred - pred[:, :1]
+    return torch.linalg.vector_norm(pred - target, dim=-1).mean() * 1000

@@ -1,0 +1,131 @@
+"""The released DiffPose code's behaviour (frame setting), for comparison with the paper's method.
+
+The state is 17 x 5 (u, v, x, y, z); per-channel noise without a mu_G shift (u, v scaled by
+`official.uv_noise_scale`); the official linear schedule (beta 1e-4 -> 1e-3 over 51 steps); a
+deterministic DDIM from a pretrained lifter's pose over `official.test_timesteps` steps; one hypothesis.
+Source: the official repository github.com/GONGJIA0208/Diffpose, runners/diffpose_frame.py and
+configs/human36m_diffpose_uvxyz_cpn.yml.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from diffpose_viz.checkpoint import CheckpointError, load_checkpoint, load_weights
+from diffpose_viz.config import ConfigError, ExperimentConfig, from_dict, validate
+from diffpose_viz.diffusion import DDIMSampler, NoiseSchedule, antithetic_timesteps, official_q_sample, x0_from_eps
+from diffpose_viz.methods.base import (
+    LoadedModel,
+    Method,
+    Prediction,
+    TrainBatch,
+    centre_frame,
+    prediction_from_result,
+)
+from diffpose_viz.methods.regression import Lifter
+from diffpose_viz.models import OfficialDenoiser
+
+
+class OfficialNetwork(nn.Module):
+    """The released code's GCNdiff on the 17x5 uvxyz state: forward(x_t, t) -> scaled-noise estimate."""
+
+    prediction = "eps"
+
+    def __init__(self, cfg: ExperimentConfig) -> None:
+        super().__init__()
+        m = cfg.model
+        self.denoiser = OfficialDenoiser(5, hidden=m.hidden, layers=m.layers, heads=m.heads, dropout=m.dropout)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, context=None) -> torch.Tensor:
+        return self.denoiser(x_t, t)
+
+
+class Official(Method):
+    name = "official"
+    summary = "the released code: 17x5 uvxyz state, lifter init, deterministic DDIM, one hypothesis"
+    needs_lifter_checkpoint = True
+    has_trajectory = True
+    ignores = ("init", "diffusion.schedule", "diffusion.n_hypotheses", "diffusion.n_sampling_steps",
+               "diffusion.prediction", "diffusion.loss")
+
+    def check(self, cfg: ExperimentConfig, source: str) -> None:
+        if cfg.model.context == "video":
+            raise ConfigError(f"{source}: model.context: the official mode here is the frame setting; found 'video'")
+
+    def settings(self, cfg: ExperimentConfig, n_hypotheses: int | None, n_steps: int | None) -> tuple[int, int]:
+        return 1, cfg.official.test_timesteps
+
+    def build_network(self, cfg: ExperimentConfig) -> nn.Module:
+        return OfficialNetwork(cfg)
+
+    def build_schedule(self, cfg: ExperimentConfig, device: torch.device | str = "cpu") -> NoiseSchedule:
+        return NoiseSchedule.official(device=device)
+
+    def build_sampler(self, cfg: ExperimentConfig, schedule: NoiseSchedule) -> DDIMSampler:
+        d = cfg.diffusion
+        return DDIMSampler(schedule, eta=d.eta, mode="gmm", gaussian_scale=d.gaussian_scale, skip=d.skip, clip_x0=None)
+
+    # ------------------------------------------------------------------ the initial-pose lifter
+    def training_extras(self, cfg: ExperimentConfig) -> dict[str, Any]:
+        return {"lifter": load_lifter_payload(cfg.official.lifter_checkpoint)}
+
+    def restore_extras(self, cfg: ExperimentConfig, payload: dict[str, Any], where: str,
+                       device: torch.device) -> dict[str, Any]:
+        return {"lifter": lifter_from_payload(payload.get("lifter"), where).to(device).eval()}
+
+    # ------------------------------------------------------------------ train / predict
+    def loss(self, model: nn.Module, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg, x0, schedule = batch.cfg, batch.x0, batch.schedule
+        B = len(x0)
+        t = antithetic_timesteps(B, schedule.num_steps, batch.noise_gen, x0.device)
+        abar = schedule.alpha_bar(t).view(B, 1, 1)
+        state = torch.cat([centre_frame(batch.cond)[..., :2], x0], -1)
+        scale = torch.tensor([cfg.official.uv_noise_scale] * 2 + [1.0] * 3, device=x0.device)
+        x_t, e = official_q_sample(state, t, scale, schedule, batch.noise_gen)
+        out = model(x_t, t)
+        loss = ((out - e) ** 2).sum((1, 2)).mean()
+        xyz = x0_from_eps(x_t, out.detach(), abar)[..., 2:]
+        xyz = xyz - xyz[:, :1]
+        return loss, torch.linalg.vector_norm(xyz - x0, dim=-1).mean() * 1000
+
+    def predict(self, model: LoadedModel, cond: torch.Tensor, gmm, *, n_hypotheses: int, n_steps: int,
+                record: bool = False, generator: torch.Generator | None = None,
+                lifter_init: torch.Tensor | None = None) -> Prediction:
+        centre = centre_frame(cond)
+        xyz = model.extras["lifter"](centre) if lifter_init is None else lifter_init
+        x_init = torch.cat([centre[..., :2], xyz], -1)
+        o = model.cfg.official
+        sampler = self.build_sampler(model.cfg, self.build_schedule(model.cfg, model.device))
+        res = sampler.official_sample(model.network.denoiser, x_init, o.test_num_diffusion_timesteps,
+                                      o.test_timesteps, generator=generator, record="all" if record else "none",
+                                      n_hypotheses=1)
+        return prediction_from_result(res, channels=slice(2, 5))
+
+
+def lifter_from_payload(payload: dict | None, where: str) -> nn.Module:
+    """The initial-pose lifter embedded in an official-mode checkpoint."""
+    if payload is None:
+        raise CheckpointError(f"{where}: official-mode checkpoint has no embedded lifter")
+    try:
+        lcfg = from_dict(ExperimentConfig, payload["config"], source=f"{where} (lifter config)")
+        validate(lcfg, f"{where} (lifter config)")
+    except (KeyError, ValueError) as err:
+        raise CheckpointError(f"{where}: the embedded lifter's config does not fit this version: {err}") from None
+    if lcfg.method != Lifter.name:
+        raise CheckpointError(f"{where}: official.lifter_checkpoint must be a 'lifter' run, found '{lcfg.method}'")
+    net = Lifter().build_network(lcfg)
+    load_weights(net, payload["weights"], "lifter", where)
+    return net
+
+
+def load_lifter_payload(path) -> dict:
+    """The payload embedded into an official-mode checkpoint: the lifter's config + EMA weights."""
+    if path is None:
+        raise CheckpointError("method 'official' needs official.lifter_checkpoint (a trained 'lifter' checkpoint)")
+    ckpt = load_checkpoint(path)
+    if ckpt["method"] != Lifter.name:
+        raise CheckpointError(f"{path}: official.lifter_checkpoint must be a 'lifter' checkpoint, found "
+                              f"'{ckpt['method']}'")
+    return {"config": ckpt["config"], "weights": ckpt["ema"]["module"], "source": str(path)}

@@ -1,0 +1,59 @@
+"""Deterministic 2D -> 3D lifters trained with an MPJPE loss: the same-backbone GraFormer lifter and
+the Martinez et al. (2017) MLP."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from diffpose_viz.config import ExperimentConfig
+from diffpose_viz.methods.base import LoadedModel, Method, Prediction, TrainBatch
+from diffpose_viz.models import GraFormerLifter, MartinezBaseline
+
+
+class RegressionMethod(Method):
+    ignores = ("diffusion", "init", "official")
+
+    def settings(self, cfg: ExperimentConfig, n_hypotheses: int | None, n_steps: int | None) -> tuple[int, int]:
+        return 1, 0
+
+    def loss(self, model: nn.Module, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        out = model(batch.cond)
+        err = torch.linalg.vector_norm(out - batch.x0, dim=-1)
+        return err.mean(), err.detach().mean() * 1000
+
+    def predict(self, model: LoadedModel, cond: torch.Tensor, gmm, *, n_hypotheses: int, n_steps: int,
+                record: bool = False, generator: torch.Generator | None = None) -> Prediction:
+        out = model.network(cond).float()
+        return Prediction(out[:, None].cpu().numpy(), None, None, None)
+
+
+class RegressionNetwork(nn.Module):
+    """Wraps a lifter so checkpoints keep the `net.` prefix: forward(cond (B,17,3)) -> (B,17,3)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, cond: torch.Tensor) -> torch.Tensor:
+        return self.net(cond)
+
+
+class Lifter(RegressionMethod):
+    name = "lifter"
+    results_name = "deterministic_lifter"
+    summary = "deterministic GraFormer lifter, the denoiser's backbone"
+
+    def build_network(self, cfg: ExperimentConfig) -> nn.Module:
+        m = cfg.model
+        return RegressionNetwork(GraFormerLifter(3, hidden=m.hidden, layers=m.layers, heads=m.heads,
+                                                 dropout=m.dropout))
+
+
+class Martinez(RegressionMethod):
+    name = "martinez"
+    summary = "Martinez et al. 2017 residual MLP"
+
+    def build_network(self, cfg: ExperimentConfig) -> nn.Module:
+        m = cfg.model
+        return RegressionNetwork(MartinezBaseline(m.martinez_hidden, m.martinez_blocks,
+                                                  dropout=0.5 if m.dropout > 0 else 0.0, in_dim=3))
