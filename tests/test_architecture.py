@@ -1,0 +1,113 @@
+"""The direction of imports, checked: a module may import only its own layer and the layers below it
+(docs/ARCHITECTURE.md). Function-local imports count too: a lazy import that runs back up is still a
+back-import. An import that runs back up fails this test, naming the file, line and both layers."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "diffpose_viz"
+
+#: Bottom to top. A module's layer is that of its longest matching prefix.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("utilities", ("diffpose_viz", "diffpose_viz.atomic", "diffpose_viz.progress", "diffpose_viz.safe_io")),
+    ("geometry", ("diffpose_viz.skeleton", "diffpose_viz.camera")),
+    ("data", ("diffpose_viz.mocap", "diffpose_viz.datasets")),
+    ("2D input, metrics", ("diffpose_viz.detector_sim", "diffpose_viz.metrics", "diffpose_viz.uncertainty",
+                           "diffpose_viz.augmentation")),
+    ("initialization, diffusion, models", ("diffpose_viz.initialization", "diffpose_viz.diffusion",
+                                           "diffpose_viz.models")),
+    ("config, checkpoint I/O, distributed", ("diffpose_viz.config", "diffpose_viz.checkpoint",
+                                             "diffpose_viz.distributed")),
+    ("inputs", ("diffpose_viz.inputs",)),
+    ("methods", ("diffpose_viz.methods",)),
+    ("inference", ("diffpose_viz.inference", "diffpose_viz.pipeline")),
+    ("training, evaluation", ("diffpose_viz.training", "diffpose_viz.evaluation")),
+    ("figures", ("diffpose_viz.figures",)),
+    ("apps", ("diffpose_viz.cli", "diffpose_viz.wild", "diffpose_viz.bench", "diffpose_viz.lab")),
+]
+
+
+def layer_of(module: str) -> int | None:
+    best, best_len = None, -1
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for p in prefixes:
+            if (module == p or module.startswith(p + ".")) and len(p) > best_len:
+                best, best_len = i, len(p)
+    return best
+
+
+def module_name(path: Path, root: Path) -> str:
+    rel = path.relative_to(root.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imported_modules(tree: ast.AST, this: str, is_package: bool):
+    """(line, absolute module name) of every import in the file, relative imports resolved."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = this.split(".")
+                base = base if is_package else base[:-1]
+                base = base[:len(base) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            yield node.lineno, mod
+            for alias in node.names:  # `from diffpose_viz import inference` imports a submodule
+                yield node.lineno, f"{mod}.{alias.name}"
+
+
+def back_imports(root: Path = PACKAGE) -> list[str]:
+    problems = []
+    for path in sorted(root.rglob("*.py")):
+        this = module_name(path, root)
+        own = layer_of(this)
+        if own is None:
+            problems.append(f"{path.relative_to(root.parent)}: module {this} is in no layer (add it to LAYERS "
+                            "and docs/ARCHITECTURE.md)")
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        seen = set()
+        for line, target in imported_modules(tree, this, path.name == "__init__.py"):
+            if not target.startswith("diffpose_viz"):
+                continue
+            other = layer_of(target)
+            if other is not None and other > own and (line, other) not in seen:
+                seen.add((line, other))
+                problems.append(f"{path.relative_to(root.parent)}:{line}: {this} ({LAYERS[own][0]}) imports "
+                                f"{target} ({LAYERS[other][0]}), a layer above it")
+    return problems
+
+
+def test_imports_point_down_the_layers():
+    problems = back_imports()
+    assert not problems, "imports that run back up:\n" + "\n".join(problems)
+
+
+def test_a_planted_back_import_is_caught(tmp_path):
+    """The check itself can fail: a copy of a low module that imports the trainer is reported."""
+    pkg = tmp_path / "diffpose_viz"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "camera.py").write_text("def f():\n    from diffpose_viz.training.trainer import Trainer\n")
+    (pkg / "metrics.py").write_text("from diffpose_viz import camera\n")
+    problems = back_imports(pkg)
+    assert len(problems) == 1 and "camera.py:2" in problems[0] and "training" in problems[0]
+
+
+@pytest.mark.parametrize("name", ["dashboard", "notebooks", "scripts"])
+def test_apps_outside_the_package_do_not_patch_the_import_path_to_the_repo(name):
+    """The package is installed (`pip install -e .`); only the dashboard adds its own folder (for `common`)."""
+    folder = PACKAGE.parent / name
+    for path in folder.rglob("*.py"):
+        text = path.read_text()
+        assert "parents[1]))" not in text or name == "dashboard", f"{path}: inserts the repository into sys.path"
