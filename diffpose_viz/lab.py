@@ -1,0 +1,389 @@
+"""A live what-if lab: take one sample of a results file, edit its 2D input, and sample again.
+
+Notebook use::
+
+    from diffpose_viz import lab
+    from diffpose_viz.inference import load_model
+
+    s = lab.open_sample("results/smoke/diffpose.nc", 3)
+    model = load_model(s.checkpoint)                 # keep it: every rerun reuses it
+    before = lab.rerun(model, s, n_hypotheses=20, n_steps=5, seed=0)
+    after = lab.rerun(model, lab.edit_2d(s, hide=["left_wrist"]), n_hypotheses=20, n_steps=5, seed=0)
+    after.spread_mm - before.spread_mm               # per joint, mm
+
+`rerun` re-fits H_K for that one frame with `inputs.build_hk` when the method samples from H_K, and runs
+the method's own `predict` (record=True) on the edited 2D. Methods without H_K (the lifters, the official
+mode) say so in `LabResult.note` and still see the 2D edits.
+
+The 2D uncertainty of the edited input is `std_px` per joint (results files keep keypoints, not heatmap
+modes), so "before" and "after" must both be rerun here to be compared like for like.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import torch
+import xarray as xr
+
+from diffpose_viz.camera import Camera, h36m_cameras
+from diffpose_viz.checkpoint import CheckpointError, load_checkpoint
+from diffpose_viz.config import config_diff, config_from_dict, to_dict
+from diffpose_viz.detector_sim import Detections2D
+from diffpose_viz.figures.errors import hypothesis_spread_mm
+from diffpose_viz.figures.gmm import mixture_std
+from diffpose_viz.inference import LoadedModel, gather_cond, predict
+from diffpose_viz.initialization.pose_init import build_pose_gmm, intrinsics_from_camera, modes_from_keypoints
+from diffpose_viz.inputs import SPLIT_SEEDS, build_hk, screen_input
+from diffpose_viz.skeleton import H36M17
+
+#: The 2D uncertainty (px, per joint) H_K assumes for a lab sample unless edited (lift_2d's default).
+DEFAULT_STD_PX = 5.0
+#: Settings that may differ between a results file's config and its checkpoint's (where and how it ran).
+IGNORED_KEYS = ("device", "data.path", "train.progress")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class LabError(ValueError):
+    """A sample the lab cannot work on: a missing or mismatched checkpoint, a bad index or edit."""
+
+
+@dataclass(frozen=True)
+class LabSample:
+    """One frame's 2D input and what is known about it (numpy; pixels, metres)."""
+
+    results_path: Path
+    index: int
+    label: str
+    model_name: str  # the results' `model` attribute
+    checkpoint: Path
+    config: dict
+    keypoints: np.ndarray  # (17,2) px, NaN where hidden
+    confidence: np.ndarray  # (17,)
+    occluded: np.ndarray  # (17,) bool
+    std_px: np.ndarray  # (17,) 2D std H_K assumes per joint
+    camera: Camera
+    gt: np.ndarray | None  # (17,3) m root-relative, when known
+    hidden: tuple[str, ...] = ()  # joints hidden by edit_2d
+    offsets: dict = field(default_factory=dict)  # {joint name: (dx, dy) px} applied by edit_2d
+
+    @property
+    def res(self) -> np.ndarray:
+        return np.array([self.camera.res_w, self.camera.res_h], np.float64)
+
+    @property
+    def intrinsics(self) -> np.ndarray:
+        return intrinsics_from_camera(self.camera)
+
+    @property
+    def edited(self) -> bool:
+        return bool(self.hidden or self.offsets)
+
+
+@dataclass
+class LabResult:
+    """What one rerun produced for one frame (metres, root-relative camera frame; errors in mm)."""
+
+    method: str
+    uses_hk: bool
+    note: str
+    hypotheses: np.ndarray  # (N,17,3)
+    pred: np.ndarray  # (17,3) the method's output (P-Agg unless the method defines its own)
+    trajectory: np.ndarray | None  # (N,S,17,3), state 0 = start
+    x0_estimate: np.ndarray | None  # (N,S,17,3)
+    timesteps: list[int] | None
+    gmm: dict[str, np.ndarray] | None  # H_K of the frame: weight (17,M), mean (17,M,3), var (17,M,3), root_depth
+    kernel_spread_mm: np.ndarray | None  # (17,) standard deviation of H_K per joint, mm
+    spread_mm: np.ndarray  # (17,) mean distance of the hypotheses from their mean, mm
+    err_mm: np.ndarray | None  # (17,) error of `pred` against the ground truth, mm
+    sample: LabSample
+    n_hypotheses: int
+    n_steps: int
+    seconds: float
+
+    @property
+    def mpjpe_mm(self) -> float | None:
+        return None if self.err_mm is None else float(self.err_mm.mean())
+
+
+# --------------------------------------------------------------------------- opening a sample
+
+
+def _joint(j: int | str) -> int:
+    if isinstance(j, (int, np.integer)):
+        if not 0 <= int(j) < 17:
+            raise LabError(f"joint index {j} out of range 0..16")
+        return int(j)
+    try:
+        return H36M17.index(str(j))
+    except KeyError as err:
+        raise LabError(str(err.args[0])) from None
+
+
+def resolve_checkpoint(path: str | Path, results_path: Path) -> Path:
+    """The checkpoint a results file names: as given, else relative to the results file, else to the repo."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return p
+    for base in (Path.cwd(), results_path.resolve().parent, REPO_ROOT):
+        if (base / p).exists():
+            return base / p
+    return p
+
+
+def _comparable(cfg: dict) -> dict:
+    out = json.loads(json.dumps(cfg))
+    for dotted in IGNORED_KEYS:
+        *parents, last = dotted.split(".")
+        d = out
+        for part in parents:
+            d = d.get(part, {}) if isinstance(d, dict) else {}
+        if isinstance(d, dict):
+            d.pop(last, None)
+    return out
+
+
+def check_checkpoint(checkpoint: Path, file_config: dict, results_path: Path) -> None:
+    """LabError unless `checkpoint` exists and its embedded config is the results file's."""
+    if not checkpoint.exists():
+        raise LabError(f"{results_path.name}: its checkpoint {checkpoint} does not exist (retrain it, or rerun "
+                       f"`diffpose-viz evaluate` with a checkpoint you have)")
+    try:
+        ckpt_cfg = to_dict(config_from_dict(load_checkpoint(checkpoint)["config"], f"{checkpoint} (embedded config)"))
+        file_cfg = to_dict(config_from_dict(file_config, f"{results_path.name} (config attribute)"))
+    except (CheckpointError, ValueError, KeyError) as err:
+        raise LabError(f"{results_path.name}: cannot compare with checkpoint {checkpoint}: {err}") from None
+    diff = config_diff(_comparable(file_cfg), _comparable(ckpt_cfg))
+    if diff:
+        shown = "; ".join(diff[:5]) + (f"; … ({len(diff)} in all)" if len(diff) > 5 else "")
+        raise LabError(f"{results_path.name}: checkpoint {checkpoint} was trained with another config than the one "
+                       f"that wrote these results (file != checkpoint: {shown})")
+
+
+def _camera(ds: xr.Dataset, i: int, cfg: dict) -> Camera:
+    """The camera of sample i: the file's own (user input), the data file's, or Human3.6M's calibration."""
+    if "camera_json" in ds.attrs:
+        return Camera.from_dict(json.loads(ds.attrs["camera_json"]))
+    cam_id = str(ds["camera"].values[i]) if "camera" in ds.coords else ""
+    subject = str(ds["subject"].values[i]) if "subject" in ds.coords else ""
+    bare = cam_id.split("/")[-1]
+    cams: list[Camera] = []
+    data_path = cfg.get("data", {}).get("path")
+    if data_path:
+        p = resolve_checkpoint(data_path, Path(ds.encoding.get("source", ".")))
+        if p.exists():
+            from diffpose_viz.datasets.vp3d import load_3d
+
+            try:
+                cams = load_3d(p, subjects=[subject]).cameras_for(subject)
+            except Exception:  # noqa: BLE001 - fall back to the built-in calibration below
+                cams = []
+    if not cams:
+        try:
+            cams = h36m_cameras(subject)
+        except KeyError:
+            cams = []
+    for c in cams:
+        if str(c.id) == bare:
+            return c
+    raise LabError(f"sample {i}: no calibration for camera {cam_id!r} of subject {subject!r} (data file {data_path})")
+
+
+def open_sample(results_path: str | Path, index: int, *, check: bool = True) -> LabSample:
+    """Sample `index` (position along `sample`) of a results file, with the checkpoint that made it.
+
+    Reads the attributes `checkpoint` and `config`; raises LabError when the checkpoint is missing or was
+    trained with another config than the file's (`check=False` skips that comparison)."""
+    path = Path(results_path)
+    if not path.exists():
+        raise LabError(f"results file {path} does not exist")
+    with xr.open_dataset(path) as ds:
+        ds = ds.load()
+    ds.encoding["source"] = str(path)
+    n = ds.sizes.get("sample", 0)
+    if not 0 <= int(index) < n:
+        raise LabError(f"{path.name}: sample {index} out of range (the file holds {n} samples)")
+    i = int(index)
+    for key in ("checkpoint", "config"):
+        if key not in ds.attrs:
+            raise LabError(f"{path.name}: no '{key}' attribute, so the lab cannot tell which model made it")
+    cfg = json.loads(ds.attrs["config"])
+    checkpoint = resolve_checkpoint(ds.attrs["checkpoint"], path)
+    if check:
+        check_checkpoint(checkpoint, cfg, path)
+    kp = ds["input_2d"].values[i].astype(np.float64)
+    conf = ds["confidence"].values[i].astype(np.float64) if "confidence" in ds else np.isfinite(kp).all(-1) * 1.0
+    occ = ds["occluded"].values[i].astype(bool) if "occluded" in ds else np.zeros(17, bool)
+    from diffpose_viz.figures import describe_sample
+
+    return LabSample(path, i, describe_sample(ds, i), str(ds.attrs.get("model", "?")), checkpoint, cfg, kp, conf,
+                     occ, np.full(17, DEFAULT_STD_PX), _camera(ds, i, cfg),
+                     ds["gt"].values[i].astype(np.float64) if "gt" in ds else None)
+
+
+def sample_from_keypoints(keypoints_px: np.ndarray, camera: Camera, checkpoint: str | Path, config: dict, *,
+                          confidence: np.ndarray | None = None, gt: np.ndarray | None = None,
+                          label: str = "user input", model_name: str = "?") -> LabSample:
+    """A lab sample from one frame of 2D keypoints (17,2) px, e.g. the own-input page's last result."""
+    kp = np.asarray(keypoints_px, np.float64)
+    if kp.shape != (17, 2):
+        raise LabError(f"keypoints: expected (17, 2) px, found {kp.shape}")
+    conf = np.isfinite(kp).all(-1) * 1.0 if confidence is None else np.asarray(confidence, np.float64)
+    return LabSample(Path("."), 0, label, model_name, Path(checkpoint), dict(config), kp, conf, np.zeros(17, bool),
+                     np.full(17, DEFAULT_STD_PX), camera, None if gt is None else np.asarray(gt, np.float64))
+
+
+# --------------------------------------------------------------------------- editing
+
+
+def edit_2d(sample: LabSample, hide: Iterable[int | str] = (), offsets: Mapping[int | str, tuple] | None = None,
+            std_px: float | Mapping[int | str, float] | None = None) -> LabSample:
+    """A copy of `sample` with joints hidden (NaN, confidence 0, occluded), keypoints moved by (dx, dy) px,
+    and/or the 2D std H_K assumes changed (a number for every joint, or {joint: std}). Joints by name or index."""
+    kp, conf, occ, std = (sample.keypoints.copy(), sample.confidence.copy(), sample.occluded.copy(),
+                          sample.std_px.copy())
+    moved = dict(sample.offsets)
+    for j, d in (offsets or {}).items():
+        j = _joint(j)
+        dx, dy = (float(v) for v in d)
+        if not (np.isfinite(dx) and np.isfinite(dy)):
+            raise LabError(f"offset of {H36M17.joint_names[j]}: expected finite pixels, found {d}")
+        kp[j] += (dx, dy)
+        name = H36M17.joint_names[j]
+        px, py = moved.get(name, (0.0, 0.0))
+        moved[name] = (px + dx, py + dy)
+    hidden = list(sample.hidden)
+    for j in hide:
+        j = _joint(j)
+        kp[j] = np.nan
+        conf[j] = 0.0
+        occ[j] = True
+        if H36M17.joint_names[j] not in hidden:
+            hidden.append(H36M17.joint_names[j])
+    if std_px is not None:
+        items = std_px.items() if isinstance(std_px, Mapping) else [(j, std_px) for j in range(17)]
+        for j, s in items:
+            if not float(s) > 0:
+                raise LabError(f"std_px: expected > 0 pixels, found {s}")
+            std[_joint(j)] = float(s)
+    return replace(sample, keypoints=kp, confidence=conf, occluded=occ, std_px=std, hidden=tuple(hidden),
+                   offsets=moved)
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def _hk(model: LoadedModel, det: Detections2D, sample: LabSample, seed: int, depth_source) -> tuple:
+    init = model.cfg.init
+    k = sample.intrinsics[None]
+    if depth_source in (None, "estimated"):
+        return build_hk(det, k, model.prior, init, seed=seed, device=model.device), "root depth from the 2D scale"
+    z = float(depth_source)
+    if not z > 0:
+        raise LabError(f"depth_source: expected 'estimated' or a root depth > 0 m, found {depth_source!r}")
+    gen = torch.Generator(device=model.device).manual_seed(int(init.seed) * 10 + seed)
+    gmm = build_pose_gmm(det.modes, k, model.prior, confidence=det.confidence, occluded=det.occluded,
+                         root_depth=np.array([z]), config=init, generator=gen, device=model.device)
+    return gmm, f"root depth given: {z:.2f} m"
+
+
+def _sample_from_step(model: LoadedModel, cond: torch.Tensor, gmm, n: int, k: int, start_step: int,
+                      generator: torch.Generator):
+    """DDIM from the `start_step`-th of the K timesteps: the H_K draw is taken as the state there."""
+    method = model.method
+    schedule = method.build_schedule(model.cfg, model.device)
+    sampler = method.build_sampler(model.cfg, schedule)
+    ts = schedule.ddim_timesteps(k, sampler.skip)
+    if not 0 <= start_step < k:
+        raise LabError(f"start_step: expected 0..{k - 1} (one of the K = {k} steps), found {start_step}")
+    from diffpose_viz.methods.base import prediction_from_result
+
+    net = model.network
+    res = sampler.sample(net.denoiser, net.encode(cond), gmm, n, k - start_step, generator=generator, record="all",
+                         t_max=ts[start_step])
+    return prediction_from_result(res)
+
+
+@torch.no_grad()
+def rerun(model: LoadedModel, sample: LabSample, n_hypotheses: int | None = None, n_steps: int | None = None,
+          seed: int = 0, start_step: int | None = None, depth_source: float | str | None = None) -> LabResult:
+    """Sample one frame again with `model` (load it once and keep it): H_K re-fitted for the (edited) 2D
+    when the method needs it, then the method's predict with record=True.
+
+    start_step: begin the reverse loop at the start_step-th of the K DDIM timesteps (the H_K draw is the
+    state there; DDIM methods only). depth_source: None/'estimated' (root depth from the 2D scale, as at
+    test time) or a root depth in metres to back-project H_K at."""
+    t0 = time.perf_counter()
+    method = model.method
+    if sample.model_name not in ("?", method.model_name):
+        raise LabError(f"the sample comes from a {sample.model_name} results file but the model is {method.name}")
+    n, k = method.settings(model.cfg, n_hypotheses, n_steps)
+    kp = sample.keypoints[None].astype(np.float32)
+    conf = sample.confidence[None].astype(np.float32)
+    modes = modes_from_keypoints(kp, sample.std_px[None], conf).astype(np.float32)
+    det = Detections2D(kp, conf, modes, sample.occluded[None].copy())
+    cond_all = torch.as_tensor(screen_input(kp, conf, sample.res[None]), device=model.device)
+    notes = []
+    windows = None
+    if method.uses_windows(model.cfg):
+        windows = torch.zeros(1, model.cfg.model.frames, dtype=torch.long, device=model.device)
+        notes.append(f"video context: the edited frame fills the whole {model.cfg.model.frames}-frame window")
+    cond = gather_cond(cond_all, torch.zeros(1, dtype=torch.long, device=model.device), windows)
+    gmm = None
+    if method.hk_at_test:
+        gmm, depth_note = _hk(model, det, sample, SPLIT_SEEDS["wild"] + seed, depth_source)
+        notes.insert(0, f"H_K re-fitted for this frame ({depth_note})")
+    else:
+        notes.insert(0, f"{method.name} does not sample from H_K: no kernels to show; the 2D edits still change "
+                        f"its input")
+        if depth_source is not None:
+            notes.append("depth_source ignored (no H_K)")
+    gen = torch.Generator(device=model.device).manual_seed(int(seed))
+    if start_step not in (None, 0):
+        if not method.samples_with_ddim:
+            raise LabError(f"start_step: {method.name} does not run DDIM sampling")
+        p = _sample_from_step(model, cond, gmm, n, k, int(start_step), gen)
+        notes.append(f"reverse loop from step {start_step} of {k}")
+    else:
+        p = predict(model, cond, gmm, n_hypotheses=n, n_steps=k, record=True, generator=gen)
+    hyps = np.asarray(p.hypotheses[0], np.float64)
+    if not np.isfinite(hyps).all():
+        raise LabError(f"{model.path}: the model produced NaN/inf hypotheses for this input")
+    pred = np.asarray(p.pred[0], np.float64) if p.pred is not None else hyps.mean(0)
+    gmm_np = kernel_spread = None
+    if gmm is not None:
+        g = gmm.to_numpy()
+        gmm_np = {"weight": g["weights"][0], "mean": g["means"][0], "var": g["variances"][0],
+                  "root_depth": None if g.get("root_depth") is None else float(np.asarray(g["root_depth"])[0])}
+        kernel_spread = mixture_std(gmm_np["weight"], gmm_np["mean"], gmm_np["var"]) * 1000.0
+    err = None
+    if sample.gt is not None:
+        err = np.linalg.norm((pred - pred[:1]) - (sample.gt - sample.gt[:1]), axis=-1) * 1000.0
+    return LabResult(method.name, gmm is not None, "; ".join(notes), hyps, pred,
+                     None if p.trajectory is None else p.trajectory[0],
+                     None if p.x0_trajectory is None else p.x0_trajectory[0], p.timesteps, gmm_np, kernel_spread,
+                     hypothesis_spread_mm(hyps[None])[0], err, sample, n, k, time.perf_counter() - t0)
+
+
+def compare(before: LabResult, after: LabResult) -> "pd.DataFrame":  # noqa: F821
+    """Per joint: spread, H_K spread and error before and after (mm), and their changes."""
+    import pandas as pd
+
+    df = pd.DataFrame({"joint": list(H36M17.joint_names), "spread before": before.spread_mm,
+                       "spread after": after.spread_mm})
+    df["spread change"] = df["spread after"] - df["spread before"]
+    if before.kernel_spread_mm is not None and after.kernel_spread_mm is not None:
+        df["H_K spread before"] = before.kernel_spread_mm
+        df["H_K spread after"] = after.kernel_spread_mm
+    if before.err_mm is not None and after.err_mm is not None:
+        df["error before"] = before.err_mm
+        df["error after"] = after.err_mm
+    return df.round(1)
+
+
+__all__ = ["DEFAULT_STD_PX", "LabError", "LabResult", "LabSample", "check_checkpoint", "compare", "edit_2d",
+           "open_sample", "rerun", "resolve_checkpoint", "sample_from_keypoints"]
