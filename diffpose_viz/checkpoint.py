@@ -4,11 +4,20 @@ A checkpoint carries everything evaluation needs without the training data: the 
 library versions, the raw and EMA weights, the optimiser state, RNG states and data position (for a
 bit-for-bit `--resume`), the input normaliser, the fitted depth prior and, for the official mode,
 the embedded initial-pose lifter.
+
+Loading never runs code from the file: `torch.load(weights_only=True)`. What is saved is converted to
+tensors and plain Python values first (numpy arrays become tensors, numpy scalars Python numbers, the numpy
+RNG state a dict), so a new checkpoint needs nothing allow-listed. Checkpoints written before that hold
+numpy arrays; for them the numpy array/dtype/scalar reconstructors are allow-listed (they build arrays
+only and call nothing else). Any other global in the file is refused with a CheckpointError naming it.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import warnings
+from collections import OrderedDict
 import platform
 import random
 from pathlib import Path
@@ -29,7 +38,7 @@ class CheckpointError(ValueError):
 
 
 def versions() -> dict[str, str]:
-    return {"diffpose_viz": diffpose_viz.__version__, "torch": torch.__version__, "numpy": np.__version__,
+    return {"diffpose_viz": str(diffpose_viz.__version__), "torch": str(torch.__version__), "numpy": str(np.__version__),
             "python": platform.python_version()}
 
 
@@ -44,8 +53,37 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
+def _numpy_legacy_globals() -> list:
+    """What old checkpoints reference besides tensors: the numpy reconstructors of pickled arrays/scalars
+    (under their numpy 2 and numpy 1 names) and torch's version string class. They rebuild arrays, scalars
+    and a str; elements still go through the restricted unpickler."""
+    mod = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    out: list = [np.ndarray, np.dtype, torch.torch_version.TorchVersion]  # old files: torch.__version__ as is
+    for name in ("_reconstruct", "scalar"):
+        fn = getattr(mod, name)
+        out += [fn, (fn, f"numpy.core.multiarray.{name}"), (fn, f"numpy._core.multiarray.{name}")]
+    for code in "?bBhHiIlLqQefdgFDUS":
+        out.append(type(np.dtype(code)))
+    return out
+
+
+def numpy_rng_state() -> dict:
+    """np.random.get_state() as plain values (the key array as an int64 tensor)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"bit_generator": str(name), "keys": torch.from_numpy(np.asarray(keys, np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def set_numpy_rng_state(state) -> None:
+    """Inverse of numpy_rng_state; also takes the legacy tuple of np.random.get_state()."""
+    if isinstance(state, dict):
+        keys = np.asarray(state["keys"].numpy() if torch.is_tensor(state["keys"]) else state["keys"]).astype(np.uint32)
+        state = (state["bit_generator"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"])
+    np.random.set_state(state)
+
+
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    state = {"python": random.getstate(), "numpy": numpy_rng_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -53,16 +91,61 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    set_numpy_rng_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def to_plain(obj: Any) -> Any:
+    """`obj` with numpy arrays as tensors (string arrays as str/lists), numpy scalars as Python numbers,
+    so that `torch.load(weights_only=True)` reads it without allow-listing anything."""
+    if isinstance(obj, dict):
+        out = {k: to_plain(v) for k, v in obj.items()}
+        return OrderedDict(out) if isinstance(obj, OrderedDict) else out
+    if isinstance(obj, list):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(to_plain(v) for v in obj)
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind in "biufc":
+            return torch.from_numpy(np.ascontiguousarray(obj))
+        return to_plain(obj.tolist()) if obj.ndim else to_plain(obj.item())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, str) and type(obj) is not str:  # e.g. torch.__version__ (a TorchVersion)
+        return str(obj)
+    return obj
+
+
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
-    """Add format/version stamps to `payload` and write it atomically."""
+    """Add format/version stamps to `payload`, convert it to tensors and plain values, write it atomically."""
     return atomic_torch_save({"format": FORMAT, "format_version": FORMAT_VERSION, "versions": versions(),
-                              **payload}, path)
+                              **to_plain(payload)}, path)
+
+
+def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
+                    what: str = "checkpoint") -> Any:
+    """torch.load with weights_only=True (legacy numpy arrays allow-listed); CheckpointError naming the file
+    and, for a refused global (a file that would run code), that global."""
+    path = Path(path)
+    try:
+        with torch.serialization.safe_globals(_numpy_legacy_globals()), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling/zip error means the same to the user
+        text = str(err)
+        refused = re.search(r"GLOBAL\s+([A-Za-z_][\w.]*)", text)
+        if refused:
+            raise CheckpointError(f"{path}: refused to load {what}: it references the Python global "
+                                  f"'{refused.group(1)}', which could run code when loaded (only tensors and plain "
+                                  "values are read)") from None
+        if "Weights only load failed" in text:
+            detail = re.search(r"(Unsupported [^\n]*)", text)
+            raise CheckpointError(f"{path}: refused to load {what}: it is not made only of tensors and plain values"
+                                  + (f" ({detail.group(1).strip()})" if detail else "")) from None
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        raise CheckpointError(f"{path}: cannot read {what} ({type(err).__name__}: {first})") from None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
@@ -70,10 +153,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling/zip error means the same to the user
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
+    ckpt = safe_torch_load(path, map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a diffpose_viz checkpoint (no format stamp {FORMAT!r})")
     if ckpt.get("format_version") != FORMAT_VERSION:
