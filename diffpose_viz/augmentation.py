@@ -509,6 +509,7 @@ class AugmentedRows(NamedTuple):
     focal: np.ndarray  # (N,) mean focal length in pixels (for the detector simulator)
     virtual: np.ndarray  # (N,) bool, row seen through a virtual camera
     scales: dict  # body scales, see draw_body_scales
+    intrinsics: np.ndarray  # (N, 4) [fx, fy, cx, cy] pixels of each row's (real or virtual) camera
 
 
 def augment_rows(
@@ -550,6 +551,7 @@ def augment_rows(
     pose2d = np.empty((n, 17, 2), dtype)
     res = np.empty((n, 2), np.int32)
     focal = np.empty(n)
+    intrinsics = np.empty((n, 4))
     real = ~virtual
     for k in np.unique(keys[real]):
         rows = real & (keys == k)
@@ -558,9 +560,11 @@ def augment_rows(
         pose2d[rows] = cam.project(absolute, tangential_order=tangential_order)
         res[rows] = (cam.res_w, cam.res_h)
         focal[rows] = float(np.mean(cam.focal))
+        intrinsics[rows] = (*cam.focal, *cam.center)
     if virtual.any():
         up = camera_up_vectors(cameras, keys[virtual], world_up)
         v = view_augment(new_pose[virtual], root[virtual], view_rng, cfg.view, up=up)
         out_pose[virtual], out_root[virtual], pose2d[virtual], res[virtual] = v.pose3d, v.root, v.pose2d, v.res
         focal[virtual] = v.cameras.focal.mean(-1)
-    return AugmentedRows(out_pose, out_root, pose2d, res, focal, virtual, scales)
+        intrinsics[virtual] = np.concatenate([v.cameras.focal, v.cameras.center], -1)
+    return AugmentedRows(out_pose, out_root, pose2d, res, focal, virtual, scales, intrinsics)

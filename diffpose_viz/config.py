@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 
 from diffpose_viz.atomic import atomic_target
+from diffpose_viz.augmentation import AugmentationConfig, BodyAugConfig, ViewAugConfig
 from diffpose_viz.detector_sim import DetectorSimConfig
 from diffpose_viz.diffusion.schedule import ScheduleConfig
 from diffpose_viz.initialization.pose_init import InitConfig
@@ -70,6 +71,9 @@ class ModelConfig:
     context_hidden: int = 64
     context_layers: int = 2
     context_raw_2d: bool = False  # diffusion: append the raw [u, v, confidence, mask] to the context features
+    # diffpose (two-stage): a trained frame-context `lifter` checkpoint, the pre-trained context encoder phi_ST.
+    # It is frozen during training and embedded into the DiffPose checkpoint, so the file is not needed later.
+    context_checkpoint: str | None = None
     frames: int = 27  # video context: frames per window (odd), taken at the data's frame stride
     martinez_hidden: int = 1024
     martinez_blocks: int = 2
@@ -111,6 +115,10 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     official: OfficialConfig = field(default_factory=OfficialConfig)
+    # Training-set body and viewpoint augmentation (docs/AUGMENTATION.md). Off when a config omits it, so
+    # configs and checkpoints written before it existed keep their meaning; every shipped config turns it on.
+    augmentation: AugmentationConfig = field(default_factory=lambda: AugmentationConfig(
+        body=BodyAugConfig(enabled=False), view=ViewAugConfig(enabled=False)))
     device: str = "cpu"
 
 

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diffpose_viz.augmentation import augment_rows
 from diffpose_viz.camera import Camera
 from diffpose_viz.config import DataConfig, ExperimentConfig, to_dict
 from diffpose_viz.datasets.poses import PoseSet, build_pose_set, validation_split
 from diffpose_viz.datasets.vp3d import load_3d
-from diffpose_viz.detector_sim import Detections2D, simulate_from_poseset
+from diffpose_viz.detector_sim import Detections2D, simulate_detections, simulate_from_poseset
 from diffpose_viz.initialization.depth_prior import DepthPrior
 from diffpose_viz.initialization.pose_init import (
     InitConfig,
@@ -100,14 +101,42 @@ def detector_config(cfg: ExperimentConfig, split: str):
     return det
 
 
-def make_inputs(poses: PoseSet, cfg: ExperimentConfig, split: str) -> Detections2D:
-    """The 2D input of every row: simulated detections, or the ground-truth projection ('gt')."""
+def make_inputs(poses: PoseSet, cfg: ExperimentConfig, split: str, *,
+                focal_px: np.ndarray | None = None) -> Detections2D:
+    """The 2D input of every row: simulated detections, or the ground-truth projection ('gt').
+    `focal_px` (N,): per-row focal lengths when rows are not seen by `poses.cameras` (augmented views)."""
     if cfg.data.input_2d == "gt":
         kp = poses.pose2d.astype(np.float32)
         n = len(kp)
         modes = modes_from_keypoints(kp, cfg.data.gt_noise_std_px).astype(np.float32)
         return Detections2D(kp, np.ones((n, 17), np.float32), modes, np.zeros((n, 17), bool))
+    if focal_px is not None:
+        absolute = poses.pose3d.astype(np.float64) + poses.root.astype(np.float64)[:, None, :]
+        return simulate_detections(poses.pose2d, absolute, poses.res, detector_config(cfg, split), focal_px=focal_px)
     return simulate_from_poseset(poses, detector_config(cfg, split))
+
+
+def augmentation_on(cfg: ExperimentConfig) -> bool:
+    return cfg.augmentation.body.enabled or cfg.augmentation.view.enabled
+
+
+@dataclass
+class AugmentedSplit:
+    poses: PoseSet  # new bodies (and views): pose3d, root, pose2d, res replaced
+    intrinsics: np.ndarray  # (N,4) of each row's real or virtual camera
+    focal_px: np.ndarray  # (N,)
+    virtual: np.ndarray  # (N,) bool
+
+
+def augment_split(poses: PoseSet, cfg: ExperimentConfig, seed: int) -> AugmentedSplit:
+    """One seeded draw of body and viewpoint augmentation over a (training) split: every row's skeleton
+    rescaled along the kinematic tree and, for a fraction of rows, seen by a virtual camera; the 2D is
+    re-projected with the same camera code. Evaluation never calls this."""
+    out = augment_rows(poses.pose3d, poses.root, poses.camera, poses.cameras, seed, cfg.augmentation)
+    new = replace(poses, pose3d=out.pose3d.astype(np.float32), root=out.root.astype(np.float32),
+                  pose2d=out.pose2d.astype(np.float32), res=out.res.astype(np.int32))
+    log.info("augmentation: %d rows, %d through virtual cameras", len(new), int(out.virtual.sum()))
+    return AugmentedSplit(new, out.intrinsics, out.focal, out.virtual)
 
 
 def screen_input(keypoints_px: np.ndarray, confidence: np.ndarray, res: np.ndarray) -> np.ndarray:
@@ -190,6 +219,8 @@ def hk_cache_key(cfg: ExperimentConfig, split: str, n: int, prior: DepthPrior) -
     h = hashlib.sha256()
     payload = {"data": to_dict(cfg.data), "detector": to_dict(cfg.detector), "init": to_dict(cfg.init), "split": split,
                "n": n}
+    if split == "train" and augmentation_on(cfg):  # the augmented rows depend on these too
+        payload.update(augmentation=to_dict(cfg.augmentation), seed=cfg.train.seed)
     h.update(json.dumps(payload, sort_keys=True).encode())
     for v in prior.to_dict().values():
         h.update(np.ascontiguousarray(np.asarray(v)).tobytes())
@@ -218,12 +249,20 @@ def _read_hk_cache(cache: Path, n: int) -> PoseGMM | None:
 
 
 def build_hk(det: Detections2D, intrinsics: np.ndarray, prior: DepthPrior, init: InitConfig, *, seed: int,
-             device: torch.device | str = "cpu", cache: Path | None = None, progress: bool = False) -> PoseGMM:
+             device: torch.device | str = "cpu", cache: Path | None = None, progress: bool = False,
+             depth: tuple[np.ndarray, np.ndarray] | None = None) -> PoseGMM:
     """H_K for every row, fitted with the batched EM (chunks of init.chunk_size frames).
 
     `cache` (a .pt path): reuse a previous fit of the same inputs; written atomically after fitting.
+    `depth`: per-row (z_mean, z_std), each (N,17) metres, replacing the depth prior's z (init.depth_source
+    'context'); the cache file name then carries a digest of them.
     """
     n = len(det)
+    if depth is not None and cache is not None:
+        h = hashlib.sha256()
+        for a in depth:
+            h.update(np.ascontiguousarray(np.asarray(a, np.float64)).tobytes())
+        cache = cache.with_name(f"{cache.stem}_z{h.hexdigest()[:12]}{cache.suffix}")
     if cache is not None and cache.exists():
         gmm = _read_hk_cache(cache, n)
         if gmm is not None:
@@ -234,8 +273,10 @@ def build_hk(det: Detections2D, intrinsics: np.ndarray, prior: DepthPrior, init:
     step = max(init.chunk_size * 8, 1)
     for s in progress_bar(range(0, n, step), desc="H_K (batched EM)", unit="chunk", enabled=progress, leave=False):
         sl = slice(s, min(s + step, n))
+        zm, zs = (None, None) if depth is None else (depth[0][sl], depth[1][sl])
         parts.append(build_pose_gmm(det.modes[sl], intrinsics[sl], prior, confidence=det.confidence[sl],
-                                    occluded=det.occluded[sl], config=init, generator=gen, device=device))
+                                    occluded=det.occluded[sl], config=init, generator=gen, device=device,
+                                    z_mean=zm, z_std=zs))
     gmm = concat_gmms(parts)
     check_gmm(gmm, "H_K")
     log.info("H_K for %d frames in %.1f s (%.2f ms/frame)", n, time.perf_counter() - t0,

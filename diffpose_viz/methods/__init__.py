@@ -51,6 +51,9 @@ def check_config(cfg: ExperimentConfig, source: str = "config", *, warn: bool = 
     warning for settings the method never reads (when they differ from the defaults)."""
     method = get_method(cfg.method, source)
     method.check(cfg, source)
+    if method.uses_windows(cfg) and cfg.augmentation.view.enabled:
+        raise ConfigError(f"{source}: augmentation.view.enabled: virtual cameras are drawn per row, which breaks "
+                          "the temporal windows of video context; turn view augmentation off for video models")
     if warn:
         ignored = [k for k in method.ignores if _differs_from_default(cfg, k)]
         if cfg.model.context == "frame" and _differs_from_default(cfg, "model.frames"):

@@ -71,10 +71,13 @@ class SplitTensors:
 
 
 def prepare_split(cfg: ExperimentConfig, poses, split: str, prior, device: torch.device, *,
-                  cache_dir: Path | None = None, need_hk: bool, progress: bool = False) -> SplitTensors:
-    """2D input, network input and (when needed) H_K for one split."""
+                  cache_dir: Path | None = None, need_hk: bool, progress: bool = False,
+                  augmented: inputs.AugmentedSplit | None = None) -> SplitTensors:
+    """2D input, network input and (when needed) H_K for one split (`augmented`: its augmented rows)."""
+    if augmented is not None:
+        poses = augmented.poses
     inputs.check_finite(f"{split} 3D targets", poses.pose3d)
-    det = inputs.make_inputs(poses, cfg, split)
+    det = inputs.make_inputs(poses, cfg, split, focal_px=None if augmented is None else augmented.focal_px)
     cond = inputs.screen_input(det.keypoints, det.confidence, poses.res)
     windows = None
     if check_config(cfg, warn=False).uses_windows(cfg):
@@ -84,7 +87,8 @@ def prepare_split(cfg: ExperimentConfig, poses, split: str, prior, device: torch
         cache = None
         if cache_dir is not None:
             cache = cache_dir / f"hk_{split}_{inputs.hk_cache_key(cfg, split, len(poses), prior)}.pt"
-        gmm = inputs.build_hk(det, inputs.row_intrinsics(poses), prior, cfg.init, seed=inputs.SPLIT_SEEDS[split],
+        intrinsics = inputs.row_intrinsics(poses) if augmented is None else augmented.intrinsics
+        gmm = inputs.build_hk(det, intrinsics, prior, cfg.init, seed=inputs.SPLIT_SEEDS[split],
                               device=device, cache=cache, progress=progress)
     return SplitTensors(poses, det, torch.as_tensor(poses.pose3d, device=device),
                         torch.as_tensor(cond, device=device), windows, gmm)
@@ -133,13 +137,17 @@ class Trainer:
         if len(splits.train) == 0:
             raise InputError(f"{cfg.data.path}: no training rows for subjects {cfg.data.train_subjects}")
         val = inputs.thin(splits.val, cfg.train.val_max_samples)
-        self.prior = inputs.fit_prior(splits.train, cfg.init) if method.needs_depth_prior else None
+        # Body/view augmentation: one seeded draw over the training rows (validation stays real).
+        augmented = inputs.augment_split(splits.train, cfg, cfg.train.seed) if inputs.augmentation_on(cfg) else None
+        prior_rows = splits.train if augmented is None else augmented.poses
+        self.prior = inputs.fit_prior(prior_rows, cfg.init) if method.needs_depth_prior else None
         cache_dir = self.out_dir / "cache"
         # Rank 0 fits H_K first (and caches it); the other ranks then read the cache instead of refitting.
         for turn in ("main", "others") if info.enabled else ("main",):
             if (turn == "main") == info.is_main:
                 self.train_data = prepare_split(cfg, splits.train, "train", self.prior, self.device, cache_dir=cache_dir,
-                                                need_hk=method.hk_at_training, progress=self.progress)
+                                                need_hk=method.hk_at_training, progress=self.progress,
+                                                augmented=augmented)
                 self.val_data = prepare_split(cfg, val, "val", self.prior, self.device, cache_dir=cache_dir,
                                               need_hk=method.hk_at_test, progress=self.progress)
             ddp.barrier()
