@@ -132,7 +132,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_dashboard(args) -> int:
-    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    app = Path(__file__).resolve().parents[1] / "dashboard" / "Overview.py"
     if not app.exists():
         raise CLIError(f"dashboard app not found at {app} (run from a source checkout)")
     env = dict(os.environ)
@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     _device_arg(p)
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("dashboard", help="open the Streamlit dashboard (streamlit run dashboard/app.py)")
+    p = sub.add_parser("dashboard", help="open the Streamlit dashboard (streamlit run dashboard/Overview.py)")
     p.add_argument("--results", default=None, help="folder of results .nc files (default $DIFFPOSE_VIZ_RESULTS "
                    "or results/demo)")
     p.add_argument("--port", type=int, default=8501)

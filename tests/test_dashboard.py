@@ -40,7 +40,7 @@ def _figures(at: AppTest) -> list[dict]:
 
 
 def test_overview_lists_every_results_file(results_env):
-    at = _run(str(DASH / "app.py"))
+    at = _run(str(DASH / "Overview.py"))
     table = at.dataframe[0].value
     assert set(table["model"]) == {"diffpose", "gaussian_diffusion", "deterministic_lifter"}
     assert table.iloc[0]["model"] == "diffpose"  # DiffPose first
@@ -56,13 +56,13 @@ def test_missing_folder_is_a_message_not_a_traceback(tmp_path, monkeypatch):
 def test_bad_file_is_a_message(tmp_path, monkeypatch):
     (tmp_path / "diffpose.nc").write_bytes(b"this is not netCDF")
     monkeypatch.setenv("DIFFPOSE_VIZ_RESULTS", str(tmp_path))
-    at = AppTest.from_file(str(DASH / "app.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(DASH / "Overview.py"), default_timeout=TIMEOUT).run()
     assert not at.exception and "Could not read" in at.error[0].value
 
 
 def test_results_folder_from_sidebar(results_env, tmp_path, monkeypatch):
     monkeypatch.delenv("DIFFPOSE_VIZ_RESULTS")
-    at = AppTest.from_file(str(DASH / "app.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(DASH / "Overview.py"), default_timeout=TIMEOUT).run()
     at.text_input(key="_results_dir_input").input(str(results_env)).run()
     _ok(at)
     assert len(at.dataframe[0].value) == 3

@@ -1,4 +1,4 @@
-"""DiffPose analysis dashboard: `streamlit run dashboard/app.py` (or `diffpose-viz dashboard`).
+"""DiffPose analysis dashboard: `streamlit run dashboard/Overview.py` (or `diffpose-viz dashboard`).
 
 This is the overview page; the others live in dashboard/pages/. It opens on the results of `make demo`
 (results/demo/); the sidebar (or $DIFFPOSE_VIZ_RESULTS) points it at any folder of results files written by
