@@ -247,3 +247,38 @@ def test_own_input_video_detects_and_lifts(results_env):
     assert at.get("image"), "the first overlay frame is shown"
     assert any("overlay" in el.proto.label for el in at.get("download_button"))
     assert len(_figures(at)) >= 1  # the 3D result of the lifted frames
+
+
+SMOKE_DIFFPOSE = Path(__file__).resolve().parents[1] / "results" / "smoke" / "diffpose.nc"
+
+
+def test_lab_missing_checkpoint_is_a_message(results_ds, tmp_path, monkeypatch):
+    ds = results_ds.copy()
+    ds.attrs = {**results_ds.attrs, "checkpoint": str(tmp_path / "gone" / "best.pt")}
+    ds.to_netcdf(tmp_path / "diffpose.nc")
+    monkeypatch.setenv("DIFFPOSE_VIZ_RESULTS", str(tmp_path))
+    at = AppTest.from_file(PAGE["What_if_lab"], default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "does not exist" in at.error[0].value
+
+
+def test_lab_hiding_a_joint_reports_a_larger_spread(tmp_path, monkeypatch):
+    if not SMOKE_DIFFPOSE.exists():
+        pytest.skip(f"no smoke results at {SMOKE_DIFFPOSE}; `make test` creates them with scripts/run_demo.py")
+    ds = xr.load_dataset(SMOKE_DIFFPOSE)
+    ds.attrs["checkpoint"] = str(Path(__file__).resolve().parents[1] / ds.attrs["checkpoint"])
+    ds.to_netcdf(tmp_path / "diffpose.nc")
+    monkeypatch.setenv("DIFFPOSE_VIZ_RESULTS", str(tmp_path))
+    at = _run(PAGE["What_if_lab"])
+    at.selectbox(key="lab_sample").set_value(3).run()
+    at.multiselect(key="lab_hide").set_value(["left_wrist"]).run()
+    _ok(at)
+    last = at.session_state["lab_last"]
+    assert last["hidden"] == ["left_wrist"]
+    assert last["spread_after"][13] > last["spread_before"][13]
+    assert at.metric[0].label == "spread of left_wrist"
+    titles = [f["layout"].get("title", {}).get("text", "") for f in _figures(at)]
+    assert any("H_K after" in t for t in titles) and any("reverse diffusion after" in t for t in titles)
+    at.slider(key="lab_n").set_value(5).run()
+    at.slider(key="lab_k").set_value(3).run()
+    _ok(at)
