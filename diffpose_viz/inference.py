@@ -25,16 +25,40 @@ from diffpose_viz.progress import progress as progress_bar
 AMP_CHOICES = ("none", "bf16")
 
 
+#: Method names renamed since a checkpoint was written: (old name, writer versions) -> current name.
+#: Up to 0.2.0 'diffpose' was the jointly trained model, now 'diffpose_joint' ('diffpose' is the two-stage
+#: model with a frozen pre-trained context encoder). A 0.2.0 config has no model.context_checkpoint key,
+#: which tells its 'diffpose' checkpoints from the two-stage ones (same version number).
+RENAMED_METHODS = {("diffpose", ("0.1.0",)): "diffpose_joint"}
+
+
+def current_method_name(ckpt: dict) -> str | None:
+    """The method a checkpoint's model is today (applies RENAMED_METHODS)."""
+    config = ckpt.get("config") or {}
+    name = config.get("method", ckpt.get("method"))
+    written_by = (ckpt.get("versions") or {}).get("diffpose_viz")
+    for (old, old_versions), new in RENAMED_METHODS.items():
+        if name == old and (written_by in old_versions or "context_checkpoint" not in (config.get("model") or {})):
+            return new
+    return name
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Restore a checkpoint written by the trainer (the EMA weights are the ones used)."""
     ckpt = load_checkpoint(path)
     try:
-        cfg = structural_config(ckpt["config"], source=f"{path} (embedded config)")
+        config = dict(ckpt["config"])
+        config["method"] = current_method_name(ckpt)
+        cfg = structural_config(config, source=f"{path} (embedded config)")
         method = check_config(cfg, f"{path} (embedded config)", warn=False)
     except (KeyError, ValueError) as err:
         raise CheckpointError(f"{path}: its embedded config does not fit this diffpose_viz version: {err}") from None
     device = torch.device(device)
-    net = method.build_network(cfg)
+    payload = ckpt.get("extras")
+    if payload is None:  # checkpoints written before the method table kept the lifter at the top level
+        payload = {"lifter": ckpt.get("lifter")}
+    extras = method.restore_extras(cfg, payload, str(path), device)
+    net = method.network(cfg, extras)
     if net is not None:
         state = ckpt.get("ema") or {}
         load_weights(net, state.get("module", ckpt["model"]), "EMA", path)
@@ -42,10 +66,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     prior = depth_prior_from_dict(ckpt["depth_prior"]) if ckpt.get("depth_prior") is not None else None
     if method.needs_depth_prior and prior is None:
         raise CheckpointError(f"{path}: method {method.name} needs H_K but the checkpoint has no depth prior")
-    payload = ckpt.get("extras")
-    if payload is None:  # checkpoints written before the method table kept the lifter at the top level
-        payload = {"lifter": ckpt.get("lifter")}
-    extras = method.restore_extras(cfg, payload, str(path), device)
     return LoadedModel(cfg, method, net, prior, extras, device, str(path))
 
 
@@ -143,8 +163,11 @@ def lift(model: LoadedModel, det: Detections2D, res: np.ndarray, intrinsics: np.
         win = torch.as_tensor(windows, device=model.device)
     gmm = None
     if method.hk_at_test:
-        gmm = build_hk(det.subset(rows), np.asarray(intrinsics)[rows], model.prior, model.cfg.init, seed=hk_seed,
-                       device=model.device, cache=hk_cache, progress=progress)
+        sub = det.subset(rows)
+        depth = method.hk_depth(model.cfg, model.extras, cond[torch.as_tensor(rows, device=model.device)],
+                                sub.occluded)
+        gmm = build_hk(sub, np.asarray(intrinsics)[rows], model.prior, model.cfg.init, seed=hk_seed,
+                       device=model.device, cache=hk_cache, progress=progress, depth=depth)
     out = run_inference(model, cond, win, gmm, rows, n_hypotheses=n_hyp, n_steps=k, record=record,
                         batch_size=batch_size, seed=model.cfg.train.seed if seed is None else seed,
                         progress=progress, gmm_index=np.arange(len(rows)), amp=amp)

@@ -60,8 +60,8 @@ def plan(out: Path, ablations: bool, settings: list[str]) -> list[Row]:
         slug = SLUG[setting]
         for method in training_order():  # dependencies first: the official mode starts from the lifter
             ov = [f"method={method}", *SETTINGS[setting]]
-            if METHODS[method].needs_lifter_checkpoint:
-                ov.append(f"official.lifter_checkpoint={out / 'runs' / slug / 'lifter' / 'best.pt'}")
+            if METHODS[method].lifter_checkpoint_key:
+                ov.append(f"{METHODS[method].lifter_checkpoint_key}={out / 'runs' / slug / 'lifter' / 'best.pt'}")
             rows.append(Row(setting, method, "main", out / "runs" / slug / method, ov,
                             results=out / "results" / slug / f"{METHODS[method].model_name}.nc"))
     if not ablations:

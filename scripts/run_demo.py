@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         method = METHODS[name]
         run_dir = runs / name
         overrides = ["--override", f"method={name}"]
-        if method.needs_lifter_checkpoint:
-            overrides += ["--override", f"official.lifter_checkpoint={runs / 'lifter' / 'best.pt'}"]
+        if method.lifter_checkpoint_key:
+            overrides += ["--override", f"{method.lifter_checkpoint_key}={runs / 'lifter' / 'best.pt'}"]
         if args.force or not (run_dir / "best.pt").exists():
             run(["train", str(config), "--out", str(run_dir), "--device", args.device, "--force", *overrides])
         result = out / f"{method.model_name}.nc"

@@ -14,6 +14,7 @@ Lens distortion is ignored (see INITIALIZATION.md).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -49,6 +50,10 @@ class InitConfig:
     chunk_size: int = 256  # frames per EM batch (memory ~ chunk*16*S*M*3 floats)
     em_dtype: str = "float32"
     seed: int = 0  # used when no generator is passed
+    # Where each joint's root-relative z comes from: "prior" = the depth prior fitted on training poses;
+    # "context" = the pre-trained context encoder phi_ST's prediction (mean) with its validation residual
+    # spread (method `diffpose` only; see diffpose_viz/methods/two_stage.py).
+    depth_source: Literal["prior", "context"] = "prior"
 
 
 @dataclass
@@ -302,17 +307,32 @@ def _sample_depth(w: Tensor, mu: Tensor, var: Tensor, n: int, generator: torch.G
 
 def build_pose_gmm(modes, intrinsics, prior: DepthPrior, *, confidence=None, occluded=None, root_depth=None,
                    config: InitConfig = InitConfig(), generator: torch.Generator | None = None,
-                   device: str | torch.device = "cpu") -> PoseGMM:
+                   device: str | torch.device = "cpu", z_mean=None, z_std=None) -> PoseGMM:
     """H_K for B frames from 2D heatmap modes (B,17,Q,5) px and intrinsics [fx,fy,cx,cy].
 
     root_depth (B,) metres: the known camera-frame root depth (ORACLE information; flagged in
     PoseGMM.root_depth_source). Without it Z_root is estimated from the 2D scale.
+    z_mean, z_std (B,17) metres: when given, each joint's root-relative z is drawn from N(z_mean, z_std^2)
+    (e.g. a pre-trained lifter's prediction and its residual spread) instead of the depth prior; x, y
+    still come from the 2D modes back-projected at that depth. The prior still gives Z_root.
     generator must live on `device`; without one, a generator seeded with config.seed is used.
     """
     device = torch.device(device)
     prep, K, z_root, source = prepare_2d(modes, intrinsics, prior, confidence=confidence, occluded=occluded,
                                          root_depth=root_depth, config=config)
-    dw, dmu, dvar = prior.mixture_for(prep.keypoints, prep.visible, n_frames=len(K))
+    if (z_mean is None) != (z_std is None):
+        raise ValueError("z_mean and z_std: give both or neither")
+    if z_mean is not None:
+        z_mean = np.asarray(z_mean, np.float64)
+        z_std = np.asarray(z_std, np.float64)
+        if z_mean.shape != (len(K), N_JOINTS) or z_std.shape != z_mean.shape:
+            raise ValueError(f"z_mean, z_std: expected ({len(K)}, 17) metres, found {z_mean.shape}, {z_std.shape}")
+        if not (np.isfinite(z_mean).all() and np.isfinite(z_std).all() and (z_std >= 0).all()):
+            raise ValueError("z_mean, z_std: expected finite values and z_std >= 0")
+        # One depth kernel per joint: the same sampler as the prior's mixture.
+        dw, dmu, dvar = np.ones_like(z_mean)[..., None], z_mean[..., None], (z_std ** 2)[..., None]
+    else:
+        dw, dmu, dvar = prior.mixture_for(prep.keypoints, prep.visible, n_frames=len(K))
     if generator is None:
         generator = torch.Generator(device=device).manual_seed(config.seed)
     em_dtype = getattr(torch, config.em_dtype)

@@ -11,15 +11,17 @@ import os
 from diffpose_viz import config as _config
 from diffpose_viz.config import ConfigError, ExperimentConfig, to_dict
 from diffpose_viz.methods.base import LoadedModel, Method, Prediction, TrainBatch, centre_frame
-from diffpose_viz.methods.diffusion import DiffPose, DiffusionNetwork, GaussianDiffusion
+from diffpose_viz.methods.diffusion import DiffPoseJoint, DiffusionNetwork, GaussianDiffusion
 from diffpose_viz.methods.init_only import InitOnly
 from diffpose_viz.methods.official import Official, OfficialNetwork
 from diffpose_viz.methods.regression import Lifter, Martinez, RegressionNetwork
+from diffpose_viz.methods.two_stage import ContextDiffusionNetwork, TwoStageDiffPose
 
 log = logging.getLogger(__name__)
 
 METHODS: dict[str, Method] = {m.name: m for m in (
-    DiffPose(),
+    TwoStageDiffPose(),
+    DiffPoseJoint(),
     GaussianDiffusion(),
     Lifter(),
     Martinez(),
@@ -88,11 +90,12 @@ def names(*, trainable: bool | None = None, samples_with_ddim: bool | None = Non
 
 
 def training_order(selected: list[str] | None = None) -> list[str]:
-    """Method names in an order that trains every dependency first (the official mode needs a lifter)."""
+    """Method names in an order that trains every dependency first (methods with a `lifter_checkpoint_key`,
+    the official mode and the two-stage diffpose, come after the lifter)."""
     chosen = list(METHODS) if selected is None else [get_method(n).name for n in selected]
-    return sorted(chosen, key=lambda n: METHODS[n].needs_lifter_checkpoint)
+    return sorted(chosen, key=lambda n: METHODS[n].lifter_checkpoint_key is not None)
 
 
-__all__ = ["METHODS", "DiffPose", "DiffusionNetwork", "GaussianDiffusion", "InitOnly", "Lifter", "LoadedModel",
-           "Martinez", "Method", "Official", "OfficialNetwork", "Prediction", "RegressionNetwork", "TrainBatch",
+__all__ = ["METHODS", "ContextDiffusionNetwork", "DiffPoseJoint", "DiffusionNetwork", "GaussianDiffusion", "InitOnly", "Lifter", "LoadedModel",
+           "Martinez", "Method", "Official", "OfficialNetwork", "Prediction", "RegressionNetwork", "TrainBatch", "TwoStageDiffPose",
            "centre_frame", "check_config", "config_from_dict", "get_method", "load_config", "method_of", "names", "training_order"]

@@ -68,8 +68,11 @@ class Method:
     hk_at_training: ClassVar[bool] = False  # the training loss reads H_K
     hk_at_test: ClassVar[bool] = False  # predict() reads H_K (validation and test)
     samples_with_ddim: ClassVar[bool] = False  # runs DDIMSampler.sample (bench times these)
-    needs_lifter_checkpoint: ClassVar[bool] = False
-    has_trajectory: ClassVar[bool] = False  # predict(record=True) returns the reverse-diffusion states  # official.lifter_checkpoint must name a trained lifter
+    #: The config key naming a trained `lifter` checkpoint this method is built on (None: it needs none);
+    #: training_order() trains the lifter first and the scripts set this key to the lifter's best.pt.
+    lifter_checkpoint_key: ClassVar[str | None] = None
+    needs_lifter_checkpoint: ClassVar[bool] = False  # kept for callers; equals lifter_checkpoint_key is not None
+    has_trajectory: ClassVar[bool] = False  # predict(record=True) returns the reverse-diffusion states
     #: Config sections (or dotted keys) this method never reads; `check_config` warns when they differ
     #: from their defaults, so a user is not misled into thinking a setting took effect.
     ignores: ClassVar[tuple[str, ...]] = ()
@@ -96,6 +99,17 @@ class Method:
 
     # ------------------------------------------------------------------ parts
     def build_network(self, cfg: ExperimentConfig) -> nn.Module | None:
+        return None
+
+    def network(self, cfg: ExperimentConfig, extras: dict[str, Any]) -> nn.Module | None:
+        """The trainable network given the restored extras (the trainer and load_model call this; a method
+        whose network is built around a frozen part from its extras overrides it)."""
+        return self.build_network(cfg)
+
+    def hk_depth(self, cfg: ExperimentConfig, extras: dict[str, Any], cond: torch.Tensor,
+                 occluded: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-row (z_mean, z_std), each (N,17) metres, for H_K instead of the depth prior, or None (the
+        prior). cond: (N,17,3) screen-normalised 2D of the rows; occluded: (N,17) bool."""
         return None
 
     def build_schedule(self, cfg: ExperimentConfig, device: torch.device | str = "cpu") -> NoiseSchedule | None:

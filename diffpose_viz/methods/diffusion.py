@@ -58,7 +58,7 @@ class DiffusionMethod(Method):
     samples_with_ddim = True
     has_trajectory = True
     sampler_mode = "gmm"
-    ignores = ("official",)
+    ignores = ("official", "model.context_checkpoint")
 
     def check(self, cfg: ExperimentConfig, source: str) -> None:
         if cfg.diffusion.n_sampling_steps > cfg.diffusion.schedule.num_steps:
@@ -113,12 +113,21 @@ class DiffusionMethod(Method):
         return prediction_from_result(res)
 
 
-class DiffPose(DiffusionMethod):
-    name = "diffpose"
-    summary = "the paper: H_K from the 2D modes and a depth prior, GMM forward diffusion, N hypotheses"
+class DiffPoseJoint(DiffusionMethod):
+    """DiffPose with its context encoder trained jointly from scratch and z from the depth prior (named
+    'diffpose' up to diffpose_viz 0.2.0; `diffpose` is now the paper's two-stage form, methods/two_stage.py)."""
+
+    name = "diffpose_joint"
+    summary = "DiffPose, context encoder trained jointly from scratch, H_K z from the depth prior"
     needs_depth_prior = True
     hk_at_training = True
     hk_at_test = True
+
+    def check(self, cfg: ExperimentConfig, source: str) -> None:
+        super().check(cfg, source)
+        if cfg.init.depth_source != "prior":
+            raise ConfigError(f"{source}: init.depth_source: method {self.name} has no pre-trained context encoder; "
+                              f"expected 'prior', found {cfg.init.depth_source!r} (use method 'diffpose')")
 
     def forward_sample(self, batch: TrainBatch, t: torch.Tensor):
         g = batch.gmm
@@ -129,7 +138,7 @@ class GaussianDiffusion(DiffusionMethod):
     name = "gaussian_diffusion"
     summary = "same network and sampler, N(0, s^2 I) forward, no pose-specific initialization"
     sampler_mode = "gaussian"
-    ignores = ("official", "init")
+    ignores = ("official", "init", "model.context_checkpoint")
 
     def forward_sample(self, batch: TrainBatch, t: torch.Tensor):
         return gaussian_q_sample(batch.x0, t, batch.schedule, batch.noise_gen, scale=batch.cfg.diffusion.gaussian_scale)

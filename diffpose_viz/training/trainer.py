@@ -72,8 +72,9 @@ class SplitTensors:
 
 def prepare_split(cfg: ExperimentConfig, poses, split: str, prior, device: torch.device, *,
                   cache_dir: Path | None = None, need_hk: bool, progress: bool = False,
-                  augmented: inputs.AugmentedSplit | None = None) -> SplitTensors:
-    """2D input, network input and (when needed) H_K for one split (`augmented`: its augmented rows)."""
+                  augmented: inputs.AugmentedSplit | None = None, extras: dict | None = None) -> SplitTensors:
+    """2D input, network input and (when needed) H_K for one split (`augmented`: its augmented rows;
+    `extras`: the method's restored extras, for an H_K whose z comes from them, `Method.hk_depth`)."""
     if augmented is not None:
         poses = augmented.poses
     inputs.check_finite(f"{split} 3D targets", poses.pose3d)
@@ -88,8 +89,9 @@ def prepare_split(cfg: ExperimentConfig, poses, split: str, prior, device: torch
         if cache_dir is not None:
             cache = cache_dir / f"hk_{split}_{inputs.hk_cache_key(cfg, split, len(poses), prior)}.pt"
         intrinsics = inputs.row_intrinsics(poses) if augmented is None else augmented.intrinsics
+        depth = check_config(cfg, warn=False).hk_depth(cfg, extras or {}, torch.as_tensor(cond), det.occluded)
         gmm = inputs.build_hk(det, intrinsics, prior, cfg.init, seed=inputs.SPLIT_SEEDS[split],
-                              device=device, cache=cache, progress=progress)
+                              device=device, cache=cache, progress=progress, depth=depth)
     return SplitTensors(poses, det, torch.as_tensor(poses.pose3d, device=device),
                         torch.as_tensor(cond, device=device), windows, gmm)
 
@@ -142,19 +144,19 @@ class Trainer:
         prior_rows = splits.train if augmented is None else augmented.poses
         self.prior = inputs.fit_prior(prior_rows, cfg.init) if method.needs_depth_prior else None
         cache_dir = self.out_dir / "cache"
+        self.extras_payload = method.training_extras(cfg)
+        self.extras = method.restore_extras(cfg, self.extras_payload, "config", self.device)
         # Rank 0 fits H_K first (and caches it); the other ranks then read the cache instead of refitting.
         for turn in ("main", "others") if info.enabled else ("main",):
             if (turn == "main") == info.is_main:
                 self.train_data = prepare_split(cfg, splits.train, "train", self.prior, self.device, cache_dir=cache_dir,
                                                 need_hk=method.hk_at_training, progress=self.progress,
-                                                augmented=augmented)
+                                                augmented=augmented, extras=self.extras)
                 self.val_data = prepare_split(cfg, val, "val", self.prior, self.device, cache_dir=cache_dir,
-                                              need_hk=method.hk_at_test, progress=self.progress)
+                                              need_hk=method.hk_at_test, progress=self.progress, extras=self.extras)
             ddp.barrier()
-        self.extras_payload = method.training_extras(cfg)
-        self.extras = method.restore_extras(cfg, self.extras_payload, "config", self.device)
         torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
-        self.net = method.build_network(cfg)
+        self.net = method.network(cfg, self.extras)
         self.schedule = method.build_schedule(cfg, self.device)
         self.noise_gen = torch.Generator(device=self.device).manual_seed(cfg.train.seed * 1000 + info.rank)
         torch.manual_seed(cfg.train.seed + info.rank)  # dropout differs per rank, as with independent batches

@@ -1,0 +1,245 @@
+"""DiffPose as the paper runs it (frame setting): a pre-trained, frozen context encoder phi_ST.
+
+Paper (docs: ../shared/docs/diffpose-method-notes.md, section 0b): "The Context Encoder phi_ST is pre-trained
+on the training set to predict (x, y, z), then frozen during diffusion model training; we use it to produce
+features f_ST and also to initialize the z distribution."
+
+Here:
+- stage 1 is the `lifter` method (a GraFormer lifter trained with an MPJPE loss);
+- stage 2 (`diffpose`) loads that lifter from `model.context_checkpoint`, freezes it (eval mode, no
+  gradients, not a registered sub-module, so it is neither in the optimiser nor in the EMA average nor in
+  the trainable state dict) and trains the GraFormer denoiser only;
+- f_ST = [the lifter's per-joint hidden features, its 3D prediction, the raw 2D (u, v, confidence, mask)];
+- with `init.depth_source: context`, H_K's z per joint is N(phi_ST's predicted root-relative z, s_j^2), s_j
+  the root-mean-square z residual of phi_ST on the VALIDATION split, separately for joints the detector
+  flags occluded and the others; x, y still come from the 2D modes;
+- the DiffPose checkpoint embeds phi_ST's config, EMA weights and the residual spreads under extras['context'],
+  so the one file serves evaluate / sample / wild / the dashboard.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from diffpose_viz import inputs
+from diffpose_viz.checkpoint import CheckpointError, load_checkpoint, load_weights
+from diffpose_viz.config import ConfigError, ExperimentConfig, from_dict, to_dict, validate
+from diffpose_viz.diffusion import gmm_q_sample
+from diffpose_viz.methods.base import TrainBatch, centre_frame
+from diffpose_viz.methods.diffusion import DiffusionMethod
+from diffpose_viz.methods.regression import Lifter
+from diffpose_viz.models import GraFormerDenoiser, GraFormerLifter, masked_2d_features
+
+log = logging.getLogger(__name__)
+
+N_JOINTS = 17
+#: Fewer occluded (or visible) validation samples of a joint than this: its spread is the joint's overall one.
+MIN_SPREAD_SAMPLES = 20
+#: Validation rows used to measure the residual spread (evenly thinned).
+SPREAD_MAX_ROWS = 20000
+#: Floor on the z spread (metres); the EM's reg_covar floors the fitted variances as well.
+MIN_Z_STD = 1e-3
+
+
+class ContextDiffusionNetwork(nn.Module):
+    """Frozen phi_ST + trainable GraFormer denoiser. forward(h_t, t, cond (B,17,3)) -> x0 or eps.
+
+    phi_st is held outside the module tree (`self.__dict__`), so `parameters()`, `state_dict()`, `train()`
+    and the EMA's average never see it; `.to()` moves it along (`_apply`)."""
+
+    def __init__(self, cfg: ExperimentConfig, phi_st: GraFormerLifter | None = None) -> None:
+        super().__init__()
+        m = cfg.model
+        if phi_st is None:  # shape-only stand-in (e.g. `bench` without a checkpoint): an untrained lifter
+            phi_st = GraFormerLifter(3, hidden=m.hidden, layers=m.layers, heads=m.heads, dropout=m.dropout)
+        self.__dict__["phi_st"] = freeze(phi_st)
+        with torch.no_grad():
+            probe = torch.zeros(1, N_JOINTS, 3, device=next(phi_st.parameters()).device)
+            feat_dim = phi_st.features(probe).shape[-1]
+        self.denoiser = GraFormerDenoiser(3, feat_dim + 3 + 4, hidden=m.hidden, layers=m.layers, heads=m.heads,
+                                          dropout=m.dropout, prediction=cfg.diffusion.prediction)
+
+    @property
+    def prediction(self) -> str:
+        return self.denoiser.prediction
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        self.phi_st._apply(fn, *args, **kwargs)
+        return self
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.phi_st.eval()  # dropout stays off in the frozen encoder
+        return self
+
+    @torch.no_grad()
+    def encode(self, cond: torch.Tensor) -> torch.Tensor:
+        """f_ST (B,17,H+7) = [phi_ST features, phi_ST's 3D pose, u, v, confidence, mask]."""
+        frame = centre_frame(cond)
+        pose, feats = self.phi_st.forward_with_features(frame)
+        return torch.cat([feats, pose.to(feats.dtype), masked_2d_features(frame).to(feats.dtype)], -1)
+
+    def forward(self, h_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.denoiser(h_t, t, self.encode(cond))
+
+
+def freeze(net: nn.Module) -> nn.Module:
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+# --------------------------------------------------------------------------- phi_ST from a lifter checkpoint
+
+
+def expected_normaliser() -> dict:
+    return {"2d": inputs.NORMALISER["2d"], "version": inputs.NORMALISER["version"]}
+
+
+def phi_st_from_payload(payload: dict, where: str) -> GraFormerLifter:
+    """Check a lifter checkpoint's parts (method, config, normaliser, weights) and build the frozen phi_ST."""
+    if payload.get("method") != Lifter.name:
+        raise CheckpointError(f"{where}: model.context_checkpoint must be a 'lifter' checkpoint (the pre-trained "
+                              f"context encoder phi_ST; train method 'lifter' first), found '{payload.get('method')}'")
+    try:
+        lcfg = from_dict(ExperimentConfig, payload["config"], source=f"{where} (context encoder config)")
+        validate(lcfg, f"{where} (context encoder config)")
+    except (KeyError, ValueError) as err:
+        raise CheckpointError(f"{where}: the context encoder's config does not fit this version: {err}") from None
+    if lcfg.model.context != "frame":
+        raise CheckpointError(f"{where}: expected a frame-context lifter (model.context 'frame') for this frame "
+                              f"model, found model.context {lcfg.model.context!r}")
+    norm = payload.get("normaliser") or {}
+    want = expected_normaliser()
+    if {k: norm.get(k) for k in want} != want:
+        raise CheckpointError(f"{where}: the context encoder was trained on another 2D normalisation; expected "
+                              f"{want}, found {({k: norm.get(k) for k in want})}")
+    weights = payload["weights"]
+    for key, w in weights.items():
+        if key.endswith("adjacency.weight") and tuple(w.shape) != (N_JOINTS, N_JOINTS):
+            raise CheckpointError(f"{where}: expected a {N_JOINTS}-joint (H36M-17) lifter, found a "
+                                  f"{w.shape[0]}-joint one ({key} {tuple(w.shape)})")
+    net = Lifter().build_network(lcfg)
+    load_weights(net, weights, "context encoder (lifter EMA)", where)
+    return freeze(net.net)
+
+
+def load_context_payload(path) -> dict:
+    """What a DiffPose checkpoint embeds of phi_ST: the lifter's method, config, normaliser and EMA weights."""
+    if path is None:
+        raise CheckpointError("method 'diffpose' needs model.context_checkpoint: a trained frame-context 'lifter' "
+                              "checkpoint (stage 1; train method 'lifter' first)")
+    ckpt = load_checkpoint(path)
+    ema = ckpt.get("ema") or {}
+    return {"method": ckpt.get("method"), "config": ckpt["config"], "normaliser": ckpt.get("normaliser"),
+            "weights": ema.get("module", ckpt.get("model")), "source": str(path)}
+
+
+@torch.no_grad()
+def predict_z(phi_st: nn.Module, cond: torch.Tensor, batch: int = 4096) -> np.ndarray:
+    """phi_ST's root-relative z (N,17) metres for screen-normalised 2D (N,17,3)."""
+    device = next(phi_st.parameters()).device
+    out = [phi_st(cond[s:s + batch].to(device).float())[..., 2].double().cpu() for s in range(0, len(cond), batch)]
+    return torch.cat(out).numpy() if out else np.zeros((0, N_JOINTS))
+
+
+def residual_spread(cfg: ExperimentConfig, phi_st: nn.Module, lifter_cfg: dict | None = None) -> dict:
+    """Per-joint RMS of phi_ST's z residual on the VALIDATION split (never test), for joints flagged occluded
+    by the 2D input and for the others. A joint with fewer than MIN_SPREAD_SAMPLES in a group gets its
+    overall spread for that group."""
+    if lifter_cfg is not None:
+        same = (lifter_cfg.get("data") == to_dict(cfg.data)
+                and lifter_cfg.get("train", {}).get("seed") == cfg.train.seed)
+        if not same:
+            log.warning("model.context_checkpoint: the lifter was trained with other data settings or seed; its "
+                        "training rows may overlap this run's validation rows, which would understate its spread")
+    splits = inputs.load_splits(cfg.data, cfg.train.seed, with_test=False)
+    val = inputs.thin(splits.val, SPREAD_MAX_ROWS)
+    if len(val) == 0:
+        raise ConfigError("init.depth_source 'context' needs validation rows to measure phi_ST's z spread "
+                          "(data.validation_fraction > 0)")
+    det = inputs.make_inputs(val, cfg, "val")
+    cond = torch.as_tensor(inputs.screen_input(det.keypoints, det.confidence, val.res))
+    err2 = (predict_z(phi_st, cond) - val.pose3d[..., 2].astype(np.float64)) ** 2  # (N,17)
+    occ = np.asarray(det.occluded, bool)
+    overall = np.sqrt(err2.mean(0))
+    out: dict[str, Any] = {"split": "validation", "rows": len(val)}
+    for name, mask in (("visible", ~occ), ("occluded", occ)):
+        n = mask.sum(0)
+        rms = np.sqrt((err2 * mask).sum(0) / np.maximum(n, 1))
+        rms = np.where(n >= MIN_SPREAD_SAMPLES, rms, overall)
+        out[f"std_{name}"] = torch.as_tensor(np.maximum(rms, MIN_Z_STD), dtype=torch.float64)
+        out[f"n_{name}"] = torch.as_tensor(n, dtype=torch.int64)
+    log.info("phi_ST z residual (validation, %d rows): RMS %.1f mm visible, %.1f mm occluded", len(val),
+             1000 * float(out["std_visible"][1:].mean()), 1000 * float(out["std_occluded"][1:].mean()))
+    return out
+
+
+# --------------------------------------------------------------------------- the method
+
+
+class TwoStageDiffPose(DiffusionMethod):
+    name = "diffpose"
+    summary = ("the paper: frozen pre-trained context encoder phi_ST (a lifter) gives f_ST and H_K's z; "
+               "GMM forward diffusion, N hypotheses")
+    needs_depth_prior = True  # Z_root from the 2D scale; z too with init.depth_source 'prior'
+    hk_at_training = True
+    hk_at_test = True
+    needs_lifter_checkpoint = True
+    lifter_checkpoint_key = "model.context_checkpoint"
+    ignores = ("official", "model.context_dim", "model.context_hidden", "model.context_layers",
+               "model.context_raw_2d", "model.frames")
+
+    def check(self, cfg: ExperimentConfig, source: str) -> None:
+        super().check(cfg, source)
+        if cfg.model.context != "frame":
+            raise ConfigError(f"{source}: model.context: method {self.name} is the frame setting; expected 'frame', "
+                              f"found {cfg.model.context!r}")
+
+    def uses_windows(self, cfg: ExperimentConfig) -> bool:
+        return False
+
+    def build_network(self, cfg: ExperimentConfig) -> nn.Module:
+        """The network with an untrained stand-in encoder (shapes and timing only); training and load_model
+        use `network`, which puts the frozen pre-trained phi_ST in."""
+        return ContextDiffusionNetwork(cfg)
+
+    def network(self, cfg: ExperimentConfig, extras: dict[str, Any]) -> nn.Module:
+        return ContextDiffusionNetwork(cfg, extras["phi_st"])
+
+    def training_extras(self, cfg: ExperimentConfig) -> dict[str, Any]:
+        payload = load_context_payload(cfg.model.context_checkpoint)
+        phi = phi_st_from_payload(payload, str(cfg.model.context_checkpoint))
+        payload["z_residual"] = residual_spread(cfg, phi, payload["config"])
+        return {"context": payload}
+
+    def restore_extras(self, cfg: ExperimentConfig, payload: dict[str, Any], where: str,
+                       device: torch.device) -> dict[str, Any]:
+        ctx = payload.get("context") if payload else None
+        if ctx is None:
+            raise CheckpointError(f"{where}: a 'diffpose' checkpoint must embed its context encoder phi_ST "
+                                  f"(extras['context']); found none (a jointly trained model is 'diffpose_joint')")
+        source = f"{where} (embedded context encoder from {ctx.get('source')})"
+        return {"phi_st": phi_st_from_payload(ctx, source).to(device), "z_residual": ctx.get("z_residual")}
+
+    def hk_depth(self, cfg: ExperimentConfig, extras: dict[str, Any], cond: torch.Tensor,
+                 occluded: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        if cfg.init.depth_source != "context":
+            return None
+        spread = extras.get("z_residual")
+        if spread is None:
+            raise CheckpointError("init.depth_source 'context': the checkpoint holds no phi_ST residual spread")
+        z_mean = predict_z(extras["phi_st"], torch.as_tensor(cond))
+        occ = np.asarray(occluded, bool)
+        z_std = np.where(occ, spread["std_occluded"].numpy()[None], spread["std_visible"].numpy()[None])
+        return z_mean, z_std
+
+    def forward_sample(self, batch: TrainBatch, t: torch.Tensor):
+        g = batch.gmm
+        return gmm_q_sample(batch.x0, t, g.weights, g.means, g.variances, batch.schedule, batch.noise_gen)

@@ -1,0 +1,148 @@
+"""Two-stage DiffPose (methods/two_stage.py): a frozen pre-trained lifter as phi_ST, embedded in the checkpoint,
+giving f_ST and (init.depth_source: context) H_K's z; the old jointly trained model loads as diffpose_joint."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from diffpose_viz import inputs
+from diffpose_viz.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from diffpose_viz.inference import load_model, predict
+from diffpose_viz.methods import METHODS, training_order
+from diffpose_viz.methods.two_stage import ContextDiffusionNetwork, predict_z
+from diffpose_viz.training.trainer import Trainer
+
+from test_training_config import one_thread, tiny_config, tiny_data  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _train(cfg, out: Path) -> Trainer:
+    tr = Trainer(cfg, out, progress=False)
+    tr.setup()
+    tr.train()
+    return tr
+
+
+@pytest.fixture(scope="module")
+def lifter_ckpt(tiny_data, tmp_path_factory) -> Path:  # noqa: F811
+    out = tmp_path_factory.mktemp("lifter")
+    _train(tiny_config(tiny_data, method="lifter", **{"train.max_steps": 5}), out)
+    return out / "best.pt"
+
+
+@pytest.fixture(scope="module")
+def stage2(tiny_data, lifter_ckpt, tmp_path_factory):  # noqa: F811
+    out = tmp_path_factory.mktemp("diffpose")
+    cfg = tiny_config(tiny_data, method="diffpose", **{"model.context_checkpoint": str(lifter_ckpt),
+                                                       "init.depth_source": "context", "train.max_steps": 6})
+    return _train(cfg, out), out
+
+
+def _lifter_weights(path: Path) -> dict[str, torch.Tensor]:
+    return {k.removeprefix("net."): v for k, v in load_checkpoint(path)["ema"]["module"].items()}
+
+
+def test_order_and_keys():
+    assert METHODS["diffpose"].lifter_checkpoint_key == "model.context_checkpoint"
+    assert METHODS["official"].lifter_checkpoint_key == "official.lifter_checkpoint"
+    order = training_order(["diffpose", "diffpose_joint", "lifter"])
+    assert order.index("lifter") < order.index("diffpose")
+
+
+def test_phi_st_frozen_and_not_optimised(stage2, lifter_ckpt):
+    tr, _ = stage2
+    phi = tr.net.phi_st
+    assert not phi.training and all(not p.requires_grad for p in phi.parameters())
+    ids = {id(p) for g in tr.optimizer.param_groups for p in g["params"]}
+    assert not ids & {id(p) for p in phi.parameters()}
+    assert not any(k.startswith("phi_st") for k in tr.net.state_dict())
+    want = _lifter_weights(lifter_ckpt)
+    for module in (tr.net.phi_st, tr.ema.module.phi_st):  # after training, raw and EMA copies
+        for k, v in module.state_dict().items():
+            assert torch.equal(v, want[k]), k
+    tr.net.train()
+    assert not tr.net.phi_st.training  # train() keeps dropout off in phi_ST
+
+
+def test_checkpoint_round_trip(stage2, lifter_ckpt, tmp_path):
+    tr, out = stage2
+    ckpt = load_checkpoint(out / "best.pt")
+    ctx = ckpt["extras"]["context"]
+    assert ctx["method"] == "lifter" and set(ctx["z_residual"]) >= {"std_visible", "std_occluded"}
+    model = load_model(out / "best.pt")
+    assert isinstance(model.network, ContextDiffusionNetwork)
+    cond = tr.val_data.cond[:8]
+    gmm = tr.val_data.gmm.select(torch.arange(8))
+    a = predict(model, cond, gmm, n_hypotheses=2, n_steps=2, generator=torch.Generator().manual_seed(0))
+    ref = type(model)(tr.cfg, tr.method, tr.ema.module.eval(), tr.prior, tr.extras)
+    b = predict(ref, cond, gmm, n_hypotheses=2, n_steps=2, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(a.hypotheses, b.hypotheses)
+
+
+def test_hk_z_mean_is_phi_st_prediction(stage2):
+    tr, _ = stage2
+    data = tr.val_data
+    z = predict_z(tr.extras["phi_st"], data.cond)
+    zm, zs = tr.method.hk_depth(tr.cfg, tr.extras, data.cond, data.det.occluded)
+    np.testing.assert_array_equal(zm, z)
+    spread = tr.extras["z_residual"]
+    np.testing.assert_array_equal(zs[~data.det.occluded], np.broadcast_to(spread["std_visible"].numpy(),
+                                                                         zs.shape)[~data.det.occluded])
+    # H_K with a tiny spread: every kernel's z sits at phi_ST's prediction (x, y still from the 2D modes)
+    tiny = np.full_like(zm, 1e-4)
+    gmm = inputs.build_hk(data.det, inputs.row_intrinsics(data.poses), tr.prior, tr.cfg.init, seed=1,
+                          depth=(zm, tiny))
+    np.testing.assert_allclose(gmm.means[:, 1:, :, 2].numpy(), np.broadcast_to(zm[:, 1:, None],
+                               gmm.means[:, 1:, :, 2].shape), atol=1e-3)
+    prior_gmm = inputs.build_hk(data.det, inputs.row_intrinsics(data.poses), tr.prior, tr.cfg.init, seed=1)
+    assert not torch.allclose(prior_gmm.means[..., 2], gmm.means[..., 2], atol=1e-3)  # both sources selectable
+
+
+def test_wrong_context_checkpoints_refused(tiny_data, lifter_ckpt, stage2, tmp_path):  # noqa: F811
+    _, out = stage2
+    base = load_checkpoint(lifter_ckpt)
+
+    def variant(name, edit):
+        ck = {k: v for k, v in base.items() if k not in ("format", "format_version", "versions")}
+        ck["config"] = {**ck["config"], "model": dict(ck["config"]["model"])}
+        edit(ck)
+        return save_checkpoint(tmp_path / f"{name}.pt", ck)
+
+    def run(path, match):
+        cfg = tiny_config(tiny_data, method="diffpose", **{"model.context_checkpoint": str(path)})
+        with pytest.raises(CheckpointError, match=match) as err:
+            Trainer(cfg, tmp_path / f"run_{path.stem}", progress=False).setup()
+        assert str(path) in str(err.value)
+
+    run(out / "best.pt", "must be a 'lifter' checkpoint")  # a diffpose checkpoint is no lifter
+    run(variant("video", lambda c: c["config"]["model"].update(context="video")), "frame-context lifter")
+    run(variant("norm", lambda c: c.update(normaliser={"2d": "pixels", "version": 0})), "2D normalisation")
+
+    def joints(c):
+        c["ema"] = {**c["ema"], "module": {k: (torch.zeros(16, 16) if k.endswith("adjacency.weight") else v)
+                                           for k, v in c["ema"]["module"].items()}}
+    run(variant("joints", joints), "17-joint")
+    # a DiffPose checkpoint without embedded phi_ST
+    ck = load_checkpoint(out / "best.pt")
+    ck = {k: v for k, v in ck.items() if k not in ("format", "format_version", "versions")}
+    ck["extras"] = {}
+    with pytest.raises(CheckpointError, match="must embed its context encoder"):
+        load_model(save_checkpoint(tmp_path / "no_phi.pt", ck))
+
+
+def test_old_diffpose_checkpoint_loads_as_joint(tiny_data, tmp_path):  # noqa: F811
+    cfg = tiny_config(tiny_data, method="diffpose_joint", **{"train.max_steps": 2})
+    _train(cfg, tmp_path / "joint")
+    ck = load_checkpoint(tmp_path / "joint" / "best.pt")
+    ck["method"] = "diffpose"
+    ck["config"] = {**ck["config"], "method": "diffpose"}
+    ck["config"]["model"] = {k: v for k, v in ck["config"]["model"].items() if k != "context_checkpoint"}
+    ck["versions"] = {**ck["versions"], "diffpose_viz": "0.1.0"}
+    path = tmp_path / "old.pt"
+    torch.save(ck, path)  # as 0.1.0 wrote it (no re-stamping)
+    model = load_model(path)
+    assert model.method.name == "diffpose_joint" and model.method.model_name == "diffpose_joint"
