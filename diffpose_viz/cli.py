@@ -81,15 +81,26 @@ def cmd_evaluate(args) -> int:
     from diffpose_viz.evaluation.evaluate import evaluate
 
     _check_out_file(args.out)
+    _check_positive(batch_size=args.batch_size, max_samples=args.max_samples, hypotheses=args.hypotheses,
+                    steps=args.steps)
+    if not Path(args.checkpoint).is_file():
+        raise CLIError(f"checkpoint {args.checkpoint}: does not exist or is not a file")
 
     out = evaluate(args.checkpoint, args.out, device=_check_device(args.device), n_hypotheses=args.hypotheses,
                    n_steps=args.steps, record_trajectory=args.record_trajectory, batch_size=args.batch_size,
                    data_path=args.data, max_samples=args.max_samples, progress=not args.no_progress,
-                   amp=args.amp)
+                   amp=args.amp, test_subjects=args.subjects)
     if current().is_main:
         print(f"wrote {out.results_path} and {out.metrics_path} ({out.wall_s:.1f} s)")
     shutdown()
     return 0
+
+
+def _check_positive(**options) -> None:
+    """Integer options that must be >= 1 when given (None = the config's default)."""
+    for name, value in options.items():
+        if value is not None and value < 1:
+            raise CLIError(f"--{name.replace('_', '-')}: expected an integer >= 1, found {value}")
 
 
 def _check_out_file(out: str) -> None:
@@ -99,12 +110,13 @@ def _check_out_file(out: str) -> None:
 
 def cmd_sample(args) -> int:
     from diffpose_viz.datasets.keypoints_file import load_keypoints_h36m17
-    from diffpose_viz.evaluation.evaluate import lift_2d
+    from diffpose_viz.evaluation.evaluate import MIN_VISIBLE_JOINTS, lift_2d
     from diffpose_viz.evaluation.results import write_results
     from diffpose_viz.inference import load_model
     from diffpose_viz.inputs import default_camera
 
     _check_out_file(args.out)
+    _check_positive(hypotheses=args.hypotheses, steps=args.steps)
     if not args.std_px > 0:
         raise CLIError(f"--std-px: expected a 2D spread > 0 pixels, found {args.std_px}")
     w, h = args.image_size
@@ -117,8 +129,12 @@ def cmd_sample(args) -> int:
                  n_steps=args.steps, record_trajectory=args.record_trajectory,
                  dataset=f"{Path(args.input).name} ({fmt})")
     write_results(ds, args.out)
-    print(f"lifted {len(kp17)} frames ({fmt} -> H36M-17) with {ds.sizes['hypothesis']} hypotheses; camera f = "
-          f"{cam.focal[0]:.0f} px, centre {cam.center}; wrote {args.out}")
+    n_missing = int(ds["missing"].values.sum()) if "missing" in ds else 0
+    print(f"lifted {len(kp17) - n_missing} of {len(kp17)} frames ({fmt} -> H36M-17) with {ds.sizes['hypothesis']} "
+          f"hypotheses; camera f = {cam.focal[0]:.0f} px, centre {cam.center}; wrote {args.out}")
+    if n_missing:
+        print(f"{n_missing} frame(s) without usable 2D (fewer than {MIN_VISIBLE_JOINTS} visible joints or no visible "
+              "hip) were not lifted: NaN in the results, flagged in 'missing' / 'missing_reason'")
     return 0
 
 
@@ -159,6 +175,16 @@ def cmd_wild(args) -> int:
         raise CLIError(f"--max-frames: expected an integer >= 1, found {args.max_frames}")
     if args.hypotheses < 1:
         raise CLIError(f"--hypotheses: expected an integer >= 1, found {args.hypotheses}")
+    if not Path(args.input).exists():
+        raise CLIError(f"{args.input}: does not exist (expected a video, an image or a folder of images)")
+    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
+        raise CLIError(f"--checkpoint {args.checkpoint}: does not exist or is not a file")
+    from diffpose_viz.wild import mediapipe_detector
+
+    if not mediapipe_detector.mediapipe_available():
+        raise CLIError(f"{args.input}: detecting 2D keypoints needs MediaPipe (with the solutions.pose API), which "
+                       "is not installed or does not import: pip install -e .[detector]; or lift your own 2D keypoints "
+                       "with `diffpose-viz sample`")
     res = wild.run_wild(args.input, args.checkpoint, args.out, n_hypotheses=args.hypotheses,
                         device=_check_device(args.device), max_frames=args.max_frames, stride=args.stride)
     print(f"wrote {res.detections_path}" + (f", {res.results_path}" if res.results_path else "")
@@ -205,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--max-samples", type=int, default=None, help="evenly thin the test rows to this many")
     p.add_argument("--data", default=None, help="use this data file instead of the config's data.path")
+    p.add_argument("--subjects", nargs="+", default=None, help="evaluate these subjects (of --data, or of the "
+                   "config's file) instead of the config's test subjects")
     p.add_argument("--amp", choices=["none", "bf16"], default="none", help="bf16: run the networks under autocast "
                    "in bfloat16 (GPU, or a CPU with bf16 instructions); the DDIM state stays float32")
     p.add_argument("--no-progress", action="store_true")

@@ -1,6 +1,7 @@
 """Cameras: frames, projection against the bandai17 sample, screen normalisation, H36M calibration."""
 from pathlib import Path
 
+import os
 import numpy as np
 import pytest
 
@@ -13,7 +14,7 @@ from diffpose_viz.camera import (
     quaternion_to_matrix,
 )
 
-BANDAI = Path("/work/shared/data/bandai17")
+BANDAI = Path(os.environ.get("DIFFPOSE_VIZ_BANDAI", Path(__file__).resolve().parents[1].parent / "shared/data/bandai17"))
 
 
 def test_world_camera_round_trip_and_camera_centre():

