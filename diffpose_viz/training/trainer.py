@@ -113,7 +113,7 @@ class Trainer:
         if device is not None:
             cfg.device = device
         self.cfg = cfg
-        self.method: Method = check_config(cfg, "config")
+        self.method: Method = check_config(cfg, "config", warn=False)  # load_config warned already
         self.out_dir = Path(out_dir)
         self.resume = resume
         self.force = force
