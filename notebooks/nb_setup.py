@@ -12,11 +12,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import plotly.io as pio
 import xarray as xr
 
 from diffpose_viz.evaluation.results import load_results, results_dir_setting, results_files
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Every figure stores a self-contained HTML representation next to Jupyter's plotly JSON: an executed
+# notebook exported with `jupyter nbconvert --to html` then shows its figures offline (plotly.js inline once).
+pio.renderers.default = "plotly_mimetype+notebook"
 
 SMOKE = os.environ.get("DIFFPOSE_VIZ_SMOKE", "0") == "1"
 MAX_SAMPLES = 64 if SMOKE else None  # how many samples the heavier cells look at
