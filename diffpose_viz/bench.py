@@ -115,12 +115,20 @@ def parse_tile(value: str) -> int | str | None:
     """CLI value of --tile-frames: 'auto', 'none' or a positive int."""
     if value == "none":
         return None
-    return parse_workers(value)
+    return parse_workers(value, "--tile-frames", "'auto', 'none' or an integer >= 1")
 
 
-def parse_workers(value: str) -> int | str:
+def parse_workers(value: str, option: str = "--workers", expected: str = "'auto' or an integer >= 1") -> int | str:
     """CLI value of --workers (and a number of --tile-frames): 'auto' or a positive int."""
-    return value if value == "auto" else int(value)
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{option}: expected {expected}, found {value!r}")
+    return n
 
 
 def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), batch_sizes=(64, 256),

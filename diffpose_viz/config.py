@@ -153,8 +153,11 @@ def validate(cfg: ExperimentConfig, source: str = "config") -> None:
             "saved as 'best')")
     if cfg.train.max_steps is not None and cfg.train.max_steps < 1:
         bad("train.max_steps", f"expected null or an integer >= 1, found {cfg.train.max_steps}")
-    if cfg.train.batch_size < 1 or cfg.train.lr <= 0 or cfg.train.grad_clip <= 0:
-        bad("train", "batch_size >= 1, lr > 0 and grad_clip > 0 are required")
+    if cfg.train.batch_size < 1:
+        bad("train.batch_size", f"expected an integer >= 1, found {cfg.train.batch_size}")
+    for key in ("lr", "grad_clip"):
+        if not getattr(cfg.train, key) > 0:
+            bad(f"train.{key}", f"expected a number > 0, found {getattr(cfg.train, key)}")
     if not 0.0 <= cfg.train.ema_decay < 1.0:
         bad("train.ema_decay", f"expected a value in [0, 1), found {cfg.train.ema_decay}")
     if cfg.official.test_timesteps > cfg.official.test_num_diffusion_timesteps:
