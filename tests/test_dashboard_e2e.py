@@ -43,7 +43,7 @@ def server(results_dir):
     chosen = os.environ.get("DIFFPOSE_VIZ_E2E_RESULTS") or str(results_dir)
     env = {**os.environ, "DIFFPOSE_VIZ_RESULTS": chosen, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.headless", "true",
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "Overview.py"), "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -162,14 +162,59 @@ def test_own_input_upload_in_browser(page, server, results_ds, tmp_path):
     page.screenshot(path=str(ARTIFACTS / "page_Your_own_input_uploaded.png"))
 
 
+def test_lab_hide_joint_in_browser(page, server, tmp_path):
+    """Page 8 on the smoke run: hide a joint, re-sample, the page reports a larger spread for it."""
+    import xarray as xr
+    smoke = REPO / "results" / "smoke" / "diffpose.nc"
+    if not smoke.exists():
+        pytest.skip(f"no smoke results at {smoke}; `make test` creates them with scripts/run_demo.py")
+    ds = xr.load_dataset(smoke)
+    ds.attrs["checkpoint"] = str(REPO / ds.attrs["checkpoint"])
+    (tmp_path / "lab").mkdir()
+    ds.to_netcdf(tmp_path / "lab" / "diffpose.nc")
+    ARTIFACTS.mkdir(exist_ok=True)
+    _open(page, server, "What_if_lab")
+    box = page.locator(".st-key-_results_dir_input input")
+    box.fill(str(tmp_path / "lab"))
+    box.press("Enter")
+    page.wait_for_selector(".st-key-lab_hide", timeout=60_000)
+    page.locator(".st-key-lab_hide input").click()
+    page.keyboard.type("left_wrist")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text="spread of left_wrist")
+    metric.wait_for(timeout=60_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    _no_exception(page)
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    delta = metric.locator('[data-testid="stMetricDelta"]').inner_text()
+    assert delta.strip().startswith("+"), delta
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "page_What_if_lab.png"), full_page=True)
+
+
+def test_uncertainty_screenshot(page, server):
+    if not (REPO / "dashboard" / "pages" / "7_Uncertainty.py").exists():
+        pytest.skip("no page 7_Uncertainty.py")
+    ARTIFACTS.mkdir(exist_ok=True)
+    _open(page, server, "Uncertainty")
+    _no_exception(page)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "page_Uncertainty.png"))
+
+
 def test_screenshots_are_kept_for_docs():
     """With DIFFPOSE_VIZ_UPDATE_SCREENSHOTS=1, copy the best views to docs/screenshots (small PNGs)."""
     wanted = {"trajectory_last_step.png": "trajectory.png", "figure_GMM_components.png": "gmm.png",
               "page_Model_comparison.png": "model_comparison.png"}
+    optional = {"page_What_if_lab.png": "lab.png", "page_Uncertainty.png": "uncertainty.png"}
     if not all((ARTIFACTS / k).exists() for k in wanted):
         pytest.skip("browser screenshots not produced in this run")
     if os.environ.get("DIFFPOSE_VIZ_UPDATE_SCREENSHOTS") == "1":
         for src, dst in wanted.items():
             shutil.copy(ARTIFACTS / src, REPO / "docs" / "screenshots" / dst)
+        for src, dst in optional.items():
+            if (ARTIFACTS / src).exists():
+                shutil.copy(ARTIFACTS / src, REPO / "docs" / "screenshots" / dst)
     for src in wanted:
         assert (ARTIFACTS / src).stat().st_size > 20_000  # a blank page compresses to a few kB
