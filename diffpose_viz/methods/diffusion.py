@@ -122,12 +122,9 @@ class DiffPoseJoint(DiffusionMethod):
     needs_depth_prior = True
     hk_at_training = True
     hk_at_test = True
-
-    def check(self, cfg: ExperimentConfig, source: str) -> None:
-        super().check(cfg, source)
-        if cfg.init.depth_source != "prior":
-            raise ConfigError(f"{source}: init.depth_source: method {self.name} has no pre-trained context encoder; "
-                              f"expected 'prior', found {cfg.init.depth_source!r} (use method 'diffpose')")
+    # No pre-trained context encoder: z always comes from the depth prior (a shared config may still say
+    # init.depth_source 'context' for the two-stage 'diffpose'; the config check warns).
+    ignores = ("official", "model.context_checkpoint", "init.depth_source")
 
     def forward_sample(self, batch: TrainBatch, t: torch.Tensor):
         g = batch.gmm

@@ -194,7 +194,7 @@ class TwoStageDiffPose(DiffusionMethod):
     needs_lifter_checkpoint = True
     lifter_checkpoint_key = "model.context_checkpoint"
     ignores = ("official", "model.context_dim", "model.context_hidden", "model.context_layers",
-               "model.context_raw_2d", "model.frames")
+               "model.context_raw_2d")
 
     def check(self, cfg: ExperimentConfig, source: str) -> None:
         super().check(cfg, source)
