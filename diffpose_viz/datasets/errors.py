@@ -35,3 +35,20 @@ class DataError(ValueError):
         if expected is not None or found is not None:
             message += f" (expected {expected}, found {found})"
         super().__init__(message)
+
+
+class UnsafeDataError(DataError):
+    """A data file's pickled object references code (`refused` = the `module.name` it asked for); nothing ran."""
+
+    def __init__(self, problem: str, *, refused: str, **where) -> None:
+        self.refused = refused
+        super().__init__(problem, **where)
+
+
+def data_error_from(err) -> DataError:
+    """The DataError (or UnsafeDataError) for a `diffpose_viz.safe_io.SafeLoadError`, same file/key/message parts."""
+    where = dict(path=err.path, key=err.key, expected=err.expected, found=err.found)
+    refused = getattr(err, "refused", None)
+    if refused is not None:
+        return UnsafeDataError(err.problem, refused=refused, **where)
+    return DataError(err.problem, **where)

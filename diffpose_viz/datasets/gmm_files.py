@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .vp3d import PerCameraSequences, atomic_savez, open_npz, read_object, wrap_object
+from .vp3d import (PerCameraSequences, as_numeric_array, atomic_savez, camera_list, check_nested, check_pixels,
+                   open_npz, read_object, wrap_object)
 
 WEIGHT_SUM_TOLERANCE = 1e-3
 
@@ -32,9 +33,7 @@ class GMM2D(PerCameraSequences):
 
 def validate_gmm_array(arr, *, path=None, key: str = "positions_2d") -> np.ndarray:
     """Check one (T, 17, K, 5) array; returns it as float32."""
-    arr = np.asarray(arr)
-    if arr.dtype.kind not in "fiu":
-        raise DataError("non-numeric array", path=path, key=key, expected="float array", found=str(arr.dtype))
+    arr = as_numeric_array(arr, path, key, "(T, 17, K, 5)")
     if arr.ndim != 4 or arr.shape[1] != 17:
         raise DataError("wrong rank or joint count", path=path, key=key, expected="(T, 17, K, 5)",
                         found=f"shape {arr.shape}")
@@ -57,19 +56,20 @@ def validate_gmm_array(arr, *, path=None, key: str = "positions_2d") -> np.ndarr
     if (arr[..., 3:5] < 0).any():
         raise DataError("negative spreads", path=path, key=key, expected="spread_u, spread_v >= 0",
                         found=f"min {arr[..., 3:5].min():.4g}")
+    check_pixels(arr[..., 1:3], path, key, what="mode means")
     return arr
 
 
 def read_gmm_2d(path: str | os.PathLike, *, key: str = "positions_2d") -> GMM2D:
-    npz = open_npz(path)
+    npz = open_npz(path, key=key)
     with npz:
-        raw = read_object(npz, key, path)
+        raw = check_nested(read_object(npz, key, path), path, key)
         metadata = read_object(npz, "metadata", path, required=False) or {}
-    if not isinstance(raw, Mapping):
-        raise DataError("wrong structure", path=path, key=key, expected="dict[subject] -> dict[action] -> list",
-                        found=type(raw).__name__)
+    if not isinstance(metadata, Mapping):
+        raise DataError("wrong structure", path=path, key="metadata", expected="a dict", found=type(metadata).__name__)
     positions = {
-        s: {a: [validate_gmm_array(c, path=path, key=f"{key}/{s}/{a}[{i}]") for i, c in enumerate(cams)]
+        s: {a: [validate_gmm_array(c, path=path, key=f"{key}/{s}/{a}[{i}]")
+                for i, c in enumerate(camera_list(cams, path, f"{key}/{s}/{a}", "(T, 17, K, 5)"))]
             for a, cams in acts.items()}
         for s, acts in raw.items()
     }

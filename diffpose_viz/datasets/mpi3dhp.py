@@ -15,7 +15,7 @@ import numpy as np
 
 from ..skeleton import H36M17
 from .errors import DataError
-from .vp3d import atomic_savez, open_npz, read_object, typical_bone_length, wrap_object
+from .vp3d import as_numeric_array, atomic_savez, check_pixels, open_npz, read_object, typical_bone_length, wrap_object
 
 MPI3DHP17_NAMES: tuple[str, ...] = (
     "head_top", "neck", "right_shoulder", "right_elbow", "right_wrist",
@@ -42,6 +42,10 @@ IMAGE_SIZES: dict[str, tuple[int, int]] = {
     "TS5": (1920, 1080), "TS6": (1920, 1080),
 }
 _UNIT_SCALE = {"mm": 1e-3, "m": 1.0}
+#: Left/right limb bones in H36M-17 indices (thigh, shin, upper arm, forearm).
+_LIMB_PAIRS = (((4, 5), (1, 2)), ((5, 6), (2, 3)), ((11, 12), (14, 15)), ((12, 13), (15, 16)))
+#: Largest relative left/right difference of a limb's median length in a correctly ordered file.
+MAX_LIMB_ASYMMETRY = 0.3
 
 
 @dataclass
@@ -60,6 +64,38 @@ def _find_unit(poses: np.ndarray) -> str:
     return "mm" if typical_bone_length(poses) > 10.0 else "m"
 
 
+def check_joint_order(poses_h36m: np.ndarray, path, key: str) -> None:
+    """Refuse poses (already reordered to H36M-17) whose left/right limbs or pelvis do not fit a body.
+
+    A file in another joint order (e.g. already H36M-17) turns into limbs joining unrelated joints:
+    left and right "thighs" of very different length, a "pelvis" far from the hips.
+    """
+    p = np.asarray(poses_h36m, np.float64)
+    if len(p) > 200:
+        p = p[np.linspace(0, len(p) - 1, 200).astype(int)]
+
+    def length(a: int, b: int) -> float:
+        return float(np.median(np.linalg.norm(p[:, a] - p[:, b], axis=-1)))
+
+    for (la, lb), (ra, rb) in _LIMB_PAIRS:
+        left, right = length(la, lb), length(ra, rb)
+        asym = abs(left - right) / max(left, right, 1e-9)
+        if asym > MAX_LIMB_ASYMMETRY:
+            names = H36M17.joint_names
+            raise DataError(
+                f"left/right {names[la].split('_', 1)[1]}-{names[lb].split('_', 1)[1]} lengths differ by "
+                f"{100 * asym:.0f}%: the joints are not "
+                "in the 3DHP-17 order (head_top, neck, right_shoulder, ..., pelvis=14, spine, head)", path=path,
+                key=key, expected=f"3DHP-17 joint order (left/right limbs within {100 * MAX_LIMB_ASYMMETRY:.0f}%)",
+                found=f"{names[la]}-{names[lb]} {left:.3g} vs {names[ra]}-{names[rb]} {right:.3g}")
+    hip_width = length(1, 4)
+    offset = float(np.median(np.linalg.norm(p[:, 0] - (p[:, 1] + p[:, 4]) / 2, axis=-1)))
+    if offset > hip_width:
+        raise DataError("the pelvis (3DHP index 14) is not between the hips: the joints are not in the 3DHP-17 "
+                        "order", path=path, key=key, expected="pelvis within one hip width of the hips' midpoint",
+                        found=f"{offset:.3g} from the midpoint, hip width {hip_width:.3g}")
+
+
 def load_3dhp_test(path: str | os.PathLike, *, units: str = "mm") -> dict[str, Sequence3DHP]:
     """Read `data_test_3dhp.npz`; `units` is what the file holds ('mm' or 'm'). Output is metres.
 
@@ -67,29 +103,48 @@ def load_3dhp_test(path: str | os.PathLike, *, units: str = "mm") -> dict[str, S
     """
     if units not in _UNIT_SCALE:
         raise ValueError(f"units must be 'mm' or 'm', got {units!r}")
-    npz = open_npz(path)
+    npz = open_npz(path, key="data")
     with npz:
         data = read_object(npz, "data", path)
     if not isinstance(data, Mapping):
         raise DataError("wrong structure", path=path, key="data", expected="dict['TS1'..'TS6']",
                         found=type(data).__name__)
+    if not data:
+        raise DataError("no test sequences", path=path, key="data", expected="at least one of 'TS1'..'TS6'",
+                        found="an empty dict")
     out = {}
     for ts, entry in data.items():
         key = f"data/{ts}"
+        if not isinstance(entry, Mapping):
+            raise DataError("wrong structure", path=path, key=key, expected="a dict with data_3d, data_2d, valid",
+                            found=type(entry).__name__)
         for sub in ("data_3d", "data_2d", "valid"):
             if sub not in entry:
                 raise DataError("missing key", path=path, key=f"{key}/{sub}", expected="data_3d, data_2d, valid",
-                                found=sorted(entry))
-        p3 = np.asarray(entry["data_3d"], dtype=np.float64)
-        p2 = np.asarray(entry["data_2d"], dtype=np.float64)
-        valid = np.asarray(entry["valid"]).reshape(-1).astype(bool)
+                                found=f"keys {sorted(map(str, entry))}")
+        p3 = as_numeric_array(entry["data_3d"], path, f"{key}/data_3d", "(n, 17, 3)").astype(np.float64)
+        p2 = as_numeric_array(entry["data_2d"], path, f"{key}/data_2d", "(n, 17, 2)").astype(np.float64)
+        valid = np.asarray(entry["valid"])
+        if valid.dtype.kind not in "biuf" or valid.ndim > 2:
+            raise DataError("bad valid flags", path=path, key=f"{key}/valid", expected="(n,) 0/1 or bool",
+                            found=f"dtype {valid.dtype} shape {valid.shape}")
+        valid = valid.reshape(-1).astype(bool)
         if p3.ndim != 3 or p3.shape[1:] != (17, 3):
-            raise DataError("wrong shape", path=path, key=f"{key}/data_3d", expected="(n, 17, 3)", found=p3.shape)
+            raise DataError("wrong shape", path=path, key=f"{key}/data_3d", expected="(n, 17, 3)",
+                            found=f"shape {p3.shape}")
         if p2.ndim != 3 or p2.shape[1:] != (17, 2):
-            raise DataError("wrong shape", path=path, key=f"{key}/data_2d", expected="(n, 17, 2)", found=p2.shape)
+            raise DataError("wrong shape", path=path, key=f"{key}/data_2d", expected="(n, 17, 2)",
+                            found=f"shape {p2.shape}")
         if not len(p3) == len(p2) == len(valid):
-            raise DataError("frame counts differ", path=path, key=key, expected="equal n for 3d/2d/valid",
-                            found=(len(p3), len(p2), len(valid)))
+            raise DataError("frame counts differ", path=path, key=key, expected="equal n for data_3d/data_2d/valid",
+                            found=f"{len(p3)}/{len(p2)}/{len(valid)}")
+        for sub, arr in (("data_3d", p3), ("data_2d", p2)):
+            bad = ~np.isfinite(arr[valid]).all(tuple(range(1, arr.ndim)))
+            if bad.any():
+                frame = int(np.flatnonzero(valid)[np.argmax(bad)])
+                raise DataError(f"NaN/inf in {int(bad.sum())} valid frame(s), first at frame {frame}", path=path,
+                                key=f"{key}/{sub}", expected="finite values where valid = 1", found="NaN/inf")
+        check_pixels(p2[valid], path, f"{key}/data_2d")
         p3 = p3[:, MPI3DHP17_TO_H36M17]
         p2 = p2[:, MPI3DHP17_TO_H36M17]
         check = p3[valid] if valid.any() else p3
@@ -98,8 +153,9 @@ def load_3dhp_test(path: str | os.PathLike, *, units: str = "mm") -> dict[str, S
             found = _find_unit(check)
             if found != units:
                 raise DataError(f"units look like {found!r} but units={units!r} was given", path=path,
-                                key=f"{key}/data_3d", expected=units,
-                                found=f"median bone {typical_bone_length(check):.3g}")
+                                key=f"{key}/data_3d", expected=f"{units!r} (pass units={found!r} if the file is right)",
+                                found=f"median bone {typical_bone_length(check):.3g} ({found!r})")
+            check_joint_order(check, path, f"{key}/data_3d")
         p3 = p3 * _UNIT_SCALE[units]
         root = p3[:, 0].copy()
         out[ts] = Sequence3DHP(

@@ -97,8 +97,20 @@ class PoseSet:
                 raise DataError("not a PoseSet cache", path=path, key=missing[0],
                                 expected=f"keys {list(_ARRAY_FIELDS)} + cameras_json", found=f"keys {npz.files}")
             kw = {name: npz[name] for name in _ARRAY_FIELDS}
-            cams = json.loads(str(npz["cameras_json"]))
-            meta = json.loads(str(npz["metadata_json"])) if "metadata_json" in npz.files else {}
+            for name, arr in kw.items():
+                if not isinstance(arr, np.ndarray) or arr.dtype.hasobject:
+                    raise DataError("pickled entry in a PoseSet cache", path=path, key=name,
+                                    expected="a plain (pickle-free) array",
+                                    found="an object array" if isinstance(arr, np.ndarray) else type(arr).__name__)
+            texts = {k: str(npz[k]) for k in ("cameras_json", "metadata_json") if k in npz.files}
+        parsed = {}
+        for k, text in texts.items():
+            try:
+                parsed[k] = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise DataError("not JSON", path=path, key=k, expected="a JSON string",
+                                found=f"{text[:40]!r} ({err})") from None
+        cams, meta = parsed["cameras_json"], parsed.get("metadata_json", {})
         for name, shape in (("pose3d", (17, 3)), ("pose2d", (17, 2)), ("root", (3,)), ("res", (2,))):
             if kw[name].shape[1:] != shape:
                 raise DataError("wrong shape", path=path, key=name, expected=f"(N, {', '.join(map(str, shape))})",
@@ -255,13 +267,20 @@ def _gather_2d(src: Mapping, subject: str, actions: list[str], frame_idx: list[n
     chunks = []
     for a, f in zip(actions, frame_idx):
         key = f"positions_2d/{subject}/{a}"
-        if subject not in src or a not in src[subject]:
-            raise DataError(f"no 2D for subject {subject!r} action {a!r}", path=path2d, key=key,
-                            expected="an entry for every 3D sequence", found="none")
+        if subject not in src:
+            raise DataError(f"no 2D for subject {subject!r} of the 3D file {mocap.path}", path=path2d,
+                            key=f"positions_2d/{subject}", expected="the 3D file's subjects",
+                            found=f"subjects {sorted(map(str, src))}")
+        if a not in src[subject]:
+            have = sorted(map(str, src[subject]))
+            raise DataError(f"no 2D for subject {subject!r} action {a!r} of the 3D file {mocap.path}", path=path2d,
+                            key=key, expected="an entry for every 3D sequence",
+                            found=f"actions {have[:20]}" + (" ..." if len(have) > 20 else ""))
         cams = src[subject][a]
         if cam_index >= len(cams):
             raise DataError("too few cameras in 2D", path=path2d, key=key,
-                            expected=f"> {cam_index} camera arrays", found=len(cams))
+                            expected=f"> {cam_index} camera arrays (one per 3D camera)",
+                            found=f"{len(cams)} camera array(s)")
         seq = match_2d_to_3d(np.asarray(cams[cam_index]), len(mocap.sequence(subject, a)), path=path2d,
                              key=f"{key}[{cam_index}]")
         chunks.append(seq[f])

@@ -12,8 +12,6 @@ Everything read is validated here, so later layers can trust shapes and units.
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,31 +20,43 @@ import numpy as np
 
 from ..atomic import atomic_target
 from ..camera import H36M_SUBJECTS, Camera, h36m_cameras
+from ..safe_io import SafeLoadError, SafeNpzFile
 from ..skeleton import H36M17, H36M32_TO_17
-from .errors import DataError
+from .errors import DataError, data_error_from
 
 #: Typical bone length above which 3D values are taken to be millimetres.
 MM_BONE_THRESHOLD = 10.0
+#: 2D values all within +-this (and not all zero) are screen-normalised or metric, not pixels.
+NORMALISED_2D_LIMIT = 2.0
 
 
 # --------------------------------------------------------------------------- npz helpers
-def open_npz(path: str | os.PathLike) -> np.lib.npyio.NpzFile:
-    """Open an npz with pickles allowed, turning every failure into a DataError."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
+class DataNpz(SafeNpzFile):
+    """`SafeNpzFile` whose errors are DataErrors (UnsafeDataError for a refused pickle global)."""
+
+    def __getitem__(self, key: str):
+        try:
+            return super().__getitem__(key)
+        except SafeLoadError as err:
+            raise data_error_from(err) from None
+
+
+def open_npz(path: str | os.PathLike, *, key: str | None = None) -> DataNpz:
+    """Open an npz without running code from it (docs/SECURITY.md); every failure is a DataError.
+
+    Object members are rebuilt by `diffpose_viz.safe_io`'s restricted unpickler: numpy arrays and
+    plain containers only. `key` (the member the caller is after) is named in errors about the
+    archive as a whole, so an empty or truncated file still says what was being read.
+    """
     try:
-        npz = np.load(path, allow_pickle=True)
-    except (zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError, EOFError) as err:
-        raise DataError(f"cannot read as npz: {err}", path=path, expected="a numpy .npz archive",
-                        found="an unreadable or corrupt file") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise DataError("not an npz archive", path=path, expected="a .npz archive",
-                        found=type(npz).__name__)
-    return npz
+        return DataNpz(path)
+    except SafeLoadError as err:
+        if err.key is None:
+            err.key = key
+        raise data_error_from(err) from None
 
 
-def read_object(npz: np.lib.npyio.NpzFile, key: str, path: str | os.PathLike, *, required: bool = True):
+def read_object(npz: SafeNpzFile, key: str, path: str | os.PathLike, *, required: bool = True):
     """The pickled object stored under `key` (a 0-d object array), or None if absent and optional."""
     if key not in npz.files:
         if not required:
@@ -54,12 +64,13 @@ def read_object(npz: np.lib.npyio.NpzFile, key: str, path: str | os.PathLike, *,
         raise DataError("missing key", path=path, key=key, expected=f"key {key!r}", found=f"keys {npz.files}")
     try:
         arr = npz[key]
-    except (zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError, EOFError) as err:
-        raise DataError(f"corrupt entry: {err}", path=path, key=key) from None
-    if arr.dtype != object or arr.ndim != 0:
+    except SafeLoadError as err:
+        raise data_error_from(err) from None
+    if not isinstance(arr, np.ndarray) or arr.dtype != object or arr.ndim != 0:
+        found = (f"array dtype {arr.dtype} shape {arr.shape}" if isinstance(arr, np.ndarray)
+                 else type(arr).__name__)
         raise DataError("not a pickled dict", path=path, key=key,
-                        expected="0-d object array holding a pickled dict",
-                        found=f"array dtype {arr.dtype} shape {arr.shape}")
+                        expected="0-d object array holding a pickled dict", found=found)
     return arr.item()
 
 
@@ -81,15 +92,53 @@ def wrap_object(obj) -> np.ndarray:
     return arr
 
 
-def _check_nested(obj, path, key: str) -> dict:
+def check_nested(obj, path, key: str) -> dict:
+    """`obj` as dict[subject] -> dict[action] -> ..., with at least one subject, else a DataError."""
     if not isinstance(obj, Mapping):
         raise DataError("wrong structure", path=path, key=key, expected="dict[subject] -> dict[action]",
                         found=type(obj).__name__)
+    if not obj:
+        raise DataError("no subjects", path=path, key=key, expected="at least one subject",
+                        found="an empty dict")
     for s, acts in obj.items():
         if not isinstance(acts, Mapping):
-            raise DataError(f"wrong structure under subject {s!r}", path=path, key=key,
+            raise DataError(f"wrong structure under subject {s!r}", path=path, key=f"{key}/{s}",
                             expected="dict[action] -> array", found=type(acts).__name__)
     return dict(obj)
+
+
+def as_numeric_array(seq, path, key: str, expected: str) -> np.ndarray:
+    """`seq` as a numeric ndarray, or a DataError saying what it is instead (never a numpy traceback)."""
+    if isinstance(seq, np.ndarray):
+        arr = seq
+    else:
+        try:
+            arr = np.asarray(seq)
+        except (ValueError, TypeError) as err:
+            raise DataError("not a regular array", path=path, key=key, expected=expected,
+                            found=f"a {type(seq).__name__} numpy cannot stack ({err})") from None
+    if arr.dtype.kind not in "fiu":
+        raise DataError("non-numeric array", path=path, key=key, expected=f"a float array {expected}",
+                        found=f"dtype {arr.dtype}" + (f" ({type(seq).__name__})" if arr.dtype == object else ""))
+    return arr
+
+
+def unit_guess(bone: float) -> str:
+    """The unit a median bone length of `bone` (>= MM_BONE_THRESHOLD) most likely means."""
+    return "millimetres" if bone >= 100.0 else "centimetres"
+
+
+def check_pixels(arr: np.ndarray, path, key: str, what: str = "2D keypoints") -> None:
+    """Refuse 2D values that all lie within +-NORMALISED_2D_LIMIT: screen-normalised or metric, not pixels.
+
+    Looks at up to ~500 evenly spaced frames, so a long sequence costs no copy of itself.
+    """
+    sample = arr[:: max(1, len(arr) // 500)]
+    finite = np.abs(sample[np.isfinite(sample)])
+    if finite.size and 0.0 < finite.max() <= NORMALISED_2D_LIMIT:
+        raise DataError(f"{what} look screen-normalised or metric, expected pixels", path=path, key=key,
+                        expected="pixel coordinates (values of tens to thousands)",
+                        found=f"all |values| <= {finite.max():.3g}")
 
 
 def typical_bone_length(poses17: np.ndarray) -> float:
@@ -162,9 +211,7 @@ class Mocap3D:
 
 def _validate_3d(seq, path, subject: str, action: str) -> np.ndarray:
     key = f"positions_3d/{subject}/{action}"
-    arr = np.asarray(seq)
-    if arr.dtype.kind not in "fiu":
-        raise DataError("non-numeric array", path=path, key=key, expected="float array", found=str(arr.dtype))
+    arr = as_numeric_array(seq, path, key, "(T, 32, 3) or (T, 17, 3)")
     if arr.ndim != 3 or arr.shape[1] not in (17, 32):
         raise DataError("wrong joint count or rank", path=path, key=key,
                         expected="(T, 32, 3) or (T, 17, 3)", found=f"shape {arr.shape}")
@@ -188,15 +235,36 @@ def _cameras_from_file(obj, path) -> dict[str, list[Camera]]:
                         expected="dict[subject] -> list of camera dicts", found=type(obj).__name__)
     out = {}
     for s, cams in obj.items():
-        try:
-            # VideoPose3D's own camera dicts keep translations in millimetres; no capture
-            # volume has a camera 100 m from the origin, so larger values mean mm.
-            units = ["mm" if np.abs(np.asarray(c.get("translation", 0.0), float)).max() > 100 else "m"
-                     for c in cams]
-            out[s] = [Camera.from_dict(dict(c), translation_units=u) for c, u in zip(cams, units)]
-        except (KeyError, TypeError, ValueError) as err:
-            raise DataError(f"bad camera dict for subject {s!r}: {err}", path=path, key="cameras") from None
+        if not isinstance(cams, (list, tuple)) or not all(isinstance(c, Mapping) for c in cams):
+            raise DataError(f"bad camera list for subject {s!r}", path=path, key=f"cameras/{s}",
+                            expected="a list of camera dicts",
+                            found=type(cams).__name__ if not isinstance(cams, (list, tuple))
+                            else f"a list of {sorted({type(c).__name__ for c in cams})}")
+        out[s] = []
+        for i, c in enumerate(cams):
+            try:
+                # VideoPose3D's own camera dicts keep translations in millimetres; no capture
+                # volume has a camera 100 m from the origin, so larger values mean mm.
+                unit = "mm" if np.abs(np.asarray(c.get("translation", 0.0), float)).max() > 100 else "m"
+                out[s].append(Camera.from_dict(dict(c), translation_units=unit))
+            except (KeyError, TypeError, ValueError) as err:
+                raise DataError(f"bad camera dict for subject {s!r}: {err}", path=path, key=f"cameras/{s}[{i}]",
+                                expected="res_w, res_h, focal, center (+ optional id, distortion, orientation, "
+                                "translation)", found=f"keys {sorted(map(str, c))}") from None
     return out
+
+
+def _median_bones(positions: Mapping[str, Mapping[str, np.ndarray]], frames: int = 8) -> dict[tuple[str, str], float]:
+    """(subject, action) -> median H36M-17 bone length over `frames` evenly spaced frames, in one batch."""
+    keys = [(s, a) for s, acts in positions.items() for a in acts]
+    if not keys:
+        return {}
+    seqs = [positions[s][a] for s, a in keys]
+    lengths = np.array([len(q) for q in seqs])
+    picks = (np.linspace(0.0, 1.0, frames)[None] * (lengths[:, None] - 1)).round().astype(int)  # short: repeats
+    sample = np.stack([q[i] for q, i in zip(seqs, picks)]).astype(np.float64)  # (sequences, frames, 17, 3)
+    medians = np.median(H36M17.bone_lengths(sample).reshape(len(keys), -1), axis=1)
+    return dict(zip(keys, medians.tolist()))
 
 
 def load_3d(path: str | os.PathLike, *, subjects: Iterable[str] | None = None) -> Mocap3D:
@@ -206,9 +274,9 @@ def load_3d(path: str | os.PathLike, *, subjects: Iterable[str] | None = None) -
     Human3.6M calibration for H36M subject names. Raises DataError on any
     structural, numeric or unit problem, naming the file and key.
     """
-    npz = open_npz(path)
+    npz = open_npz(path, key="positions_3d")
     with npz:
-        raw = _check_nested(read_object(npz, "positions_3d", path), path, "positions_3d")
+        raw = check_nested(read_object(npz, "positions_3d", path), path, "positions_3d")
         cam_obj = read_object(npz, "cameras", path, required=False)
         metadata = read_object(npz, "metadata", path, required=False) or {}
     if subjects is not None:
@@ -221,20 +289,36 @@ def load_3d(path: str | os.PathLike, *, subjects: Iterable[str] | None = None) -
     positions = {s: {a: _validate_3d(seq, path, s, a) for a, seq in acts.items()} for s, acts in raw.items()}
 
     for s, acts in positions.items():
-        sample = np.concatenate([v[:: max(1, len(v) // 20)] for v in list(acts.values())[:50]]) if acts else None
-        if sample is not None and len(sample):
-            bone = typical_bone_length(sample)
-            if bone > MM_BONE_THRESHOLD:
-                raise DataError(f"typical bone length {bone:.1f}: looks like millimetres, expected metres",
-                                path=path, key=f"positions_3d/{s}", expected="bones of ~0.1-0.5 (metres)",
-                                found=f"median bone {bone:.1f}")
+        if not acts:
+            raise DataError(f"subject {s!r} has no actions", path=path, key=f"positions_3d/{s}",
+                            expected="at least one action", found="an empty dict")
+        for a, seq in acts.items():
+            if len(seq) == 0:
+                raise DataError("empty sequence", path=path, key=f"positions_3d/{s}/{a}", expected=">= 1 frame",
+                                found="0 frames")
+    for (s, a), bone in _median_bones(positions).items():  # every take, so one in the wrong unit is caught too
+        if bone > MM_BONE_THRESHOLD:
+            unit = unit_guess(bone)
+            raise DataError(f"typical bone length {bone:.1f}: looks like {unit}, expected metres",
+                            path=path, key=f"positions_3d/{s}/{a}", expected="bones of ~0.1-0.5 (metres)",
+                            found=f"median bone {bone:.1f} ({unit})")
 
     cameras: dict[str, list[Camera]] = {s: h36m_cameras(s) for s in positions if s in H36M_SUBJECTS}
     if cam_obj is not None:
         cameras.update({s: c for s, c in _cameras_from_file(cam_obj, path).items() if s in positions})
-    fps = metadata.get("fps") if isinstance(metadata, Mapping) else None
-    return Mocap3D(positions=positions, cameras=cameras, fps=None if fps is None else float(fps),
-                   metadata=dict(metadata) if isinstance(metadata, Mapping) else {}, path=str(path))
+    if not isinstance(metadata, Mapping):
+        raise DataError("wrong structure", path=path, key="metadata", expected="a dict (fps, ...)",
+                        found=type(metadata).__name__)
+    fps = metadata.get("fps")
+    if fps is not None:
+        try:
+            fps = float(fps)
+        except (TypeError, ValueError):
+            fps = float("nan")
+        if not (np.isfinite(fps) and fps > 0):
+            raise DataError("bad frame rate", path=path, key="metadata/fps", expected="a positive number",
+                            found=repr(metadata.get("fps")))
+    return Mocap3D(positions=positions, cameras=cameras, fps=fps, metadata=dict(metadata), path=str(path))
 
 
 def save_3d(
@@ -291,9 +375,7 @@ class Keypoints2D(PerCameraSequences):
 
 
 def _validate_2d(seq, path, key: str) -> np.ndarray:
-    arr = np.asarray(seq)
-    if arr.dtype.kind not in "fiu":
-        raise DataError("non-numeric array", path=path, key=key, expected="float array", found=str(arr.dtype))
+    arr = as_numeric_array(seq, path, key, "(T, 17, 2)")
     if arr.ndim != 3 or arr.shape[1] != 17:
         raise DataError("wrong joint count or rank", path=path, key=key, expected="(T, 17, 2)",
                         found=f"shape {arr.shape}")
@@ -304,24 +386,37 @@ def _validate_2d(seq, path, key: str) -> np.ndarray:
     if np.isinf(arr).any():
         raise DataError("infinite values", path=path, key=key, expected="finite values or NaN for missing",
                         found="inf")
+    check_pixels(arr, path, key)
     return arr
 
 
 def load_2d(path: str | os.PathLike, *, key: str = "positions_2d") -> Keypoints2D:
     """Read a VideoPose3D `data_2d_*.npz`. NaN keypoints (missing joints) are kept as NaN."""
-    npz = open_npz(path)
+    npz = open_npz(path, key=key)
     with npz:
-        raw = _check_nested(read_object(npz, key, path), path, key)
+        raw = check_nested(read_object(npz, key, path), path, key)
         metadata = read_object(npz, "metadata", path, required=False) or {}
     positions: dict[str, dict[str, list[np.ndarray]]] = {}
     for s, acts in raw.items():
         positions[s] = {}
         for a, cams in acts.items():
-            if isinstance(cams, np.ndarray) and cams.dtype != object:
-                cams = [cams]  # some custom files store one array, not a list
-            positions[s][a] = [_validate_2d(c, path, f"{key}/{s}/{a}[{i}]") for i, c in enumerate(cams)]
+            positions[s][a] = [_validate_2d(c, path, f"{key}/{s}/{a}[{i}]")
+                               for i, c in enumerate(camera_list(cams, path, f"{key}/{s}/{a}", "(T, 17, 2)"))]
     return Keypoints2D(positions=positions, metadata=dict(metadata) if isinstance(metadata, Mapping) else {},
                        path=str(path))
+
+
+def camera_list(cams, path, key: str, shape: str) -> list:
+    """The per-camera arrays of one sequence: a list/tuple, an object array, or one plain array (one camera)."""
+    if isinstance(cams, np.ndarray):
+        return [cams] if cams.dtype != object else list(cams.reshape(-1))  # one camera / ragged cameras
+    if isinstance(cams, (list, tuple)):
+        if not cams:
+            raise DataError("no cameras", path=path, key=key, expected=f"a list of per-camera {shape} arrays",
+                            found="an empty list")
+        return list(cams)
+    raise DataError("wrong structure", path=path, key=key, expected=f"a list of per-camera {shape} arrays",
+                    found=type(cams).__name__)
 
 
 def save_2d(

@@ -41,10 +41,42 @@ ALWAYS_REQUIRED = ("input_2d", "confidence", "occluded", "hypotheses", "pred", "
 REQUIRED_WITH_GT = ("gt", "err", "err_hyp")
 REQUIRED_ATTRS = ("model", "config", "versions", "created", "dataset", "split", "oracle_note")
 REQUIRED_COORDS = ("subject", "action", "action_group", "camera", "frame")
+#: Optional per-sample flag: a sample whose outputs could not be computed. NaN is allowed in its rows only.
+MISSING_VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "missing": (("sample",), "1", "no estimate for this sample: its values may be NaN (bool)"),
+    "missing_reason": (("sample",), "1", "why the sample is missing ('' when it is not)"),
+}
+#: Error variable (mm) -> the pose variable it measures against gt.
+ERROR_DEFINITIONS = {"err": "pred", "err_hyp": "hypotheses", "err_step": "x0_estimate"}
+#: Largest |stored error - recomputed error| in mm (plus float32 rounding, relative 1e-6).
+ERROR_TOLERANCE_MM = 1e-3
+#: Root-relative ground truth in metres: any bone above this, or a median bone above MAX_MEDIAN_BONE_M, means mm.
+MAX_BONE_M = 1.5
+MAX_MEDIAN_BONE_M = 0.8
+#: A model's estimate may be far from a body (an undertrained model gives bones of metres), so `pred` is only
+#: taken for millimetres when its median bone exceeds this (a body in millimetres has ~250).
+PRED_MM_MEDIAN_BONE = 50.0
+#: Attributes that hold JSON text.
+JSON_ATTRS = ("config", "versions")
 
 
 class ResultsError(ValueError):
-    """A results file does not follow docs/RESULTS_SCHEMA.md."""
+    """A results file does not follow docs/RESULTS_SCHEMA.md.
+
+    Raised with keywords it names the source (the file when loaded from one), the variable or attribute,
+    and what was expected versus found; those parts are kept as attributes.
+    """
+
+    def __init__(self, problem: str, *, source: str | None = None, variable: str | None = None,
+                 attribute: str | None = None, expected: object = None, found: object = None) -> None:
+        self.problem, self.source, self.variable, self.attribute = problem, source, variable, attribute
+        self.expected, self.found = expected, found
+        parts = [p for p in (source, None if variable is None else f"variable '{variable}'",
+                             None if attribute is None else f"attribute '{attribute}'") if p]
+        message = ": ".join([*parts, problem])
+        if expected is not None or found is not None:
+            message += f" (expected {expected}, found {found})"
+        super().__init__(message)
 
 
 def build_results(
@@ -67,8 +99,14 @@ def build_results(
     timesteps: list[int] | None = None,
     gmm: dict[str, np.ndarray] | None = None,
     extra_attrs: dict[str, Any] | None = None,
+    missing: np.ndarray | None = None,
+    missing_reason=None,
 ) -> xr.Dataset:
-    """Assemble a schema-conformant Dataset; errors are computed here from gt (mm, root-relative)."""
+    """Assemble a schema-conformant Dataset; errors are computed here from gt (mm, root-relative).
+
+    `missing` (sample,) bool flags samples without an estimate (their values may be NaN);
+    `missing_reason` (sample,) strings say why.
+    """
     n, h = hypotheses.shape[:2]
     if hypotheses.shape[2:] != (17, 3):
         raise ResultsError(f"hypotheses: expected (sample, hypothesis, 17, 3), found {hypotheses.shape}")
@@ -108,6 +146,15 @@ def build_results(
         if arr.ndim != len(dims):
             raise ResultsError(f"{name}: expected dims {dims}, found an array of shape {arr.shape}")
         variables[name] = xr.DataArray(arr, dims=dims, attrs={"units": units, "long_name": long_name})
+    if missing is not None:
+        flags = np.asarray(missing, dtype=bool).reshape(-1)
+        reasons = np.asarray([""] * n if missing_reason is None else missing_reason, dtype=str).reshape(-1)
+        if len(flags) != n or len(reasons) != n:
+            raise ResultsError("missing/missing_reason: one entry per sample needed", expected=f"{n} entries",
+                               found=f"{len(flags)} and {len(reasons)}")
+        for name, values in (("missing", flags), ("missing_reason", reasons)):
+            dims, units, long_name = MISSING_VARIABLES[name]
+            variables[name] = xr.DataArray(values, dims=dims, attrs={"units": units, "long_name": long_name})
     ds = xr.Dataset(variables, coords=coords)
     ds.attrs = {
         "model": model, "config": json.dumps(config), "versions": json.dumps(versions),
@@ -127,41 +174,216 @@ def write_results(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     return path
 
 
+def _where(ds: xr.Dataset, name: str, index: tuple[int, ...]) -> str:
+    """'sample 3, joint 'left_wrist'' for a position in variable `name`."""
+    out = []
+    for dim, i in zip(ds[name].dims, index):
+        label = ds[dim].values[i] if dim in ds.coords and dim in ("joint", "xyz", "uv") else i
+        out.append(f"{dim} '{label}'" if isinstance(label, str) else f"{dim} {int(label)}")
+    return ", ".join(out)
+
+
+def _missing_flags(ds: xr.Dataset, source: str) -> np.ndarray:
+    """(sample,) bool: samples explicitly flagged missing (all False without a `missing` variable)."""
+    n = ds.sizes["sample"]
+    if "missing" not in ds:
+        if "missing_reason" in ds:
+            raise ResultsError("present without 'missing'", source=source, variable="missing_reason",
+                               expected="a 'missing' (sample,) bool variable next to it", found="no 'missing'")
+        return np.zeros(n, bool)
+    for name, (dims, _, _) in MISSING_VARIABLES.items():
+        if name in ds and tuple(ds[name].dims) != dims:
+            raise ResultsError("wrong dims", source=source, variable=name, expected=dims,
+                               found=tuple(ds[name].dims))
+    flags = ds["missing"].values
+    if flags.dtype.kind not in "biu" or not np.isin(flags, (0, 1)).all():
+        raise ResultsError("not a boolean flag", source=source, variable="missing", expected="bool (or 0/1)",
+                           found=f"dtype {flags.dtype}, values {np.unique(flags)[:5]}")
+    if "missing_reason" in ds and ds["missing_reason"].dtype.kind not in "USO":
+        raise ResultsError("not text", source=source, variable="missing_reason", expected="strings",
+                           found=f"dtype {ds['missing_reason'].dtype}")
+    return flags.astype(bool)
+
+
+def _check_finite(ds: xr.Dataset, source: str, missing: np.ndarray) -> None:
+    """NaN/inf only in samples flagged missing, and in `input_2d` where `confidence` is 0 (a missing joint)."""
+    first = ("gt", "pred", "hypotheses", "pred_jagg", "err", "err_hyp", "input_2d", "confidence")
+    for name in dict.fromkeys([*first, *VARIABLES]):  # the headline variables are reported first
+        if name not in ds or ds[name].dtype.kind not in "fc":
+            continue
+        bad = ~np.isfinite(ds[name].values)
+        bad[missing] = False
+        if name == "input_2d" and "confidence" in ds:
+            bad &= (ds["confidence"].values != 0)[..., None]
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            allowed = "finite values (NaN only in samples flagged in 'missing'"
+            allowed += ", or in input_2d where confidence is 0)" if name == "input_2d" else ")"
+            raise ResultsError(f"{int(bad.sum())} NaN/inf value(s), first at {_where(ds, name, first)}",
+                               source=source, variable=name, expected=allowed, found="NaN/inf")
+
+
+def _check_non_negative(ds: xr.Dataset, source: str, missing: np.ndarray) -> None:
+    for name in ("err", "err_hyp", "err_step", "gmm_weight", "gmm_var", "confidence"):
+        if name not in ds:
+            continue
+        values = ds[name].values
+        negative = values < 0
+        negative[missing] = False
+        if negative.any():
+            first = tuple(int(i) for i in np.argwhere(negative)[0])
+            raise ResultsError(f"{int(negative.sum())} negative value(s), first at {_where(ds, name, first)}",
+                               source=source, variable=name, expected="values >= 0",
+                               found=f"{float(values[first]):.6g}")
+
+
+def _check_units(ds: xr.Dataset, source: str, missing: np.ndarray) -> None:
+    """Root-relative poses in metres. gt: a bone over MAX_BONE_M or a median bone over MAX_MEDIAN_BONE_M
+    means millimetres; pred: a median bone over PRED_MM_MEDIAN_BONE does."""
+    keep = ~missing
+    for name, max_bone, max_median in (("gt", MAX_BONE_M, MAX_MEDIAN_BONE_M),
+                                       ("pred", float("inf"), PRED_MM_MEDIAN_BONE)):
+        if name not in ds or not keep.any():
+            continue
+        bones = H36M17.bone_lengths(ds[name].values[keep].astype(np.float64))  # (n, bones)
+        longest, median = float(bones.max()), float(np.median(bones))
+        if longest > max_bone or median > max_median:
+            row, b = np.unravel_index(int(bones.argmax()), bones.shape)
+            parent, child = H36M17.bones[b]
+            names = H36M17.joint_names
+            limit = (f"bones <= {max_bone} m and a median bone <= {max_median} m" if np.isfinite(max_bone)
+                     else f"a median bone <= {max_median} m")
+            raise ResultsError(
+                "looks like millimetres, expected metres", source=source, variable=name, expected=limit,
+                found=f"median bone {median:.4g}, longest {longest:.4g} ({names[parent]}-{names[child]} at sample "
+                      f"{int(np.flatnonzero(keep)[row])})")
+
+
+def _check_errors(ds: xr.Dataset, source: str, missing: np.ndarray) -> None:
+    """err, err_hyp, err_step equal 1000 * ||pose - gt|| per joint (root-relative) within ERROR_TOLERANCE_MM."""
+    if "gt" not in ds:
+        return
+    keep = ~missing
+    gt = ds["gt"].values[keep].astype(np.float64)
+    for name, pose_name in ERROR_DEFINITIONS.items():
+        if name not in ds or pose_name not in ds:
+            continue
+        values = ds[pose_name].values[keep]
+        if name == "err":
+            expected = mpjpe_per_joint(values.astype(np.float64), gt)
+        elif name == "err_hyp":
+            expected = mpjpe_per_joint(values.astype(np.float64), gt[:, None])
+        else:  # the mean over hypotheses, without a float64 copy of every trajectory
+            expected = mpjpe_per_joint(values.mean(1, dtype=np.float64), gt[:, None])
+        stored = ds[name].values[keep].astype(np.float64)
+        diff = np.abs(stored - expected)
+        bad = diff > ERROR_TOLERANCE_MM + 1e-6 * expected
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            where = _where(ds, name, (int(np.flatnonzero(keep)[first[0]]), *first[1:]))
+            formula = {"err": "1000 * ||pred - gt||", "err_hyp": "1000 * ||hypotheses - gt||",
+                       "err_step": "1000 * ||mean over hypotheses of x0_estimate - gt||"}[name]
+            raise ResultsError(
+                f"does not match {pose_name} and gt in {int(bad.sum())} place(s), first at {where}", source=source,
+                variable=name, expected=f"{formula} per joint (root-relative, mm) within {ERROR_TOLERANCE_MM} mm: "
+                f"{expected[first]:.4f}", found=f"{stored[first]:.4f} (max difference {diff.max():.4g} mm)")
+
+
+def _check_json_attrs(ds: xr.Dataset, source: str) -> None:
+    for name in JSON_ATTRS:
+        text = ds.attrs.get(name)
+        try:
+            value = json.loads(text) if isinstance(text, (str, bytes)) else None
+        except json.JSONDecodeError as err:
+            raise ResultsError("not JSON", source=source, attribute=name, expected="a JSON object string",
+                               found=f"{str(text)[:60]!r} ({err.msg} at char {err.pos})") from None
+        if not isinstance(value, dict):
+            raise ResultsError("not a JSON object", source=source, attribute=name, expected="a JSON object string",
+                               found=f"{type(text).__name__} {str(text)[:60]!r}")
+
+
 def validate_results(ds: xr.Dataset, source: str = "results") -> xr.Dataset:
+    """Check `ds` against docs/RESULTS_SCHEMA.md: structure, then values (finite, non-negative, metres,
+    errors consistent with the poses, JSON attributes). Raises ResultsError naming source and variable."""
     missing_attrs = [a for a in REQUIRED_ATTRS if a not in ds.attrs]
     if missing_attrs:
-        raise ResultsError(f"{source}: missing attribute '{missing_attrs[0]}' (see docs/RESULTS_SCHEMA.md)")
+        raise ResultsError("missing attribute (see docs/RESULTS_SCHEMA.md)", source=source,
+                           attribute=missing_attrs[0], expected=f"attributes {list(REQUIRED_ATTRS)}",
+                           found=f"attributes {sorted(ds.attrs)}")
     required = list(ALWAYS_REQUIRED) + (list(REQUIRED_WITH_GT) if "gt" in ds or "err" in ds else [])
     for name in required:
         if name not in ds:
-            raise ResultsError(f"{source}: missing variable '{name}' (see docs/RESULTS_SCHEMA.md)")
+            raise ResultsError("missing variable (see docs/RESULTS_SCHEMA.md)", source=source, variable=name,
+                               expected=f"variables {required}", found=f"variables {sorted(map(str, ds.data_vars))}")
     for name in ds.data_vars:
         if name in VARIABLES:
             dims = VARIABLES[name][0]
             if tuple(ds[name].dims) != dims:
-                raise ResultsError(f"{source}: variable '{name}' has dims {tuple(ds[name].dims)}, expected {dims}")
+                raise ResultsError("wrong dims", source=source, variable=name, expected=dims,
+                                   found=tuple(ds[name].dims))
+            if ds[name].dtype.kind not in "biuf":
+                raise ResultsError("not numeric", source=source, variable=name, expected="numbers",
+                                   found=f"dtype {ds[name].dtype}")
             if "units" not in ds[name].attrs:
-                raise ResultsError(f"{source}: variable '{name}' lacks a 'units' attribute")
+                raise ResultsError("lacks a 'units' attribute", source=source, variable=name,
+                                   expected=f"units {VARIABLES[name][1]!r}", found="no units")
     for c in REQUIRED_COORDS:
         if c not in ds.coords:
-            raise ResultsError(f"{source}: missing coordinate '{c}' along 'sample'")
+            raise ResultsError(f"missing coordinate '{c}' along 'sample'", source=source,
+                               expected=f"coordinates {list(REQUIRED_COORDS)}",
+                               found=f"coordinates {sorted(map(str, ds.coords))}")
     if ds.sizes.get("joint") != 17:
-        raise ResultsError(f"{source}: expected 17 joints, found {ds.sizes.get('joint')}")
+        raise ResultsError("wrong joint count", source=source, expected="17 joints", found=ds.sizes.get("joint"))
     if "trajectory" in ds and "timestep" not in ds.coords:
-        raise ResultsError(f"{source}: 'trajectory' present but coordinate 'timestep' is missing")
+        raise ResultsError("present but coordinate 'timestep' is missing", source=source, variable="trajectory",
+                           expected="a 'timestep' coordinate along 'step'", found="none")
+    if ds.sizes.get("sample", 0) == 0:
+        raise ResultsError("no samples", source=source, expected="at least 1 sample", found="0 samples")
+    _check_json_attrs(ds, source)
+    missing = _missing_flags(ds, source)
+    _check_finite(ds, source, missing)
+    _check_non_negative(ds, source, missing)
+    _check_units(ds, source, missing)
+    _check_errors(ds, source, missing)
     return ds
 
 
-def load_results(path: str | os.PathLike) -> xr.Dataset:
-    """Open a results file fully into memory (the file is closed again) and validate it."""
+def drop_missing(ds: xr.Dataset, source: str = "results") -> xr.Dataset:
+    """`ds` without the samples flagged in `missing` (their count in attr `missing_dropped`).
+
+    Raises ResultsError when no sample is left, so readers never average an empty selection.
+    """
+    if "missing" not in ds:
+        return ds
+    flags = ds["missing"].values.astype(bool)
+    if flags.all():
+        reasons = sorted({str(r) for r in ds["missing_reason"].values}) if "missing_reason" in ds else []
+        raise ResultsError("every sample is flagged missing", source=source, variable="missing",
+                           expected="at least one sample with an estimate",
+                           found=f"{len(flags)} of {len(flags)} missing" + (f" (reasons {reasons[:3]})" if reasons
+                                                                           else ""))
+    out = ds.isel(sample=np.flatnonzero(~flags))
+    out.attrs["missing_dropped"] = int(flags.sum())
+    return out
+
+
+def load_results(path: str | os.PathLike, *, keep_missing: bool = False) -> xr.Dataset:
+    """Open a results file fully into memory (the file is closed again) and validate it.
+
+    Samples flagged in `missing` are dropped unless `keep_missing` (see docs/RESULTS_SCHEMA.md), so
+    figures, notebooks and the dashboard only see samples with an estimate.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"results file {path} does not exist")
     try:
         ds = xr.load_dataset(path)
     except Exception as err:  # noqa: BLE001 - any backend error means "not a readable netCDF file"
-        raise ResultsError(f"{path}: cannot read as netCDF ({type(err).__name__}: {err})") from None
-    return validate_results(ds, str(path))
+        raise ResultsError(f"cannot read as netCDF ({type(err).__name__}: {err})", source=str(path),
+                           expected="a netCDF4 results file (docs/RESULTS_SCHEMA.md)", found="an unreadable file") \
+            from None
+    ds = validate_results(ds, str(path))
+    return ds if keep_missing else drop_missing(ds, str(path))
 
 
 def results_config(ds: xr.Dataset) -> dict:
