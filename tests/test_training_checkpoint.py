@@ -47,7 +47,7 @@ def _state(tr: Trainer) -> dict[str, torch.Tensor]:
 
 def test_resume_is_bit_for_bit(tiny_data, tmp_path):  # noqa: F811
     # eval_every does not divide the epoch length, so the split happens mid-epoch.
-    common = {"train.epochs": 100000, "train.eval_every": STEPS // 2, "method": "diffpose", "train.batch_size": 24}
+    common = {"train.epochs": 100000, "train.eval_every": STEPS // 2, "method": "diffpose_joint", "train.batch_size": 24}
     straight = _run(tiny_config(tiny_data, **common, **{"train.max_steps": STEPS}), tmp_path / "straight")
     first = _run(tiny_config(tiny_data, **common, **{"train.max_steps": STEPS // 2}), tmp_path / "split")
     assert first.step == STEPS // 2 and first.batch_in_epoch != 0  # stopped inside an epoch
