@@ -371,10 +371,10 @@ class Calibration:
             raise ValueError(f"not a calibration dict ({type(exc).__name__}: {exc})") from None
 
 
-def _threshold(scores: np.ndarray, level: float, method: str) -> float:
+def _threshold(scores: np.ndarray, level: float, rule: str) -> float:
     if scores.size == 0:
         return float("inf")
-    if method == "conformal":
+    if rule == "conformal":
         return conformal_quantile(scores, level)
     return float(np.quantile(scores, level))
 

@@ -213,7 +213,7 @@ def test_parse_keypoints_formats(results_ds):
     coco = np.random.default_rng(0).uniform(0, 500, (1, 17, 2))
     out, _ = common.parse_keypoints("c.npz", _npz(coco), "COCO-17")
     np.testing.assert_allclose(out[0, 0], coco[0, [11, 12]].mean(0))  # pelvis = mean of the hips
-    with pytest.raises(ValueError, match=r"\(T,17,2\)"):
+    with pytest.raises(ValueError, match="wrong shape"):
         common.parse_keypoints("bad.npz", _npz(np.zeros((4, 5))), "H36M-17")
 
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def diffpose_run(tiny_data, tmp_path_factory):  # noqa: F811
     out = tmp_path_factory.mktemp("evalrun")
-    cfg = tiny_config(tiny_data, **{"method": "diffpose", "train.max_steps": 8, "diffusion.n_hypotheses": 3,
+    cfg = tiny_config(tiny_data, **{"method": "diffpose_joint", "train.max_steps": 8, "diffusion.n_hypotheses": 3,
                                     "diffusion.n_sampling_steps": 4})
     import torch
 
@@ -48,7 +48,7 @@ def test_evaluate_writes_schema_conforming_results(diffpose_run, tmp_path):
     err = np.linalg.norm(ds["pred"].values - ds["gt"].values, axis=-1) * 1000
     np.testing.assert_allclose(ds["err"].values, err, rtol=1e-4, atol=1e-3)
     assert np.all(ds["gt"].values[:, 0] == 0) and np.all(ds["hypotheses"].values[:, :, 0] == 0)
-    assert json.loads(ds.attrs["config"])["method"] == "diffpose"
+    assert json.loads(ds.attrs["config"])["method"] == "diffpose_joint"
     assert {"torch", "numpy", "python", "diffpose_viz"} <= set(json.loads(ds.attrs["versions"]))
     assert "oracle" in ds.attrs["oracle_note"] and ds.attrs["split"] == "test"
     assert set(ds["action_group"].values) == {"walk"}

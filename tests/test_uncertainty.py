@@ -354,9 +354,9 @@ print(config.get_option("client.toolbarMode"))
 """
 
 
-@pytest.mark.parametrize("cwd,script", [("repo", ""), ("elsewhere", "dashboard/app.py")])
+@pytest.mark.parametrize("cwd,script", [("repo", ""), ("elsewhere", "dashboard/Overview.py")])
 def test_streamlit_config_hides_the_deploy_button(cwd, script, tmp_path):
-    """`streamlit run dashboard/app.py` from the repo root reads ./.streamlit/config.toml; started elsewhere (e.g.
+    """`streamlit run dashboard/Overview.py` from the repo root reads ./.streamlit/config.toml; started elsewhere (e.g.
     by `diffpose-viz dashboard`) it reads dashboard/.streamlit/config.toml next to the script. Each is checked alone."""
     root, local = REPO / ".streamlit" / "config.toml", REPO / "dashboard" / ".streamlit" / "config.toml"
     assert root.read_text() == local.read_text()
@@ -380,7 +380,7 @@ def test_no_deploy_button_in_a_real_browser(results_dir, tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "DIFFPOSE_VIZ_RESULTS": str(results_dir), "PYTHONPATH": str(REPO), "HOME": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/Overview.py", "--server.headless", "true",
                              "--server.address", "127.0.0.1", "--server.port", str(port)],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
