@@ -1,6 +1,6 @@
 """3D pose metrics: MPJPE under several alignments, MPJVE, PCK/AUC, multi-hypothesis aggregation.
 
-Conventions (docs/ARCHITECTURE.md, field-conventions §2.8):
+Conventions (docs/ARCHITECTURE.md; Human3.6M protocols as in VideoPose3D, Pavllo et al. 2019):
 - poses are (..., J, 3) arrays in metres; every error is returned in millimetres;
 - computation is float64 whatever the input dtype;
 - "root-relative" means joint `root` (pelvis, 0) is subtracted from both poses first.

@@ -100,7 +100,7 @@ def test_screen_normalisation_formula_and_inverse():
     assert normalize_screen(xy.astype(np.float32), w, h).dtype == np.float32
 
 
-# Rounded values of field-conventions §2.5.
+# Rounded values of the public Human3.6M calibration (VideoPose3D common/h36m_dataset.py).
 _INTRINSICS = {
     "54138969": ((1000, 1002), (1145.05, 1143.78), (512.542, 515.451)),
     "55011271": ((1000, 1000), (1149.68, 1147.59), (508.849, 508.065)),

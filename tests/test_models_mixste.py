@@ -88,7 +88,7 @@ def test_parameter_counts(capsys):
     paper = count_parameters(MixSTELifter.paper(243))
     with capsys.disabled():
         print(f"\n[params] MixSTELifter(27) CPU size {cpu:,}  MixSTELifter.paper(243) {paper:,}")
-    assert abs(paper - 33_800_000) / 33_800_000 < 0.01  # method notes §3b: about 33.8 M
+    assert abs(paper - 33_800_000) / 33_800_000 < 0.01  # MixSTE paper (Zhang et al. CVPR 2022): about 33.8 M
     assert cpu < 300_000
 
 

@@ -13,7 +13,7 @@ from diffpose_viz.models import (
     sinusoidal_embedding,
 )
 
-OFFICIAL_PARAMS = 1_025_674  # method notes §3a, counted from the official GCNdiff
+OFFICIAL_PARAMS = 1_025_674  # counted from the official GCNdiff (github.com/GONGJIA0208/Diffpose)
 
 
 def _masked_2d(B=3, T=None):

@@ -300,7 +300,7 @@ def test_npy_versions_and_plain_members(tmp_path):
 
 
 def test_bandai_files_load_identically():
-    bandai = Path("/work/shared/data/bandai17")
+    bandai = Path(__file__).resolve().parents[1].parent / "shared/data/bandai17"
     files = sorted(bandai.glob("*.npz")) if bandai.is_dir() else []
     if not files:
         pytest.skip(f"no bandai17 data at {bandai}")

@@ -2,7 +2,7 @@
 
 `data_test_3dhp.npz`: key `data` -> {'TS1'..'TS6': {'data_3d': (n, 17, 3),
 'data_2d': (n, 17, 2) px, 'valid': (n,)}}. 3D is camera-frame, usually in
-millimetres. Joints are in the 3DHP-17 order (field-conventions §2.7), root =
+millimetres. Joints are in the 3DHP-17 order (the MPI-INF-3DHP test set as released by Mehta et al. 2017), root =
 pelvis at index 14; we reorder to H36M-17 so the root becomes joint 0.
 """
 from __future__ import annotations

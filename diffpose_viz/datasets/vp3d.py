@@ -1,6 +1,6 @@
 """VideoPose3D npz files: `data_3d_*.npz` (mocap) and `data_2d_*.npz` (keypoints).
 
-Layout (field-conventions §2.1): each key holds a 0-d object array wrapping a
+Layout (VideoPose3D, github.com/facebookresearch/VideoPose3D, DATASETS.md): each key holds a 0-d object array wrapping a
 pickled dict.
 - 3D: `positions_3d[subject][action]` -> (T, 32|17, 3) float, world metres.
   Optional `cameras` {subject: [camera dicts]} and `metadata` (fps, ...).

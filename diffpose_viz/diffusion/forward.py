@@ -1,6 +1,6 @@
 """Forward (noising) processes.
 
-* `gmm_q_sample`: the paper's GMM-based forward diffusion (method notes §2a). Per joint a kernel is
+* `gmm_q_sample`: the paper's GMM-based forward diffusion (Gong et al., CVPR 2023, Sec. 3.2). Per joint a kernel is
   drawn from the mixture weights; with its mean mu_G and std sigma_G,
       h_t = mu_G + sqrt(abar_t) (h_0 - mu_G) + sqrt(1 - abar_t) * sigma_G * eps,   eps ~ N(0, I),
   so as abar -> 0 h_t is distributed as the fitted GMM H_K instead of N(0, I).

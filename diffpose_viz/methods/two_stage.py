@@ -1,6 +1,6 @@
 """DiffPose as the paper runs it (frame setting): a pre-trained, frozen context encoder phi_ST.
 
-Paper (docs: ../shared/docs/diffpose-method-notes.md, section 0b): "The Context Encoder phi_ST is pre-trained
+Paper (Gong et al., CVPR 2023, Sec. 4, implementation details): "The Context Encoder phi_ST is pre-trained
 on the training set to predict (x, y, z), then frozen during diffusion model training; we use it to produce
 features f_ST and also to initialize the z distribution."
 

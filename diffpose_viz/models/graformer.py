@@ -1,6 +1,6 @@
 """GraFormer-style networks: the diffusion denoiser and the deterministic lifter share one trunk.
 
-Trunk (method notes §3a): ChebConv input projection -> L x [GraphAttentionLayer -> ResChebBlock]
+Trunk (GraFormer, Zhao et al. CVPR 2022; official DiffPose models/GCNdiff.py): ChebConv input projection -> L x [GraphAttentionLayer -> ResChebBlock]
 -> ChebConv output projection. A ResChebBlock adds, between its two Chebyshev convolutions, a
 projection of the diffusion-step embedding and (optionally) of per-joint context features.
 The step embedding is sinusoidal(hidden) -> Linear(hidden, 4 hidden) -> swish -> Linear(4 hidden, 4 hidden).

@@ -1,6 +1,6 @@
 """MixSTE-style temporal lifter (Zhang et al., CVPR 2022): the video-setting context encoder phi_ST.
 
-Architecture (the released `MixSTE2`, method notes §3b), written for this package:
+Architecture (the released `MixSTE2`, github.com/JinluZhang1126/MixSTE, common/model_cross.py), written for this package:
 
     (B,T,17,C) screen-normalised 2D -> [u, v, confidence, mask] (masked_2d_features)
     -> Linear(4, D) per joint + learnt spatial positional embedding (17, D)

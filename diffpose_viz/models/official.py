@@ -1,4 +1,4 @@
-"""The released code's denoiser (`GCNdiff`, method notes §3a) rebuilt from our GraFormer blocks.
+"""The released code's denoiser (`GCNdiff` in the official repository github.com/GONGJIA0208/Diffpose, models/gcndiff.py) rebuilt from our GraFormer blocks.
 
 State: 17 x 5 uvxyz (u, v screen-normalised; x, y, z root-relative metres). Output: the scaled noise
 (eps-prediction) on all 5 channels. No context input: the 2D pose conditions the model only as part
