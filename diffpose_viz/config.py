@@ -35,7 +35,17 @@ class DataConfig:
     cameras: list[str] | None = None  # camera ids (or list indices); None = all of each subject's cameras
     frame_stride: int = 1
     max_frames: int | None = None  # per sequence, evenly thinned after the stride
-    input_2d: Literal["detector_sim", "gt"] = "detector_sim"
+    input_2d: Literal["detector_sim", "gt", "file"] = "detector_sim"
+    # input_2d 'file' (docs/REPRODUCE_PAPER.md): VideoPose3D data_2d or DiffPose GMM files. train_2d feeds the
+    # training and validation rows (null = the ground-truth projection, as the released frame recipe trains),
+    # test_2d the test rows.
+    train_2d: str | None = None
+    test_2d: str | None = None
+    # Where H_K's x, y kernels come from with file input: 'error_model' (a per-joint mixture of detection
+    # errors fitted on the training subjects), 'fixed' (gt_noise_std_px around each keypoint), 'file_gmm'
+    # (the kernels of a DiffPose GMM file).
+    uncertainty_2d: Literal["error_model", "fixed", "file_gmm"] = "error_model"
+    error_model_kernels: int = 3
     occlusion: bool = True  # detector_sim only: off disables self-occlusion, occluders and truncation
     gt_noise_std_px: float = 2.0  # input_2d='gt': the 2D std H_K assumes around each keypoint
     validation_fraction: float = 0.1  # of the training frames, held out by whole sequences
@@ -130,8 +140,16 @@ def validate(cfg: ExperimentConfig, source: str = "config") -> None:
     def bad(key: str, msg: str) -> None:
         raise ConfigError(f"{source}: {key}: {msg}")
 
-    if cfg.data.input_2d not in ("detector_sim", "gt"):
-        bad("data.input_2d", f"expected 'detector_sim' or 'gt', found {cfg.data.input_2d!r}")
+    if cfg.data.input_2d not in ("detector_sim", "gt", "file"):
+        bad("data.input_2d", f"expected 'detector_sim', 'gt' or 'file', found {cfg.data.input_2d!r}")
+    if cfg.data.input_2d == "file":
+        if cfg.data.test_2d is None:
+            bad("data.test_2d", "input_2d: file needs the test rows' 2D file (a VideoPose3D data_2d or DiffPose GMM npz)")
+        if cfg.data.train_2d is not None and (cfg.augmentation.body.enabled or cfg.augmentation.view.enabled):
+            bad("augmentation", "body/view augmentation re-projects the training poses, so it needs training 2D that "
+                "is a projection (data.train_2d: null), not detections read from a file")
+        if cfg.data.error_model_kernels < 1:
+            bad("data.error_model_kernels", f"expected an integer >= 1, found {cfg.data.error_model_kernels}")
     if not 0.0 <= cfg.data.validation_fraction < 1.0:
         bad("data.validation_fraction", f"expected a value in [0, 1), found {cfg.data.validation_fraction}")
     if cfg.data.frame_stride < 1:

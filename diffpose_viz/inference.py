@@ -66,7 +66,12 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     prior = depth_prior_from_dict(ckpt["depth_prior"]) if ckpt.get("depth_prior") is not None else None
     if method.needs_depth_prior and prior is None:
         raise CheckpointError(f"{path}: method {method.name} needs H_K but the checkpoint has no depth prior")
-    return LoadedModel(cfg, method, net, prior, extras, device, str(path))
+    error_model = None
+    if ckpt.get("detection_error") is not None:
+        from diffpose_viz.initialization.detection_error import DetectionErrorModel
+
+        error_model = DetectionErrorModel.from_dict(ckpt["detection_error"])
+    return LoadedModel(cfg, method, net, prior, extras, device, str(path), error_model)
 
 
 def autocast(device: torch.device | str, amp: str | None):

@@ -21,9 +21,11 @@ from diffpose_viz.augmentation import augment_rows
 from diffpose_viz.camera import Camera
 from diffpose_viz.config import DataConfig, ExperimentConfig, to_dict
 from diffpose_viz.datasets.poses import PoseSet, build_pose_set, validation_split
+from diffpose_viz.datasets.files_2d import Detections2DFromFile, attach_2d, drop_damaged_sequences
 from diffpose_viz.datasets.vp3d import load_3d
 from diffpose_viz.detector_sim import Detections2D, simulate_detections, simulate_from_poseset
 from diffpose_viz.initialization.depth_prior import DepthPrior
+from diffpose_viz.initialization.detection_error import DetectionErrorModel, fit_from_attached
 from diffpose_viz.initialization.pose_init import (
     InitConfig,
     PoseGMM,
@@ -77,9 +79,18 @@ def load_poses(cfg: DataConfig, subjects: list[str]) -> PoseSet:
     if not path.exists():
         hint = " (build it with `diffpose-viz data demo`)" if path.name == "data_3d_demo.npz" else ""
         raise FileNotFoundError(f"data.path {path} does not exist{hint}")
-    mocap = load_3d(path, subjects=subjects)
+    mocap = _load_mocap(cfg, subjects)
     return build_pose_set(mocap, subjects, cameras=camera_selection(cfg.cameras), frame_stride=cfg.frame_stride,
                           max_frames_per_sequence=cfg.max_frames)
+
+
+def _load_mocap(cfg: DataConfig, subjects: list[str]):
+    mocap = load_3d(Path(cfg.path), subjects=subjects)
+    if cfg.input_2d == "file":  # VideoPose3D discards the corrupted S11 'Directions' video; so do we
+        mocap, dropped = drop_damaged_sequences(mocap)
+        if dropped:
+            log.info("%s: left out damaged sequences %s (as VideoPose3D)", cfg.path, dropped)
+    return mocap
 
 
 def load_splits(cfg: DataConfig, seed: int = 0, *, with_test: bool = True) -> Splits:
@@ -101,10 +112,43 @@ def detector_config(cfg: ExperimentConfig, split: str):
     return det
 
 
-def make_inputs(poses: PoseSet, cfg: ExperimentConfig, split: str, *,
-                focal_px: np.ndarray | None = None) -> Detections2D:
-    """The 2D input of every row: simulated detections, or the ground-truth projection ('gt').
-    `focal_px` (N,): per-row focal lengths when rows are not seen by `poses.cameras` (augmented views)."""
+def file_2d_path(cfg: ExperimentConfig, split: str) -> str | None:
+    """The 2D file of a split with input_2d 'file' (None: the ground-truth projection)."""
+    return cfg.data.test_2d if split == "test" else cfg.data.train_2d
+
+
+def attach_file(poses: PoseSet, cfg: ExperimentConfig, path: str) -> Detections2DFromFile:
+    """The rows' 2D from `path`; every row must be matched (the damaged sequence is already left out)."""
+    mocap = _load_mocap(cfg.data, sorted(set(poses.subject.tolist())))
+    r = attach_2d(poses, path, mocap=mocap)
+    if not r.keep.all():
+        raise InputError(f"{path}: {int((~r.keep).sum())} of {len(poses)} rows of {cfg.data.path} have no 2D in this "
+                         f"file (sequences {list(r.skipped)[:5]})")
+    return r
+
+
+def fit_error_model(train: PoseSet, cfg: ExperimentConfig) -> DetectionErrorModel | None:
+    """With input_2d 'file' and uncertainty_2d 'error_model': the per-joint mixture of detection errors
+    (detection minus ground-truth projection) on the TRAINING rows of train_2d, or of test_2d when the model
+    trains on projections (the training subjects' rows of the detection file; never the test subjects')."""
+    if cfg.data.input_2d != "file" or cfg.data.uncertainty_2d != "error_model":
+        return None
+    path = cfg.data.train_2d or cfg.data.test_2d
+    r = attach_file(train, cfg, path)
+    model = fit_from_attached(train, r, n_kernels=cfg.data.error_model_kernels)
+    log.info("detection error model: %d kernels per joint from %d training rows of %s",
+             cfg.data.error_model_kernels, len(r), path)
+    return model
+
+
+def make_inputs(poses: PoseSet, cfg: ExperimentConfig, split: str, *, focal_px: np.ndarray | None = None,
+                error_model: DetectionErrorModel | None = None, need_modes: bool = True) -> Detections2D:
+    """The 2D input of every row: simulated detections, the ground-truth projection ('gt'), or a file.
+    `focal_px` (N,): per-row focal lengths when rows are not seen by `poses.cameras` (augmented views);
+    `error_model`: the fitted detection error model when uncertainty_2d is 'error_model'; `need_modes` False
+    (a caller that reads only keypoints and confidence) lets a missing error model fall back to fixed modes."""
+    if cfg.data.input_2d == "file":
+        return _file_inputs(poses, cfg, split, error_model, need_modes)
     if cfg.data.input_2d == "gt":
         kp = poses.pose2d.astype(np.float32)
         n = len(kp)
@@ -114,6 +158,35 @@ def make_inputs(poses: PoseSet, cfg: ExperimentConfig, split: str, *,
         absolute = poses.pose3d.astype(np.float64) + poses.root.astype(np.float64)[:, None, :]
         return simulate_detections(poses.pose2d, absolute, poses.res, detector_config(cfg, split), focal_px=focal_px)
     return simulate_from_poseset(poses, detector_config(cfg, split))
+
+
+def _file_inputs(poses: PoseSet, cfg: ExperimentConfig, split: str, error_model: DetectionErrorModel | None,
+                 need_modes: bool = True) -> Detections2D:
+    path = file_2d_path(cfg, split)
+    n = len(poses)
+    file_modes = None
+    if path is None:  # the ground-truth projection (the released frame recipe trains on it)
+        kp, conf, has_conf = poses.pose2d.astype(np.float32), np.ones((n, 17), np.float32), False
+    else:
+        r = attach_file(poses, cfg, path)
+        kp, conf, has_conf, file_modes = r.keypoints, r.confidence, r.has_confidence, r.modes
+    rule = cfg.data.uncertainty_2d
+    if rule == "file_gmm" and path is None:  # projection rows (training on GT 2D) have no file kernels
+        rule = "fixed"
+    if rule == "file_gmm":
+        if file_modes is None:
+            raise InputError(f"data.uncertainty_2d: file_gmm needs a DiffPose GMM file for the {split} rows; "
+                             f"found {path or 'the ground-truth projection'}")
+        modes = file_modes
+    elif rule == "error_model" and (error_model is not None or need_modes):
+        if error_model is None:
+            raise InputError("data.uncertainty_2d: error_model, but no detection error model was fitted or stored "
+                             "(train with input_2d: file to fit it)")
+        modes = error_model.modes_for(kp, conf if has_conf else None)
+    else:
+        modes = modes_from_keypoints(kp, cfg.data.gt_noise_std_px, conf)
+    return Detections2D(kp.astype(np.float32), conf.astype(np.float32), np.asarray(modes, np.float32),
+                        np.zeros((n, 17), bool))
 
 
 def augmentation_on(cfg: ExperimentConfig) -> bool:

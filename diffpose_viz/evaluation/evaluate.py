@@ -98,7 +98,7 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
                 max_samples if max_samples is not None else cfg.data.max_test_samples)
     if len(test) == 0:
         raise InputError(f"{cfg.data.path}: no test rows for subjects {cfg.data.test_subjects}")
-    det = make_inputs(test, cfg, "test")
+    det = make_inputs(test, cfg, "test", error_model=model.detection_error)
     windows = window_indices(test, cfg.model.frames) if method.uses_windows(cfg) else None
     rows = ddp.shard_indices(np.arange(len(test)), info.rank, info.world_size, pad=False)
     # Each rank fits H_K for its own shard only; a single process caches it next to the checkpoint.
@@ -120,7 +120,7 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
                   subject=test.subject, action=test.action, camera=np.array([c.id for c in cams]), frame=test.frame,
                   dataset=f"{Path(cfg.data.path).name} subjects {list(cfg.data.test_subjects)}", split="test",
                   extra_attrs={"input_2d_source": cfg.data.input_2d, "occlusion": int(cfg.data.occlusion),
-                               "amp": amp or "none"})
+                               "amp": amp or "none", **_file_input_attrs(cfg, det)})
     out = Path(out)
     write_results(ds, out)
     summary = summarize(ds)
@@ -133,6 +133,18 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
     if print_summary:
         print(format_summary(summary))
     return EvalOutput(out, metrics_path, summary, time.perf_counter() - t0)
+
+
+def _file_input_attrs(cfg, det) -> dict:
+    """With input_2d 'file': which file fed the test rows and whether it had confidences (CPN files do not:
+    their rows get confidence 1 for present joints, and the results say so)."""
+    if cfg.data.input_2d != "file":
+        return {}
+    has_scores = bool(np.any((det.confidence > 0) & (det.confidence < 1)))
+    return {"input_2d_file": str(cfg.data.test_2d), "uncertainty_2d": cfg.data.uncertainty_2d,
+            "confidence_from_file": int(has_scores),
+            "confidence_note": "scores read from the file" if has_scores else
+            "the file has no scores: present joints get confidence 1"}
 
 
 #: Validation rows used to fit the spread calibration (evenly thinned).
@@ -150,7 +162,7 @@ def _uncertainty(model: LoadedModel, ds, *, n_hypotheses: int, n_steps: int, bat
         cfg = model.cfg
         val = thin(load_splits(cfg.data, cfg.train.seed, with_test=False).val, CALIBRATION_ROWS)
         if len(val):
-            det = make_inputs(val, cfg, "val")
+            det = make_inputs(val, cfg, "val", error_model=model.detection_error)
             windows = window_indices(val, cfg.model.frames) if model.method.uses_windows(cfg) else None
             lifted = lift(model, det, val.res, row_intrinsics(val), windows=windows, hk_seed=SPLIT_SEEDS["val"],
                           n_hypotheses=n_hypotheses, n_steps=n_steps, batch_size=batch_size, amp=amp)

@@ -30,6 +30,7 @@ class LoadedModel:
     extras: dict[str, Any] = field(default_factory=dict)  # method-owned parts (the official mode's lifter)
     device: torch.device = torch.device("cpu")
     path: str = ""
+    detection_error: Any = None  # DetectionErrorModel fitted on the training rows' 2D files, when used
 
     @property
     def name(self) -> str:

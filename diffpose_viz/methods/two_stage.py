@@ -164,7 +164,7 @@ def residual_spread(cfg: ExperimentConfig, phi_st: nn.Module, lifter_cfg: dict |
     if len(val) == 0:
         raise ConfigError("init.depth_source 'context' needs validation rows to measure phi_ST's z spread "
                           "(data.validation_fraction > 0)")
-    det = inputs.make_inputs(val, cfg, "val")
+    det = inputs.make_inputs(val, cfg, "val", need_modes=False)  # keypoints, confidence, occlusion only
     cond = torch.as_tensor(inputs.screen_input(det.keypoints, det.confidence, val.res))
     err2 = (predict_z(phi_st, cond) - val.pose3d[..., 2].astype(np.float64)) ** 2  # (N,17)
     occ = np.asarray(det.occluded, bool)

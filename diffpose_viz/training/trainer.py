@@ -72,13 +72,15 @@ class SplitTensors:
 
 def prepare_split(cfg: ExperimentConfig, poses, split: str, prior, device: torch.device, *,
                   cache_dir: Path | None = None, need_hk: bool, progress: bool = False,
-                  augmented: inputs.AugmentedSplit | None = None, extras: dict | None = None) -> SplitTensors:
+                  augmented: inputs.AugmentedSplit | None = None, extras: dict | None = None,
+                  error_model=None) -> SplitTensors:
     """2D input, network input and (when needed) H_K for one split (`augmented`: its augmented rows;
     `extras`: the method's restored extras, for an H_K whose z comes from them, `Method.hk_depth`)."""
     if augmented is not None:
         poses = augmented.poses
     inputs.check_finite(f"{split} 3D targets", poses.pose3d)
-    det = inputs.make_inputs(poses, cfg, split, focal_px=None if augmented is None else augmented.focal_px)
+    det = inputs.make_inputs(poses, cfg, split, focal_px=None if augmented is None else augmented.focal_px,
+                             error_model=error_model)
     cond = inputs.screen_input(det.keypoints, det.confidence, poses.res)
     windows = None
     if check_config(cfg, warn=False).uses_windows(cfg):
@@ -144,6 +146,7 @@ class Trainer:
         prior_rows = splits.train if augmented is None else augmented.poses
         self.prior = inputs.fit_prior(prior_rows, cfg.init) if method.needs_depth_prior else None
         cache_dir = self.out_dir / "cache"
+        self.error_model = inputs.fit_error_model(splits.train, cfg)  # 2D files: detection errors, training rows
         self.extras_payload = method.training_extras(cfg)
         self.extras = method.restore_extras(cfg, self.extras_payload, "config", self.device)
         # Rank 0 fits H_K first (and caches it); the other ranks then read the cache instead of refitting.
@@ -151,9 +154,10 @@ class Trainer:
             if (turn == "main") == info.is_main:
                 self.train_data = prepare_split(cfg, splits.train, "train", self.prior, self.device, cache_dir=cache_dir,
                                                 need_hk=method.hk_at_training, progress=self.progress,
-                                                augmented=augmented, extras=self.extras)
+                                                augmented=augmented, extras=self.extras, error_model=self.error_model)
                 self.val_data = prepare_split(cfg, val, "val", self.prior, self.device, cache_dir=cache_dir,
-                                              need_hk=method.hk_at_test, progress=self.progress, extras=self.extras)
+                                              need_hk=method.hk_at_test, progress=self.progress, extras=self.extras,
+                                              error_model=self.error_model)
             ddp.barrier()
         torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
         self.net = method.network(cfg, self.extras)
@@ -242,7 +246,7 @@ class Trainer:
         if len(data) == 0:
             return float("nan")
         model = LoadedModel(self.cfg, self.method, self.ema.module if self.ema else None, self.prior, self.extras,
-                            self.device, str(self.out_dir))
+                            self.device, str(self.out_dir), self.error_model)
         rows = ddp.shard_indices(np.arange(len(data)), self.info.rank, self.info.world_size, pad=False)
         gen = torch.Generator(device=self.device).manual_seed(12345 + self.info.rank)
         total = torch.zeros(2, dtype=torch.float64, device=self.device)
@@ -276,6 +280,7 @@ class Trainer:
                          "best_val": self.best_val, "best_step": self.best_step},
             "normaliser": inputs.NORMALISER,
             "depth_prior": self.prior.to_dict() if self.prior is not None else None,
+            "detection_error": self.error_model.to_dict() if self.error_model is not None else None,
             "extras": self.extras_payload,
             "history": self.history,
             "n_params": self.n_params,
