@@ -35,13 +35,14 @@ def test_help_of_every_subcommand():
 
 def test_smoke_train_evaluate_sample(tiny_data, tmp_path):  # noqa: F811
     """configs/smoke.yaml on the demo data when it is built, else on a tiny synthetic VideoPose3D file."""
-    overrides = ["train.max_steps=6"] if DEMO.exists() else tiny_overrides(tiny_data, **{"train.max_steps": 6})
+    overrides = ["train.max_steps=6", "method=diffpose_joint"] if DEMO.exists() else tiny_overrides(
+        tiny_data, **{"train.max_steps": 6, "method": "diffpose_joint"})
     run = tmp_path / "run"
     args = ["train", "configs/smoke.yaml", "--out", str(run), "--no-progress"]
     for o in overrides:
         args += ["--override", o]
     out = cli(*args)
-    assert "trained diffpose for 6 steps" in out.stdout
+    assert "trained diffpose_joint for 6 steps" in out.stdout
     assert {"config.yaml", "last.pt", "best.pt", "train_log.jsonl"} <= {p.name for p in run.iterdir()}
 
     res = tmp_path / "diffpose.nc"

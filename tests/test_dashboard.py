@@ -249,7 +249,7 @@ def test_own_input_video_detects_and_lifts(results_env):
     assert len(_figures(at)) >= 1  # the 3D result of the lifted frames
 
 
-SMOKE_DIFFPOSE = Path(__file__).resolve().parents[1] / "results" / "smoke" / "diffpose.nc"
+SMOKE_DIFFPOSE = Path(__file__).resolve().parents[1] / "results" / "smoke" / "diffpose_joint.nc"
 
 
 def test_lab_missing_checkpoint_is_a_message(results_ds, tmp_path, monkeypatch):

@@ -165,7 +165,7 @@ def test_own_input_upload_in_browser(page, server, results_ds, tmp_path):
 def test_lab_hide_joint_in_browser(page, server, tmp_path):
     """Page 8 on the smoke run: hide a joint, re-sample, the page reports a larger spread for it."""
     import xarray as xr
-    smoke = REPO / "results" / "smoke" / "diffpose.nc"
+    smoke = REPO / "results" / "smoke" / "diffpose_joint.nc"  # see tests/test_lab.py for why
     if not smoke.exists():
         pytest.skip(f"no smoke results at {smoke}; `make test` creates them with scripts/run_demo.py")
     ds = xr.load_dataset(smoke)

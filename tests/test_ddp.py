@@ -34,7 +34,7 @@ def test_two_ranks_end_identical(tiny_data, tmp_path):  # noqa: F811
     script.write_text(WORKER)
     out = tmp_path / "run"
     out.mkdir()
-    overrides = tiny_overrides(tiny_data, **{"method": "diffpose", "train.max_steps": 8, "train.batch_size": 16, "train.epochs": 100,
+    overrides = tiny_overrides(tiny_data, **{"method": "diffpose_joint", "train.max_steps": 8, "train.batch_size": 16, "train.epochs": 100,
                                             "train.eval_every": 4})
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS="1")

@@ -157,7 +157,7 @@ def test_raw_2d_context_reaches_the_denoiser():
 
     from diffpose_viz import pipeline
 
-    cfg = config_from_dict({"model": {"hidden": 16, "layers": 1, "heads": 2, "context_dim": 8, "context_hidden": 8,
+    cfg = config_from_dict({"method": "diffpose_joint", "model": {"hidden": 16, "layers": 1, "heads": 2, "context_dim": 8, "context_hidden": 8,
                                       "context_layers": 1, "context_raw_2d": True}})
     net = pipeline.build_network(cfg).eval()
     cond = torch.rand(2, 17, 3)
