@@ -60,8 +60,10 @@ class ContextDiffusionNetwork(nn.Module):
         with torch.no_grad():
             probe = torch.zeros(1, N_JOINTS, 3, device=next(phi_st.parameters()).device)
             feat_dim = phi_st.features(probe).shape[-1]
+        residual = (feat_dim, feat_dim + 3) if m.residual_to_context else None  # f_ST's pose channels
         self.denoiser = GraFormerDenoiser(3, feat_dim + 3 + 4, hidden=m.hidden, layers=m.layers, heads=m.heads,
-                                          dropout=m.dropout, prediction=cfg.diffusion.prediction)
+                                          dropout=m.dropout, prediction=cfg.diffusion.prediction,
+                                          residual_context=residual)
 
     @property
     def prediction(self) -> str:

@@ -149,15 +149,32 @@ class GraFormerDenoiser(nn.Module):
 
     def __init__(self, state_dim: int = 3, context_dim: int = 64, *, hidden: int = 96, layers: int = 5,
                  heads: int = 4, dropout: float = 0.25, attn_dropout: float = 0.1, conv_dropout: float = 0.1,
-                 prediction: str = "x0") -> None:
+                 prediction: str = "x0", residual_context: tuple[int, int] | None = None) -> None:
         super().__init__()
         if prediction not in PREDICTIONS:
             raise ValueError(f"GraFormerDenoiser: prediction must be one of {PREDICTIONS}, found {prediction!r}")
+        if residual_context is not None and (prediction != "x0" or residual_context[1] - residual_context[0] != state_dim
+                                             or residual_context[1] > context_dim):
+            raise ValueError(f"GraFormerDenoiser: residual_context needs x0-prediction and a {state_dim}-channel slice "
+                             f"of the context, found {residual_context} with prediction {prediction!r}")
         self.state_dim, self.context_dim, self.prediction = state_dim, context_dim, prediction
+        # residual_context (a, b): the output is added to context[..., a:b] (a pose estimate carried in the context,
+        # e.g. the frozen lifter's), so the network learns a correction; its output layer starts at zero.
+        self.residual_context = None if residual_context is None else tuple(residual_context)
         self.time_embedding = TimestepEmbedding(hidden)
         self.trunk = GraFormerTrunk(state_dim + context_dim, state_dim, hidden=hidden, layers=layers, heads=heads,
                                     dropout=dropout, attn_dropout=attn_dropout, conv_dropout=conv_dropout,
                                     temb_dim=self.time_embedding.out_dim, cond_dim=context_dim)
+        if self.residual_context is not None:
+            for p in self.trunk.output.parameters():
+                nn.init.zeros_(p)
+
+    def residual(self, context: Tensor) -> Tensor | None:
+        """The context's pose estimate the output is added to (None without residual_context)."""
+        if self.residual_context is None:
+            return None
+        a, b = self.residual_context
+        return context[..., a:b]
 
     def forward(self, h_t: Tensor, t: Tensor, context: Tensor | None = None) -> Tensor:
         _check_joints(h_t, self.state_dim, "GraFormerDenoiser", "h_t")
@@ -167,7 +184,10 @@ class GraFormerDenoiser(nn.Module):
         if self.context_dim:
             self.check_context(context)
             x = torch.cat([h_t, context], -1)
-        return self.trunk(x, self.time_embedding(t), context if self.context_dim else None)
+        out = self.trunk(x, self.time_embedding(t), context if self.context_dim else None)
+        if self.residual_context is not None:
+            out = out + self.residual(context).to(out.dtype)
+        return out
 
     def check_context(self, context: Tensor | None) -> None:
         if context is None:
@@ -200,12 +220,15 @@ class ConditionedDenoiser:
             self.input_term = (trunk.input.mix_joints(context @ trunk.input.stacked_weight(D).to(context.dtype))
                                + trunk.input.bias).unsqueeze(1)  # (B,1,17,H)
             self.cond_terms = [blk.cond_proj(context).unsqueeze(1) for blk in trunk.blocks]
+            res = net.residual(context)
+            self.residual_term = None if res is None else res.unsqueeze(1)  # (B,1,17,D)
         else:
             if n_frames is None:
                 raise ValueError("ConditionedDenoiser: a model without context needs n_frames")
             self.n_frames = int(n_frames)
             self.input_term = trunk.input.bias
             self.cond_terms = [None] * len(trunk.blocks)
+            self.residual_term = None
         self.w_state = trunk.input.stacked_weight(0, D)
         self._step_terms: dict[int, list[Tensor]] = {}
 
@@ -234,7 +257,10 @@ class ConditionedDenoiser:
             h = attn(h)
             u = (F.relu(blk.conv1(h)).view(B, N, 17, H) + term).view(R, 17, H)
             h = h + F.relu(blk.conv2(u))
-        return trunk.output(h)
+        out = trunk.output(h)
+        if self.residual_term is not None:
+            out = (out.view(B, N, 17, -1) + self.residual_term.to(out.dtype)).view(R, 17, -1)
+        return out
 
 
 class GraFormerLifter(nn.Module):
