@@ -15,6 +15,7 @@ import pytest
 import xarray as xr
 
 from diffpose_viz.camera import h36m_cameras
+from tiny_runs import make_tiny_dataset
 from diffpose_viz.skeleton import H36M17
 
 # A standing person in a body frame: x to the person's left, y forward, z up (metres, pelvis at 0).
@@ -166,3 +167,22 @@ def results_dir(tmp_path_factory) -> Path:
     make_results_dataset("deterministic_lifter", n_hypotheses=1, n_kernels=0, noise_m=0.05, seed=0,
                          with_trajectory=False).to_netcdf(d / "deterministic_lifter.nc")
     return d
+
+
+# --------------------------------------------------------------------------- shared training fixtures
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest (and most predictably on a shared machine) on one intra-op thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    return make_tiny_dataset(tmp_path_factory.mktemp("tinydata") / "data_3d_tiny.npz")

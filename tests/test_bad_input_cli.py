@@ -17,7 +17,7 @@ from diffpose_viz import checkpoint as ck
 from diffpose_viz.camera import h36m_cameras
 from diffpose_viz.cli import main
 
-from test_training_config import REPO, one_thread, tiny_data, tiny_overrides  # noqa: F401  (fixtures)
+from tiny_runs import REPO, tiny_overrides
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

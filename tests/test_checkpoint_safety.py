@@ -17,7 +17,7 @@ import torch
 from diffpose_viz import checkpoint as ck
 from diffpose_viz.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
-from test_training_config import one_thread, tiny_config, tiny_data  # noqa: F401  (fixtures)
+from tiny_runs import tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -11,7 +11,7 @@ import numpy as np
 from diffpose_viz.camera import h36m_cameras
 from diffpose_viz.evaluation.results import load_results
 
-from test_training_config import DEMO, REPO, tiny_data, tiny_overrides  # noqa: F401  (fixture)
+from tiny_runs import DEMO, REPO, tiny_overrides
 
 SUBCOMMANDS = ["data", "train", "evaluate", "sample", "bench", "dashboard", "wild"]
 

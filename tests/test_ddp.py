@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import torch
 
-from test_training_config import REPO, tiny_data, tiny_overrides  # noqa: F401  (fixture)
+from tiny_runs import REPO, tiny_overrides
 
 WORKER = textwrap.dedent("""
     import sys, torch

@@ -12,7 +12,7 @@ from diffpose_viz.evaluation.results import VARIABLES, ResultsError, load_result
 from diffpose_viz.pipeline import default_camera, load_model
 from diffpose_viz.training.trainer import train
 
-from test_training_config import one_thread, tiny_config, tiny_data  # noqa: F401  (fixtures)
+from tiny_runs import tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -19,7 +19,7 @@ from diffpose_viz.training.checkpoint import (
 )
 from diffpose_viz.training.trainer import Trainer, prepare_split
 
-from test_training_config import one_thread, tiny_config, tiny_data  # noqa: F401  (fixtures)
+from tiny_runs import tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

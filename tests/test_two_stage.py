@@ -15,7 +15,7 @@ from diffpose_viz.methods import METHODS, training_order
 from diffpose_viz.methods.two_stage import ContextDiffusionNetwork, predict_z
 from diffpose_viz.training.trainer import Trainer
 
-from test_training_config import one_thread, tiny_config, tiny_data  # noqa: F401  (fixtures)
+from tiny_runs import tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
