@@ -47,7 +47,7 @@ print("models:", list(runs), " smoke:", SMOKE)
 # Frame-wise MPJPE and the mean over actions (the field reports the latter).
 
 # %%
-F.summary_table(runs).round(1)
+F.model_summary_table(runs).round(1)
 
 # %% [markdown]
 # ## Per action

@@ -167,7 +167,7 @@ def test_error_vs_steps_and_hypotheses(results_ds):
 def test_model_comparison(results_dir):
     import xarray as xr
     runs = {p.stem: xr.load_dataset(p) for p in sorted(results_dir.glob("*.nc"))}
-    table = F.summary_table(runs)
+    table = F.model_summary_table(runs)
     assert set(table.index) == {"diffpose", "gaussian_diffusion", "deterministic_lifter"}
     assert table.loc["diffpose", "MPJPE P-Agg (mm)"] == pytest.approx(runs["diffpose"]["err"].values.mean())
     per_action = F.per_action_table(runs)

@@ -17,7 +17,7 @@ runs = {n: ds for n, ds in runs.items() if "err" in ds}
 if not runs:
     st.info("Pick at least one model with ground truth.")
     st.stop()
-st.dataframe(F.summary_table(runs).round(1))
+st.dataframe(F.model_summary_table(runs).round(1))
 common.plot(F.model_comparison_figure(F.per_action_table(runs)), key="cmp_actions")
 if len(runs) >= 2:
     names = list(runs)

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import xarray as xr
 
 from diffpose_viz.figures.compare import (
-    matched_sample_errors, model_comparison_figure, paired_error_figure, per_action_table, summary_table,
+    matched_sample_errors, model_comparison_figure, paired_error_figure, per_action_table, model_summary_table,
 )
 from diffpose_viz.figures.errors import (
     error_vs_hypotheses, error_vs_hypotheses_figure, error_vs_steps_figure, hypothesis_spread_mm,
@@ -30,7 +30,7 @@ __all__ = [
     "mixture_std", "model_comparison_figure", "occlusion_case", "occlusion_comparison_figure", "occlusion_pairs",
     "occlusion_summary_figure", "paired_error_figure", "per_action_error_figure", "per_action_table",
     "per_joint_error_figure", "sample_gmm", "skeleton_figure", "skeleton_from_results", "spread_error_correlation",
-    "spread_vs_error_figure", "summary_table", "to_plot_axes", "trajectory_figure", "trajectory_from_results",
+    "spread_vs_error_figure", "model_summary_table", "to_plot_axes", "trajectory_figure", "trajectory_from_results",
 ]
 
 

@@ -9,36 +9,24 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy import stats
 
+from diffpose_viz import uncertainty
 from diffpose_viz.skeleton import H36M17
 
 ORACLE_DASH = "dot"  # oracle curves (they need ground truth) are always drawn dotted and labelled
 
 
 def hypothesis_spread_mm(hypotheses: np.ndarray) -> np.ndarray:
-    """(N,H,J,3) metres -> (N,J): mean distance of the hypotheses from their mean, in mm."""
-    h = np.asarray(hypotheses, dtype=np.float64)
+    """(N,H,J,3) metres -> (N,J): mean distance of the hypotheses from their mean, in mm
+    (`diffpose_viz.uncertainty.hypothesis_spread_mm(..., "mean")`, the one definition)."""
+    h = np.asarray(hypotheses)
     if h.ndim != 4 or h.shape[-1] != 3:
         raise ValueError(f"hypotheses must be (sample, hypothesis, joint, 3), found shape {h.shape}")
-    return np.linalg.norm(h - h.mean(1, keepdims=True), axis=-1).mean(1) * 1000.0
+    return uncertainty.hypothesis_spread_mm(h, "mean")
 
 
 def spread_error_correlation(spread: np.ndarray, err: np.ndarray) -> dict:
-    """Spearman and Pearson correlation of spread vs error over all (sample, joint) pairs, plus per joint.
-
-    Joint 0 (the root) is excluded: it is the origin, so both spread and error are 0 there.
-    """
-    s = np.asarray(spread, dtype=np.float64)[:, 1:]
-    e = np.asarray(err, dtype=np.float64)[:, 1:]
-    ok = np.isfinite(s) & np.isfinite(e)
-    out = {"spearman": np.nan, "pearson": np.nan, "per_joint_spearman": np.full(s.shape[1] + 1, np.nan)}
-    if ok.sum() >= 3 and np.ptp(s[ok]) > 0 and np.ptp(e[ok]) > 0:
-        out["spearman"] = float(stats.spearmanr(s[ok], e[ok]).statistic)
-        out["pearson"] = float(stats.pearsonr(s[ok], e[ok]).statistic)
-    for j in range(s.shape[1]):
-        m = ok[:, j]
-        if m.sum() >= 3 and np.ptp(s[m, j]) > 0 and np.ptp(e[m, j]) > 0:
-            out["per_joint_spearman"][j + 1] = float(stats.spearmanr(s[m, j], e[m, j]).statistic)
-    return out
+    """Spearman and Pearson correlation of spread vs error (`diffpose_viz.uncertainty`); the root is excluded."""
+    return uncertainty.spread_error_correlation(spread, err)
 
 
 def spread_vs_error_figure(spread: np.ndarray, err: np.ndarray, joint_names=H36M17.joint_names,
