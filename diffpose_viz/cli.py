@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an earlier run in OUT (refused without it)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="change one config value, e.g. train.epochs=1 (repeatable; for smoke sizes)")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress display (a bar on a terminal, a periodic line otherwise)")
     p.add_argument("--device", default=None,
                    help="cpu, cuda or cuda:N (default: the config's `device`, cpu in every shipped CPU config)")
     p.set_defaults(func=cmd_train)

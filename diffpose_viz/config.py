@@ -106,7 +106,7 @@ class TrainConfig:
     val_max_samples: int = 512  # validation rows used for checkpoint selection (evenly thinned)
     val_hypotheses: int = 2  # diffusion methods: hypotheses per validation frame
     log_every: int = 50
-    progress: bool = True  # tqdm bars (rank 0 only)
+    progress: bool = True  # progress display, rank 0 only (a bar on a terminal, a line every 30 s otherwise)
 
 
 @dataclass

@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..atomic import atomic_write_text
+from ..progress import progress as progress_bar
 from ..camera import Camera, h36m_cameras
 from ..mocap import asf_amc, bvh, rigs
 from ..skeleton import H36M17
@@ -268,7 +268,7 @@ def build_demo(
     positions: dict[str, dict[str, np.ndarray]] = {}
     source_meta = []
     notes = []
-    for src in tqdm(SOURCES, desc="demo: convert mocap", disable=not progress):
+    for src in progress_bar(SOURCES, desc="demo: convert mocap", enabled=progress):
         archive = archives[src.package[0]]
         world, native_fps, rig_name = load_source(src, archive)
         world = resample(world, native_fps, FPS) if abs(native_fps - FPS) / FPS > 1e-3 else world

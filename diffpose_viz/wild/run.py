@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from diffpose_viz.camera import Camera
 from diffpose_viz.inputs import DEFAULT_FOCAL_FACTOR, default_camera
+from diffpose_viz.progress import progress as progress_bar
 from diffpose_viz.wild.mediapipe_detector import MediaPipeConfig, WildDetections, detect_frames
 from diffpose_viz.wild.video import MediaInfo, OverlayWriter, draw_skeleton, iter_frames, probe_media
 from diffpose_viz.wild.visibility import VisibilityRule
@@ -58,7 +58,7 @@ def write_overlay(info: MediaInfo, det: WildDetections, out_dir: Path, *, stride
     row_of = {int(f): i for i, f in enumerate(det.frame_index)}
     frames = iter_frames(info, max_frames=len(det), stride=stride)
     with OverlayWriter(target, fps=(info.fps / stride) if info.fps else 25.0, single_image=single) as writer:
-        for index, frame in tqdm(frames, total=len(det), desc="overlay", unit="frame", disable=not progress):
+        for index, frame in progress_bar(frames, total=len(det), desc="overlay", unit="frame", enabled=progress):
             i = row_of[index]
             label = f"frame {index} | colour: confidence (red 0, green 1) | ring: 2D std | hollow: occluded"
             drawn = draw_skeleton(frame, det.keypoints[i], det.confidence[i], person_found=bool(det.person_found[i]),
@@ -98,8 +98,8 @@ def run_wild(
 
     t0 = time.perf_counter()
     frames = iter_frames(info, max_frames=max_frames, stride=stride)
-    frames = tqdm(frames, total=info.expected_frames(max_frames, stride), desc="detect", unit="frame",
-                  disable=not progress)
+    frames = progress_bar(frames, total=info.expected_frames(max_frames, stride), desc="detect", unit="frame",
+                          enabled=progress)
     det = detect_frames(frames, static_image_mode=info.kind != "video", config=detector, rule=rule,
                         fps=info.fps / stride if info.fps else 0.0, source=str(info.path))
     det.meta.update(focal_factor=focal_factor, stride=stride)
