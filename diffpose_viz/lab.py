@@ -277,18 +277,28 @@ def edit_2d(sample: LabSample, hide: Iterable[int | str] = (), offsets: Mapping[
 # --------------------------------------------------------------------------- sampling
 
 
-def _hk(model: LoadedModel, det: Detections2D, sample: LabSample, seed: int, depth_source) -> tuple:
+def _hk(model: LoadedModel, det: Detections2D, sample: LabSample, seed: int, depth_source,
+        cond: torch.Tensor | None = None) -> tuple:
+    """H_K of the edited frame. Its per-joint z comes from the method when it owns one (two-stage DiffPose with
+    init.depth_source 'context': phi_ST's prediction of the edited 2D), else from the depth prior."""
     init = model.cfg.init
     k = sample.intrinsics[None]
+    depth = None
+    if cond is not None:
+        depth = model.method.hk_depth(model.cfg, model.extras, cond, det.occluded)
+    z_note = "; per-joint z from phi_ST" if depth is not None else ""
     if depth_source in (None, "estimated"):
-        return build_hk(det, k, model.prior, init, seed=seed, device=model.device), "root depth from the 2D scale"
+        gmm = build_hk(det, k, model.prior, init, seed=seed, device=model.device, depth=depth)
+        return gmm, "root depth from the 2D scale" + z_note
     z = float(depth_source)
     if not z > 0:
         raise LabError(f"depth_source: expected 'estimated' or a root depth > 0 m, found {depth_source!r}")
     gen = torch.Generator(device=model.device).manual_seed(int(init.seed) * 10 + seed)
+    zm, zs = (None, None) if depth is None else depth
     gmm = build_pose_gmm(det.modes, k, model.prior, confidence=det.confidence, occluded=det.occluded,
-                         root_depth=np.array([z]), config=init, generator=gen, device=model.device)
-    return gmm, f"root depth given: {z:.2f} m"
+                         root_depth=np.array([z]), config=init, generator=gen, device=model.device, z_mean=zm,
+                         z_std=zs)
+    return gmm, f"root depth given: {z:.2f} m" + z_note
 
 
 def _sample_from_step(model: LoadedModel, cond: torch.Tensor, gmm, n: int, k: int, start_step: int,
@@ -335,7 +345,8 @@ def rerun(model: LoadedModel, sample: LabSample, n_hypotheses: int | None = None
     cond = gather_cond(cond_all, torch.zeros(1, dtype=torch.long, device=model.device), windows)
     gmm = None
     if method.hk_at_test:
-        gmm, depth_note = _hk(model, det, sample, SPLIT_SEEDS["wild"] + seed, depth_source)
+        gmm, depth_note = _hk(model, det, sample, SPLIT_SEEDS["wild"] + seed, depth_source,
+                              cond=cond_all[:1].cpu())
         notes.insert(0, f"H_K re-fitted for this frame ({depth_note})")
     else:
         notes.insert(0, f"{method.name} does not sample from H_K: no kernels to show; the 2D edits still change "
