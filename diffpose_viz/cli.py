@@ -89,7 +89,7 @@ def cmd_evaluate(args) -> int:
     out = evaluate(args.checkpoint, args.out, device=_check_device(args.device), n_hypotheses=args.hypotheses,
                    n_steps=args.steps, record_trajectory=args.record_trajectory, batch_size=args.batch_size,
                    data_path=args.data, max_samples=args.max_samples, progress=not args.no_progress,
-                   amp=args.amp, test_subjects=args.subjects)
+                   amp=args.amp, test_subjects=args.subjects, split=args.split, sampling=args.sampling)
     if current().is_main:
         print(f"wrote {out.results_path} and {out.metrics_path} ({out.wall_s:.1f} s)")
     shutdown()
@@ -233,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="use this data file instead of the config's data.path")
     p.add_argument("--subjects", nargs="+", default=None, help="evaluate these subjects (of --data, or of the "
                    "config's file) instead of the config's test subjects")
+    p.add_argument("--split", choices=["test", "val"], default="test", help="val: the held-out validation "
+                   "sequences of the training subjects (where settings are compared; never the test split)")
+    p.add_argument("--sampling", action="append", default=[], metavar="KEY=VALUE", help="change a sampling-only "
+                   "setting, e.g. diffusion.start_t=12 or diffusion.start_from=context (repeatable)")
     p.add_argument("--amp", choices=["none", "bf16"], default="none", help="bf16: run the networks under autocast "
                    "in bfloat16 (GPU, or a CPU with bf16 instructions); the DDIM state stays float32")
     p.add_argument("--no-progress", action="store_true")

@@ -68,6 +68,12 @@ class DiffusionConfig:
     # sqrt(abar) ~ 1e-3, so x0 = (h - sqrt(1 - abar) eps) / sqrt(abar) amplifies any eps error a thousandfold.
     clip_x0: float | None = 2.0
     antithetic: bool = True  # draw training steps t in antithetic pairs (as the official runner)
+    # Where the reverse chain starts. start_t null: the schedule's last step (the paper: h_K is a draw from H_K,
+    # abar_K ~ 1e-6 with the cosine schedule). An integer t: DDIM from step t (the official frame code starts at
+    # t = 12 of 50). start_from 'hk': the start state is a draw from H_K; 'context' (two-stage diffpose only):
+    # the frozen phi_ST's pose, as the official code starts from its lifter's pose.
+    start_t: int | None = None
+    start_from: Literal["hk", "context"] = "hk"
 
 
 @dataclass
@@ -165,6 +171,12 @@ def validate(cfg: ExperimentConfig, source: str = "config") -> None:
     if cfg.diffusion.n_sampling_steps > cfg.diffusion.schedule.num_steps:
         bad("diffusion.n_sampling_steps", f"{cfg.diffusion.n_sampling_steps} exceeds the schedule's "
             f"{cfg.diffusion.schedule.num_steps} steps")
+    if cfg.diffusion.start_t is not None and not 0 <= cfg.diffusion.start_t < cfg.diffusion.schedule.num_steps:
+        bad("diffusion.start_t", f"expected null or a step in [0, {cfg.diffusion.schedule.num_steps - 1}], found "
+            f"{cfg.diffusion.start_t}")
+    if cfg.diffusion.start_t is not None and cfg.diffusion.n_sampling_steps > cfg.diffusion.start_t + 1:
+        bad("diffusion.n_sampling_steps", f"{cfg.diffusion.n_sampling_steps} steps do not fit below start_t "
+            f"{cfg.diffusion.start_t}")
     if cfg.diffusion.loss == "mpjpe" and cfg.diffusion.prediction != "x0":
         bad("diffusion.loss", "'mpjpe' needs diffusion.prediction: x0 (an MPJPE on noise has no meaning)")
     if cfg.model.context == "video" and cfg.model.frames % 2 == 0:

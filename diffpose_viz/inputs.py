@@ -287,17 +287,33 @@ def fit_prior(train: PoseSet, init: InitConfig) -> DepthPrior:
     return fit_depth_prior(train.pose3d, init, root_depth=train.root[:, 2])
 
 
-def hk_cache_key(cfg: ExperimentConfig, split: str, n: int, prior: DepthPrior) -> str:
-    """A digest of everything H_K of a split depends on: reuse is safe only under the same key."""
+def hk_cache_key(cfg: ExperimentConfig, split: str, n: int, prior: DepthPrior, extra: str = "") -> str:
+    """A digest of everything H_K of a split depends on: reuse is safe only under the same key. `extra`: what
+    else it depends on (e.g. the identity of the checkpoint whose phi_ST gives H_K's z)."""
     h = hashlib.sha256()
     payload = {"data": to_dict(cfg.data), "detector": to_dict(cfg.detector), "init": to_dict(cfg.init), "split": split,
                "n": n}
+    if extra:
+        payload["extra"] = extra
+    if cfg.init.depth_source != "prior":  # z from a network: which one
+        payload["context_checkpoint"] = file_identity(cfg.model.context_checkpoint)
     if split == "train" and augmentation_on(cfg):  # the augmented rows depend on these too
         payload.update(augmentation=to_dict(cfg.augmentation), seed=cfg.train.seed)
     h.update(json.dumps(payload, sort_keys=True).encode())
     for v in prior.to_dict().values():
         h.update(np.ascontiguousarray(np.asarray(v)).tobytes())
     return h.hexdigest()[:16]
+
+
+def file_identity(path) -> str:
+    """Path, size and modification time of a file (or the path alone when it does not exist)."""
+    if path is None:
+        return "none"
+    p = Path(path)
+    if not p.exists():
+        return str(p)
+    st = p.stat()
+    return f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
 
 
 HK_FIELDS = ("weights", "means", "variances", "root_depth", "root_depth_source", "missing")

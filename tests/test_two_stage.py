@@ -146,3 +146,63 @@ def test_old_diffpose_checkpoint_loads_as_joint(tiny_data, tmp_path):  # noqa: F
     torch.save(ck, path)  # as 0.1.0 wrote it (no re-stamping)
     model = load_model(path)
     assert model.method.name == "diffpose_joint" and model.method.model_name == "diffpose_joint"
+
+
+def test_start_from_context_at_t0_returns_phi_st_pose_with_residual(tiny_data, lifter_ckpt, tmp_path):  # noqa: F811
+    """start_from 'context' + start_t: the chain starts at phi_ST's pose; with the residual denoiser untrained
+    (zero correction) and one DDIM step from t = 0, every hypothesis is phi_ST's pose exactly."""
+    from diffpose_viz.evaluation.evaluate import apply_sampling_settings
+    from diffpose_viz.inference import load_model, predict
+
+    cfg = tiny_config(tiny_data, method="diffpose", **{"model.context_checkpoint": str(lifter_ckpt),
+                                                       "model.residual_to_context": True, "train.max_steps": 1,
+                                                       "train.lr": 1e-12})
+    _train(cfg, tmp_path / "res")
+    model = apply_sampling_settings(load_model(tmp_path / "res" / "best.pt"),
+                                    ["diffusion.start_t=0", "diffusion.start_from=context",
+                                     "diffusion.n_sampling_steps=1"])
+    cond = torch.rand(4, 17, 3) - 0.5
+    cond[..., 2] = 1.0
+    pred = predict(model, cond, _hk_for(model, cond), n_hypotheses=3, n_steps=1)
+    phi = model.network.phi_st(cond)
+    np.testing.assert_allclose(pred.hypotheses, (phi - phi[:, :1])[:, None].expand(-1, 3, -1, -1).numpy(),
+                               atol=2e-4)
+
+
+def _hk_for(model, cond):
+    from diffpose_viz.detector_sim import Detections2D
+    from diffpose_viz.initialization.pose_init import modes_from_keypoints
+    from diffpose_viz.inputs import build_hk
+
+    kp = ((cond[..., :2].numpy() + np.array([1.0, 1.0])) * 500).astype(np.float32)
+    det = Detections2D(kp, np.ones((len(kp), 17), np.float32), modes_from_keypoints(kp, 5.0).astype(np.float32),
+                       np.zeros((len(kp), 17), bool))
+    return build_hk(det, np.tile([[1145.0, 1145.0, 500.0, 500.0]], (len(kp), 1)), model.prior, model.cfg.init, seed=0)
+
+
+def test_sampling_settings_are_checked_and_only_sampling_keys_change(stage2):
+    from diffpose_viz.evaluation.evaluate import apply_sampling_settings
+    from diffpose_viz.inference import load_model
+
+    _, out = stage2
+    model = load_model(out / "best.pt")
+    changed = apply_sampling_settings(model, ["diffusion.start_t=12"])
+    assert changed.cfg.diffusion.start_t == 12 and model.cfg.diffusion.start_t is None
+    with pytest.raises(ValueError, match="only the sampling settings"):
+        apply_sampling_settings(model, ["model.hidden=8"])
+    with pytest.raises(ValueError, match="start_t"):
+        apply_sampling_settings(model, ["diffusion.start_t=99"])
+
+
+def test_evaluate_on_the_validation_split(stage2, tmp_path):
+    from diffpose_viz.evaluation.evaluate import evaluate
+
+    _, out = stage2
+    res = evaluate(out / "best.pt", tmp_path / "val.nc", split="val", progress=False, print_summary=False,
+                   sampling=["diffusion.start_t=12", "diffusion.start_from=context"])
+    from diffpose_viz.evaluation.results import load_results
+
+    ds = load_results(res.results_path)
+    assert ds.attrs["split"] == "val" and "validation rows" in ds.attrs["dataset"]
+    assert set(np.unique(ds["subject"].values)) <= {"syn_a", "syn_b", "syn_c"}  # training subjects only
+    assert res.summary["uncertainty"]["calibration_source"] == "none"

@@ -28,6 +28,7 @@ from diffpose_viz.initialization.pose_init import intrinsics_from_camera, modes_
 from diffpose_viz.inputs import (
     SPLIT_SEEDS,
     InputError,
+    file_identity,
     hk_cache_key,
     load_poses,
     make_inputs,
@@ -74,13 +75,17 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
              n_steps: int | None = None, record_trajectory: bool = False, batch_size: int = 256,
              data_path: str | None = None, max_samples: int | None = None, progress: bool = True,
              print_summary: bool = True, amp: str | None = None,
-             test_subjects: list[str] | None = None, calibrate: bool = True) -> EvalOutput:
+             test_subjects: list[str] | None = None, calibrate: bool = True, split: str = "test",
+             sampling: list[str] | None = None) -> EvalOutput:
     """Evaluate `checkpoint` on its config's test subjects -> `out` (results .nc) + `out` .metrics.json.
 
     `data_path` / `test_subjects`: another data file and its subjects (e.g. bodies never seen in training);
     a subject the checkpoint was trained on is refused. `calibrate`: fit the error-bar calibration of the
     hypotheses' spread on the validation split (held-out training sequences, never test) and report the
-    calibrated coverage on test in the metrics JSON ("uncertainty")."""
+    calibrated coverage on test in the metrics JSON ("uncertainty").
+    `split` 'val': the validation split of the checkpoint's training subjects (held-out sequences), where
+    inference-time settings are compared; `sampling`: 'key=value' overrides of the sampling-only settings
+    (SAMPLING_KEYS), e.g. ['diffusion.start_t=12']."""
     t0 = time.perf_counter()
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"--max-samples: expected an integer >= 1, found {max_samples}")
@@ -94,20 +99,33 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
             raise InputError(f"--subjects {sorted(set(test_subjects) & set(cfg.data.train_subjects))}: the checkpoint "
                              "was trained on them; evaluation is on unseen subjects only")
         cfg.data.test_subjects = list(test_subjects)
-    test = thin(load_poses(cfg.data, list(cfg.data.test_subjects)),
-                max_samples if max_samples is not None else cfg.data.max_test_samples)
+    if split not in ("test", "val"):
+        raise ValueError(f"--split: expected 'test' or 'val', found {split!r}")
+    if sampling:
+        model = apply_sampling_settings(model, sampling)
+        cfg = model.cfg
+    if split == "val":
+        from diffpose_viz.inputs import load_splits
+
+        test = thin(load_splits(cfg.data, cfg.train.seed, with_test=False).val,
+                    max_samples if max_samples is not None else cfg.data.max_test_samples)
+        calibrate = False  # the calibration is fitted on these very rows
+    else:
+        test = thin(load_poses(cfg.data, list(cfg.data.test_subjects)),
+                    max_samples if max_samples is not None else cfg.data.max_test_samples)
     if len(test) == 0:
-        raise InputError(f"{cfg.data.path}: no test rows for subjects {cfg.data.test_subjects}")
-    det = make_inputs(test, cfg, "test", error_model=model.detection_error)
+        raise InputError(f"{cfg.data.path}: no {split} rows for subjects "
+                         f"{cfg.data.test_subjects if split == 'test' else cfg.data.train_subjects}")
+    det = make_inputs(test, cfg, split, error_model=model.detection_error)
     windows = window_indices(test, cfg.model.frames) if method.uses_windows(cfg) else None
     rows = ddp.shard_indices(np.arange(len(test)), info.rank, info.world_size, pad=False)
     # Each rank fits H_K for its own shard only; a single process caches it next to the checkpoint.
     cache = None
     if method.hk_at_test and not info.enabled:
-        key = hk_cache_key(cfg, "test", len(test), model.prior)
-        cache = Path(checkpoint).parent / "cache" / f"hk_test_{key}.pt"
+        key = hk_cache_key(cfg, split, len(test), model.prior, extra=file_identity(checkpoint))
+        cache = Path(checkpoint).parent / "cache" / f"hk_{split}_eval_{key}.pt"
     part = lift(model, det, test.res, row_intrinsics(test), rows=rows, windows=windows,
-                hk_seed=SPLIT_SEEDS["test"] + 10 * info.rank, hk_cache=cache, n_hypotheses=n_hypotheses,
+                hk_seed=SPLIT_SEEDS[split] + 10 * info.rank, hk_cache=cache, n_hypotheses=n_hypotheses,
                 n_steps=n_steps, record=record_trajectory, batch_size=batch_size, seed=cfg.train.seed + 7 * info.rank,
                 progress=progress and info.is_main, amp=amp)
     parts = ddp.gather_objects((rows, part))
@@ -118,7 +136,9 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
     cams = [test.cameras[str(c)] for c in test.camera]
     ds = _results(model, merged, det, cams, fallback_root=test.root.astype(np.float64), gt=test.pose3d,
                   subject=test.subject, action=test.action, camera=np.array([c.id for c in cams]), frame=test.frame,
-                  dataset=f"{Path(cfg.data.path).name} subjects {list(cfg.data.test_subjects)}", split="test",
+                  dataset=(f"{Path(cfg.data.path).name} subjects {list(cfg.data.test_subjects)}" if split == "test" else
+                           f"{Path(cfg.data.path).name} validation rows of {list(cfg.data.train_subjects)}"),
+                  split=split,
                   extra_attrs={"input_2d_source": cfg.data.input_2d, "occlusion": int(cfg.data.occlusion),
                                "amp": amp or "none", **_file_input_attrs(cfg, det)})
     out = Path(out)
@@ -145,6 +165,28 @@ def _file_input_attrs(cfg, det) -> dict:
             "confidence_from_file": int(has_scores),
             "confidence_note": "scores read from the file" if has_scores else
             "the file has no scores: present joints get confidence 1"}
+
+
+#: Settings that change only how a trained model samples, so evaluate may override them.
+SAMPLING_KEYS = ("diffusion.start_t", "diffusion.start_from", "diffusion.eta", "diffusion.skip",
+                 "diffusion.n_sampling_steps", "diffusion.n_hypotheses")
+
+
+def apply_sampling_settings(model: LoadedModel, settings: list[str]) -> LoadedModel:
+    """The model with sampling-only settings changed ('diffusion.start_t=12'); anything else is refused."""
+    from dataclasses import replace
+
+    from diffpose_viz.config import apply_overrides, config_from_dict
+    from diffpose_viz.methods import check_config
+
+    for item in settings:
+        key = item.split("=", 1)[0].strip()
+        if key not in SAMPLING_KEYS:
+            raise ValueError(f"--sampling {item!r}: only the sampling settings {list(SAMPLING_KEYS)} can change "
+                             "after training")
+    cfg = config_from_dict(apply_overrides(to_dict(model.cfg), settings, "--sampling"), "--sampling")
+    check_config(cfg, "--sampling", warn=False)
+    return replace(model, cfg=cfg)
 
 
 #: Validation rows used to fit the spread calibration (evenly thinned).

@@ -107,10 +107,22 @@ class DiffusionMethod(Method):
     def predict(self, model: LoadedModel, cond: torch.Tensor, gmm, *, n_hypotheses: int, n_steps: int,
                 record: bool = False, generator: torch.Generator | None = None) -> Prediction:
         net = model.network
+        d = model.cfg.diffusion
         sampler = self.build_sampler(model.cfg, self.build_schedule(model.cfg, model.device))
-        res = sampler.sample(net.denoiser, net.encode(cond), gmm, n_hypotheses, n_steps, generator=generator,
-                             record="all" if record else "none")
+        context = net.encode(cond)
+        if d.start_t is not None and n_steps > d.start_t + 1:
+            raise ConfigError(f"--steps {n_steps}: more DDIM steps than fit below diffusion.start_t {d.start_t}")
+        res = sampler.sample(net.denoiser, context, gmm, n_hypotheses, n_steps, generator=generator,
+                             record="all" if record else "none", t_max=d.start_t,
+                             start_from=self.start_state(model, context))
         return prediction_from_result(res)
+
+    def start_state(self, model: LoadedModel, context: torch.Tensor) -> torch.Tensor | None:
+        """The state the reverse chain starts from instead of an H_K draw (None: the draw)."""
+        if model.cfg.diffusion.start_from != "hk":
+            raise ConfigError(f"diffusion.start_from {model.cfg.diffusion.start_from!r}: method {self.name} starts "
+                              "from H_K only ('hk')")
+        return None
 
 
 class DiffPoseJoint(DiffusionMethod):

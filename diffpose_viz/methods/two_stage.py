@@ -29,7 +29,7 @@ from diffpose_viz import inputs
 from diffpose_viz.checkpoint import CheckpointError, load_checkpoint, load_weights
 from diffpose_viz.config import ConfigError, ExperimentConfig, from_dict, to_dict, validate
 from diffpose_viz.diffusion import gmm_q_sample
-from diffpose_viz.methods.base import TrainBatch, centre_frame
+from diffpose_viz.methods.base import LoadedModel, TrainBatch, centre_frame
 from diffpose_viz.methods.diffusion import DiffusionMethod
 from diffpose_viz.methods.regression import Lifter
 from diffpose_viz.models import GraFormerDenoiser, GraFormerLifter, masked_2d_features
@@ -60,7 +60,8 @@ class ContextDiffusionNetwork(nn.Module):
         with torch.no_grad():
             probe = torch.zeros(1, N_JOINTS, 3, device=next(phi_st.parameters()).device)
             feat_dim = phi_st.features(probe).shape[-1]
-        residual = (feat_dim, feat_dim + 3) if m.residual_to_context else None  # f_ST's pose channels
+        self.pose_channels = (feat_dim, feat_dim + 3)  # where f_ST carries phi_ST's 3D pose
+        residual = self.pose_channels if m.residual_to_context else None
         self.denoiser = GraFormerDenoiser(3, feat_dim + 3 + 4, hidden=m.hidden, layers=m.layers, heads=m.heads,
                                           dropout=m.dropout, prediction=cfg.diffusion.prediction,
                                           residual_context=residual)
@@ -241,6 +242,14 @@ class TwoStageDiffPose(DiffusionMethod):
         occ = np.asarray(occluded, bool)
         z_std = np.where(occ, spread["std_occluded"].numpy()[None], spread["std_visible"].numpy()[None])
         return z_mean, z_std
+
+    def start_state(self, model: LoadedModel, context: torch.Tensor) -> torch.Tensor | None:
+        """start_from 'context': phi_ST's pose (the f_ST pose channels), as the official code starts its chain
+        from its lifter's estimate; 'hk': a draw from H_K (the paper)."""
+        if model.cfg.diffusion.start_from == "hk":
+            return None
+        a, b = model.network.pose_channels
+        return context[..., a:b]
 
     def forward_sample(self, batch: TrainBatch, t: torch.Tensor):
         g = batch.gmm

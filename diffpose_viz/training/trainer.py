@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,6 +205,7 @@ class Trainer:
                                      "continue it with --resume, or replace it with --force")
             for name in existing:
                 (self.out_dir / name).unlink()
+            shutil.rmtree(self.out_dir / "cache", ignore_errors=True)  # the replaced run's H_K fits
 
     def _restore(self, path: Path) -> None:
         ckpt = load_checkpoint(path, map_location="cpu")
