@@ -162,20 +162,30 @@ def test_own_input_upload_in_browser(page, server, results_ds, tmp_path):
     page.screenshot(path=str(ARTIFACTS / "page_Your_own_input_uploaded.png"))
 
 
-def test_lab_hide_joint_in_browser(page, server, tmp_path):
-    """Page 8 on the smoke run: hide a joint, re-sample, the page reports a larger spread for it."""
-    import xarray as xr
-    smoke = REPO / "results" / "smoke" / "diffpose_joint.nc"  # see tests/test_lab.py for why
-    if not smoke.exists():
-        pytest.skip(f"no smoke results at {smoke}; `make test` creates them with scripts/run_demo.py")
-    ds = xr.load_dataset(smoke)
-    ds.attrs["checkpoint"] = str(REPO / ds.attrs["checkpoint"])
-    (tmp_path / "lab").mkdir()
-    ds.to_netcdf(tmp_path / "lab" / "diffpose.nc")
+@pytest.fixture(scope="module")
+def synthetic_lab_results(tmp_path_factory) -> Path:
+    """A real checkpoint and results file on the tiny synthetic dataset (tests/tiny_runs.py): the lab runs a
+    real model, and its screenshot shows no licensed motion capture."""
+    from tiny_runs import make_tiny_dataset, tiny_config
+
+    from diffpose_viz.evaluation.evaluate import evaluate
+    from diffpose_viz.training.trainer import train
+
+    d = tmp_path_factory.mktemp("lab_synthetic")
+    data = make_tiny_dataset(d / "data_3d_tiny.npz")
+    run = train(tiny_config(data, method="diffpose_joint", **{"model.hidden": 16, "diffusion.n_hypotheses": 5}),
+                d / "run", progress=False)
+    evaluate(run.best, d / "lab" / "diffpose.nc", record_trajectory=True, progress=False, print_summary=False,
+             calibrate=False)
+    return d / "lab"
+
+
+def test_lab_hide_joint_in_browser(page, server, synthetic_lab_results):
+    """Page 8 on a real (tiny, synthetic) model: hide a joint, re-sample, the page reports a larger spread."""
     ARTIFACTS.mkdir(exist_ok=True)
     _open(page, server, "What_if_lab")
     box = page.locator(".st-key-_results_dir_input input")
-    box.fill(str(tmp_path / "lab"))
+    box.fill(str(synthetic_lab_results))
     box.press("Enter")
     page.wait_for_selector(".st-key-lab_hide", timeout=60_000)
     page.locator(".st-key-lab_hide input").click()
