@@ -206,3 +206,17 @@ def test_evaluate_on_the_validation_split(stage2, tmp_path):
     assert ds.attrs["split"] == "val" and "validation rows" in ds.attrs["dataset"]
     assert set(np.unique(ds["subject"].values)) <= {"syn_a", "syn_b", "syn_c"}  # training subjects only
     assert res.summary["uncertainty"]["calibration_source"] == "none"
+
+
+def test_evaluate_on_another_file_calibrates_on_the_training_file(stage2, tiny_data, tmp_path):  # noqa: F811
+    """Unseen bodies in another data file: the test rows come from it, the calibration from the training file."""
+    import shutil
+
+    from diffpose_viz.evaluation.evaluate import evaluate
+
+    _, out = stage2
+    other = tmp_path / "other_people.npz"
+    shutil.copy(tiny_data, other)
+    res = evaluate(out / "best.pt", tmp_path / "x.nc", data_path=other, test_subjects=["syn_t"], progress=False,
+                   print_summary=False)
+    assert res.summary["uncertainty"]["calibration_source"].startswith("validation split")

@@ -92,6 +92,7 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
     info, dev = ddp.init(device)
     model = load_model(checkpoint, dev)
     cfg, method = model.cfg, model.method
+    training_data = cfg.data.path  # the calibration's validation rows come from the training file
     if data_path is not None:
         cfg.data.path = str(data_path)
     if test_subjects:
@@ -145,7 +146,8 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
     write_results(ds, out)
     summary = summarize(ds)
     summary["uncertainty"] = _uncertainty(model, ds, n_hypotheses=part.n_hypotheses, n_steps=part.n_steps,
-                                          batch_size=batch_size, amp=amp, enabled=calibrate and not info.enabled)
+                                          batch_size=batch_size, amp=amp, enabled=calibrate and not info.enabled,
+                                          training_data=training_data)
     summary.update(checkpoint=str(checkpoint), results=str(out), device=str(dev), world_size=info.world_size,
                    wall_s=round(time.perf_counter() - t0, 2))
     metrics_path = out.with_suffix(".metrics.json")
@@ -194,14 +196,20 @@ CALIBRATION_ROWS = 2000
 
 
 def _uncertainty(model: LoadedModel, ds, *, n_hypotheses: int, n_steps: int, batch_size: int, amp: str | None,
-                 enabled: bool) -> dict:
-    """Raw spread-vs-error numbers on test, plus coverage after a calibration fitted on the validation split."""
+                 enabled: bool, training_data: str | None = None) -> dict:
+    """Raw spread-vs-error numbers on test, plus coverage after a calibration fitted on the validation split
+    (held-out sequences of the training subjects, in the training data file even when test rows come from
+    another file)."""
+    import copy
+
     from diffpose_viz import uncertainty
     from diffpose_viz.inputs import load_splits
 
     cal = None
     if enabled:
-        cfg = model.cfg
+        cfg = copy.deepcopy(model.cfg)
+        if training_data is not None:
+            cfg.data.path = str(training_data)
         val = thin(load_splits(cfg.data, cfg.train.seed, with_test=False).val, CALIBRATION_ROWS)
         if len(val):
             det = make_inputs(val, cfg, "val", error_model=model.detection_error)
