@@ -36,6 +36,9 @@ SETTINGS = {
     "GT 2D": ["data.input_2d=gt"],
 }
 SLUG = {"detector+occlusion": "det_occ", "detector, no occlusion": "det_noocc", "GT 2D": "gt2d"}
+#: Generalisation test sets (label -> (data file, subjects or None for the config's test subjects)), set in main:
+#: other people's motion capture (bodies never seen) and bandai17's test styles from four new cameras.
+GENERALISATION: dict[str, tuple[Path, list[str] | None]] = {}
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Row:
     train_s: float | None = None
     eval_s: float | None = None
     metrics: dict | None = None
+    extra_metrics: dict = field(default_factory=dict)  # 'cross-body' / 'unseen views' -> metrics JSON
     error: str | None = None
 
 
@@ -119,6 +123,15 @@ def execute(row: Row, config: Path, device: str, extra: list[str], force: bool, 
     row.commands.append(_shown(ev))
     row.eval_s = run(ev, log)
     row.metrics = json.loads(row.results.with_suffix(".metrics.json").read_text())
+    if row.variant != "main":
+        return
+    for label, (data, subjects) in GENERALISATION.items():  # the same checkpoint on bodies / views never seen
+        res = row.results.with_name(f"{row.results.stem}_{label.replace(' ', '_')}.nc")
+        ev = _cli("evaluate", str(ckpt), "--out", str(res), "--device", device, "--no-progress", "--data", str(data),
+                  "--max-samples", "3000", *(["--subjects", *subjects] if subjects else []))
+        row.commands.append(_shown(ev))
+        run(ev, log)
+        row.extra_metrics[label] = json.loads(res.with_suffix(".metrics.json").read_text())
 
 
 def hardware(device: str) -> str:
@@ -152,9 +165,14 @@ def table(rows: list[Row], config: Path, device: str, wall: float) -> str:
              "per-joint hypothesis closest to the 2D input in reprojection. **P-Best and J-Best use the ground truth "
              "(oracle)** and are not test-time results.",
              "- Model selection used the validation sequences of the training subjects only, never the test split.",
+             "- Cross-body: bodies never seen in training (other people's motion capture); unseen views: the test "
+             "subjects from four new cameras (`scripts/unseen_views.py`). Ratio = their P1 / in-domain P1. Spread r: "
+             "Pearson r of per-joint hypothesis spread and error (N > 1). 90 % cal.: coverage of the validation-"
+             "calibrated 90 % interval on test (docs/RESULTS_SCHEMA.md).",
              "", "| setting | method | variant | P1 | P2 | J-Agg P1 | P-Best P1 (oracle) | J-Best P1 (oracle) | PCK | "
-             "AUC | P1 occluded joints | train s | eval s | commands |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "AUC | P1 occluded joints | P1 cross-body (ratio) | P2 cross-body | P1 unseen views (ratio) | spread r | "
+             "90 % cal. | train s | eval s | commands |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         m = r.metrics or {}
         mh = m.get("multi_hypothesis_P1_mm_action_wise", {})
@@ -162,11 +180,23 @@ def table(rows: list[Row], config: Path, device: str, wall: float) -> str:
         if r.error:
             lines.append(f"| {r.setting} | {r.method} | {r.variant} | failed: {r.error[:200]} ||||||||||| {cmds} |")
             continue
-        lines.append(f"| {r.setting} | {r.method} | {r.variant} | {fmt(m.get('P1_mm_action_wise'))} | "
+        p1 = m.get("P1_mm_action_wise")
+
+        def general(label: str, key: str = "P1_mm_action_wise", ratio: bool = True) -> str:
+            g = r.extra_metrics.get(label, {}).get(key)
+            if g is None:
+                return "—"
+            return f"{g:.1f} ({g / p1:.2f}×)" if ratio and p1 else f"{g:.1f}"
+
+        unc = m.get("uncertainty") or {}
+        cal = (unc.get("coverage_calibrated") or {}).get("90")
+        lines.append(f"| {r.setting} | {r.method} | {r.variant} | {fmt(p1)} | "
                      f"{fmt(m.get('P2_mm_action_wise'))} | {fmt(mh.get('J-Agg'))} | {fmt(mh.get('P-Best (ORACLE)'))} | "
                      f"{fmt(mh.get('J-Best (ORACLE)'))} | {fmt(m.get('PCK150_14joints_pct'))} | "
-                     f"{fmt(m.get('AUC_14joints_pct'))} | {fmt(m.get('P1_mm_occluded_joints'))} | {fmt(r.train_s, 0)} | "
-                     f"{fmt(r.eval_s, 0)} | {cmds} |")
+                     f"{fmt(m.get('AUC_14joints_pct'))} | {fmt(m.get('P1_mm_occluded_joints'))} | "
+                     f"{general('cross-body')} | {general('cross-body', 'P2_mm_action_wise', False)} | "
+                     f"{general('unseen views')} | {fmt((unc.get('correlation') or {}).get('pearson'), 2)} | "
+                     f"{'—' if cal is None else f'{100 * cal:.0f} %'} | {fmt(r.train_s, 0)} | {fmt(r.eval_s, 0)} | {cmds} |")
     return "\n".join(lines) + "\n"
 
 
@@ -181,7 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--record-trajectory", action="store_true", help="store trajectories of the main diffusion rows")
     ap.add_argument("--force", action="store_true", help="retrain even when a run folder has best.pt")
     ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    ap.add_argument("--cross-body", default="data/cache/cross_body/data_3d_cross_body.npz",
+                    help="other people's mocap (python -m diffpose_viz.datasets.cross_body); skipped when missing")
+    ap.add_argument("--cross-body-subjects", nargs="+", default=["lafan_a", "lafan_b", "metarig", "cmu01"])
+    ap.add_argument("--unseen-views", default="data/cache/unseen_views/data_3d_bandai17_unseen_views.npz",
+                    help="the test subjects from new cameras (scripts/unseen_views.py); skipped when missing")
     args = ap.parse_args(argv)
+    if Path(args.cross_body).exists():
+        GENERALISATION["cross-body"] = (Path(args.cross_body).resolve(), list(args.cross_body_subjects))
+    if Path(args.unseen_views).exists():
+        GENERALISATION["unseen views"] = (Path(args.unseen_views).resolve(), None)
     config, out = Path(args.config).resolve(), Path(args.out).resolve()
     if not config.exists():
         ap.error(f"--config {config} does not exist")
