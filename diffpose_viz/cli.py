@@ -89,7 +89,8 @@ def cmd_evaluate(args) -> int:
     out = evaluate(args.checkpoint, args.out, device=_check_device(args.device), n_hypotheses=args.hypotheses,
                    n_steps=args.steps, record_trajectory=args.record_trajectory, batch_size=args.batch_size,
                    data_path=args.data, max_samples=args.max_samples, progress=not args.no_progress,
-                   amp=args.amp, test_subjects=args.subjects, split=args.split, sampling=args.sampling)
+                   amp=args.amp, test_subjects=args.subjects, split=args.split, sampling=args.sampling,
+                   test_2d=args.test_2d)
     if current().is_main:
         print(f"wrote {out.results_path} and {out.metrics_path} ({out.wall_s:.1f} s)")
     shutdown()
@@ -233,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="use this data file instead of the config's data.path")
     p.add_argument("--subjects", nargs="+", default=None, help="evaluate these subjects (of --data, or of the "
                    "config's file) instead of the config's test subjects")
+    p.add_argument("--test-2d", default=None, metavar="FILE", help="the test rows' 2D from this VideoPose3D "
+                   "data_2d or DiffPose GMM file (matched by subject, action, camera and frame)")
     p.add_argument("--split", choices=["test", "val"], default="test", help="val: the held-out validation "
                    "sequences of the training subjects (where settings are compared; never the test split)")
     p.add_argument("--sampling", action="append", default=[], metavar="KEY=VALUE", help="change a sampling-only "

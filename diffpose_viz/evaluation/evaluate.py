@@ -6,6 +6,7 @@ test rows are sharded across ranks and gathered on rank 0, which alone writes th
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -76,7 +77,7 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
              data_path: str | None = None, max_samples: int | None = None, progress: bool = True,
              print_summary: bool = True, amp: str | None = None,
              test_subjects: list[str] | None = None, calibrate: bool = True, split: str = "test",
-             sampling: list[str] | None = None) -> EvalOutput:
+             sampling: list[str] | None = None, test_2d: str | Path | None = None) -> EvalOutput:
     """Evaluate `checkpoint` on its config's test subjects -> `out` (results .nc) + `out` .metrics.json.
 
     `data_path` / `test_subjects`: another data file and its subjects (e.g. bodies never seen in training);
@@ -85,16 +86,25 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
     calibrated coverage on test in the metrics JSON ("uncertainty").
     `split` 'val': the validation split of the checkpoint's training subjects (held-out sequences), where
     inference-time settings are compared; `sampling`: 'key=value' overrides of the sampling-only settings
-    (SAMPLING_KEYS), e.g. ['diffusion.start_t=12']."""
+    (SAMPLING_KEYS), e.g. ['diffusion.start_t=12']; `test_2d`: the test rows' 2D from a VideoPose3D data_2d or
+    DiffPose GMM file (data.input_2d 'file'), whatever 2D input the model was trained with."""
     t0 = time.perf_counter()
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"--max-samples: expected an integer >= 1, found {max_samples}")
     info, dev = ddp.init(device)
     model = load_model(checkpoint, dev)
     cfg, method = model.cfg, model.method
-    training_data = cfg.data.path  # the calibration's validation rows come from the training file
+    training_data = copy.deepcopy(cfg.data)  # the calibration's validation rows: the training data and 2D input
     if data_path is not None:
         cfg.data.path = str(data_path)
+    if test_2d is not None:  # detections from the user's own file for the test rows
+        from diffpose_viz.datasets.files_2d import read_2d_file
+
+        cfg.data.input_2d, cfg.data.test_2d = "file", str(test_2d)
+        if model.detection_error is not None:
+            cfg.data.uncertainty_2d = "error_model"
+        else:
+            cfg.data.uncertainty_2d = "file_gmm" if read_2d_file(test_2d).kind == "gmm" else "fixed"
     if test_subjects:
         if data_path is None and set(test_subjects) & set(cfg.data.train_subjects):
             raise InputError(f"--subjects {sorted(set(test_subjects) & set(cfg.data.train_subjects))}: the checkpoint "
@@ -196,12 +206,10 @@ CALIBRATION_ROWS = 2000
 
 
 def _uncertainty(model: LoadedModel, ds, *, n_hypotheses: int, n_steps: int, batch_size: int, amp: str | None,
-                 enabled: bool, training_data: str | None = None) -> dict:
+                 enabled: bool, training_data=None) -> dict:
     """Raw spread-vs-error numbers on test, plus coverage after a calibration fitted on the validation split
     (held-out sequences of the training subjects, in the training data file even when test rows come from
     another file)."""
-    import copy
-
     from diffpose_viz import uncertainty
     from diffpose_viz.inputs import load_splits
 
@@ -209,7 +217,7 @@ def _uncertainty(model: LoadedModel, ds, *, n_hypotheses: int, n_steps: int, bat
     if enabled:
         cfg = copy.deepcopy(model.cfg)
         if training_data is not None:
-            cfg.data.path = str(training_data)
+            cfg.data = copy.deepcopy(training_data)
         val = thin(load_splits(cfg.data, cfg.train.seed, with_test=False).val, CALIBRATION_ROWS)
         if len(val):
             det = make_inputs(val, cfg, "val", error_model=model.detection_error)
