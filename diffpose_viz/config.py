@@ -91,8 +91,9 @@ class ModelConfig:
     # It is frozen during training and embedded into the DiffPose checkpoint, so the file is not needed later.
     context_checkpoint: str | None = None
     # two-stage diffpose: the denoiser's x0 estimate is phi_ST's 3D pose plus a learnt correction (output layer
-    # initialised at zero), so training starts from phi_ST's accuracy instead of from scratch.
-    residual_to_context: bool = False
+    # initialised at zero), so training starts from phi_ST's accuracy instead of from scratch. Chosen on
+    # validation (bandai17, docs/BENCHMARKS.md: 50.6 mm with it, 57.8+ without at equal epochs).
+    residual_to_context: bool = True
     frames: int = 27  # video context: frames per window (odd), taken at the data's frame stride
     martinez_hidden: int = 1024
     martinez_blocks: int = 2
