@@ -348,9 +348,9 @@ def build_pose_gmm(modes, intrinsics, prior: DepthPrior, *, confidence=None, occ
         k = torch.as_tensor(K[sl], **f64)
         zr = torch.as_tensor(z_root[sl], **f64)
         uv = sample_modes(modes_t[:, 1:], S, generator)  # (b,16,S,2), root excluded
-        z_rel = _sample_depth(torch.as_tensor(np.ascontiguousarray(dw[sl, 1:]), **f64),
-                              torch.as_tensor(np.ascontiguousarray(dmu[sl, 1:]), **f64),
-                              torch.as_tensor(np.ascontiguousarray(dvar[sl, 1:]), **f64), S, generator)
+        z_rel = _sample_depth(torch.as_tensor(np.array(dw[sl, 1:], copy=True), **f64),
+                              torch.as_tensor(np.array(dmu[sl, 1:], copy=True), **f64),
+                              torch.as_tensor(np.array(dvar[sl, 1:], copy=True), **f64), S, generator)
         depth = (zr.view(b, 1, 1) + z_rel).clamp_min(0.1)  # never behind the camera
         f, c = k[:, None, None, :2], k[:, None, None, 2:]
         ray = (uv - c) / f  # (b,16,S,2) normalised image coordinates
