@@ -46,6 +46,10 @@ class DataConfig:
     # (the kernels of a DiffPose GMM file).
     uncertainty_2d: Literal["error_model", "fixed", "file_gmm"] = "error_model"
     error_model_kernels: int = 3
+    # MPI-INF-3DHP test file in the lifting-paper layout (data_test_3dhp.npz): when set, the test rows are its
+    # valid frames (test_subjects name the sequences TS1..TS6), with GT 2D; training rows still come from `path`.
+    test_3dhp: str | None = None
+    test_3dhp_units: Literal["mm", "m"] = "mm"
     occlusion: bool = True  # detector_sim only: off disables self-occlusion, occluders and truncation
     gt_noise_std_px: float = 2.0  # input_2d='gt': the 2D std H_K assumes around each keypoint
     validation_fraction: float = 0.1  # of the training frames, held out by whole sequences

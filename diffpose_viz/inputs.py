@@ -84,6 +84,19 @@ def load_poses(cfg: DataConfig, subjects: list[str]) -> PoseSet:
                           max_frames_per_sequence=cfg.max_frames)
 
 
+def load_test_poses(cfg: DataConfig) -> PoseSet:
+    """The test rows: the test subjects of `path`, or the valid frames of an MPI-INF-3DHP test file."""
+    if cfg.test_3dhp is not None:
+        from diffpose_viz.datasets.mpi3dhp import test_pose_set
+
+        if not Path(cfg.test_3dhp).exists():
+            raise FileNotFoundError(f"data.test_3dhp {cfg.test_3dhp} does not exist (data_test_3dhp.npz in the "
+                                    "lifting-paper layout; docs/REPRODUCE_PAPER.md says where to get it)")
+        return thin(test_pose_set(cfg.test_3dhp, list(cfg.test_subjects) or None, units=cfg.test_3dhp_units),
+                    cfg.max_test_samples)
+    return thin(load_poses(cfg, list(cfg.test_subjects)), cfg.max_test_samples)
+
+
 def _load_mocap(cfg: DataConfig, subjects: list[str]):
     mocap = load_3d(Path(cfg.path), subjects=subjects)
     if cfg.input_2d == "file":  # VideoPose3D discards the corrupted S11 'Directions' video; so do we

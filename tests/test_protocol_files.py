@@ -126,3 +126,25 @@ def test_file_input_errors_are_one_line(layout, tmp_path):
     with pytest.raises(ConfigError, match="augmentation"):
         protocol_config("h36m_frame_cpn.yaml", layout, **{"data.test_2d": layout["cpn"], "data.train_2d": layout["cpn"],
                                                           "augmentation.body.enabled": "true"})
+
+
+def test_3dhp_protocol_config_trains_on_h36m_and_tests_on_3dhp(layout, tmp_path):
+    """configs/3dhp_frame_gt.yaml on the fixtures: two stages on the H36M layout with GT 2D, test on the 3DHP
+    test file's valid frames, PCK@150 / AUC on the 14 official joints per sequence and overall."""
+    from diffpose_viz.datasets.mpi3dhp import fit_intrinsics, load_3dhp_test
+
+    over = {"data.test_3dhp": layout["3dhp"]}
+    lifter = train(protocol_config("3dhp_frame_gt.yaml", layout, method="lifter", **over), tmp_path / "lifter",
+                   progress=False)
+    run = train(protocol_config("3dhp_frame_gt.yaml", layout, **over, **{"model.context_checkpoint": lifter.best}),
+                tmp_path / "diffpose", progress=False)
+    out = evaluate(run.best, tmp_path / "3dhp.nc", progress=False, print_summary=False)
+    ds = load_results(out.results_path)
+    data = load_3dhp_test(layout["3dhp"])
+    assert ds.sizes["sample"] == sum(int(s.valid.sum()) for s in data.values())  # valid frames only
+    assert set(ds["subject"].values) == {f"TS{k}" for k in range(1, 7)}
+    per_seq = out.summary["per_action"]
+    assert {f"TS{k}" for k in range(1, 7)} <= set(per_seq)
+    assert all("PCK" in " ".join(v) for v in per_seq.values()) and 0 <= out.summary["PCK150_14joints_pct"] <= 100
+    fx, fy, cx, cy, rms = fit_intrinsics(data["TS1"])  # the fixture's camera: f 1500, centre (1024, 1024)
+    assert abs(fx - 1500) < 0.5 and abs(cx - 1024) < 0.5 and rms < 0.05

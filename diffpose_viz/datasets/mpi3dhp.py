@@ -169,3 +169,57 @@ def save_3dhp_test(path: str | os.PathLike, data: Mapping[str, Mapping[str, np.n
     """Write the lifting-paper layout (3DHP-17 order, as given) atomically; used for fixtures."""
     payload = {ts: {k: np.asarray(v) for k, v in d.items()} for ts, d in data.items()}
     return atomic_savez(path, data=wrap_object(payload))
+
+
+def fit_intrinsics(seq: Sequence3DHP) -> tuple[float, float, float, float, float]:
+    """Pinhole [fx, fy, cx, cy] of a test sequence fitted by least squares to its own valid 2D/3D pairs
+    (x = fx X/Z + cx, y = fy Y/Z + cy), and the RMS reprojection error in pixels. The lifting-paper file
+    carries no intrinsics; its 2D is the projection of its 3D, so the fit recovers the camera."""
+    rows = seq.valid if seq.valid.any() else np.ones(len(seq.pose3d), bool)
+    p3 = (seq.pose3d[rows].astype(np.float64) + seq.root[rows, None].astype(np.float64)).reshape(-1, 3)
+    p2 = seq.pose2d[rows].astype(np.float64).reshape(-1, 2)
+    ok = np.isfinite(p3).all(1) & np.isfinite(p2).all(1) & (p3[:, 2] > 0)
+    if ok.sum() < 4:
+        raise DataError("too few valid joints to fit the camera", key=f"data/{seq.name}", expected=">= 4",
+                        found=int(ok.sum()))
+    q, p2 = p3[ok, :2] / p3[ok, 2:3], p2[ok]
+    out, res = [], []
+    for axis in (0, 1):
+        a = np.stack([q[:, axis], np.ones(len(q))], 1)
+        coef, *_ = np.linalg.lstsq(a, p2[:, axis], rcond=None)
+        out.append(coef)
+        res.append(p2[:, axis] - a @ coef)
+    rms = float(np.sqrt(np.mean(np.concatenate(res) ** 2)))
+    return float(out[0][0]), float(out[1][0]), float(out[0][1]), float(out[1][1]), rms
+
+
+def test_pose_set(path: str | os.PathLike, sequences: list[str] | None = None, *, units: str = "mm"):
+    """The valid frames of the 3DHP test file as a `PoseSet` (subject = action = camera = the sequence name),
+    each sequence with its fitted pinhole camera (camera frame = world frame)."""
+    from ..camera import Camera
+    from .poses import PoseSet
+
+    data = load_3dhp_test(path, units=units)
+    names = list(data) if not sequences else list(sequences)
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise DataError("unknown test sequences", path=path, key="data", expected=sorted(data), found=missing)
+    parts, cameras = [], {}
+    for name in names:
+        seq = data[name]
+        fx, fy, cx, cy, rms = fit_intrinsics(seq)
+        if rms > 2.0:
+            raise DataError(f"its 2D is not a pinhole projection of its 3D (RMS {rms:.1f} px)", path=path,
+                            key=f"data/{name}", expected="data_2d = projection of data_3d", found=f"{rms:.1f} px")
+        cameras[name] = Camera(id=name, res_w=seq.res[0], res_h=seq.res[1], focal=(fx, fy), center=(cx, cy))
+        idx = np.flatnonzero(seq.valid)
+        parts.append((name, seq, idx))
+    cat = lambda f: np.concatenate([f(name, seq, idx) for name, seq, idx in parts])  # noqa: E731
+    return PoseSet(
+        pose3d=cat(lambda n, s, i: s.pose3d[i]), root=cat(lambda n, s, i: s.root[i]),
+        pose2d=cat(lambda n, s, i: s.pose2d[i]), subject=cat(lambda n, s, i: np.full(len(i), n)),
+        action=cat(lambda n, s, i: np.full(len(i), n)), camera=cat(lambda n, s, i: np.full(len(i), n)),
+        frame=cat(lambda n, s, i: i.astype(np.int64)), cameras=cameras,
+        res=cat(lambda n, s, i: np.tile(np.asarray(s.res, np.int32), (len(i), 1))),
+        metadata={"source": str(path), "protocol": "MPI-INF-3DHP test set, valid frames only"})
+

@@ -122,8 +122,12 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
                     max_samples if max_samples is not None else cfg.data.max_test_samples)
         calibrate = False  # the calibration is fitted on these very rows
     else:
-        test = thin(load_poses(cfg.data, list(cfg.data.test_subjects)),
-                    max_samples if max_samples is not None else cfg.data.max_test_samples)
+        from diffpose_viz.inputs import load_test_poses
+
+        data_cfg = copy.deepcopy(cfg.data)
+        if max_samples is not None:
+            data_cfg.max_test_samples = max_samples
+        test = load_test_poses(data_cfg)
     if len(test) == 0:
         raise InputError(f"{cfg.data.path}: no {split} rows for subjects "
                          f"{cfg.data.test_subjects if split == 'test' else cfg.data.train_subjects}")
