@@ -5,8 +5,6 @@ Every problem with a file ends as `st.error` + `st.stop()` on the page, never a 
 """
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import streamlit as st

@@ -14,14 +14,12 @@ Multi-process training: `torchrun --standalone --nproc-per-node 2 -m diffpose_vi
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 
 EXIT_USAGE = 2
 

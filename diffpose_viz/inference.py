@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from diffpose_viz.checkpoint import CheckpointError, load_checkpoint, load_weights
-from diffpose_viz.config import ExperimentConfig
 from diffpose_viz.config import config_from_dict as structural_config
 from diffpose_viz.detector_sim import Detections2D
 from diffpose_viz.initialization.depth_prior import depth_prior_from_dict

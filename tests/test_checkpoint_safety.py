@@ -5,7 +5,6 @@ temporaries are cleaned at the next start."""
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import random
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 import torch
 
 from diffpose_viz import checkpoint as ck
-from diffpose_viz.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from diffpose_viz.checkpoint import CheckpointError, load_checkpoint
 
 from tiny_runs import tiny_config
 

@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
-from diffpose_viz.camera import h36m_cameras
-from diffpose_viz.datasets.vp3d import save_3d
 from tiny_runs import REPO  # noqa: F401
 from diffpose_viz.training.config import (
     ConfigError,

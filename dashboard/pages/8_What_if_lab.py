@@ -1,12 +1,10 @@
 """What-if lab: edit one sample's 2D input (hide joints, move them, change the 2D spread) and sample again."""
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import common  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 
 from diffpose_viz import figures as F  # noqa: E402

@@ -31,7 +31,6 @@ from diffpose_viz.inputs import (
     InputError,
     file_identity,
     hk_cache_key,
-    load_poses,
     make_inputs,
     row_intrinsics,
     sequence_windows,

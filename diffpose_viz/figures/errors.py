@@ -7,7 +7,6 @@ import warnings
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from scipy import stats
 
 from diffpose_viz import uncertainty
 from diffpose_viz.skeleton import H36M17
