@@ -15,6 +15,7 @@ from diffpose_viz.methods.diffusion import DiffPoseJoint, DiffusionNetwork, Gaus
 from diffpose_viz.methods.init_only import InitOnly
 from diffpose_viz.methods.official import Official, OfficialNetwork
 from diffpose_viz.methods.regression import Lifter, Martinez, RegressionNetwork
+from diffpose_viz.methods.video import VideoLifter
 from diffpose_viz.methods.two_stage import ContextDiffusionNetwork, TwoStageDiffPose
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     DiffPoseJoint(),
     GaussianDiffusion(),
     Lifter(),
+    VideoLifter(),
     Martinez(),
     InitOnly(),
     Official(),

@@ -56,6 +56,7 @@ class TrainBatch:
     schedule: NoiseSchedule | None
     noise_gen: torch.Generator
     cfg: ExperimentConfig
+    x0_window: torch.Tensor | None = None  # (B,T,17,3) targets of every frame of each row's window (video)
 
 
 class Method:

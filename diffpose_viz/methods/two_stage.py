@@ -32,6 +32,7 @@ from diffpose_viz.diffusion import gmm_q_sample
 from diffpose_viz.methods.base import LoadedModel, TrainBatch, centre_frame
 from diffpose_viz.methods.diffusion import DiffusionMethod
 from diffpose_viz.methods.regression import Lifter
+from diffpose_viz.methods.video import VideoLifter, build_mixste
 from diffpose_viz.models import GraFormerDenoiser, GraFormerLifter, masked_2d_features
 
 log = logging.getLogger(__name__)
@@ -54,11 +55,14 @@ class ContextDiffusionNetwork(nn.Module):
     def __init__(self, cfg: ExperimentConfig, phi_st: GraFormerLifter | None = None) -> None:
         super().__init__()
         m = cfg.model
+        self.video = m.context == "video"
         if phi_st is None:  # shape-only stand-in (e.g. `bench` without a checkpoint): an untrained lifter
-            phi_st = GraFormerLifter(3, hidden=m.hidden, layers=m.layers, heads=m.heads, dropout=m.dropout)
+            phi_st = (build_mixste(cfg) if self.video else
+                      GraFormerLifter(3, hidden=m.hidden, layers=m.layers, heads=m.heads, dropout=m.dropout))
         self.__dict__["phi_st"] = freeze(phi_st)
         with torch.no_grad():
-            probe = torch.zeros(1, N_JOINTS, 3, device=next(phi_st.parameters()).device)
+            shape = (1, m.frames, N_JOINTS, 3) if self.video else (1, N_JOINTS, 3)
+            probe = torch.zeros(*shape, device=next(phi_st.parameters()).device)
             feat_dim = phi_st.features(probe).shape[-1]
         self.pose_channels = (feat_dim, feat_dim + 3)  # where f_ST carries phi_ST's 3D pose
         residual = self.pose_channels if m.residual_to_context else None
@@ -84,7 +88,12 @@ class ContextDiffusionNetwork(nn.Module):
     def encode(self, cond: torch.Tensor) -> torch.Tensor:
         """f_ST (B,17,H+7) = [phi_ST features, phi_ST's 3D pose, u, v, confidence, mask]."""
         frame = centre_frame(cond)
-        pose, feats = self.phi_st.forward_with_features(frame)
+        if self.video:  # the temporal phi_ST reads the whole window; the denoiser is conditioned on its centre
+            pose, feats = self.phi_st.forward_with_features(cond)
+            c = cond.shape[1] // 2
+            pose, feats = pose[:, c] - pose[:, c, :1], feats[:, c]
+        else:
+            pose, feats = self.phi_st.forward_with_features(frame)
         return torch.cat([feats, pose.to(feats.dtype), masked_2d_features(frame).to(feats.dtype)], -1)
 
     def forward(self, h_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -105,19 +114,25 @@ def expected_normaliser() -> dict:
     return {"2d": inputs.NORMALISER["2d"], "version": inputs.NORMALISER["version"]}
 
 
-def phi_st_from_payload(payload: dict, where: str) -> GraFormerLifter:
-    """Check a lifter checkpoint's parts (method, config, normaliser, weights) and build the frozen phi_ST."""
-    if payload.get("method") != Lifter.name:
-        raise CheckpointError(f"{where}: model.context_checkpoint must be a 'lifter' checkpoint (the pre-trained "
-                              f"context encoder phi_ST; train method 'lifter' first), found '{payload.get('method')}'")
+def phi_st_from_payload(payload: dict, where: str, video: bool = False, frames: int | None = None) -> nn.Module:
+    """Check a lifter checkpoint's parts (method, config, normaliser, weights) and build the frozen phi_ST:
+    a frame 'lifter' for the frame setting, a 'video_lifter' of the same window length for the video setting."""
+    want = VideoLifter.name if video else Lifter.name
+    if payload.get("method") != want:
+        raise CheckpointError(f"{where}: model.context_checkpoint must be a '{want}' checkpoint (the pre-trained "
+                              f"context encoder phi_ST of the {'video' if video else 'frame'} setting; train method "
+                              f"'{want}' first), found '{payload.get('method')}'")
     try:
         lcfg = from_dict(ExperimentConfig, payload["config"], source=f"{where} (context encoder config)")
         validate(lcfg, f"{where} (context encoder config)")
     except (KeyError, ValueError) as err:
         raise CheckpointError(f"{where}: the context encoder's config does not fit this version: {err}") from None
-    if lcfg.model.context != "frame":
-        raise CheckpointError(f"{where}: expected a frame-context lifter (model.context 'frame') for this frame "
-                              f"model, found model.context {lcfg.model.context!r}")
+    if lcfg.model.context != ("video" if video else "frame"):
+        raise CheckpointError(f"{where}: expected a {'video' if video else 'frame'}-context lifter for this "
+                              f"{'video' if video else 'frame'} model, found model.context {lcfg.model.context!r}")
+    if video and frames is not None and lcfg.model.frames != frames:
+        raise CheckpointError(f"{where}: the temporal phi_ST reads {lcfg.model.frames}-frame windows, this model "
+                              f"model.frames {frames}")
     norm = payload.get("normaliser") or {}
     want = expected_normaliser()
     if {k: norm.get(k) for k in want} != want:
@@ -128,7 +143,7 @@ def phi_st_from_payload(payload: dict, where: str) -> GraFormerLifter:
         if key.endswith("adjacency.weight") and tuple(w.shape) != (N_JOINTS, N_JOINTS):
             raise CheckpointError(f"{where}: expected a {N_JOINTS}-joint (H36M-17) lifter, found a "
                                   f"{w.shape[0]}-joint one ({key} {tuple(w.shape)})")
-    net = Lifter().build_network(lcfg)
+    net = (VideoLifter() if video else Lifter()).build_network(lcfg)
     load_weights(net, weights, "context encoder (lifter EMA)", where)
     return freeze(net.net)
 
@@ -136,8 +151,8 @@ def phi_st_from_payload(payload: dict, where: str) -> GraFormerLifter:
 def load_context_payload(path) -> dict:
     """What a DiffPose checkpoint embeds of phi_ST: the lifter's method, config, normaliser and EMA weights."""
     if path is None:
-        raise CheckpointError("method 'diffpose' needs model.context_checkpoint: a trained frame-context 'lifter' "
-                              "checkpoint (stage 1; train method 'lifter' first)")
+        raise CheckpointError("method 'diffpose' needs model.context_checkpoint: a trained 'lifter' checkpoint "
+                              "(frame setting) or 'video_lifter' checkpoint (video setting); stage 1, train it first")
     ckpt = load_checkpoint(path)
     ema = ckpt.get("ema") or {}
     return {"method": ckpt.get("method"), "config": ckpt["config"], "normaliser": ckpt.get("normaliser"),
@@ -201,12 +216,12 @@ class TwoStageDiffPose(DiffusionMethod):
 
     def check(self, cfg: ExperimentConfig, source: str) -> None:
         super().check(cfg, source)
-        if cfg.model.context != "frame":
-            raise ConfigError(f"{source}: model.context: method {self.name} is the frame setting; expected 'frame', "
-                              f"found {cfg.model.context!r}")
+        if cfg.model.context == "video" and cfg.init.depth_source == "context":
+            raise ConfigError(f"{source}: init.depth_source: 'context' is the frame setting's (phi_ST's z per row); "
+                              "with a video phi_ST use 'prior'")
 
     def uses_windows(self, cfg: ExperimentConfig) -> bool:
-        return False
+        return cfg.model.context == "video"
 
     def build_network(self, cfg: ExperimentConfig) -> nn.Module:
         """The network with an untrained stand-in encoder (shapes and timing only); training and load_model
@@ -218,8 +233,9 @@ class TwoStageDiffPose(DiffusionMethod):
 
     def training_extras(self, cfg: ExperimentConfig) -> dict[str, Any]:
         payload = load_context_payload(cfg.model.context_checkpoint)
-        phi = phi_st_from_payload(payload, str(cfg.model.context_checkpoint))
-        payload["z_residual"] = residual_spread(cfg, phi, payload["config"])
+        video = cfg.model.context == "video"
+        phi = phi_st_from_payload(payload, str(cfg.model.context_checkpoint), video, cfg.model.frames)
+        payload["z_residual"] = None if video else residual_spread(cfg, phi, payload["config"])
         return {"context": payload}
 
     def restore_extras(self, cfg: ExperimentConfig, payload: dict[str, Any], where: str,
@@ -229,7 +245,8 @@ class TwoStageDiffPose(DiffusionMethod):
             raise CheckpointError(f"{where}: a 'diffpose' checkpoint must embed its context encoder phi_ST "
                                   f"(extras['context']); found none (a jointly trained model is 'diffpose_joint')")
         source = f"{where} (embedded context encoder from {ctx.get('source')})"
-        return {"phi_st": phi_st_from_payload(ctx, source).to(device), "z_residual": ctx.get("z_residual")}
+        phi = phi_st_from_payload(ctx, source, cfg.model.context == "video", cfg.model.frames)
+        return {"phi_st": phi.to(device), "z_residual": ctx.get("z_residual")}
 
     def hk_depth(self, cfg: ExperimentConfig, extras: dict[str, Any], cond: torch.Tensor,
                  occluded: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

@@ -236,8 +236,9 @@ class Trainer:
         """(loss, MPJPE in mm of the clean-pose estimate) for the rows idx."""
         data = self.train_data
         gmm = data.gmm.select(idx) if self.method.hk_at_training else None
+        window_targets = None if data.windows is None else data.pose3d[data.windows[idx]]
         batch = TrainBatch(data.pose3d[idx], gather_cond(data.cond, idx, data.windows), gmm, self.schedule,
-                           self.noise_gen, self.cfg)
+                           self.noise_gen, self.cfg, window_targets)
         return self.method.loss(self.model, batch)
 
     # ------------------------------------------------------------------ validation
