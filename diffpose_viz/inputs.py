@@ -272,6 +272,33 @@ def window_indices(poses: PoseSet, frames: int) -> np.ndarray:
     return sequence_windows(key, poses.frame, frames)
 
 
+@dataclass
+class WindowedRows:
+    """Rows to score and the rows their windows read. `poses` holds both (the scored rows and their window
+    neighbours); `windows` (len(poses), T) index into it (None without windows); `scored` are the positions in
+    `poses` of the rows to score, in order. Thinning a video split must not thin the windows' frames away."""
+
+    poses: PoseSet
+    windows: np.ndarray | None
+    scored: np.ndarray
+
+
+def thin_windowed(poses: PoseSet, max_rows: int | None, frames: int | None) -> WindowedRows:
+    """`thin` for scoring; with `frames` (video windows) the kept rows' windows keep their full-rate frames."""
+    n = len(poses)
+    keep = (np.arange(n) if max_rows is None or n <= max_rows
+            else np.unique(np.linspace(0, n - 1, max_rows).round().astype(int)))
+    if frames is None:
+        return WindowedRows(poses.subset(keep), None, np.arange(len(keep)))
+    full = window_indices(poses, frames)
+    needed = np.unique(np.concatenate([keep, full[keep].ravel()]))
+    local = np.full(n, -1, np.int64)
+    local[needed] = np.arange(len(needed))
+    windows = np.repeat(np.arange(len(needed))[:, None], frames, 1)  # rows never scored: a window of themselves
+    windows[local[keep]] = local[full[keep]]
+    return WindowedRows(poses.subset(needed), windows, local[keep])
+
+
 def check_finite(name: str, arr) -> None:
     a = arr.detach().cpu().numpy() if isinstance(arr, torch.Tensor) else np.asarray(arr)
     if not np.isfinite(a).all():

@@ -66,3 +66,21 @@ def test_video_diffpose_refuses_a_frame_lifter_and_another_window(video_lifter, 
     with pytest.raises(CheckpointError, match="5-frame windows"):
         train(tiny_config(tiny_data, method="diffpose", **{**VIDEO, "model.frames": 7},
                           **{"model.context_checkpoint": str(video_lifter.best)}), tmp_path / "b", progress=False)
+
+
+def test_thinned_rows_keep_their_windows_frames(tiny_data):  # noqa: F811
+    """Thinning a video split keeps each scored row's window at the data's frame rate (its neighbours stay,
+    unscored), so a window never jumps across thinned-away frames."""
+    from diffpose_viz.inputs import load_poses, thin_windowed, window_indices
+
+    cfg = tiny_config(tiny_data, **VIDEO)
+    poses = load_poses(cfg.data, list(cfg.data.train_subjects))
+    wr = thin_windowed(poses, 7, 5)
+    assert len(wr.scored) == 7 and len(wr.poses) > 7
+    full = window_indices(poses, 5)
+    kept = np.unique(np.linspace(0, len(poses) - 1, 7).round().astype(int))
+    for pos, orig in zip(wr.scored, kept):
+        np.testing.assert_array_equal(wr.poses.frame[wr.windows[pos]], poses.frame[full[orig]])
+        assert (wr.poses.sequence_key[wr.windows[pos]] == poses.sequence_key[orig]).all()
+    plain = thin_windowed(poses, 7, None)  # frame models: exactly `thin`
+    assert plain.windows is None and len(plain.poses) == 7

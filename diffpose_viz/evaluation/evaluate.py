@@ -35,6 +35,7 @@ from diffpose_viz.inputs import (
     row_intrinsics,
     sequence_windows,
     thin,
+    thin_windowed,
     window_indices,
 )
 
@@ -117,32 +118,34 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
     if split == "val":
         from diffpose_viz.inputs import load_splits
 
-        test = thin(load_splits(cfg.data, cfg.train.seed, with_test=False).val,
-                    max_samples if max_samples is not None else cfg.data.max_test_samples)
+        test = load_splits(cfg.data, cfg.train.seed, with_test=False).val  # thinned below, windows first
         calibrate = False  # the calibration is fitted on these very rows
     else:
         from diffpose_viz.inputs import load_test_poses
 
         data_cfg = copy.deepcopy(cfg.data)
-        if max_samples is not None:
-            data_cfg.max_test_samples = max_samples
+        data_cfg.max_test_samples = None  # thinned below, windows first
         test = load_test_poses(data_cfg)
     if len(test) == 0:
         raise InputError(f"{cfg.data.path}: no {split} rows for subjects "
                          f"{cfg.data.test_subjects if split == 'test' else cfg.data.train_subjects}")
-    det = make_inputs(test, cfg, split, error_model=model.detection_error)
-    windows = window_indices(test, cfg.model.frames) if method.uses_windows(cfg) else None
-    rows = ddp.shard_indices(np.arange(len(test)), info.rank, info.world_size, pad=False)
+    limit = max_samples if max_samples is not None else cfg.data.max_test_samples
+    frames = cfg.model.frames if method.uses_windows(cfg) else None
+    wr = thin_windowed(test, limit, frames)  # video: the scored rows keep their windows' full-rate frames
+    det_all = make_inputs(wr.poses, cfg, split, error_model=model.detection_error)
+    positions = ddp.shard_indices(np.arange(len(wr.scored)), info.rank, info.world_size, pad=False)
+    rows = wr.scored[positions]
+    test, det = wr.poses.subset(wr.scored), det_all.subset(wr.scored)
     # Each rank fits H_K for its own shard only; a single process caches it next to the checkpoint.
     cache = None
     if method.hk_at_test and not info.enabled:
         key = hk_cache_key(cfg, split, len(test), model.prior, extra=file_identity(checkpoint))
         cache = Path(checkpoint).parent / "cache" / f"hk_{split}_eval_{key}.pt"
-    part = lift(model, det, test.res, row_intrinsics(test), rows=rows, windows=windows,
+    part = lift(model, det_all, wr.poses.res, row_intrinsics(wr.poses), rows=rows, windows=wr.windows,
                 hk_seed=SPLIT_SEEDS[split] + 10 * info.rank, hk_cache=cache, n_hypotheses=n_hypotheses,
                 n_steps=n_steps, record=record_trajectory, batch_size=batch_size, seed=cfg.train.seed + 7 * info.rank,
                 progress=progress and info.is_main, amp=amp)
-    parts = ddp.gather_objects((rows, part))
+    parts = ddp.gather_objects((positions, part))
     if not info.is_main:
         return EvalOutput(None, None, {}, time.perf_counter() - t0)
     merged = _merge(parts, len(test))

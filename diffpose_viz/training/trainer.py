@@ -66,6 +66,7 @@ class SplitTensors:
     cond: torch.Tensor  # (N,17,3) u, v, confidence
     windows: torch.Tensor | None  # (N,T) row indices (video context)
     gmm: PoseGMM | None
+    scored: np.ndarray | None = None  # rows validation scores (None: all); the others only feed video windows
 
     def __len__(self) -> int:
         return len(self.pose3d)
@@ -74,7 +75,8 @@ class SplitTensors:
 def prepare_split(cfg: ExperimentConfig, poses, split: str, prior, device: torch.device, *,
                   cache_dir: Path | None = None, need_hk: bool, progress: bool = False,
                   augmented: inputs.AugmentedSplit | None = None, extras: dict | None = None,
-                  error_model=None) -> SplitTensors:
+                  error_model=None, windows: np.ndarray | None = None,
+                  scored: np.ndarray | None = None) -> SplitTensors:
     """2D input, network input and (when needed) H_K for one split (`augmented`: its augmented rows;
     `extras`: the method's restored extras, for an H_K whose z comes from them, `Method.hk_depth`)."""
     if augmented is not None:
@@ -83,9 +85,11 @@ def prepare_split(cfg: ExperimentConfig, poses, split: str, prior, device: torch
     det = inputs.make_inputs(poses, cfg, split, focal_px=None if augmented is None else augmented.focal_px,
                              error_model=error_model)
     cond = inputs.screen_input(det.keypoints, det.confidence, poses.res)
-    windows = None
-    if check_config(cfg, warn=False).uses_windows(cfg):
-        windows = torch.as_tensor(inputs.window_indices(poses, cfg.model.frames), device=device)
+    if not check_config(cfg, warn=False).uses_windows(cfg):
+        windows = None
+    else:  # video context: given windows (thinned validation rows keep their frames) or every row's own
+        windows = torch.as_tensor(inputs.window_indices(poses, cfg.model.frames) if windows is None else windows,
+                                  device=device)
     gmm = None
     if need_hk and len(poses):
         cache = None
@@ -96,7 +100,7 @@ def prepare_split(cfg: ExperimentConfig, poses, split: str, prior, device: torch
         gmm = inputs.build_hk(det, intrinsics, prior, cfg.init, seed=inputs.SPLIT_SEEDS[split],
                               device=device, cache=cache, progress=progress, depth=depth)
     return SplitTensors(poses, det, torch.as_tensor(poses.pose3d, device=device),
-                        torch.as_tensor(cond, device=device), windows, gmm)
+                        torch.as_tensor(cond, device=device), windows, gmm, scored)
 
 
 @dataclass
@@ -141,7 +145,10 @@ class Trainer:
         splits = inputs.load_splits(cfg.data, cfg.train.seed, with_test=False)
         if len(splits.train) == 0:
             raise InputError(f"{cfg.data.path}: no training rows for subjects {cfg.data.train_subjects}")
-        val = inputs.thin(splits.val, cfg.train.val_max_samples)
+        # Thinned validation rows; for video windows their neighbouring frames stay (unscored).
+        val_rows = inputs.thin_windowed(splits.val, cfg.train.val_max_samples,
+                                        cfg.model.frames if method.uses_windows(cfg) else None)
+        val = val_rows.poses
         # Body/view augmentation: one seeded draw over the training rows (validation stays real).
         augmented = inputs.augment_split(splits.train, cfg, cfg.train.seed) if inputs.augmentation_on(cfg) else None
         prior_rows = splits.train if augmented is None else augmented.poses
@@ -158,7 +165,8 @@ class Trainer:
                                                 augmented=augmented, extras=self.extras, error_model=self.error_model)
                 self.val_data = prepare_split(cfg, val, "val", self.prior, self.device, cache_dir=cache_dir,
                                               need_hk=method.hk_at_test, progress=self.progress, extras=self.extras,
-                                              error_model=self.error_model)
+                                              error_model=self.error_model, windows=val_rows.windows,
+                                              scored=val_rows.scored)
             ddp.barrier()
         torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
         self.net = method.network(cfg, self.extras)
@@ -250,7 +258,8 @@ class Trainer:
             return float("nan")
         model = LoadedModel(self.cfg, self.method, self.ema.module if self.ema else None, self.prior, self.extras,
                             self.device, str(self.out_dir), self.error_model)
-        rows = ddp.shard_indices(np.arange(len(data)), self.info.rank, self.info.world_size, pad=False)
+        scored = np.arange(len(data)) if data.scored is None else data.scored
+        rows = ddp.shard_indices(scored, self.info.rank, self.info.world_size, pad=False)
         gen = torch.Generator(device=self.device).manual_seed(12345 + self.info.rank)
         total = torch.zeros(2, dtype=torch.float64, device=self.device)
         bs = max(self.cfg.train.batch_size, 64)
