@@ -148,3 +148,16 @@ def test_3dhp_protocol_config_trains_on_h36m_and_tests_on_3dhp(layout, tmp_path)
     assert all("PCK" in " ".join(v) for v in per_seq.values()) and 0 <= out.summary["PCK150_14joints_pct"] <= 100
     fx, fy, cx, cy, rms = fit_intrinsics(data["TS1"])  # the fixture's camera: f 1500, centre (1024, 1024)
     assert abs(fx - 1500) < 0.5 and abs(cx - 1024) < 0.5 and rms < 0.05
+
+
+def test_video_protocol_config_two_stages(layout, tmp_path):
+    """configs/h36m_video_cpn.yaml on the fixtures (windows shortened to 5 frames): the temporal phi_ST, then
+    DiffPose conditioned on it, CPN 2D from the file for training and test."""
+    over = {"data.train_2d": layout["cpn"], "data.test_2d": layout["cpn"], "model.frames": 5}
+    stage1 = train(protocol_config("h36m_video_cpn.yaml", layout, method="video_lifter", **over),
+                   tmp_path / "video_lifter", progress=False)
+    run = train(protocol_config("h36m_video_cpn.yaml", layout, **over, **{"model.context_checkpoint": stage1.best}),
+                tmp_path / "diffpose", progress=False)
+    out = evaluate(run.best, tmp_path / "v.nc", progress=False, print_summary=False, calibrate=False)
+    assert np.isfinite(out.summary["P1_mm_action_wise"])
+    assert set(load_results(out.results_path)["subject"].values) == {"S9", "S11"}
