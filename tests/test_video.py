@@ -84,3 +84,9 @@ def test_thinned_rows_keep_their_windows_frames(tiny_data):  # noqa: F811
         assert (wr.poses.sequence_key[wr.windows[pos]] == poses.sequence_key[orig]).all()
     plain = thin_windowed(poses, 7, None)  # frame models: exactly `thin`
     assert plain.windows is None and len(plain.poses) == 7
+
+
+def test_mpjve_is_reported_for_all_frame_evaluation(video_lifter, tmp_path):
+    res = evaluate(video_lifter.best, tmp_path / "all.nc", progress=False, print_summary=False, calibrate=False,
+                   max_samples=100_000)
+    assert res.summary["MPJVE_mm_per_frame"] > 0

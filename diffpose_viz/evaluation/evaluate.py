@@ -315,9 +315,31 @@ def summarize(ds) -> dict:
         occ = ds["occluded"].values.astype(bool)
         out["P1_mm_occluded_joints"] = float(err[occ].mean())
         out["P1_mm_visible_joints"] = float(err[~occ].mean())
+    mpjve = _mpjve(ds)
+    if mpjve is not None:
+        out["MPJVE_mm_per_frame"] = mpjve
+        out["MPJVE_note"] = ("between consecutive evaluated frames of each (subject, action, camera) sequence whose "
+                             "frame step is constant; meaningful for all-frame evaluation (video models)")
     if "err_step" in ds:
         out["P1_mm_per_step"] = [float(v) for v in ds["err_step"].mean(("sample", "joint")).values]
     return out
+
+
+def _mpjve(ds) -> float | None:
+    """MPJVE (mm per frame) over the evaluated sequences when every sequence's rows are evenly spaced frames
+    (as with all-frame evaluation); None when the rows were thinned unevenly or no sequence has 2 frames."""
+    if "gt" not in ds or ds.sizes["sample"] < 2:
+        return None
+    key = np.char.add(np.char.add(ds["subject"].values.astype(str), "|"),
+                      np.char.add(np.char.add(ds["action"].values.astype(str), "|"), ds["camera"].values.astype(str)))
+    frame = ds["frame"].values.astype(np.int64)
+    order = np.lexsort((frame, key))
+    same = key[order][1:] == key[order][:-1]
+    steps = np.diff(frame[order])[same]
+    if steps.size == 0 or (steps != steps.min()).any():
+        return None
+    return float(metrics.mpjve_by_sequence(ds["pred"].values.astype(np.float64), ds["gt"].values.astype(np.float64),
+                                           key, frame))
 
 
 def format_summary(s: dict) -> str:
@@ -327,6 +349,8 @@ def format_summary(s: dict) -> str:
              f"  PCK@150 (14 joints) {s['PCK150_14joints_pct']:.1f} %   AUC (14 joints) {s['AUC_14joints_pct']:.1f} %"]
     for k, v in s["multi_hypothesis_P1_mm_action_wise"].items():
         lines.append(f"  {k:16s} P1 action-wise {v:.1f} mm")
+    if "MPJVE_mm_per_frame" in s:
+        lines.append(f"  MPJVE {s['MPJVE_mm_per_frame']:.2f} mm per frame")
     if "P1_mm_occluded_joints" in s:
         lines.append(f"  occluded joints {s['P1_mm_occluded_joints']:.1f} mm, visible {s['P1_mm_visible_joints']:.1f} mm")
     lines.append(f"  ({s['oracle_note']})")
