@@ -39,6 +39,10 @@ SLUG = {"detector+occlusion": "det_occ", "detector, no occlusion": "det_noocc", 
 #: Generalisation test sets (label -> (data file, subjects or None for the config's test subjects)), set in main:
 #: other people's motion capture (bodies never seen) and bandai17's test styles from four new cameras.
 GENERALISATION: dict[str, tuple[Path, list[str] | None]] = {}
+#: The methods the config can run (set in main from methods.applicable).
+APPLICABLE: list[str] = []
+#: method -> the method of its stage 1 (set in main from Method.stage1).
+STAGE1: dict[str, str] = {}
 
 
 @dataclass
@@ -62,10 +66,11 @@ def plan(out: Path, ablations: bool, settings: list[str]) -> list[Row]:
     rows: list[Row] = []
     for setting in settings:
         slug = SLUG[setting]
-        for method in training_order():  # dependencies first: the official mode starts from the lifter
+        for method in training_order(APPLICABLE or None):  # dependencies first: the official mode starts from the lifter
             ov = [f"method={method}", *SETTINGS[setting]]
             if METHODS[method].lifter_checkpoint_key:
-                ov.append(f"{METHODS[method].lifter_checkpoint_key}={out / 'runs' / slug / 'lifter' / 'best.pt'}")
+                stage1 = STAGE1.get(method, "lifter")
+                ov.append(f"{METHODS[method].lifter_checkpoint_key}={out / 'runs' / slug / stage1 / 'best.pt'}")
             rows.append(Row(setting, method, "main", out / "runs" / slug / method, ov,
                             results=out / "results" / slug / f"{METHODS[method].model_name}.nc"))
     if not ablations:
@@ -224,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     config, out = Path(args.config).resolve(), Path(args.out).resolve()
     if not config.exists():
         ap.error(f"--config {config} does not exist")
+    from diffpose_viz.methods import applicable, load_config
+
+    cfg = load_config(config)
+    APPLICABLE[:] = applicable(cfg)
+    STAGE1.update({n: METHODS[n].stage1(cfg) for n in APPLICABLE if METHODS[n].stage1(cfg)})
     rows = plan(out, not args.no_ablations, args.settings)
     t0 = time.perf_counter()
     for i, r in enumerate(rows, 1):

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from diffpose_viz.methods import METHODS, training_order
+from diffpose_viz.methods import METHODS, applicable, load_config, training_order
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="results/demo", help="folder for the results .nc files")
     ap.add_argument("--runs", default=None, help="folder for checkpoints (default: runs/<config name>)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
+                    help="default: every method the config can run (methods.applicable)")
     ap.add_argument("--force", action="store_true", help="retrain even when a checkpoint exists")
     args = ap.parse_args(argv)
 
@@ -46,12 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         run(["data", "demo"])
 
     t0 = time.time()
-    for name in training_order(args.methods):
+    cfg = load_config(config)
+    chosen = args.methods or applicable(cfg)
+    for name in training_order(chosen):
         method = METHODS[name]
         run_dir = runs / name
         overrides = ["--override", f"method={name}"]
-        if method.lifter_checkpoint_key:
-            overrides += ["--override", f"{method.lifter_checkpoint_key}={runs / 'lifter' / 'best.pt'}"]
+        if method.lifter_checkpoint_key:  # stage 1 (the lifter, or the temporal lifter for video) trains first
+            overrides += ["--override", f"{method.lifter_checkpoint_key}={runs / method.stage1(cfg) / 'best.pt'}"]
         if args.force or not (run_dir / "best.pt").exists():
             run(["train", str(config), "--out", str(run_dir), "--device", args.device, "--force", *overrides])
         result = out / f"{method.model_name}.nc"

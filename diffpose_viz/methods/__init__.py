@@ -91,6 +91,21 @@ def names(*, trainable: bool | None = None, samples_with_ddim: bool | None = Non
             and (samples_with_ddim is None or m.samples_with_ddim == samples_with_ddim)]
 
 
+def applicable(cfg: ExperimentConfig) -> list[str]:
+    """Methods (table order) that can run with `cfg`'s settings apart from `method` (e.g. video_lifter needs
+    model.context 'video'); scripts that run "every method" on a config run these."""
+    from dataclasses import replace
+
+    out = []
+    for name, method in METHODS.items():
+        try:
+            method.check(replace(cfg, method=name), "config")
+        except ConfigError:
+            continue
+        out.append(name)
+    return out
+
+
 def training_order(selected: list[str] | None = None) -> list[str]:
     """Method names in an order that trains every dependency first (methods with a `lifter_checkpoint_key`,
     the official mode and the two-stage diffpose, come after the lifter)."""
@@ -100,4 +115,4 @@ def training_order(selected: list[str] | None = None) -> list[str]:
 
 __all__ = ["METHODS", "ContextDiffusionNetwork", "DiffPoseJoint", "DiffusionNetwork", "GaussianDiffusion", "InitOnly", "Lifter", "LoadedModel",
            "Martinez", "Method", "Official", "OfficialNetwork", "Prediction", "RegressionNetwork", "TrainBatch", "TwoStageDiffPose",
-           "centre_frame", "check_config", "config_from_dict", "get_method", "load_config", "method_of", "names", "training_order"]
+           "centre_frame", "check_config", "config_from_dict", "applicable", "get_method", "load_config", "method_of", "names", "training_order"]

@@ -99,6 +99,10 @@ class Method:
             raise ConfigError(f"--hypotheses and --steps: expected integers >= 1, found {n} and {k}")
         return n, k
 
+    def stage1(self, cfg: ExperimentConfig) -> str | None:
+        """The method whose trained checkpoint `lifter_checkpoint_key` must name (None: no stage 1)."""
+        return "lifter" if self.lifter_checkpoint_key else None
+
     # ------------------------------------------------------------------ parts
     def build_network(self, cfg: ExperimentConfig) -> nn.Module | None:
         return None

@@ -223,6 +223,9 @@ class TwoStageDiffPose(DiffusionMethod):
     def uses_windows(self, cfg: ExperimentConfig) -> bool:
         return cfg.model.context == "video"
 
+    def stage1(self, cfg: ExperimentConfig) -> str | None:
+        return VideoLifter.name if cfg.model.context == "video" else Lifter.name
+
     def build_network(self, cfg: ExperimentConfig) -> nn.Module:
         """The network with an untrained stand-in encoder (shapes and timing only); training and load_model
         use `network`, which puts the frozen pre-trained phi_ST in."""
