@@ -78,6 +78,9 @@ class DiffusionConfig:
     # the frozen phi_ST's pose, as the official code starts from its lifter's pose.
     start_t: int | None = None
     start_from: Literal["hk", "context"] = "hk"
+    # two-stage diffpose: 'gmm' (the paper: GMM forward from H_K) or 'gaussian' (N(0, s^2 I) forward and start,
+    # the same frozen phi_ST and network): the ablation that isolates what the GMM and H_K add.
+    forward: Literal["gmm", "gaussian"] = "gmm"
 
 
 @dataclass

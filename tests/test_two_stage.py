@@ -220,3 +220,23 @@ def test_evaluate_on_another_file_calibrates_on_the_training_file(stage2, tiny_d
     res = evaluate(out / "best.pt", tmp_path / "x.nc", data_path=other, test_subjects=["syn_t"], progress=False,
                    print_summary=False)
     assert res.summary["uncertainty"]["calibration_source"].startswith("validation split")
+
+
+def test_gaussian_forward_with_the_same_frozen_phi_st(tiny_data, lifter_ckpt, tmp_path):  # noqa: F811
+    """diffusion.forward 'gaussian': the ablation with the same frozen phi_ST and network, N(0, s^2 I) forward
+    and start; its hypotheses do not depend on H_K."""
+    from diffpose_viz.inference import load_model, predict
+
+    cfg = tiny_config(tiny_data, method="diffpose", **{"model.context_checkpoint": str(lifter_ckpt),
+                                                       "diffusion.forward": "gaussian", "train.max_steps": 3})
+    _train(cfg, tmp_path / "g")
+    model = load_model(tmp_path / "g" / "best.pt")
+    assert model.method.build_sampler(model.cfg, model.method.build_schedule(model.cfg)).mode == "gaussian"
+    cond = torch.rand(2, 17, 3) - 0.5
+    cond[..., 2] = 1.0
+    gmm = _hk_for(model, cond)
+    a = predict(model, cond, gmm, n_hypotheses=3, n_steps=2, generator=torch.Generator().manual_seed(0))
+    wide = type(gmm)(gmm.weights, gmm.means + 1.0, gmm.variances * 9, gmm.root_depth, gmm.root_depth_source,
+                     gmm.missing)
+    b = predict(model, cond, wide, n_hypotheses=3, n_steps=2, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(a.hypotheses, b.hypotheses, atol=1e-6)

@@ -28,7 +28,7 @@ from torch import nn
 from diffpose_viz import inputs
 from diffpose_viz.checkpoint import CheckpointError, load_checkpoint, load_weights
 from diffpose_viz.config import ConfigError, ExperimentConfig, from_dict, to_dict, validate
-from diffpose_viz.diffusion import gmm_q_sample
+from diffpose_viz.diffusion import DDIMSampler, gaussian_q_sample, gmm_q_sample
 from diffpose_viz.methods.base import LoadedModel, TrainBatch, centre_frame
 from diffpose_viz.methods.diffusion import DiffusionMethod
 from diffpose_viz.methods.regression import Lifter
@@ -216,6 +216,8 @@ class TwoStageDiffPose(DiffusionMethod):
 
     def check(self, cfg: ExperimentConfig, source: str) -> None:
         super().check(cfg, source)
+        if cfg.diffusion.forward == "gaussian" and cfg.diffusion.start_from == "hk" and cfg.init.depth_source != "prior":
+            raise ConfigError(f"{source}: init.depth_source: a Gaussian forward process does not use H_K's z")
         if cfg.model.context == "video" and cfg.init.depth_source == "context":
             raise ConfigError(f"{source}: init.depth_source: 'context' is the frame setting's (phi_ST's z per row); "
                               "with a video phi_ST use 'prior'")
@@ -272,5 +274,13 @@ class TwoStageDiffPose(DiffusionMethod):
         return context[..., a:b]
 
     def forward_sample(self, batch: TrainBatch, t: torch.Tensor):
+        if batch.cfg.diffusion.forward == "gaussian":
+            return gaussian_q_sample(batch.x0, t, batch.schedule, batch.noise_gen,
+                                     scale=batch.cfg.diffusion.gaussian_scale)
         g = batch.gmm
         return gmm_q_sample(batch.x0, t, g.weights, g.means, g.variances, batch.schedule, batch.noise_gen)
+
+    def build_sampler(self, cfg: ExperimentConfig, schedule):
+        d = cfg.diffusion
+        return DDIMSampler(schedule, eta=d.eta, mode="gaussian" if d.forward == "gaussian" else "gmm",
+                           gaussian_scale=d.gaussian_scale, skip=d.skip, clip_x0=d.clip_x0)
