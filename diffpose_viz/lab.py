@@ -20,6 +20,7 @@ modes), so "before" and "after" must both be rerun here to be compared like for 
 """
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass, field, replace
@@ -303,19 +304,17 @@ def _hk(model: LoadedModel, det: Detections2D, sample: LabSample, seed: int, dep
 
 def _sample_from_step(model: LoadedModel, cond: torch.Tensor, gmm, n: int, k: int, start_step: int,
                       generator: torch.Generator):
-    """DDIM from the `start_step`-th of the K timesteps: the H_K draw is taken as the state there."""
+    """DDIM from the `start_step`-th of the model's K timesteps (the chain's start state is taken there): the
+    method's own predict with diffusion.start_t moved to that timestep."""
     method = model.method
-    schedule = method.build_schedule(model.cfg, model.device)
-    sampler = method.build_sampler(model.cfg, schedule)
-    ts = schedule.ddim_timesteps(k, sampler.skip)
+    d = model.cfg.diffusion
     if not 0 <= start_step < k:
         raise LabError(f"start_step: expected 0..{k - 1} (one of the K = {k} steps), found {start_step}")
-    from diffpose_viz.methods.base import prediction_from_result
-
-    net = model.network
-    res = sampler.sample(net.denoiser, net.encode(cond), gmm, n, k - start_step, generator=generator, record="all",
-                         t_max=ts[start_step])
-    return prediction_from_result(res)
+    ts = method.build_schedule(model.cfg, model.device).ddim_timesteps(k, d.skip, d.start_t)
+    cfg = copy.deepcopy(model.cfg)
+    cfg.diffusion.start_t = int(ts[start_step])
+    return predict(replace(model, cfg=cfg), cond, gmm, n_hypotheses=n, n_steps=k - start_step, record=True,
+                   generator=generator)
 
 
 @torch.no_grad()
