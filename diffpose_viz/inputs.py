@@ -7,6 +7,7 @@ is camera-frame, root-relative metres (no further scaling).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -98,11 +99,20 @@ def load_test_poses(cfg: DataConfig) -> PoseSet:
 
 
 def _load_mocap(cfg: DataConfig, subjects: list[str]):
-    mocap = load_3d(Path(cfg.path), subjects=subjects)
-    if cfg.input_2d == "file":  # VideoPose3D discards the corrupted S11 'Directions' video; so do we
+    """The subjects' mocap (read once per file version and subject set: building rows and attaching 2D files
+    to the same subjects need it again)."""
+    path = Path(cfg.path)
+    stamp = path.stat().st_mtime_ns if path.exists() else 0
+    return _read_mocap(str(path), stamp, tuple(sorted(subjects)), cfg.input_2d == "file")
+
+
+@functools.lru_cache(maxsize=2)
+def _read_mocap(path: str, stamp: int, subjects: tuple[str, ...], drop_damaged: bool):
+    mocap = load_3d(Path(path), subjects=list(subjects))
+    if drop_damaged:  # VideoPose3D discards the corrupted S11 'Directions' video; so do we
         mocap, dropped = drop_damaged_sequences(mocap)
         if dropped:
-            log.info("%s: left out damaged sequences %s (as VideoPose3D)", cfg.path, dropped)
+            log.info("%s: left out damaged sequences %s (as VideoPose3D)", path, dropped)
     return mocap
 
 

@@ -73,7 +73,6 @@ class Method:
     #: The config key naming a trained `lifter` checkpoint this method is built on (None: it needs none);
     #: training_order() trains the lifter first and the scripts set this key to the lifter's best.pt.
     lifter_checkpoint_key: ClassVar[str | None] = None
-    needs_lifter_checkpoint: ClassVar[bool] = False  # kept for callers; equals lifter_checkpoint_key is not None
     has_trajectory: ClassVar[bool] = False  # predict(record=True) returns the reverse-diffusion states
     #: Config sections (or dotted keys) this method never reads; `check_config` warns when they differ
     #: from their defaults, so a user is not misled into thinking a setting took effect.

@@ -45,7 +45,6 @@ class OfficialNetwork(nn.Module):
 class Official(Method):
     name = "official"
     summary = "the released code: 17x5 uvxyz state, lifter init, deterministic DDIM, one hypothesis"
-    needs_lifter_checkpoint = True
     lifter_checkpoint_key = "official.lifter_checkpoint"
     has_trajectory = True
     ignores = ("init", "diffusion.schedule", "diffusion.n_hypotheses", "diffusion.n_sampling_steps",

@@ -209,7 +209,6 @@ class TwoStageDiffPose(DiffusionMethod):
     needs_depth_prior = True  # Z_root from the 2D scale; z too with init.depth_source 'prior'
     hk_at_training = True
     hk_at_test = True
-    needs_lifter_checkpoint = True
     lifter_checkpoint_key = "model.context_checkpoint"
     ignores = ("official", "model.context_dim", "model.context_hidden", "model.context_layers",
                "model.context_raw_2d")

@@ -79,13 +79,14 @@ def prepare_split(cfg: ExperimentConfig, poses, split: str, prior, device: torch
                   scored: np.ndarray | None = None) -> SplitTensors:
     """2D input, network input and (when needed) H_K for one split (`augmented`: its augmented rows;
     `extras`: the method's restored extras, for an H_K whose z comes from them, `Method.hk_depth`)."""
+    method = check_config(cfg, warn=False)
     if augmented is not None:
         poses = augmented.poses
     inputs.check_finite(f"{split} 3D targets", poses.pose3d)
     det = inputs.make_inputs(poses, cfg, split, focal_px=None if augmented is None else augmented.focal_px,
                              error_model=error_model)
     cond = inputs.screen_input(det.keypoints, det.confidence, poses.res)
-    if not check_config(cfg, warn=False).uses_windows(cfg):
+    if not method.uses_windows(cfg):
         windows = None
     else:  # video context: given windows (thinned validation rows keep their frames) or every row's own
         windows = torch.as_tensor(inputs.window_indices(poses, cfg.model.frames) if windows is None else windows,
@@ -96,7 +97,7 @@ def prepare_split(cfg: ExperimentConfig, poses, split: str, prior, device: torch
         if cache_dir is not None:
             cache = cache_dir / f"hk_{split}_{inputs.hk_cache_key(cfg, split, len(poses), prior)}.pt"
         intrinsics = inputs.row_intrinsics(poses) if augmented is None else augmented.intrinsics
-        depth = check_config(cfg, warn=False).hk_depth(cfg, extras or {}, torch.as_tensor(cond), det.occluded)
+        depth = method.hk_depth(cfg, extras or {}, torch.as_tensor(cond), det.occluded)
         gmm = inputs.build_hk(det, intrinsics, prior, cfg.init, seed=inputs.SPLIT_SEEDS[split],
                               device=device, cache=cache, progress=progress, depth=depth)
     return SplitTensors(poses, det, torch.as_tensor(poses.pose3d, device=device),
