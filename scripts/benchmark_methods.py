@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from diffpose_viz.methods import METHODS, training_order
+from diffpose_viz.methods import METHODS, applicable, load_config, training_order
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,13 +36,8 @@ SETTINGS = {
     "GT 2D": ["data.input_2d=gt"],
 }
 SLUG = {"detector+occlusion": "det_occ", "detector, no occlusion": "det_noocc", "GT 2D": "gt2d"}
-#: Generalisation test sets (label -> (data file, subjects or None for the config's test subjects)), set in main:
-#: other people's motion capture (bodies never seen) and bandai17's test styles from four new cameras.
-GENERALISATION: dict[str, tuple[Path, list[str] | None]] = {}
-#: The methods the config can run (set in main from methods.applicable).
-APPLICABLE: list[str] = []
-#: method -> the method of its stage 1 (set in main from Method.stage1).
-STAGE1: dict[str, str] = {}
+#: Generalisation test sets: label -> (data file, subjects or None for the config's test subjects).
+Generalisation = dict[str, tuple[Path, "list[str] | None"]]
 
 
 @dataclass
@@ -62,16 +57,21 @@ class Row:
     error: str | None = None
 
 
-def plan(out: Path, ablations: bool, settings: list[str]) -> list[Row]:
+def plan(out: Path, ablations: bool, settings: list[str], cfg) -> list[Row]:
+    """The rows for the methods `cfg` can run (methods.applicable), stage 1 of each two-stage method first."""
+
+    def overrides(method: str, slug: str, setting: str) -> list[str]:
+        ov = [f"method={method}", *SETTINGS[setting]]
+        if METHODS[method].lifter_checkpoint_key:  # the two-stage methods read their stage 1's checkpoint
+            stage1 = out / "runs" / slug / METHODS[method].stage1(cfg) / "best.pt"
+            ov.append(f"{METHODS[method].lifter_checkpoint_key}={stage1}")
+        return ov
+
     rows: list[Row] = []
     for setting in settings:
         slug = SLUG[setting]
-        for method in training_order(APPLICABLE or None):  # dependencies first: the official mode starts from the lifter
-            ov = [f"method={method}", *SETTINGS[setting]]
-            if METHODS[method].lifter_checkpoint_key:
-                stage1 = STAGE1.get(method, "lifter")
-                ov.append(f"{METHODS[method].lifter_checkpoint_key}={out / 'runs' / slug / stage1 / 'best.pt'}")
-            rows.append(Row(setting, method, "main", out / "runs" / slug / method, ov,
+        for method in training_order(applicable(cfg)):  # dependencies first: the official mode starts from the lifter
+            rows.append(Row(setting, method, "main", out / "runs" / slug / method, overrides(method, slug, setting),
                             results=out / "results" / slug / f"{METHODS[method].model_name}.nc"))
     if not ablations:
         return rows
@@ -79,7 +79,7 @@ def plan(out: Path, ablations: bool, settings: list[str]) -> list[Row]:
     main = out / "runs" / slug / "diffpose"
     for m in (1, 3):
         rows.append(Row(setting, "diffpose", f"M={m} kernels", out / "runs" / slug / f"diffpose_M{m}",
-                        ["method=diffpose", *SETTINGS[setting], f"init.n_kernels={m}"],
+                        [*overrides("diffpose", slug, setting), f"init.n_kernels={m}"],
                         results=out / "results" / f"{slug}_ablation" / f"diffpose_M{m}.nc"))
     for n in (1, 10, 20):
         rows.append(Row(setting, "diffpose", f"N={n} hypotheses", main, [], ["--hypotheses", str(n)],
@@ -112,7 +112,8 @@ def run(cmd: list[str], log: Path) -> float:
     return time.perf_counter() - t0
 
 
-def execute(row: Row, config: Path, device: str, extra: list[str], force: bool, record: bool) -> None:
+def execute(row: Row, config: Path, device: str, extra: list[str], force: bool, record: bool,
+            generalisation: Generalisation) -> None:
     ckpt = row.run_dir / "best.pt"
     log = row.run_dir.parent / f"{row.run_dir.name}.log"
     if row.train_overrides:
@@ -130,7 +131,7 @@ def execute(row: Row, config: Path, device: str, extra: list[str], force: bool, 
     row.metrics = json.loads(row.results.with_suffix(".metrics.json").read_text())
     if row.variant != "main":
         return
-    for label, (data, subjects) in GENERALISATION.items():  # the same checkpoint on bodies / views never seen
+    for label, (data, subjects) in generalisation.items():  # the same checkpoint on bodies / views never seen
         res = row.results.with_name(f"{row.results.stem}_{label.replace(' ', '_')}.nc")
         ev = _cli("evaluate", str(ckpt), "--out", str(res), "--device", device, "--no-progress", "--data", str(data),
                   "--max-samples", "3000", *(["--subjects", *subjects] if subjects else []))
@@ -222,19 +223,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--unseen-views", default="data/cache/unseen_views/data_3d_bandai17_unseen_views.npz",
                     help="the test subjects from new cameras (scripts/unseen_views.py); skipped when missing")
     args = ap.parse_args(argv)
+    generalisation: Generalisation = {}  # other people's mocap; the test styles from four new cameras
     if Path(args.cross_body).exists():
-        GENERALISATION["cross-body"] = (Path(args.cross_body).resolve(), list(args.cross_body_subjects))
+        generalisation["cross-body"] = (Path(args.cross_body).resolve(), list(args.cross_body_subjects))
     if Path(args.unseen_views).exists():
-        GENERALISATION["unseen views"] = (Path(args.unseen_views).resolve(), None)
+        generalisation["unseen views"] = (Path(args.unseen_views).resolve(), None)
     config, out = Path(args.config).resolve(), Path(args.out).resolve()
     if not config.exists():
         ap.error(f"--config {config} does not exist")
-    from diffpose_viz.methods import applicable, load_config
-
-    cfg = load_config(config)
-    APPLICABLE[:] = applicable(cfg)
-    STAGE1.update({n: METHODS[n].stage1(cfg) for n in APPLICABLE if METHODS[n].stage1(cfg)})
-    rows = plan(out, not args.no_ablations, args.settings)
+    rows = plan(out, not args.no_ablations, args.settings, load_config(config))
     t0 = time.perf_counter()
     for i, r in enumerate(rows, 1):
         label = f"[{i}/{len(rows)}] {r.setting} / {r.method} / {r.variant}"
@@ -243,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(label, flush=True)
         try:
-            execute(r, config, args.device, args.override, args.force, args.record_trajectory)
+            execute(r, config, args.device, args.override, args.force, args.record_trajectory, generalisation)
             m = r.metrics
             print(f"    P1 {m['P1_mm_action_wise']:.1f} mm, P2 {m['P2_mm_action_wise']:.1f} mm "
                   f"(train {fmt(r.train_s, 0)} s, eval {fmt(r.eval_s, 0)} s)", flush=True)
