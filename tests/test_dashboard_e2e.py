@@ -34,14 +34,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(results_dir):
+def server(results_dir, tmp_path_factory):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
     port = _free_port()
     # DIFFPOSE_VIZ_E2E_RESULTS=results/demo runs the browser test (and its screenshots) on real results.
     chosen = os.environ.get("DIFFPOSE_VIZ_E2E_RESULTS") or str(results_dir)
-    env = {**os.environ, "DIFFPOSE_VIZ_RESULTS": chosen, "PYTHONPATH": str(REPO)}
+    # HOME elsewhere: only the project's .streamlit/config.toml applies (not the user's ~/.streamlit)
+    env = {**os.environ, "DIFFPOSE_VIZ_RESULTS": chosen, "PYTHONPATH": str(REPO),
+           "HOME": str(tmp_path_factory.mktemp("home"))}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "Overview.py"), "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
@@ -209,6 +211,10 @@ def test_uncertainty_screenshot(page, server):
     ARTIFACTS.mkdir(exist_ok=True)
     _open(page, server, "Uncertainty")
     _no_exception(page)
+    page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=60_000)
+    # .streamlit/config.toml (toolbarMode minimal): no "Deploy" button on a local analysis tool
+    assert page.locator('[data-testid="stAppDeployButton"]').count() == 0
+    assert page.get_by_text("Deploy", exact=True).count() == 0
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "page_Uncertainty.png"))
 
