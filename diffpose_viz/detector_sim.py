@@ -125,6 +125,9 @@ class Detections2D:
     modes: np.ndarray
     occluded: np.ndarray
     swapped: np.ndarray = field(default=None)  # type: ignore[assignment]
+    # Whether `confidence` came from the detector (or the file's scores); False when a keypoints-only source
+    # gave confidence 1 to every present joint (CPN files). Recorded in the results' attributes.
+    scored: bool = True
 
     def __post_init__(self) -> None:
         n = len(self.keypoints)
@@ -148,7 +151,7 @@ class Detections2D:
 
     def subset(self, mask: np.ndarray) -> "Detections2D":
         return Detections2D(self.keypoints[mask], self.confidence[mask], self.modes[mask],
-                            self.occluded[mask], self.swapped[mask])
+                            self.occluded[mask], self.swapped[mask], self.scored)
 
 
 # --------------------------------------------------------------------------- occlusion

@@ -209,7 +209,7 @@ def _file_inputs(poses: PoseSet, cfg: ExperimentConfig, split: str, error_model:
     else:
         modes = modes_from_keypoints(kp, cfg.data.gt_noise_std_px, conf)
     return Detections2D(kp.astype(np.float32), conf.astype(np.float32), np.asarray(modes, np.float32),
-                        np.zeros((n, 17), bool))
+                        np.zeros((n, 17), bool), scored=has_conf)
 
 
 def augmentation_on(cfg: ExperimentConfig) -> bool:

@@ -178,7 +178,7 @@ def _file_input_attrs(cfg, det) -> dict:
     their rows get confidence 1 for present joints, and the results say so)."""
     if cfg.data.input_2d != "file":
         return {}
-    has_scores = bool(np.any((det.confidence > 0) & (det.confidence < 1)))
+    has_scores = bool(det.scored)
     return {"input_2d_file": str(cfg.data.test_2d), "uncertainty_2d": cfg.data.uncertainty_2d,
             "confidence_from_file": int(has_scores),
             "confidence_note": "scores read from the file" if has_scores else
