@@ -90,3 +90,26 @@ def test_mpjve_is_reported_for_all_frame_evaluation(video_lifter, tmp_path):
     res = evaluate(video_lifter.best, tmp_path / "all.nc", progress=False, print_summary=False, calibrate=False,
                    max_samples=100_000)
     assert res.summary["MPJVE_mm_per_frame"] > 0
+
+
+def test_official_video_mode_starts_from_the_temporal_lifter(video_lifter, tiny_data, tmp_path):  # noqa: F811
+    """The released video recipe: the frame denoiser on the centre frame, started from the frozen temporal
+    lifter's flip-averaged centre-frame pose; a frame lifter is refused."""
+    cfg = tiny_config(tiny_data, method="official", **VIDEO,
+                      **{"official.lifter_checkpoint": str(video_lifter.best), "train.max_steps": 3})
+    run = train(cfg, tmp_path / "off", progress=False)
+    model = load_model(run.best)
+    assert model.method.uses_windows(model.cfg) and model.method.stage1(model.cfg) == "video_lifter"
+    cond = torch.rand(2, 5, 17, 3) - 0.5
+    cond[..., 2] = 1.0
+    lifter = load_model(video_lifter.best)
+    want = METHODS["video_lifter"].predict(lifter, cond, None, n_hypotheses=1, n_steps=0).hypotheses[:, 0]
+    with torch.no_grad():
+        np.testing.assert_allclose(model.extras["lifter"](cond).numpy(), want, atol=1e-5)
+    res = evaluate(run.best, tmp_path / "off.nc", progress=False, print_summary=False, calibrate=False)
+    assert np.isfinite(res.summary["P1_mm_action_wise"]) and res.summary["n_hypotheses"] == 1
+    frame = train(tiny_config(tiny_data, method="lifter", **{"train.max_steps": 2}), tmp_path / "frame",
+                  progress=False)
+    with pytest.raises(CheckpointError, match="official.lifter_checkpoint must be a 'video_lifter'"):
+        train(tiny_config(tiny_data, method="official", **VIDEO, **{"official.lifter_checkpoint": str(frame.best)}),
+              tmp_path / "bad", progress=False)

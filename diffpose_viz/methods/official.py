@@ -1,10 +1,12 @@
-"""The released DiffPose code's behaviour (frame setting), for comparison with the paper's method.
+"""The released DiffPose code's behaviour, for comparison with the paper's method.
 
 The state is 17 x 5 (u, v, x, y, z); per-channel noise without a mu_G shift (u, v scaled by
 `official.uv_noise_scale`); the official linear schedule (beta 1e-4 -> 1e-3 over 51 steps); a
 deterministic DDIM from a pretrained lifter's pose over `official.test_timesteps` steps; one hypothesis.
 Source: the official repository github.com/GONGJIA0208/Diffpose, runners/diffpose_frame.py and
-configs/human36m_diffpose_uvxyz_cpn.yml.
+configs/human36m_diffpose_uvxyz_cpn.yml. The video mode (`model.context: video`) is the released video
+runner's recipe: the same frame denoiser on the centre frame, started from a temporal lifter's centre-frame
+pose (here the `video_lifter`, flip-averaged, as its own test).
 """
 from __future__ import annotations
 
@@ -14,8 +16,14 @@ import torch
 from torch import nn
 
 from diffpose_viz.checkpoint import CheckpointError, load_checkpoint, load_weights
-from diffpose_viz.config import ConfigError, ExperimentConfig, from_dict, validate
-from diffpose_viz.diffusion import DDIMSampler, NoiseSchedule, antithetic_timesteps, official_q_sample, x0_from_eps
+from diffpose_viz.config import ExperimentConfig, from_dict, validate
+from diffpose_viz.diffusion import (
+    DDIMSampler,
+    NoiseSchedule,
+    antithetic_timesteps,
+    official_q_sample,
+    x0_from_eps,
+)
 from diffpose_viz.methods.base import (
     LoadedModel,
     Method,
@@ -25,7 +33,10 @@ from diffpose_viz.methods.base import (
     prediction_from_result,
 )
 from diffpose_viz.methods.regression import Lifter
+from diffpose_viz.methods.two_stage import load_context_payload, phi_st_from_payload
+from diffpose_viz.methods.video import VideoLifter
 from diffpose_viz.models import OfficialDenoiser
+from diffpose_viz.models.flip import FlipTestTime
 
 
 class OfficialNetwork(nn.Module):
@@ -50,9 +61,11 @@ class Official(Method):
     ignores = ("init", "diffusion.schedule", "diffusion.n_hypotheses", "diffusion.n_sampling_steps",
                "diffusion.prediction", "diffusion.loss")
 
-    def check(self, cfg: ExperimentConfig, source: str) -> None:
-        if cfg.model.context == "video":
-            raise ConfigError(f"{source}: model.context: the official mode here is the frame setting; found 'video'")
+    def uses_windows(self, cfg: ExperimentConfig) -> bool:
+        return cfg.model.context == "video"  # the window feeds the temporal lifter; the denoiser sees its centre
+
+    def stage1(self, cfg: ExperimentConfig) -> str | None:
+        return VideoLifter.name if cfg.model.context == "video" else Lifter.name
 
     def settings(self, cfg: ExperimentConfig, n_hypotheses: int | None, n_steps: int | None) -> tuple[int, int]:
         return 1, cfg.official.test_timesteps
@@ -69,11 +82,24 @@ class Official(Method):
 
     # ------------------------------------------------------------------ the initial-pose lifter
     def training_extras(self, cfg: ExperimentConfig) -> dict[str, Any]:
-        return {"lifter": load_lifter_payload(cfg.official.lifter_checkpoint)}
+        if cfg.model.context != "video":
+            return {"lifter": load_lifter_payload(cfg.official.lifter_checkpoint)}
+        path = cfg.official.lifter_checkpoint
+        if path is None:
+            raise CheckpointError("method 'official' in the video setting needs official.lifter_checkpoint (a "
+                                  "trained 'video_lifter' checkpoint)")
+        payload = load_context_payload(path)
+        phi_st_from_payload(payload, str(path), True, cfg.model.frames, key="official.lifter_checkpoint")
+        return {"lifter": payload}
 
     def restore_extras(self, cfg: ExperimentConfig, payload: dict[str, Any], where: str,
                        device: torch.device) -> dict[str, Any]:
-        return {"lifter": lifter_from_payload(payload.get("lifter"), where).to(device).eval()}
+        if cfg.model.context != "video":
+            return {"lifter": lifter_from_payload(payload.get("lifter"), where).to(device).eval()}
+        if payload.get("lifter") is None:
+            raise CheckpointError(f"{where}: official-mode checkpoint has no embedded temporal lifter")
+        net = phi_st_from_payload(payload["lifter"], where, True, cfg.model.frames, key="official.lifter_checkpoint")
+        return {"lifter": CentreFramePose(net).to(device).eval()}
 
     # ------------------------------------------------------------------ train / predict
     def loss(self, model: nn.Module, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,7 +120,10 @@ class Official(Method):
                 record: bool = False, generator: torch.Generator | None = None,
                 lifter_init: torch.Tensor | None = None) -> Prediction:
         centre = centre_frame(cond)
-        xyz = model.extras["lifter"](centre) if lifter_init is None else lifter_init
+        if lifter_init is not None:
+            xyz = lifter_init
+        else:  # a frame lifter reads the centre frame, a temporal one the whole window
+            xyz = model.extras["lifter"](cond if isinstance(model.extras["lifter"], CentreFramePose) else centre)
         x_init = torch.cat([centre[..., :2], xyz], -1)
         o = model.cfg.official
         sampler = self.build_sampler(model.cfg, self.build_schedule(model.cfg, model.device))
@@ -102,6 +131,18 @@ class Official(Method):
                                       o.test_timesteps, generator=generator, record="all" if record else "none",
                                       n_hypotheses=1)
         return prediction_from_result(res, channels=slice(2, 5))
+
+
+class CentreFramePose(nn.Module):
+    """A temporal lifter's flip-averaged, root-centred pose of a window's centre frame: (B,T,17,C) -> (B,17,3)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = FlipTestTime(net)
+
+    def forward(self, window: torch.Tensor) -> torch.Tensor:
+        out = self.net(window)[:, window.shape[1] // 2]
+        return out - out[:, :1]
 
 
 def lifter_from_payload(payload: dict | None, where: str) -> nn.Module:

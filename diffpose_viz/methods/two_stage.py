@@ -114,12 +114,13 @@ def expected_normaliser() -> dict:
     return {"2d": inputs.NORMALISER["2d"], "version": inputs.NORMALISER["version"]}
 
 
-def phi_st_from_payload(payload: dict, where: str, video: bool = False, frames: int | None = None) -> nn.Module:
+def phi_st_from_payload(payload: dict, where: str, video: bool = False, frames: int | None = None, *,
+                        key: str = "model.context_checkpoint") -> nn.Module:
     """Check a lifter checkpoint's parts (method, config, normaliser, weights) and build the frozen phi_ST:
     a frame 'lifter' for the frame setting, a 'video_lifter' of the same window length for the video setting."""
     want = VideoLifter.name if video else Lifter.name
     if payload.get("method") != want:
-        raise CheckpointError(f"{where}: model.context_checkpoint must be a '{want}' checkpoint (the pre-trained "
+        raise CheckpointError(f"{where}: {key} must be a '{want}' checkpoint (the pre-trained "
                               f"context encoder phi_ST of the {'video' if video else 'frame'} setting; train method "
                               f"'{want}' first), found '{payload.get('method')}'")
     try:
