@@ -28,6 +28,19 @@ from diffpose_viz.diffusion.schedule import ScheduleConfig
 from diffpose_viz.initialization.pose_init import InitConfig
 
 @dataclass
+class MotionSource:
+    """Another data_3d file whose subjects join the training side (docs/AUGMENTATION.md, "More than one source
+    of motion"). Its rows are named '<name>:<subject>' (cameras '<name>/<id>'), so nothing collides with `path`.
+    The validation split takes its held-out sequences the same way as from `path`."""
+
+    path: str
+    subjects: list[str]
+    weight: float = 1.0  # rows per epoch relative to the source's size: 0.5 keeps every other row, 2 repeats each
+    cameras: list[str] | None = None  # None: every camera of the file
+    name: str | None = None  # row prefix; None: the file's stem
+
+
+@dataclass
 class DataConfig:
     path: str = "data/demo/data_3d_demo.npz"
     train_subjects: list[str] = field(default_factory=lambda: ["lafan_a", "metarig", "cmu01"])
@@ -54,6 +67,9 @@ class DataConfig:
     gt_noise_std_px: float = 2.0  # input_2d='gt': the 2D std H_K assumes around each keypoint
     validation_fraction: float = 0.1  # of the training frames, held out by whole sequences
     max_test_samples: int | None = None  # evenly thinned test rows (keeps every action represented)
+    # More training motion: other data_3d files (each a MotionSource mapping: path, subjects, weight, cameras,
+    # name), projected and simulated like the training subjects of `path`.
+    extra_train: list[MotionSource] = field(default_factory=list)
 
 
 @dataclass
@@ -159,6 +175,18 @@ def validate(cfg: ExperimentConfig, source: str = "config") -> None:
 
     if cfg.data.input_2d not in ("detector_sim", "gt", "file"):
         bad("data.input_2d", f"expected 'detector_sim', 'gt' or 'file', found {cfg.data.input_2d!r}")
+    for i, src in enumerate(cfg.data.extra_train):
+        key = f"data.extra_train[{i}]"
+        if not src.subjects:
+            bad(f"{key}.subjects", "expected at least one subject of that file")
+        if not (src.weight > 0):
+            bad(f"{key}.weight", f"expected a positive number (rows per epoch relative to the source), found {src.weight!r}")
+        if cfg.data.input_2d == "file" and cfg.data.train_2d is not None:
+            bad(key, "extra motion has no detections in data.train_2d; train on GT projections (train_2d: null) or "
+                     "drop the extra source")
+    names = [src.name or Path(src.path).stem for src in cfg.data.extra_train]
+    if len(set(names)) != len(names):
+        bad("data.extra_train", f"two sources share the row prefix in {names}; give each a distinct `name`")
     if cfg.data.input_2d == "file":
         if cfg.data.test_2d is None:
             bad("data.test_2d", "input_2d: file needs the test rows' 2D file (a VideoPose3D data_2d or DiffPose GMM npz)")

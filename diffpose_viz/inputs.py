@@ -20,8 +20,8 @@ import torch
 
 from diffpose_viz.augmentation import augment_rows
 from diffpose_viz.camera import Camera
-from diffpose_viz.config import DataConfig, ExperimentConfig, to_dict
-from diffpose_viz.datasets.poses import PoseSet, build_pose_set, validation_split
+from diffpose_viz.config import DataConfig, ExperimentConfig, MotionSource, to_dict
+from diffpose_viz.datasets.poses import PoseSet, build_pose_set, concatenate, prefixed, reweighted, validation_split
 from diffpose_viz.datasets.files_2d import Detections2DFromFile, attach_2d, drop_damaged_sequences
 from diffpose_viz.datasets.vp3d import load_3d
 from diffpose_viz.detector_sim import Detections2D, simulate_detections, simulate_from_poseset
@@ -106,7 +106,7 @@ def _load_mocap(cfg: DataConfig, subjects: list[str]):
     return _read_mocap(str(path), stamp, tuple(sorted(subjects)), cfg.input_2d == "file")
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=4)
 def _read_mocap(path: str, stamp: int, subjects: tuple[str, ...], drop_damaged: bool):
     mocap = load_3d(Path(path), subjects=list(subjects))
     if drop_damaged:  # VideoPose3D discards the corrupted S11 'Directions' video; so do we
@@ -120,9 +120,27 @@ def load_splits(cfg: DataConfig, seed: int = 0, *, with_test: bool = True) -> Sp
     """Train/validation (by whole sequences) from the training subjects, test from the test subjects."""
     train_all = load_poses(cfg, list(cfg.train_subjects))
     train, val = validation_split(train_all, cfg.validation_fraction, seed=seed)
+    if cfg.extra_train:  # the main file's split is unchanged; each source is split the same way and appended
+        trains, vals = [train], [val]
+        for src in cfg.extra_train:
+            src_train, src_val = validation_split(load_source(cfg, src), cfg.validation_fraction, seed=seed)
+            trains.append(reweighted(src_train, src.weight))
+            vals.append(src_val)
+        train, val = concatenate(trains), concatenate(vals)
     test = thin(load_poses(cfg, list(cfg.test_subjects)), cfg.max_test_samples) if with_test else train.subset(
         np.zeros(len(train), bool))
     return Splits(train, val, test)
+
+
+def load_source(cfg: DataConfig, src: MotionSource) -> PoseSet:
+    """An extra training source's rows, at the main file's frame stride and per-sequence frame cap, prefixed with
+    the source's name."""
+    name = src.name or Path(src.path).stem
+    if not Path(src.path).exists():
+        raise FileNotFoundError(f"data.extra_train: {src.path} does not exist (source {name!r})")
+    sub = replace(cfg, path=src.path, cameras=src.cameras, input_2d="gt" if cfg.input_2d == "file" else cfg.input_2d,
+                  extra_train=[])
+    return prefixed(load_poses(sub, list(src.subjects)), name)
 
 
 # --------------------------------------------------------------------------- 2D input

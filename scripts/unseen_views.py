@@ -7,6 +7,14 @@ The four cameras stand between the Human3.6M rig's corner cameras (yaw 45, 135, 
 rig's first camera), higher (elevation 30 degrees above the mean pelvis) and at 5.5 m, with a 1000 px focal
 length on a 1000 x 1000 image and no distortion. Evaluate a bandai17 checkpoint on them with
 `diffpose-viz evaluate RUN/best.pt --data data/cache/unseen_views/data_3d_bandai17_unseen_views.npz`.
+
+A validation counterpart (other cameras, the training styles; choose settings on it, never on the test file):
+
+    python scripts/unseen_views.py --subjects active elderly exhausted feminine masculine --yaws 70 160 250 340 \
+        --elevation 20 --distance 4.5 --out data/cache/unseen_views/data_3d_bandai17_val_views.npz
+    diffpose-viz evaluate RUN/best.pt --split val --data data/cache/unseen_views/data_3d_bandai17_val_views.npz
+
+(`--split val` keeps the checkpoint's held-out validation sequences of the training styles.)
 bandai17 is CC BY-NC 4.0: the file is derived from it and stays under the git-ignored data/cache/.
 """
 from __future__ import annotations
@@ -29,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="data/cache/unseen_views/data_3d_bandai17_unseen_views.npz")
     ap.add_argument("--elevation", type=float, default=30.0)
     ap.add_argument("--distance", type=float, default=5.5)
+    ap.add_argument("--yaws", type=float, nargs=4, default=YAWS, help="degrees from the rig's first camera")
     args = ap.parse_args(argv)
     mocap = load_3d(args.bandai, subjects=args.subjects)
     positions = {s: {a: mocap.sequence(s, a) for a in mocap.actions(s)} for s in args.subjects}
@@ -38,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     centre = np.asarray(real.translation, float)
     reference = centre - target  # yaw 0 = the rig's first camera
     cams = []
-    for k, yaw in enumerate(YAWS):
+    for k, yaw in enumerate(args.yaws):
         cfg = ViewAugConfig(yaw_deg=(yaw, yaw), elevation_deg=(args.elevation, args.elevation), roll_deg=(0.0, 0.0),
                             distance_m=(args.distance, args.distance), focal_px=(1000.0, 1000.0),
                             principal_jitter_px=0.0, aim_jitter_m=0.0, image_size=(1000, 1000))
@@ -46,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         cams.append(cam.to_dict() | {"id": f"unseen{k}"})
     out = save_3d(args.out, positions, cameras={s: cams for s in args.subjects},
                   metadata={"source": f"{Path(args.bandai).name} subjects {args.subjects}, four new cameras "
-                                      f"(yaw {YAWS}, elevation {args.elevation} deg, {args.distance} m)",
+                                      f"(yaw {tuple(args.yaws)}, elevation {args.elevation} deg, {args.distance} m)",
                             "licence": "CC BY-NC 4.0 (derived from bandai17): do not commit or redistribute"})
     print(f"wrote {out}: {sum(len(a) for a in positions.values())} sequences, cameras "
           + ", ".join(f"{c['id']} at {np.round(c['translation'], 2).tolist()}" for c in cams))

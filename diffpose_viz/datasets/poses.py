@@ -317,3 +317,36 @@ def validation_split(poseset: PoseSet, fraction: float, seed: int = 0) -> tuple[
     is_val_seq[order[:n_val]] = True
     val_rows = is_val_seq[inverse]
     return poseset.subset(~val_rows), poseset.subset(val_rows)
+
+
+def prefixed(poseset: PoseSet, name: str) -> PoseSet:
+    """The same rows with subjects renamed '<name>:<subject>' and camera keys '<name>/<key>' (camera ids kept),
+    so rows from another file never share a sequence or a calibration key with the main file's rows."""
+    cams = {f"{name}/{k}": c for k, c in poseset.cameras.items()}
+    kw = {f: getattr(poseset, f) for f in _ARRAY_FIELDS}
+    kw["subject"] = np.char.add(f"{name}:", poseset.subject.astype(str))
+    kw["camera"] = np.char.add(f"{name}/", poseset.camera.astype(str))
+    return PoseSet(**kw, cameras=cams, metadata=dict(poseset.metadata))
+
+
+def concatenate(sets: Sequence[PoseSet]) -> PoseSet:
+    """Rows of several PoseSets in order; a camera key used by two sets must carry the same calibration."""
+    if not sets:
+        raise ValueError("concatenate: expected at least one PoseSet")
+    cameras: dict[str, Camera] = {}
+    for ps in sets:
+        for key, cam in ps.cameras.items():
+            if key in cameras and cameras[key].to_dict() != cam.to_dict():
+                raise ValueError(f"concatenate: camera key {key!r} has two different calibrations; prefix one set")
+            cameras[key] = cam
+    kw = {f: np.concatenate([getattr(ps, f) for ps in sets]) for f in _ARRAY_FIELDS}
+    return PoseSet(**kw, cameras=cameras, metadata=dict(sets[0].metadata))
+
+
+def reweighted(poseset: PoseSet, weight: float) -> PoseSet:
+    """round(weight * N) evenly spaced rows: weight 0.5 keeps every other row, 2 repeats every row twice."""
+    n = len(poseset)
+    keep = int(round(weight * n))
+    if keep == n:
+        return poseset
+    return poseset.subset(np.floor(np.arange(keep) * (n / max(keep, 1))).astype(np.int64))

@@ -1,0 +1,70 @@
+"""data.extra_train: other data_3d files join the training side with their own weight, without touching the
+main file's split, and with names that cannot collide."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from diffpose_viz.config import ConfigError
+from diffpose_viz.datasets.poses import reweighted
+from diffpose_viz.inputs import load_splits
+from diffpose_viz.training.trainer import train
+from tiny_runs import make_tiny_dataset, tiny_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def second_file(tmp_path_factory):
+    return make_tiny_dataset(tmp_path_factory.mktemp("second") / "data_3d_other.npz", seed=7)
+
+
+def source(path, **kw):
+    return {"data.extra_train": "[" + ", ".join([f"{{path: '{path}', subjects: [syn_a, syn_b]"
+                                                 + "".join(f", {k}: {v}" for k, v in kw.items()) + "}"]) + "]"}
+
+
+def test_extra_source_rows_are_prefixed_weighted_and_leave_the_main_split_alone(tiny_data, second_file):
+    base = load_splits(tiny_config(tiny_data).data, 0, with_test=False)
+    one = load_splits(tiny_config(tiny_data, **source(second_file)).data, 0, with_test=False)
+    two = load_splits(tiny_config(tiny_data, **source(second_file, weight=2)).data, 0, with_test=False)
+    main = ~np.char.startswith(one.train.subject.astype(str), "data_3d_other:")
+    np.testing.assert_array_equal(one.train.pose3d[main], base.train.pose3d)  # the main file's rows unchanged
+    assert set(one.train.subject[~main]) <= {"data_3d_other:syn_a", "data_3d_other:syn_b"}
+    assert all(k.startswith("data_3d_other/") for k in set(one.train.camera[~main]))
+    extra = int((~main).sum())
+    assert extra > 0 and len(two.train) == len(base.train) + 2 * extra
+    assert len(one.val) > len(base.val)  # the source gives held-out sequences too
+    val_seq = set(one.val.sequence_key) & set(one.train.sequence_key)
+    assert not val_seq  # no sequence on both sides
+
+
+def test_reweighted_keeps_evenly_spaced_rows(tiny_data):
+    rows = load_splits(tiny_config(tiny_data).data, 0, with_test=False).train
+    half = reweighted(rows, 0.5)
+    assert len(half) == round(len(rows) / 2)
+    np.testing.assert_array_equal(half.pose3d, rows.pose3d[::2][:len(half)])
+
+
+def test_a_lifter_trains_on_two_sources(tiny_data, second_file, tmp_path):
+    run = train(tiny_config(tiny_data, method="lifter", **source(second_file, weight=0.5),
+                            **{"train.max_steps": 3}), tmp_path / "run", progress=False)
+    assert run.best.exists()
+
+
+@pytest.mark.parametrize("kw, match", [({"weight": 0}, "weight"), ({"weight": -1}, "weight")])
+def test_bad_sources_are_refused(tiny_data, second_file, kw, match):
+    with pytest.raises(ConfigError, match=match):
+        tiny_config(tiny_data, **source(second_file, **kw))
+
+
+def test_a_missing_source_file_is_named(tiny_data, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.npz"):
+        load_splits(tiny_config(tiny_data, **source(tmp_path / "nowhere.npz")).data, 0, with_test=False)
+
+
+def test_two_sources_with_one_prefix_are_refused(tiny_data, second_file):
+    twice = {"data.extra_train": f"[{{path: '{second_file}', subjects: [syn_a]}}, {{path: '{second_file}', "
+                                 "subjects: [syn_b]}]"}
+    with pytest.raises(ConfigError, match="distinct `name`"):
+        tiny_config(tiny_data, **twice)
