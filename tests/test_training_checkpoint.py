@@ -108,6 +108,26 @@ def test_resume_with_another_config_or_version_is_refused(tiny_data, tmp_path): 
         _run(tiny_config(tiny_data, **{"train.max_steps": 6, "method": "lifter"}), out, resume=True)
 
 
+def test_resume_accepts_a_config_key_added_since_at_its_default(tiny_data, tmp_path):  # noqa: F811
+    """A run started before a config key existed resumes when the key is at its default, and is refused when
+    the resumed config sets it to something else."""
+    from diffpose_viz.checkpoint import atomic_torch_save as save
+
+    out = tmp_path / "run"
+    _run(tiny_config(tiny_data, **{"train.max_steps": 3, "method": "lifter"}), out)
+    ckpt = torch.load(out / "last.pt", weights_only=False)
+    del ckpt["config"]["data"]["extra_train"]  # as written by a version without the key
+    save(ckpt, out / "last.pt")
+    _run(tiny_config(tiny_data, **{"train.max_steps": 5, "method": "lifter"}), out, resume=True)
+    assert torch.load(out / "last.pt", weights_only=False)["progress"]["step"] == 5
+    ckpt = torch.load(out / "last.pt", weights_only=False)
+    del ckpt["config"]["data"]["extra_train"]
+    save(ckpt, out / "last.pt")
+    other = {"data.extra_train": f"[{{path: '{tiny_data}', subjects: [syn_t], name: more}}]"}
+    with pytest.raises(CheckpointError, match="extra_train"):
+        _run(tiny_config(tiny_data, **{"train.max_steps": 7, "method": "lifter"}, **other), out, resume=True)
+
+
 def test_model_shape_mismatch_is_a_clear_error(tiny_data, tmp_path):  # noqa: F811
     out = tmp_path / "run"
     _run(tiny_config(tiny_data, **{"train.max_steps": 2, "method": "lifter"}), out)

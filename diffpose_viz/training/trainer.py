@@ -35,7 +35,7 @@ from diffpose_viz.checkpoint import (
     set_rng_state,
     versions,
 )
-from diffpose_viz.config import ExperimentConfig, config_diff, save_config, to_dict
+from diffpose_viz.config import ExperimentConfig, config_diff, from_dict, save_config, to_dict
 from diffpose_viz.datasets.poses import PoseSet
 from diffpose_viz.detector_sim import Detections2D
 from diffpose_viz.inference import gather_cond, predict
@@ -221,7 +221,12 @@ class Trainer:
         if ckpt["versions"].get("diffpose_viz") != versions()["diffpose_viz"]:
             raise CheckpointError(f"{path}: written by diffpose_viz {ckpt['versions'].get('diffpose_viz')}, this is "
                                   f"{versions()['diffpose_viz']}; resuming across versions is not bit-for-bit")
-        diffs = [d for d in config_diff(ckpt["config"], to_dict(self.cfg))
+        stored = ckpt["config"]
+        try:  # keys added to the config since the run started compare at their defaults, not as '<missing>'
+            stored = to_dict(from_dict(ExperimentConfig, stored, source=str(path)))
+        except (KeyError, ValueError):
+            pass  # a key this version does not know: compared as stored, so it shows up in the refusal
+        diffs = [d for d in config_diff(stored, to_dict(self.cfg))
                  if not any(d.startswith(k + ":") for k in RESUMABLE_KEYS)]
         if diffs:
             raise CheckpointError(f"{path}: cannot resume with a different config; differing keys: " + "; ".join(diffs))
