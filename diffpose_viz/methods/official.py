@@ -4,9 +4,10 @@ The state is 17 x 5 (u, v, x, y, z); per-channel noise without a mu_G shift (u, 
 `official.uv_noise_scale`); the official linear schedule (beta 1e-4 -> 1e-3 over 51 steps); a
 deterministic DDIM from a pretrained lifter's pose over `official.test_timesteps` steps; one hypothesis.
 Source: the official repository github.com/GONGJIA0208/Diffpose, runners/diffpose_frame.py and
-configs/human36m_diffpose_uvxyz_cpn.yml. The video mode (`model.context: video`) is the released video
-runner's recipe: the same frame denoiser on the centre frame, started from a temporal lifter's centre-frame
-pose (here the `video_lifter`, flip-averaged, as its own test).
+configs/human36m_diffpose_uvxyz_cpn.yml. The video mode (`model.context: video`) takes the released video
+runner's start: a temporal lifter's flip-averaged centre-frame pose (here a `video_lifter`; the released code
+uses MixSTE-243), refined by the same frame denoiser on the centre frame over `official.test_timesteps`
+deterministic steps. The released video denoiser itself is temporal and runs one step; that is not reproduced.
 """
 from __future__ import annotations
 
