@@ -39,6 +39,10 @@ class MotionSource:
     cameras: list[str] | None = None  # None: every camera of the file
     name: str | None = None  # row prefix; None: the file's stem
 
+    @property
+    def prefix(self) -> str:
+        return self.name or Path(self.path).stem
+
 
 @dataclass
 class DataConfig:
@@ -184,7 +188,7 @@ def validate(cfg: ExperimentConfig, source: str = "config") -> None:
         if cfg.data.input_2d == "file" and cfg.data.train_2d is not None:
             bad(key, "extra motion has no detections in data.train_2d; train on GT projections (train_2d: null) or "
                      "drop the extra source")
-    names = [src.name or Path(src.path).stem for src in cfg.data.extra_train]
+    names = [src.prefix for src in cfg.data.extra_train]
     if len(set(names)) != len(names):
         bad("data.extra_train", f"two sources share the row prefix in {names}; give each a distinct `name`")
     if cfg.data.input_2d == "file":

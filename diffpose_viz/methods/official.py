@@ -86,11 +86,8 @@ class Official(Method):
         if cfg.model.context != "video":
             return {"lifter": load_lifter_payload(cfg.official.lifter_checkpoint)}
         path = cfg.official.lifter_checkpoint
-        if path is None:
-            raise CheckpointError("method 'official' in the video setting needs official.lifter_checkpoint (a "
-                                  "trained 'video_lifter' checkpoint)")
-        payload = load_context_payload(path)
-        phi_st_from_payload(payload, str(path), True, cfg.model.frames, key="official.lifter_checkpoint")
+        payload = load_context_payload(path, method=self.name, key=self.lifter_checkpoint_key)
+        phi_st_from_payload(payload, str(path), True, cfg.model.frames, key=self.lifter_checkpoint_key)  # refuse early
         return {"lifter": payload}
 
     def restore_extras(self, cfg: ExperimentConfig, payload: dict[str, Any], where: str,
@@ -99,7 +96,7 @@ class Official(Method):
             return {"lifter": lifter_from_payload(payload.get("lifter"), where).to(device).eval()}
         if payload.get("lifter") is None:
             raise CheckpointError(f"{where}: official-mode checkpoint has no embedded temporal lifter")
-        net = phi_st_from_payload(payload["lifter"], where, True, cfg.model.frames, key="official.lifter_checkpoint")
+        net = phi_st_from_payload(payload["lifter"], where, True, cfg.model.frames, key=self.lifter_checkpoint_key)
         return {"lifter": CentreFramePose(net).to(device).eval()}
 
     # ------------------------------------------------------------------ train / predict
@@ -124,7 +121,7 @@ class Official(Method):
         if lifter_init is not None:
             xyz = lifter_init
         else:  # a frame lifter reads the centre frame, a temporal one the whole window
-            xyz = model.extras["lifter"](cond if isinstance(model.extras["lifter"], CentreFramePose) else centre)
+            xyz = model.extras["lifter"](cond if self.uses_windows(model.cfg) else centre)
         x_init = torch.cat([centre[..., :2], xyz], -1)
         o = model.cfg.official
         sampler = self.build_sampler(model.cfg, self.build_schedule(model.cfg, model.device))

@@ -149,11 +149,11 @@ def phi_st_from_payload(payload: dict, where: str, video: bool = False, frames: 
     return freeze(net.net)
 
 
-def load_context_payload(path) -> dict:
+def load_context_payload(path, *, method: str = "diffpose", key: str = "model.context_checkpoint") -> dict:
     """What a DiffPose checkpoint embeds of phi_ST: the lifter's method, config, normaliser and EMA weights."""
     if path is None:
-        raise CheckpointError("method 'diffpose' needs model.context_checkpoint: a trained 'lifter' checkpoint "
-                              "(frame setting) or 'video_lifter' checkpoint (video setting); stage 1, train it first")
+        raise CheckpointError(f"method '{method}' needs {key}: a trained 'lifter' checkpoint (frame setting) or "
+                              "'video_lifter' checkpoint (video setting); stage 1, train it first")
     ckpt = load_checkpoint(path)
     ema = ckpt.get("ema") or {}
     return {"method": ckpt.get("method"), "config": ckpt["config"], "normaliser": ckpt.get("normaliser"),
