@@ -1,9 +1,11 @@
 """Atomic file writes: write beside the target, then rename over it, so a killed run never leaves a
-half-written checkpoint, results or data file."""
+half-written checkpoint, results or data file. Folders (a run) are replaced the same way: built beside
+the old one and swapped in only once complete."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,17 +17,31 @@ from typing import Any
 def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success it replaces `path`, on error it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _temp_beside(path)
     try:
-        yield Path(tmp)
+        try:
+            yield tmp
+        except OSError as err:
+            if err.filename is not None and Path(err.filename) == tmp:  # e.g. disk full: name the target
+                raise not_writable(path, err) from None
+            raise
         os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp creates 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _temp_beside(path: Path) -> Path:
+    """A new empty temporary file in `path`'s folder (created if needed); errors name `path`, not the temp."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise not_writable(path, err) from None
+    os.close(fd)
+    return Path(tmp)
 
 
 def _current_umask() -> int:
@@ -62,3 +78,106 @@ def clean_stale_temporaries(folder: str | os.PathLike, names: tuple[str, ...] | 
         except OSError:
             pass
     return removed
+
+
+def not_writable(path: str | os.PathLike, err: OSError) -> OSError:
+    """The OSError to raise when `path` cannot be written: it names `path` and its folder, not a temp file."""
+    path = Path(path)
+    return type(err)(err.errno, f"{path}: cannot write into folder {path.parent} ({err.strerror or err})")
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail now, naming `path`, if a file cannot be created beside it (before any long computation)."""
+    tmp = _temp_beside(Path(path))
+    tmp.unlink()
+    return Path(path)
+
+
+@contextmanager
+def atomic_targets(*paths: str | os.PathLike) -> Iterator[list[Path]]:
+    """Temporary paths for several files that belong together (a results file and its metrics): all are
+    written first, then renamed into place in the given order, so a failure leaves none of them new (the
+    last path is published last: put the one that marks completion there)."""
+    paths = [Path(p) for p in paths]
+    tmps: list[Path] = []
+    try:
+        for p in paths:
+            tmps.append(_temp_beside(p))
+        yield list(tmps)
+        for tmp in tmps:
+            os.chmod(tmp, 0o666 & ~_current_umask())
+        for tmp, p in zip(tmps, paths):
+            os.replace(tmp, p)
+    except BaseException:
+        for tmp in tmps:
+            if tmp.exists():
+                tmp.unlink()
+        raise
+
+
+# --------------------------------------------------------------------------- folders
+def staging_dir(target: str | os.PathLike) -> Path:
+    """Where the replacement of folder `target` is built (beside it, so the swap is a rename)."""
+    target = Path(target)
+    return target.parent / f".{target.name}.new"
+
+
+def _backup_dir(target: Path) -> Path:
+    return target.parent / f".{target.name}.old"
+
+
+def begin_replacement(target: str | os.PathLike) -> Path:
+    """An empty staging folder for a new version of `target` (left untouched until `commit_replacement`).
+
+    A staging folder left by a killed earlier attempt is discarded; a swap that was killed between its two
+    renames is undone first, so `target` is back as it was."""
+    target = Path(target)
+    backup, staging = _backup_dir(target), staging_dir(target)
+    if backup.exists():
+        if not target.exists():
+            os.rename(backup, target)  # killed mid-swap: the old folder comes back
+        else:
+            shutil.rmtree(backup)
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def commit_replacement(target: str | os.PathLike, *, drop: tuple[str, ...] = ()) -> Path:
+    """Swap the staging folder in as `target`. Entries of the old folder that the new one lacks (files a
+    user keeps there) are carried over, except the names in `drop`; then the old folder is removed."""
+    target = Path(target)
+    backup, staging = _backup_dir(target), staging_dir(target)
+    if not target.exists():
+        os.rename(staging, target)
+        return target
+    os.rename(target, backup)
+    try:
+        os.rename(staging, target)
+    except OSError:
+        os.rename(backup, target)
+        raise
+    for entry in backup.iterdir():
+        if entry.name not in drop and not (target / entry.name).exists():
+            os.rename(entry, target / entry.name)
+    shutil.rmtree(backup, ignore_errors=True)
+    return target
+
+
+def abort_replacement(target: str | os.PathLike) -> None:
+    """Discard the staging folder of `target`; `target` itself is left as it was."""
+    shutil.rmtree(staging_dir(target), ignore_errors=True)
+
+
+@contextmanager
+def replacing_dir(target: str | os.PathLike, *, drop: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Build a new version of folder `target` in the yielded staging folder; on success it replaces
+    `target` (`commit_replacement`), on any error it is removed and `target` is untouched."""
+    staging = begin_replacement(target)
+    try:
+        yield staging
+    except BaseException:
+        abort_replacement(target)
+        raise
+    commit_replacement(target, drop=drop)

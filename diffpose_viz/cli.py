@@ -78,9 +78,9 @@ def cmd_evaluate(args) -> int:
     from diffpose_viz.distributed import current, shutdown
     from diffpose_viz.evaluation.evaluate import evaluate
 
-    _check_out_file(args.out)
     _check_positive(batch_size=args.batch_size, max_samples=args.max_samples, hypotheses=args.hypotheses,
                     steps=args.steps)
+    _check_out_file(args.out, args.force, Path(args.out).with_suffix(".metrics.json"))
     if not Path(args.checkpoint).is_file():
         raise CLIError(f"checkpoint {args.checkpoint}: does not exist or is not a file")
 
@@ -102,9 +102,17 @@ def _check_positive(**options) -> None:
             raise CLIError(f"--{name.replace('_', '-')}: expected an integer >= 1, found {value}")
 
 
-def _check_out_file(out: str) -> None:
+def _check_out_file(out: str, force: bool, *companions: Path) -> None:
+    """--out must be a writable file path; an existing results file (or its metrics) is kept unless --force."""
+    from diffpose_viz.atomic import check_writable
+
     if Path(out).is_dir():
         raise CLIError(f"--out {out}: is a folder; give the results file to write (e.g. {Path(out) / 'results.nc'})")
+    existing = [str(p) for p in (Path(out), *companions) if p.exists() or p.is_symlink()]
+    if existing and not force:
+        raise CLIError(f"--out {out}: {' and '.join(existing)} already exist(s); choose another --out, or replace "
+                       "with --force")
+    check_writable(out)
 
 
 def cmd_sample(args) -> int:
@@ -114,8 +122,8 @@ def cmd_sample(args) -> int:
     from diffpose_viz.inference import load_model
     from diffpose_viz.inputs import default_camera
 
-    _check_out_file(args.out)
     _check_positive(hypotheses=args.hypotheses, steps=args.steps)
+    _check_out_file(args.out, args.force)
     if not args.std_px > 0:
         raise CLIError(f"--std-px: expected a 2D spread > 0 pixels, found {args.std_px}")
     w, h = args.image_size
@@ -240,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "setting, e.g. diffusion.start_t=12 or diffusion.start_from=context (repeatable)")
     p.add_argument("--amp", choices=["none", "bf16"], default="none", help="bf16: run the networks under autocast "
                    "in bfloat16 (GPU, or a CPU with bf16 instructions); the DDIM state stays float32")
+    p.add_argument("--force", action="store_true", help="replace an existing results file and its metrics "
+                   "(refused without it)")
     p.add_argument("--no-progress", action="store_true")
     _device_arg(p)
     p.set_defaults(func=cmd_evaluate)
@@ -262,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--record-trajectory", action="store_true")
     p.add_argument("--out", required=True)
+    p.add_argument("--force", action="store_true", help="replace an existing results file (refused without it)")
     _device_arg(p)
     p.set_defaults(func=cmd_sample)
 

@@ -123,7 +123,8 @@ def execute(row: Row, config: Path, device: str, extra: list[str], force: bool, 
         row.commands.append(_shown(cmd))
         if force or not ckpt.exists():
             row.train_s = run(cmd, log)
-    ev = _cli("evaluate", str(ckpt), "--out", str(row.results), "--device", device, "--no-progress", *row.eval_args)
+    ev = _cli("evaluate", str(ckpt), "--out", str(row.results), "--device", device, "--no-progress", "--force",
+              *row.eval_args)
     if record and row.variant == "main" and METHODS[row.method].has_trajectory:
         ev.append("--record-trajectory")
     row.commands.append(_shown(ev))
@@ -133,7 +134,8 @@ def execute(row: Row, config: Path, device: str, extra: list[str], force: bool, 
         return
     for label, (data, subjects) in generalisation.items():  # the same checkpoint on bodies / views never seen
         res = row.results.with_name(f"{row.results.stem}_{label.replace(' ', '_')}.nc")
-        ev = _cli("evaluate", str(ckpt), "--out", str(res), "--device", device, "--no-progress", "--data", str(data),
+        ev = _cli("evaluate", str(ckpt), "--out", str(res), "--device", device, "--no-progress", "--force",
+                  "--data", str(data),
                   "--max-samples", "3000", *(["--subjects", *subjects] if subjects else []))
         row.commands.append(_shown(ev))
         run(ev, log)

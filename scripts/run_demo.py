@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.force or not (run_dir / "best.pt").exists():
             run(["train", str(config), "--out", str(run_dir), "--device", args.device, "--force", *overrides])
         result = out / f"{method.model_name}.nc"
-        evaluate = ["evaluate", str(run_dir / "best.pt"), "--out", str(result), "--device", args.device]
+        evaluate = ["evaluate", str(run_dir / "best.pt"), "--out", str(result), "--device", args.device, "--force"]
         if method.has_trajectory:
             evaluate.append("--record-trajectory")
         run(evaluate)

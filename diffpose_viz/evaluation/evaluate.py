@@ -18,12 +18,11 @@ import pandas as pd
 
 from diffpose_viz import distributed as ddp
 from diffpose_viz import metrics
-from diffpose_viz.atomic import atomic_write_json
 from diffpose_viz.camera import Camera
 from diffpose_viz.checkpoint import versions
 from diffpose_viz.config import to_dict
 from diffpose_viz.detector_sim import Detections2D
-from diffpose_viz.evaluation.results import build_results, write_results
+from diffpose_viz.evaluation.results import build_results, write_results_with_metrics
 from diffpose_viz.inference import LoadedModel, Lifted, lift, load_model
 from diffpose_viz.initialization.pose_init import intrinsics_from_camera, modes_from_keypoints
 from diffpose_viz.inputs import (
@@ -159,7 +158,6 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
                   extra_attrs={"input_2d_source": cfg.data.input_2d, "occlusion": int(cfg.data.occlusion),
                                "amp": amp or "none", **_file_input_attrs(cfg, det)})
     out = Path(out)
-    write_results(ds, out)
     summary = summarize(ds)
     summary["uncertainty"] = _uncertainty(model, ds, n_hypotheses=part.n_hypotheses, n_steps=part.n_steps,
                                           batch_size=batch_size, amp=amp, enabled=calibrate and not info.enabled,
@@ -167,7 +165,7 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
     summary.update(checkpoint=str(checkpoint), results=str(out), device=str(dev), world_size=info.world_size,
                    wall_s=round(time.perf_counter() - t0, 2))
     metrics_path = out.with_suffix(".metrics.json")
-    atomic_write_json(metrics_path, summary)
+    write_results_with_metrics(ds, out, summary, metrics_path)  # both or neither
     if print_summary:
         print(format_summary(summary))
     return EvalOutput(out, metrics_path, summary, time.perf_counter() - t0)

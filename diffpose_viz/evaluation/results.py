@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from diffpose_viz.atomic import atomic_target
+from diffpose_viz.atomic import atomic_target, atomic_targets
 from diffpose_viz.datasets.actions import action_group
 from diffpose_viz.metrics import ORACLE_NOTE, mpjpe_per_joint
 from diffpose_viz.skeleton import H36M17
@@ -172,6 +172,16 @@ def write_results(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     with atomic_target(path) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4")
     return path
+
+
+def write_results_with_metrics(ds: xr.Dataset, path: str | os.PathLike, metrics: dict,
+                               metrics_path: str | os.PathLike) -> tuple[Path, Path]:
+    """The results file and its metrics JSON, both written before either is renamed into place (metrics
+    last), so a failure never leaves a results file that looks finished without its metrics."""
+    with atomic_targets(path, metrics_path) as (tmp_nc, tmp_json):
+        ds.to_netcdf(tmp_nc, engine="netcdf4")
+        tmp_json.write_text(json.dumps(metrics, indent=2))
+    return Path(path), Path(metrics_path)
 
 
 def _where(ds: xr.Dataset, name: str, index: tuple[int, ...]) -> str:

@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import random
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,8 @@ from torch import nn
 
 from diffpose_viz import distributed as ddp
 from diffpose_viz import inputs
-from diffpose_viz.atomic import clean_stale_temporaries
+from diffpose_viz.atomic import (abort_replacement, begin_replacement, clean_stale_temporaries, commit_replacement,
+                                 staging_dir)
 from diffpose_viz.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -122,9 +122,14 @@ class Trainer:
             cfg.device = device
         self.cfg = cfg
         self.method: Method = check_config(cfg, "config", warn=False)  # load_config warned already
-        self.out_dir = Path(out_dir)
+        self.out_dir = self.final_dir = Path(out_dir)
         self.resume = resume
         self.force = force
+        # --force over an earlier run: train in a folder beside it, swapped in only when training succeeded.
+        self.replacing = force and not resume and self.final_dir.is_dir() and any(
+            (self.final_dir / name).exists() for name in self.RUN_FILES)
+        if self.replacing:
+            self.out_dir = staging_dir(self.final_dir)
         self.info, self.device = ddp.init(cfg.device)
         self.progress = (cfg.train.progress if progress is None else progress) and self.info.is_main
         self.history: list[dict] = []
@@ -199,9 +204,13 @@ class Trainer:
     RUN_FILES = ("last.pt", "best.pt", "train_log.jsonl")
 
     def _claim_out_dir(self) -> None:
-        """Make the run folder this run's: refuse to overwrite an earlier run unless resuming or forced."""
-        if self.out_dir.exists() and not self.out_dir.is_dir():
-            raise RunFolderError(f"--out {self.out_dir}: exists and is not a folder")
+        """Make the run folder this run's: refuse to overwrite an earlier run unless resuming or forced (then
+        the new run is built in a staging folder and the earlier one is left untouched until it succeeded)."""
+        if self.final_dir.exists() and not self.final_dir.is_dir():
+            raise RunFolderError(f"--out {self.final_dir}: exists and is not a folder")
+        if self.replacing:
+            begin_replacement(self.final_dir)
+            return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         clean_stale_temporaries(self.out_dir)
         existing = [name for name in self.RUN_FILES if (self.out_dir / name).exists()]
@@ -209,12 +218,8 @@ class Trainer:
             if not (self.out_dir / "last.pt").exists():
                 raise RunFolderError(f"--resume: {self.out_dir / 'last.pt'} does not exist; nothing to resume")
         elif existing:
-            if not self.force:
-                raise RunFolderError(f"--out {self.out_dir}: holds an earlier run ({', '.join(existing)}); "
-                                     "continue it with --resume, or replace it with --force")
-            for name in existing:
-                (self.out_dir / name).unlink()
-            shutil.rmtree(self.out_dir / "cache", ignore_errors=True)  # the replaced run's H_K fits
+            raise RunFolderError(f"--out {self.out_dir}: holds an earlier run ({', '.join(existing)}); "
+                                 "continue it with --resume, or replace it with --force")
 
     def _restore(self, path: Path) -> None:
         ckpt = load_checkpoint(path, map_location="cpu")
@@ -410,6 +415,20 @@ class Trainer:
         self._checkpoint(val)
         return val
 
+    def publish(self, result: TrainResult) -> TrainResult:
+        """After a successful run with --force over an earlier one: swap the new run in (the earlier run's
+        H_K cache goes with it; other files a user kept in the folder stay)."""
+        if not self.replacing:
+            return result
+        ddp.barrier()
+        if self.info.is_main:
+            commit_replacement(self.final_dir, drop=("cache", "config.yaml", *self.RUN_FILES))
+        ddp.barrier()
+        self.out_dir = self.final_dir
+        best = self.out_dir / "best.pt"
+        return TrainResult(self.out_dir, self.out_dir / "last.pt", best if best.exists() else None, result.steps,
+                           result.best_val_mpjpe_mm, result.wall_s, result.history)
+
     def _result(self, t_start: float) -> TrainResult:
         best = self.out_dir / "best.pt"
         return TrainResult(self.out_dir, self.out_dir / "last.pt", best if best.exists() else None, self.step,
@@ -429,5 +448,11 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, device: str | None = No
     validation MPJPE of the EMA weights). An earlier run in `out_dir` is continued with `resume`,
     replaced with `force`, and otherwise refused."""
     trainer = Trainer(cfg, out_dir, device=device, resume=resume, progress=progress, force=force)
-    trainer.setup()
-    return trainer.train()
+    try:
+        trainer.setup()
+        result = trainer.train()
+    except BaseException:
+        if trainer.replacing and trainer.info.is_main:
+            abort_replacement(trainer.final_dir)  # the earlier run stays as it was
+        raise
+    return trainer.publish(result)
