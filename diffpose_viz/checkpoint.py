@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from diffpose_viz.atomic import atomic_target
+from diffpose_viz.safe_io import SafeLoadError, check_input_file
 import diffpose_viz
 
 FORMAT = "diffpose_viz.checkpoint"
@@ -129,6 +130,10 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = 
     """torch.load with weights_only=True (legacy numpy arrays allow-listed); CheckpointError naming the file
     and, for a refused global (a file that would run code), that global."""
     path = Path(path)
+    try:
+        check_input_file(path, f"a {what}")
+    except SafeLoadError as err:
+        raise CheckpointError(str(err)) from None
     try:
         with torch.serialization.safe_globals(_numpy_legacy_globals()), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")

@@ -110,8 +110,8 @@ def _check_out_file(out: str, force: bool, *companions: Path) -> None:
         raise CLIError(f"--out {out}: is a folder; give the results file to write (e.g. {Path(out) / 'results.nc'})")
     existing = [str(p) for p in (Path(out), *companions) if p.exists() or p.is_symlink()]
     if existing and not force:
-        raise CLIError(f"--out {out}: {' and '.join(existing)} already exist(s); choose another --out, or replace "
-                       "with --force")
+        raise CLIError(f"--out {out}: {' and '.join(existing)} already {'exists' if len(existing) == 1 else 'exist'} "
+                       "(an earlier result); choose another --out, or replace it with --force")
     check_writable(out)
 
 

@@ -26,6 +26,10 @@ from diffpose_viz.augmentation import AugmentationConfig, BodyAugConfig, ViewAug
 from diffpose_viz.detector_sim import DetectorSimConfig
 from diffpose_viz.diffusion.schedule import ScheduleConfig
 from diffpose_viz.initialization.pose_init import InitConfig
+from diffpose_viz.safe_io import check_input_file
+
+#: A config is a page of YAML; anything larger is not one.
+MAX_CONFIG_BYTES = 2**20
 
 @dataclass
 class MotionSource:
@@ -359,8 +363,12 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"config file {path} does not exist")
+    check_input_file(path, "a YAML config file", max_bytes=MAX_CONFIG_BYTES)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); expected "
+                          "a YAML config saved as UTF-8") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if data is None:

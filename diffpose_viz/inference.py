@@ -18,6 +18,7 @@ from diffpose_viz.detector_sim import Detections2D
 from diffpose_viz.initialization.depth_prior import depth_prior_from_dict
 from diffpose_viz.initialization.pose_init import PoseGMM
 from diffpose_viz.inputs import InputError, build_hk, screen_input
+from diffpose_viz.memory import check_lift_fits
 from diffpose_viz.methods import LoadedModel, Prediction, check_config
 from diffpose_viz.progress import progress as progress_bar
 
@@ -159,6 +160,7 @@ def lift(model: LoadedModel, det: Detections2D, res: np.ndarray, intrinsics: np.
     method = model.method
     n_hyp, k = method.settings(model.cfg, n_hypotheses, n_steps)
     rows = np.arange(len(det)) if rows is None else np.asarray(rows)
+    check_lift_fits(len(rows), n_hyp, k, record, batch_size, model.cfg.model.hidden)  # before any allocation
     cond = torch.as_tensor(screen_input(det.keypoints, det.confidence, res), device=model.device)
     win = None
     if method.uses_windows(model.cfg):

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import _compat_pickle
 import ast
+import io
 import os
 import pickle
+import stat
 import struct
 import zipfile
 import zlib
@@ -32,14 +34,20 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "ALLOWED_GLOBALS", "RestrictedUnpickler", "SafeLoadError", "SafeNpzFile", "UnsafePickleError",
-    "load_npy", "load_npz",
+    "ALLOWED_GLOBALS", "MAX_ARRAY_BYTES", "MAX_INPUT_BYTES", "RestrictedUnpickler", "SafeLoadError", "SafeNpzFile",
+    "UnsafePickleError", "check_input_file", "load_npy", "load_npz",
 ]
 
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
 _EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 _MAX_HEADER = 10000  # numpy's own default limit
+#: Largest input file any loader opens, and the largest array one member may decode to (the whole of
+#: Human3.6M's 3D and 2D files are ~1 GB): a bound, so a hostile file cannot make us allocate without end.
+MAX_INPUT_BYTES = 16 * 2**30
+MAX_ARRAY_BYTES = 16 * 2**30
+#: deflate cannot expand data more than ~1032:1; a zip member claiming more lies about its size.
+_MAX_DEFLATE_RATIO = 1100
 
 
 class SafeLoadError(ValueError):
@@ -72,6 +80,59 @@ class UnsafePickleError(SafeLoadError):
             path=path, key=key, expected="only numpy arrays, dtypes, scalars and plain containers",
             found=f"global '{refused}'",
         )
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def check_input_file(path: str | os.PathLike, what: str = "an input file", *,
+                     max_bytes: int = MAX_INPUT_BYTES) -> Path:
+    """`path` if it is a regular file of at most `max_bytes`, checked *before* it is opened: a FIFO would
+    block the reader forever, a device never ends, a folder is no file. FileNotFoundError when it does not
+    exist; SafeLoadError (naming the file, what it should be and what it is) otherwise."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} does not exist (expected {what})") from None
+    except OSError as err:
+        raise SafeLoadError(f"cannot access it ({err.strerror})", path=path, expected=what,
+                            found="no access") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise SafeLoadError("not a regular file", path=path, expected=f"{what} as a regular file",
+                            found=f"a {_file_kind(st.st_mode)}")
+    if st.st_size > max_bytes:
+        raise SafeLoadError("file too large", path=path, expected=f"{what} of at most {max_bytes} bytes",
+                            found=f"{st.st_size} bytes")
+    return path
+
+
+def check_array_size(shape: tuple, dtype: np.dtype, available: int | None, path, key: str | None) -> None:
+    """Refuse an .npy header whose array would not fit in the bytes that follow it (a lying header) or
+    exceeds MAX_ARRAY_BYTES, before anything is allocated."""
+    try:
+        count = 1
+        for n in shape:
+            if int(n) < 0:
+                raise ValueError
+            count *= int(n)
+    except (TypeError, ValueError):
+        raise SafeLoadError("bad array shape in the .npy header", path=path, key=key,
+                            expected="non-negative integer dimensions", found=f"shape {shape!r}") from None
+    nbytes = count * dtype.itemsize
+    if available is not None and nbytes > available:
+        raise SafeLoadError("the .npy header claims more data than the file holds", path=path, key=key,
+                            expected=f"{nbytes} bytes for shape {tuple(shape)} of {dtype}",
+                            found=f"{available} bytes after the header")
+    if nbytes > MAX_ARRAY_BYTES:
+        raise SafeLoadError("array too large", path=path, key=key,
+                            expected=f"at most {MAX_ARRAY_BYTES} bytes per array",
+                            found=f"shape {tuple(shape)} of {dtype} = {nbytes} bytes")
 
 
 def _latin1_bytes(text: str, encoding: str = "latin1", errors: str = "strict") -> bytes:
@@ -208,15 +269,17 @@ def _read_object_payload(fp, path, key: str | None, shape, dtype) -> np.ndarray:
     return arr
 
 
-def _read_npy_stream(open_stream, path, key: str | None) -> np.ndarray:
+def _read_npy_stream(open_stream, path, key: str | None, size: int | None = None) -> np.ndarray:
     """One .npy stream: plain arrays with allow_pickle=False, object arrays with the restricted unpickler.
 
-    `open_stream()` returns a fresh readable stream positioned at the start of the .npy data.
+    `open_stream()` returns a fresh readable stream positioned at the start of the .npy data; `size` is the
+    stream's length in bytes (the header's array must fit in what follows it).
     """
     with open_stream() as fp:
         shape, _fortran, dtype = _read_header(fp, path, key)
         if dtype.hasobject:
             return _read_object_payload(fp, path, key, shape, dtype)
+        check_array_size(shape, dtype, None if size is None else size - fp.tell(), path, key)
     try:
         with open_stream() as fp:
             return np.lib.format.read_array(fp, allow_pickle=False)
@@ -236,12 +299,14 @@ class SafeNpzFile:
     manager or call `close()`. Every problem is a `SafeLoadError` naming the file and the key.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        if not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no such file")
-        with open(self.path, "rb") as f:
-            head = f.read(len(_NPY_MAGIC))
+    def __init__(self, path: str | os.PathLike, data: bytes | None = None) -> None:
+        """`data`: the archive's bytes (an upload named `path`) instead of reading the file."""
+        if data is None:
+            self.path = check_input_file(path, "an npz archive")
+            with open(self.path, "rb") as f:
+                head = f.read(len(_NPY_MAGIC))
+        else:
+            self.path, head = Path(path), data[:len(_NPY_MAGIC)]
         if head.startswith(_NPY_MAGIC):
             raise SafeLoadError("not an npz archive", path=self.path, expected="a .npz (zip) archive",
                                 found="a single-array .npy file")
@@ -251,7 +316,7 @@ class SafeNpzFile:
             raise SafeLoadError("not an npz archive", path=self.path, expected="a .npz (zip) archive",
                                 found=f"a file starting with {head[:4]!r}")
         try:
-            self._zip = zipfile.ZipFile(self.path)
+            self._zip = zipfile.ZipFile(self.path if data is None else io.BytesIO(data))
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
             raise SafeLoadError(f"cannot read as npz: {err}", path=self.path, expected="a complete .npz archive",
                                 found="a truncated or corrupt zip file") from None
@@ -275,12 +340,24 @@ class SafeNpzFile:
         try:
             if not member.endswith(".npy"):
                 return self._zip.read(member)  # as np.load does for non-.npy members: raw bytes
-            return _read_npy_stream(lambda: self._zip.open(member), self.path, key)
+            return _read_npy_stream(lambda: self._zip.open(member), self.path, key, self._member_size(member, key))
         except SafeLoadError:
             raise
         except _READ_ERRORS as err:
             raise SafeLoadError("corrupt member", path=self.path, key=key, expected="a readable zip member",
                                 found=f"a truncated or corrupt entry ({type(err).__name__}: {err})") from None
+
+    def _member_size(self, member: str, key: str) -> int:
+        """The member's uncompressed size, refused when deflate could not have produced it from its data."""
+        info = self._zip.getinfo(member)
+        if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > _MAX_DEFLATE_RATIO * info.compress_size + 1024:
+            raise SafeLoadError("zip member claims an impossible uncompressed size", path=self.path, key=key,
+                                expected=f"at most ~{_MAX_DEFLATE_RATIO} x its {info.compress_size} compressed bytes",
+                                found=f"{info.file_size} bytes")
+        if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+            raise SafeLoadError("zip member sizes disagree", path=self.path, key=key,
+                                expected=f"{info.compress_size} bytes (stored)", found=f"{info.file_size} bytes")
+        return info.file_size
 
     def close(self) -> None:
         self._zip.close()
@@ -308,16 +385,14 @@ def load_npz(path: str | os.PathLike, keys: Iterable[str] | None = None) -> dict
 
 def load_npy(path: str | os.PathLike) -> np.ndarray:
     """One `.npy` file, as `np.load(path, allow_pickle=True)` would give, minus code execution."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
+    path = check_input_file(path, "a .npy file")
     with open(path, "rb") as f:
         head = f.read(len(_NPY_MAGIC))
     if head != _NPY_MAGIC:
         raise SafeLoadError("not a .npy file", path=path, expected="a numpy .npy file",
                             found="0 bytes" if not head else f"a file starting with {head[:4]!r}")
     try:
-        return _read_npy_stream(lambda: open(path, "rb"), path, None)
+        return _read_npy_stream(lambda: open(path, "rb"), path, None, path.stat().st_size)
     except _ZIP_ERRORS as err:
         raise SafeLoadError("truncated file", path=path, expected="a complete .npy file",
                             found=f"{type(err).__name__}: {err}") from None

@@ -16,12 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from diffpose_viz.datasets.errors import DataError
+from diffpose_viz.datasets.errors import DataError, data_error_from
+from diffpose_viz.safe_io import SafeLoadError, SafeNpzFile, check_input_file
 from diffpose_viz.skeleton import blazepose33_to_h36m17, coco17_to_h36m17
 
 #: Layout name -> joint count.
 FORMATS = {"coco17": 17, "h36m17": 17, "blazepose33": 33}
 _NPZ_KEYS = ("keypoints", "keypoints_2d", "pose2d")
+#: A keypoint file is read whole into memory; an hour of 33-joint video at 60 fps is ~50 MB of text.
+MAX_KEYPOINT_BYTES = 2 * 2**30
 
 
 @dataclass
@@ -33,23 +36,34 @@ class KeypointFile:
 
 
 def _npz(source: str, data: bytes) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    # safe_io checks every array header against the data before allocating (a tiny file claiming a huge array)
     try:
-        z = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as err:  # noqa: BLE001 - any parse failure is the same message
-        raise DataError(f"not a readable .npz ({type(err).__name__}: {err})", path=source) from None
+        z = SafeNpzFile(source, data=data)
+    except SafeLoadError as err:
+        raise data_error_from(err) from None
     with z:
         keys = list(z.files)
         key = next((k for k in _NPZ_KEYS if k in keys), keys[0] if len(keys) == 1 else None)
         if key is None:
             raise DataError("no keypoints array", path=source, key="keypoints", expected="one of " + ", ".join(
                 _NPZ_KEYS), found=f"keys {keys}")
+        arrays = {}
+        for k in (key, "confidence", "format"):
+            if k not in keys:
+                continue
+            try:
+                arrays[k] = z[k]
+            except SafeLoadError as err:
+                raise data_error_from(err) from None
+            if not isinstance(arrays[k], np.ndarray) or arrays[k].dtype.hasobject:
+                raise DataError("holds an array that needs pickle to read; save plain numeric arrays", path=source,
+                                key=k, expected="a numeric array", found="a pickled object array")
         try:
-            kp = np.asarray(z[key], np.float64)
-            conf = np.asarray(z["confidence"], np.float64) if "confidence" in keys else None
-            declared = str(z["format"]) if "format" in keys else None
-        except ValueError as err:  # object arrays need pickle: refused
-            raise DataError(f"holds an array that needs pickle to read ({err}); save plain numeric arrays",
-                            path=source, key=key) from None
+            kp = np.asarray(arrays[key], np.float64)
+            conf = np.asarray(arrays["confidence"], np.float64) if "confidence" in arrays else None
+        except (TypeError, ValueError) as err:
+            raise DataError(f"not numbers ({err})", path=source, key=key) from None
+        declared = str(arrays["format"]) if "format" in arrays else None
     return kp, conf, declared
 
 
@@ -105,9 +119,10 @@ def read_keypoints(source: str | Path, fmt: str = "auto", data: bytes | None = N
         raise DataError("unknown keypoint layout", key="--format", expected=f"auto or one of {sorted(FORMATS)}",
                         found=fmt)
     if data is None:
-        path = Path(source)
-        if not path.is_file():
-            raise DataError("does not exist" if not path.exists() else "is not a file", path=source)
+        try:
+            path = check_input_file(source, "a 2D keypoint file (.npz, .json or .csv)", max_bytes=MAX_KEYPOINT_BYTES)
+        except SafeLoadError as err:
+            raise data_error_from(err) from None
         data = path.read_bytes()
     suffix = Path(source).suffix.lower()
     conf = declared = None

@@ -15,6 +15,7 @@ import xarray as xr
 from diffpose_viz.atomic import atomic_target, atomic_targets
 from diffpose_viz.datasets.actions import action_group
 from diffpose_viz.metrics import ORACLE_NOTE, mpjpe_per_joint
+from diffpose_viz.safe_io import SafeLoadError, check_input_file
 from diffpose_viz.skeleton import H36M17
 
 #: name -> (dims, units, long_name)
@@ -386,6 +387,10 @@ def load_results(path: str | os.PathLike, *, keep_missing: bool = False) -> xr.D
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"results file {path} does not exist")
+    try:
+        check_input_file(path, "a results file (.nc)")
+    except SafeLoadError as err:
+        raise ResultsError(err.problem, source=str(path), expected=err.expected, found=err.found) from None
     try:
         ds = xr.load_dataset(path)
     except Exception as err:  # noqa: BLE001 - any backend error means "not a readable netCDF file"
