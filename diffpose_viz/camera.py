@@ -54,6 +54,23 @@ class Camera:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def invalid_field(self) -> tuple[str, str, object] | None:
+        """(field, expected, found) for the first parameter that cannot describe a camera (non-finite, or
+        a focal length / image size <= 0, or a zero quaternion); None when all are usable."""
+        positive = {"res_w": (self.res_w,), "res_h": (self.res_h,), "focal": self.focal}
+        finite = {"center": self.center, "radial": self.radial, "tangential": self.tangential,
+                  "orientation": self.orientation, "translation": self.translation}
+        for name, values in {**positive, **finite}.items():
+            v = np.asarray(values, dtype=np.float64)
+            found = list(values) if len(values) > 1 else values[0]
+            if not np.isfinite(v).all():
+                return name, "finite values", found
+            if name in positive and not (v > 0).all():
+                return name, "values > 0 (pixels)", found
+        if not np.linalg.norm(self.orientation) > 0:
+            return "orientation", "a non-zero quaternion (w, x, y, z)", list(self.orientation)
+        return None
+
     @property
     def rotation(self) -> np.ndarray:
         """Camera-to-world rotation matrix."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -129,6 +130,10 @@ def cmd_sample(args) -> int:
     w, h = args.image_size
     if w <= 0 or h <= 0:
         raise CLIError(f"--image-size: expected positive width and height in pixels, found {w} {h}")
+    if args.focal is not None and not (math.isfinite(args.focal) and args.focal > 0):
+        raise CLIError(f"--focal: expected a finite focal length > 0 pixels, found {args.focal}")
+    if args.center is not None and not all(map(math.isfinite, args.center)):
+        raise CLIError(f"--center: expected finite pixel coordinates CX CY, found {args.center[0]} {args.center[1]}")
     kp17, conf17, fmt = load_keypoints_h36m17(args.input, args.format)
     cam = default_camera(w, h, args.focal, args.center)
     model = load_model(args.checkpoint, _check_device(args.device))

@@ -342,9 +342,11 @@ def default_camera(width: int, height: int, focal: float | None = None, center: 
     if width <= 0 or height <= 0:
         raise InputError(f"image size: expected positive width and height in pixels, found {width} x {height}")
     f = float(focal) if focal is not None else float(focal_factor) * max(width, height)
-    if not f > 0:
-        raise InputError(f"focal length: expected > 0 pixels, found {f}")
+    if not (np.isfinite(f) and f > 0):
+        raise InputError(f"focal length (--focal): expected a finite number > 0 pixels, found {f}")
     c = tuple(map(float, center)) if center is not None else (width / 2.0, height / 2.0)
+    if not np.isfinite(c).all():
+        raise InputError(f"principal point (--center): expected finite pixel coordinates, found {c[0]} {c[1]}")
     return Camera(id=camera_id, res_w=int(width), res_h=int(height), focal=(f, f), center=c)
 
 

@@ -212,6 +212,10 @@ def test_pose_set(path: str | os.PathLike, sequences: list[str] | None = None, *
             raise DataError(f"its 2D is not a pinhole projection of its 3D (RMS {rms:.1f} px)", path=path,
                             key=f"data/{name}", expected="data_2d = projection of data_3d", found=f"{rms:.1f} px")
         cameras[name] = Camera(id=name, res_w=seq.res[0], res_h=seq.res[1], focal=(fx, fy), center=(cx, cy))
+        bad = cameras[name].invalid_field()
+        if bad is not None:
+            raise DataError(f"the camera fitted to sequence {name!r} has an unusable {bad[0]}", path=path,
+                            key=f"data/{name}", expected=bad[1], found=bad[2])
         idx = np.flatnonzero(seq.valid)
         parts.append((name, seq, idx))
     cat = lambda f: np.concatenate([f(name, seq, idx) for name, seq, idx in parts])  # noqa: E731

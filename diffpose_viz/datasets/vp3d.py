@@ -28,6 +28,9 @@ from .errors import DataError, data_error_from
 MM_BONE_THRESHOLD = 10.0
 #: 2D values all within +-this (and not all zero) are screen-normalised or metric, not pixels.
 NORMALISED_2D_LIMIT = 2.0
+#: Metres. A frame whose joints all lie within this of each other, or a bone whose median length is below
+#: it, is no body: a zero-filled or constant record (lost tracking, a placeholder), refused before training.
+MIN_BODY_EXTENT_M = 1e-3
 
 
 # --------------------------------------------------------------------------- npz helpers
@@ -229,6 +232,28 @@ def _validate_3d(seq, path, subject: str, action: str) -> np.ndarray:
     return arr
 
 
+def check_not_degenerate(seq: np.ndarray, path, subject: str, action: str) -> None:
+    """Refuse a (T, 17, 3) sequence with a frame whose joints coincide (all-zero or constant pose) or a bone
+    of zero length, naming the subject, action and first frame or bone (any unit above millimetres passes)."""
+    key = f"positions_3d/{subject}/{action}"
+    extent = np.ptp(seq, axis=1).max(-1)  # (T,) the largest extent of the joints in each frame
+    flat = np.flatnonzero(extent < MIN_BODY_EXTENT_M)
+    if flat.size:
+        t = int(flat[0])
+        raise DataError(f"{flat.size} of {len(seq)} frames have every joint at one point (an all-zero or constant "
+                        f"pose; first at frame {t})", path=path, key=key,
+                        expected=f"a body: joints spread over more than {MIN_BODY_EXTENT_M * 1000:g} mm",
+                        found=f"frame {t}: joints within {extent[t] * 1000:.3g} mm of each other")
+    lengths = np.median(H36M17.bone_lengths(seq.astype(np.float64)), axis=0)  # (bones,)
+    short = np.flatnonzero(lengths < MIN_BODY_EXTENT_M)
+    if short.size:
+        parent, child = H36M17.bones[int(short[0])]
+        names = H36M17.joint_names
+        raise DataError(f"zero-length bone {names[parent]} -> {names[child]} (a skeleton with joints merged)",
+                        path=path, key=key, expected=f"every bone longer than {MIN_BODY_EXTENT_M * 1000:g} mm",
+                        found=f"median length {lengths[short[0]] * 1000:.3g} mm")
+
+
 def _cameras_from_file(obj, path) -> dict[str, list[Camera]]:
     if not isinstance(obj, Mapping):
         raise DataError("wrong structure", path=path, key="cameras",
@@ -246,11 +271,17 @@ def _cameras_from_file(obj, path) -> dict[str, list[Camera]]:
                 # VideoPose3D's own camera dicts keep translations in millimetres; no capture
                 # volume has a camera 100 m from the origin, so larger values mean mm.
                 unit = "mm" if np.abs(np.asarray(c.get("translation", 0.0), float)).max() > 100 else "m"
-                out[s].append(Camera.from_dict(dict(c), translation_units=unit))
+                cam = Camera.from_dict(dict(c), translation_units=unit)
             except (KeyError, TypeError, ValueError) as err:
                 raise DataError(f"bad camera dict for subject {s!r}: {err}", path=path, key=f"cameras/{s}[{i}]",
                                 expected="res_w, res_h, focal, center (+ optional id, distortion, orientation, "
                                 "translation)", found=f"keys {sorted(map(str, c))}") from None
+            bad = cam.invalid_field()
+            if bad is not None:
+                field_name, expected, found = bad
+                raise DataError(f"camera {cam.id!r} of subject {s!r} has an unusable {field_name}", path=path,
+                                key=f"cameras/{s}[{i}].{field_name}", expected=expected, found=found)
+            out[s].append(cam)
     return out
 
 
@@ -296,6 +327,7 @@ def load_3d(path: str | os.PathLike, *, subjects: Iterable[str] | None = None) -
             if len(seq) == 0:
                 raise DataError("empty sequence", path=path, key=f"positions_3d/{s}/{a}", expected=">= 1 frame",
                                 found="0 frames")
+            check_not_degenerate(seq, path, s, a)
     for (s, a), bone in _median_bones(positions).items():  # every take, so one in the wrong unit is caught too
         if bone > MM_BONE_THRESHOLD:
             unit = unit_guess(bone)
