@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from diffpose_viz.atomic import atomic_write_text
 from diffpose_viz.initialization.pose_init import PoseGMM
 
 
@@ -209,12 +210,11 @@ def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), b
     table = format_table(rows, dev, peak, flops_pose_step or 0.0, n_params, tile_frames, workers, amp)
     print(table)
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps({"device": str(dev), "device_name": device_name(dev),
-                                         "matmul_peak_gflops": peak, "flops_per_pose_step_first_row": flops_pose_step,
-                                         "tile_frames": tile_frames, "workers": workers, "amp": amp or "none",
-                                         "denoiser_params": n_params,
-                                         "rows": [asdict(r) for r in rows]}, indent=2))
+        atomic_write_text(out, json.dumps({"device": str(dev), "device_name": device_name(dev),
+                                           "matmul_peak_gflops": peak, "flops_per_pose_step_first_row": flops_pose_step,
+                                           "tile_frames": tile_frames, "workers": workers, "amp": amp or "none",
+                                           "denoiser_params": n_params,
+                                           "rows": [asdict(r) for r in rows]}, indent=2))
     return rows
 
 

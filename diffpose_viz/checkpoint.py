@@ -143,14 +143,26 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = 
         refused = re.search(r"GLOBAL\s+([A-Za-z_][\w.]*)", text)
         if refused:
             raise CheckpointError(f"{path}: refused to load {what}: it references the Python global "
-                                  f"'{refused.group(1)}', which could run code when loaded (only tensors and plain "
-                                  "values are read)") from None
+                                  f"'{refused.group(1)}', which could run code when loaded; {NEEDS}") from None
         if "Weights only load failed" in text:
-            detail = re.search(r"(Unsupported [^\n]*)", text)
+            detail = re.search(r"(Unsupported [^\n.]*)", text)
             raise CheckpointError(f"{path}: refused to load {what}: it is not made only of tensors and plain values"
-                                  + (f" ({detail.group(1).strip()})" if detail else "")) from None
-        first = text.strip().splitlines()[0] if text.strip() else ""
-        raise CheckpointError(f"{path}: cannot read {what} ({type(err).__name__}: {first})") from None
+                                  + (f" ({detail.group(1).strip()})" if detail else "") + f"; {NEEDS}") from None
+        first = _without_torch_advice(text)
+        raise CheckpointError(f"{path}: cannot read {what} ({type(err).__name__}: {first}); expected a file written "
+                              "by torch.save, as `diffpose-viz train` writes it") from None
+
+
+#: What a refused file would need (never: "load it with weights_only=False", which runs the file's code).
+NEEDS = ("a usable file holds only tensors and plain values (dicts, lists, tuples, strings, numbers), as "
+         "`diffpose-viz train` writes them: re-save it from the code that made it in that form")
+
+
+def _without_torch_advice(text: str) -> str:
+    """The first line of torch's message minus its advice to disable safe loading."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    kept = [s for s in re.split(r"(?<=[.!?])\s+", first) if "weights_only" not in s and "trusted source" not in s]
+    return " ".join(kept) or "unreadable"
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:

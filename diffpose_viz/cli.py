@@ -174,6 +174,8 @@ def cmd_dashboard(args) -> int:
 
 
 def cmd_wild(args) -> int:
+    from diffpose_viz.atomic import check_writable, replacing_dir
+
     try:
         import diffpose_viz.wild as wild
     except ImportError as err:
@@ -189,6 +191,16 @@ def cmd_wild(args) -> int:
         raise CLIError(f"--hypotheses: expected an integer >= 1, found {args.hypotheses}")
     if not Path(args.input).exists():
         raise CLIError(f"{args.input}: does not exist (expected a video, an image or a folder of images)")
+    if not (Path(args.input).is_dir() or Path(args.input).is_file()):  # a FIFO or device would block the reader
+        raise CLIError(f"{args.input}: not a regular file or folder (expected a video, an image or a folder of images)")
+    earlier = [p.name for p in sorted(Path(args.out).glob("*")) if p.name in WILD_OUTPUTS or
+               p.name.startswith("overlay")] if Path(args.out).is_dir() else []
+    if earlier and not args.force:
+        raise CLIError(f"--out {args.out}: holds an earlier run ({', '.join(earlier)}); choose another --out, or "
+                       "replace it with --force")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise CLIError(f"--out {args.out}: exists and is not a folder")
+    check_writable(Path(args.out) / "detections.npz")
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         raise CLIError(f"--checkpoint {args.checkpoint}: does not exist or is not a file")
     from diffpose_viz.wild import mediapipe_detector
@@ -197,11 +209,20 @@ def cmd_wild(args) -> int:
         raise CLIError(f"{args.input}: detecting 2D keypoints needs MediaPipe (with the solutions.pose API), which "
                        "is not installed or does not import: pip install -e .[detector]; or lift your own 2D keypoints "
                        "with `diffpose-viz sample`")
-    res = wild.run_wild(args.input, args.checkpoint, args.out, n_hypotheses=args.hypotheses,
-                        device=_check_device(args.device), max_frames=args.max_frames, stride=args.stride)
-    print(f"wrote {res.detections_path}" + (f", {res.results_path}" if res.results_path else "")
-          + (f" ({res.lift_note})" if res.lift_note else ""))
+    run = lambda out: wild.run_wild(args.input, args.checkpoint, out, n_hypotheses=args.hypotheses,  # noqa: E731
+                                    device=_check_device(args.device), max_frames=args.max_frames, stride=args.stride)
+    if earlier:  # --force: the new outputs are made beside the earlier ones and swapped in only when complete
+        with replacing_dir(args.out, drop=tuple(earlier)) as staging:  # no earlier output survives the swap
+            res = run(staging)
+    else:
+        res = run(args.out)
+    names = [res.detections_path.name] + ([res.results_path.name] if res.results_path else [])
+    print("wrote " + ", ".join(str(Path(args.out) / n) for n in names) + (f" ({res.lift_note})" if res.lift_note else ""))
     return 0
+
+
+#: What `wild` writes into its --out folder (besides overlay.mp4 / overlay*.png).
+WILD_OUTPUTS = ("detections.npz", "results.nc")
 
 
 # --------------------------------------------------------------------------- parser
@@ -312,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hypotheses", type=int, default=10)
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--stride", type=int, default=1)
+    p.add_argument("--force", action="store_true", help="replace the outputs of an earlier run in OUT (refused "
+                   "without it)")
     _device_arg(p)
     p.set_defaults(func=cmd_wild)
     return ap

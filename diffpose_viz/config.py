@@ -177,12 +177,39 @@ class ConfigError(ValueError):
     """A config value is invalid (wrong type, out of range, inconsistent)."""
 
 
+#: Counts and sizes with their least sensible value (null stays allowed where the field is optional), so a
+#: negative or zero count is refused naming its key instead of failing deep inside numpy or torch.
+COUNT_MINIMA = {
+    "data.max_frames": 1, "data.max_test_samples": 1, "data.error_model_kernels": 1,
+    "init.n_kernels": 1, "init.n_samples": 1, "init.em_iters": 0, "init.em_n_init": 1,
+    "init.depth_prior_components": 1, "init.min_bones_for_depth": 0, "init.chunk_size": 1,
+    "diffusion.schedule.num_steps": 1, "model.hidden": 1, "model.layers": 1, "model.heads": 1,
+    "model.context_dim": 1, "model.context_hidden": 1, "model.context_layers": 0, "model.frames": 1,
+    "model.martinez_hidden": 1, "model.martinez_blocks": 0, "train.eval_every": 0, "train.val_max_samples": 1,
+    "train.val_hypotheses": 1, "train.log_every": 1, "official.test_num_diffusion_timesteps": 1,
+    "official.test_timesteps": 1,
+}
+
+
+def _check_counts(cfg: "ExperimentConfig", bad) -> None:
+    for key, minimum in COUNT_MINIMA.items():
+        node = cfg
+        for part in key.split("."):
+            node = getattr(node, part, None)
+        if node is not None and isinstance(node, (int, float)) and node < minimum:
+            bad(key, f"expected {'null or ' if key in _OPTIONAL_COUNTS else ''}an integer >= {minimum}, found {node}")
+
+
+_OPTIONAL_COUNTS = ("data.max_frames", "data.max_test_samples")
+
+
 def validate(cfg: ExperimentConfig, source: str = "config") -> None:
     def bad(key: str, msg: str) -> None:
         raise ConfigError(f"{source}: {key}: {msg}")
 
     if cfg.data.input_2d not in ("detector_sim", "gt", "file"):
         bad("data.input_2d", f"expected 'detector_sim', 'gt' or 'file', found {cfg.data.input_2d!r}")
+    _check_counts(cfg, bad)
     for i, src in enumerate(cfg.data.extra_train):
         key = f"data.extra_train[{i}]"
         if not src.subjects:

@@ -20,6 +20,7 @@ import torch
 
 from diffpose_viz.augmentation import augment_rows
 from diffpose_viz.camera import Camera
+from diffpose_viz.checkpoint import safe_torch_load
 from diffpose_viz.config import DataConfig, ExperimentConfig, MotionSource, to_dict
 from diffpose_viz.datasets.poses import PoseSet, build_pose_set, concatenate, prefixed, reweighted, validation_split
 from diffpose_viz.datasets.files_2d import Detections2DFromFile, attach_2d, drop_damaged_sequences
@@ -393,7 +394,7 @@ def _read_hk_cache(cache: Path, n: int) -> PoseGMM | None:
     """A cached H_K (tensors only, read with weights_only=True), or None when it is unreadable or does not
     fit; a bad cache is deleted (and refitted by the caller) with a warning, never trusted."""
     try:
-        d = torch.load(cache, map_location="cpu", weights_only=True)
+        d = safe_torch_load(cache, "cpu", what="H_K cache")  # its messages never advise unsafe loading
         if not isinstance(d, dict) or set(d) != set(HK_FIELDS):
             raise ValueError(f"expected the keys {HK_FIELDS}")
         gmm = PoseGMM(**d)

@@ -10,6 +10,8 @@ The module imports without mediapipe; only `MediaPipePoseDetector` needs it.
 from __future__ import annotations
 
 import importlib.util
+import io
+import sys
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
@@ -33,13 +35,34 @@ INSTALL_HINT = (
 _LANDMARK_MODEL = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite", 2: "pose_landmark_heavy.tflite"}
 
 
+#: What mediapipe's compiled framework bindings print (through sys.stderr, not as an exception) when they
+#: import under protobuf >= 4.x, which dropped MessageFactory.GetPrototype; the import itself succeeds.
+PROTOBUF_IMPORT_NOISE = "AttributeError: 'MessageFactory' object has no attribute 'GetPrototype'"
+
+
+def import_mediapipe_quietly():
+    """`import mediapipe`, dropping that one known line from what the import prints; anything else it
+    prints still reaches stderr."""
+    if "mediapipe" in sys.modules:
+        return sys.modules["mediapipe"]
+    captured, saved = io.StringIO(), sys.stderr
+    sys.stderr = captured
+    try:
+        import mediapipe as mp
+    finally:
+        sys.stderr = saved
+        rest = [ln for ln in captured.getvalue().splitlines(keepends=True) if ln.strip() != PROTOBUF_IMPORT_NOISE]
+        if rest:
+            saved.write("".join(rest))
+    return mp
+
+
 def mediapipe_available() -> bool:
     """True when mediapipe with the legacy `solutions.pose` API can be imported."""
     if importlib.util.find_spec("mediapipe") is None:
         return False
     try:
-        import mediapipe as mp
-
+        mp = import_mediapipe_quietly()
         return hasattr(mp, "solutions") and hasattr(mp.solutions, "pose")
     except Exception:  # a broken install (e.g. a protobuf mismatch) counts as absent
         return False
@@ -47,7 +70,7 @@ def mediapipe_available() -> bool:
 
 def _import_mediapipe():
     try:
-        import mediapipe as mp
+        mp = import_mediapipe_quietly()
     except ImportError as err:
         raise ImportError(f"the in-the-wild detector needs mediapipe: {INSTALL_HINT}") from err
     if not hasattr(mp, "solutions") or not hasattr(mp.solutions, "pose"):
