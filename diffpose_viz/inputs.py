@@ -444,7 +444,10 @@ def build_hk(det: Detections2D, intrinsics: np.ndarray, prior: DepthPrior, init:
     if cache is not None:
         from diffpose_viz.checkpoint import atomic_torch_save
 
-        atomic_torch_save({k: getattr(gmm, k) for k in HK_FIELDS}, cache)
+        try:
+            atomic_torch_save({k: getattr(gmm, k) for k in HK_FIELDS}, cache)
+        except OSError as err:  # a cache only saves time: a read-only checkpoint folder must not stop the run
+            log.warning("H_K cache not written (%s); it will be refitted next time", err)
     return gmm
 
 

@@ -27,6 +27,7 @@ from typing import Callable, NamedTuple, Protocol, Sequence
 import torch
 
 from diffpose_viz.diffusion.forward import draw_kernels, kernel_params, x0_from_eps
+from diffpose_viz.memory import check_fits
 from diffpose_viz.diffusion.schedule import (
     SKIP_KINDS,
     NoiseSchedule,
@@ -189,11 +190,13 @@ class DDIMSampler:
                 raise ValueError("sample: gmm weights must be (B,17,M) and means/variances (B,17,M,3), found "
                                  f"{tuple(weights.shape)}, {tuple(means.shape)}, {tuple(variances.shape)}")
             B = weights.shape[0]
+            _check_memory(B, N, len(timesteps), record, self.eta > 0)
             dtype = means.dtype if means.dtype.is_floating_point else torch.float32
             kernel = draw_kernels(weights, N, generator)
             mu, std = kernel_params(means.to(dtype), variances.to(dtype), kernel)  # (B,N,17,3)
         else:
             B = _batch_size(gmm, context, batch_size)
+            _check_memory(B, N, len(timesteps), record, self.eta > 0)
             device = _device_of(gmm, context, start_from)
             dtype = torch.float32
             mu = torch.zeros(B, N, 17, 3, device=device, dtype=dtype)
@@ -415,3 +418,13 @@ def _repeat_context(context: Tensor | None, B: int, N: int) -> Tensor | None:
     if context is None:
         return None
     return context.unsqueeze(1).expand(B, N, *context.shape[1:]).reshape(B * N, *context.shape[1:])
+
+
+def _check_memory(frames: int, n: int, n_steps: int, record, eta_noise: bool) -> None:
+    """Refuse, before the up-front draws, a batch whose states would not fit: kernels, means, spreads, the
+    state and its estimates (about 8 state-sized tensors), the eta noise of every step, recorded states."""
+    recorded = 0 if isinstance(record, str) and record == "none" else (
+        n_steps + 1 if isinstance(record, str) else len(list(record)))
+    states = 8 + (n_steps if eta_noise else 0) + 2 * recorded
+    check_fits(frames * n * 17 * 3 * 4 * states, f"sampling {frames} frames x {n} hypotheses",
+               "the hypotheses (--hypotheses) or the frames per batch (--batch-size, --batch-sizes)")
