@@ -471,6 +471,21 @@ def test_a_camera_with_unusable_intrinsics_is_refused(field, value, expected, ti
     assert_refused(code, text, str(data), f"cameras/syn_b[0].{field}", "54138969", expected)
 
 
+def test_sample_flags_all_zero_2d_frames_and_refuses_a_file_of_them(finished_run, tmp_path, capsys):
+    pose = np.array(json.loads(_kp_json(tmp_path).read_text())["keypoints"][0])
+    kp = np.stack([pose, np.zeros_like(pose), np.full_like(pose, 250.0)])  # good, all-zero, constant
+    path = tmp_path / "kp.npz"
+    np.savez(path, keypoints=kp, confidence=np.ones(kp.shape[:2]), format="coco17")
+    code, text = run_cli(capsys, "sample", finished_run / "best.pt", "--input", path, "--image-size", 1000, 1002,
+                         "--hypotheses", 2, "--steps", 2, "--out", tmp_path / "o.nc")
+    assert code == 0, text
+    assert "lifted 1 of 3 frames" in text
+    np.savez(path, keypoints=kp[1:], confidence=np.ones((2, 17)), format="coco17")
+    code, text = run_cli(capsys, "sample", finished_run / "best.pt", "--input", path, "--image-size", 1000, 1002,
+                         "--out", tmp_path / "o2.nc")
+    assert_refused(code, text, "none of the 2 frames", "all at one point")
+
+
 # --------------------------------------------------------------------------- messages that name their source
 
 

@@ -10,6 +10,7 @@ import copy
 import json
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -373,11 +374,21 @@ def usable_frames(keypoints_px: np.ndarray, confidence: np.ndarray) -> tuple[np.
     hip = visible[:, list(HIP_JOINTS)].any(1)
     reason = np.full(len(keypoints_px), "", dtype=object)
     reason[~hip] = "no visible hip or pelvis"
+    reason[collapsed_frames(keypoints_px, visible)] = "visible joints all at one point (a zero-filled or constant pose)"
     reason[n_vis < MIN_VISIBLE_JOINTS] = [f"only {k} visible joints (at least {MIN_VISIBLE_JOINTS} needed)"
                                           for k in n_vis[n_vis < MIN_VISIBLE_JOINTS]]
     reason[n_vis == 0] = "no visible 2D keypoints"
     usable = reason == ""
     return usable, reason.astype(str)
+
+
+def collapsed_frames(keypoints_px: np.ndarray, visible: np.ndarray, min_extent_px: float = 1.0) -> np.ndarray:
+    """(F,) bool: frames whose visible joints all lie within `min_extent_px` of each other (no body to lift)."""
+    kp = np.where(visible[..., None], keypoints_px, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # frames without visible joints: all-NaN
+        extent = (np.nanmax(kp, 1) - np.nanmin(kp, 1)).max(-1)
+    return visible.any(1) & (np.nan_to_num(extent, nan=np.inf) < min_extent_px)
 
 
 def _scatter(values: np.ndarray | None, rows: np.ndarray, n: int) -> np.ndarray | None:
