@@ -83,7 +83,8 @@ def clean_stale_temporaries(folder: str | os.PathLike, names: tuple[str, ...] | 
 def not_writable(path: str | os.PathLike, err: OSError) -> OSError:
     """The OSError to raise when `path` cannot be written: it names `path` and its folder, not a temp file."""
     path = Path(path)
-    return type(err)(err.errno, f"{path}: cannot write into folder {path.parent} ({err.strerror or err})")
+    message = f"{path}: cannot write into folder {path.parent} ({err.strerror or err})"
+    return type(err)(err.errno, message) if err.errno is not None else type(err)(message)
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -96,8 +97,8 @@ def check_writable(path: str | os.PathLike) -> Path:
 @contextmanager
 def atomic_targets(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     """Temporary paths for several files that belong together (a results file and its metrics): all are
-    written first, then renamed into place in the given order, so a failure leaves none of them new (the
-    last path is published last: put the one that marks completion there)."""
+    written first, then renamed into place in the given order, so a failure while writing leaves none of
+    them new (only the renames are not one step: put the file that marks completion last)."""
     paths = [Path(p) for p in paths]
     tmps: list[Path] = []
     try:

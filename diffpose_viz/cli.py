@@ -78,10 +78,11 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from diffpose_viz.distributed import current, shutdown
     from diffpose_viz.evaluation.evaluate import evaluate
+    from diffpose_viz.evaluation.results import metrics_path_for
 
     _check_positive(batch_size=args.batch_size, max_samples=args.max_samples, hypotheses=args.hypotheses,
                     steps=args.steps)
-    _check_out_file(args.out, args.force, Path(args.out).with_suffix(".metrics.json"))
+    _check_out_file(args.out, args.force, metrics_path_for(args.out))
     if not Path(args.checkpoint).is_file():
         raise CLIError(f"checkpoint {args.checkpoint}: does not exist or is not a file")
 

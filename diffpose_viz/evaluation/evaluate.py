@@ -23,7 +23,7 @@ from diffpose_viz.camera import Camera
 from diffpose_viz.checkpoint import versions
 from diffpose_viz.config import to_dict
 from diffpose_viz.detector_sim import Detections2D
-from diffpose_viz.evaluation.results import build_results, write_results_with_metrics
+from diffpose_viz.evaluation.results import build_results, metrics_path_for, write_results_with_metrics
 from diffpose_viz.inference import LoadedModel, Lifted, lift, load_model
 from diffpose_viz.initialization.pose_init import intrinsics_from_camera, modes_from_keypoints
 from diffpose_viz.inputs import (
@@ -165,7 +165,7 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
                                           training_data=training_data)
     summary.update(checkpoint=str(checkpoint), results=str(out), device=str(dev), world_size=info.world_size,
                    wall_s=round(time.perf_counter() - t0, 2))
-    metrics_path = out.with_suffix(".metrics.json")
+    metrics_path = metrics_path_for(out)
     write_results_with_metrics(ds, out, summary, metrics_path)  # both or neither
     if print_summary:
         print(format_summary(summary))

@@ -175,6 +175,11 @@ def write_results(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     return path
 
 
+def metrics_path_for(results_path: str | os.PathLike) -> Path:
+    """Where the metrics JSON of a results file goes: same name, `.metrics.json`."""
+    return Path(results_path).with_suffix(".metrics.json")
+
+
 def write_results_with_metrics(ds: xr.Dataset, path: str | os.PathLike, metrics: dict,
                                metrics_path: str | os.PathLike) -> tuple[Path, Path]:
     """The results file and its metrics JSON, both written before either is renamed into place (metrics
