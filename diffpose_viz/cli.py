@@ -218,7 +218,8 @@ def cmd_wild(args) -> int:
     else:
         res = run(args.out)
     names = [res.detections_path.name] + ([res.results_path.name] if res.results_path else [])
-    print("wrote " + ", ".join(str(Path(args.out) / n) for n in names) + (f" ({res.lift_note})" if res.lift_note else ""))
+    note = f" ({res.lift_note})" if res.lift_note else ""
+    print("wrote " + ", ".join(str(Path(args.out) / n) for n in names) + note)
     return 0
 
 

@@ -83,8 +83,8 @@ class UnsafePickleError(SafeLoadError):
 
 
 def _file_kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISCHR, "character device"),
-                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket")):
+    for test, name in ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "named pipe (FIFO)"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket")):
         if test(mode):
             return name
     return "special file"
@@ -350,7 +350,8 @@ class SafeNpzFile:
     def _member_size(self, member: str, key: str) -> int:
         """The member's uncompressed size, refused when deflate could not have produced it from its data."""
         info = self._zip.getinfo(member)
-        if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > _MAX_DEFLATE_RATIO * info.compress_size + 1024:
+        deflated = info.compress_type == zipfile.ZIP_DEFLATED
+        if deflated and info.file_size > _MAX_DEFLATE_RATIO * info.compress_size + 1024:
             raise SafeLoadError("zip member claims an impossible uncompressed size", path=self.path, key=key,
                                 expected=f"at most ~{_MAX_DEFLATE_RATIO} x its {info.compress_size} compressed bytes",
                                 found=f"{info.file_size} bytes")

@@ -70,7 +70,7 @@ def _bad_text(path: Path, text: str = "not a data file\n") -> Path:
     return path
 
 
-# --------------------------------------------------------------------------- train --force: replace, never destroy first
+# --------------------------------------------------------------------------- train --force: never destroy first
 
 
 def test_force_with_a_bad_data_file_keeps_the_earlier_run(run_copy, tiny_data, tmp_path, capsys):  # noqa: F811
@@ -462,7 +462,8 @@ def test_a_zero_length_bone_is_refused(tiny_data, tmp_path):  # noqa: F811
                                                   ("center", [float("inf"), 500.0], "finite"),
                                                   ("res_w", 0, "> 0")],
                          ids=["NaN focal", "negative focal", "inf centre", "zero width"])
-def test_a_camera_with_unusable_intrinsics_is_refused(field, value, expected, tiny_data, tmp_path, capsys):  # noqa: F811
+def test_a_camera_with_unusable_intrinsics_is_refused(field, value, expected, tiny_data,  # noqa: F811
+                                                      tmp_path, capsys):
     def damage(pos, cams):
         cams["syn_b"][0][field] = value
 
