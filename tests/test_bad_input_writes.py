@@ -409,6 +409,22 @@ def test_a_zip_member_claiming_an_impossible_size_is_refused(tmp_path):
             z["a"]
 
 
+def test_a_results_file_declaring_huge_arrays_is_refused_before_loading(tmp_path):
+    """A 7 kB netCDF file declaring a 1.9 TiB variable (never written: HDF5 fills it on read)."""
+    netCDF4 = pytest.importorskip("netCDF4")
+    from diffpose_viz.evaluation.results import ResultsError, load_results
+
+    path = tmp_path / "huge.nc"
+    with netCDF4.Dataset(path, "w") as d:
+        for name, size in (("sample", 10**6), ("hypothesis", 10**4), ("joint", 17), ("xyz", 3)):
+            d.createDimension(name, size)
+        d.createVariable("hypotheses", "f4", ("sample", "hypothesis", "joint", "xyz"), zlib=True,
+                         chunksizes=(1, 1, 17, 3))
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ResultsError, match=r"variable 'hypotheses': declares more data than fits in memory"):
+        load_results(path)
+
+
 # --------------------------------------------------------------------------- degenerate data
 
 

@@ -15,6 +15,7 @@ import xarray as xr
 from diffpose_viz.atomic import atomic_target, atomic_targets
 from diffpose_viz.datasets.actions import action_group
 from diffpose_viz.metrics import ORACLE_NOTE, mpjpe_per_joint
+from diffpose_viz.memory import USABLE_FRACTION, available_bytes, format_bytes
 from diffpose_viz.safe_io import SafeLoadError, check_input_file
 from diffpose_viz.skeleton import H36M17
 
@@ -397,13 +398,29 @@ def load_results(path: str | os.PathLike, *, keep_missing: bool = False) -> xr.D
     except SafeLoadError as err:
         raise ResultsError(err.problem, source=str(path), expected=err.expected, found=err.found) from None
     try:
+        with xr.open_dataset(path) as lazy:  # shapes only: a tiny file may declare huge (never written) arrays
+            _check_declared_size(lazy, str(path))
         ds = xr.load_dataset(path)
+    except ResultsError:
+        raise
     except Exception as err:  # noqa: BLE001 - any backend error means "not a readable netCDF file"
         raise ResultsError(f"cannot read as netCDF ({type(err).__name__}: {err})", source=str(path),
                            expected="a netCDF4 results file (docs/RESULTS_SCHEMA.md)", found="an unreadable file") \
             from None
     ds = validate_results(ds, str(path))
     return ds if keep_missing else drop_missing(ds, str(path))
+
+
+def _check_declared_size(lazy: xr.Dataset, source: str) -> None:
+    """Refuse, before loading, a file whose declared arrays would not fit in memory, naming the largest."""
+    total = int(lazy.nbytes)
+    budget = available_bytes() * USABLE_FRACTION
+    if total > budget:
+        name = max(lazy.variables, key=lambda v: lazy[v].nbytes)
+        raise ResultsError("declares more data than fits in memory", source=source, variable=str(name),
+                           expected=f"at most {format_bytes(budget)} in all (the memory available)",
+                           found=f"{format_bytes(total)}, of which {format_bytes(lazy[name].nbytes)} for shape "
+                                 f"{tuple(lazy[name].shape)}")
 
 
 def results_config(ds: xr.Dataset) -> dict:
