@@ -141,10 +141,17 @@ def cmd_sample(args) -> int:
     ds = lift_2d(model, kp17, cam, confidence=conf17, std_px=args.std_px, n_hypotheses=args.hypotheses,
                  n_steps=args.steps, record_trajectory=args.record_trajectory,
                  dataset=f"{Path(args.input).name} ({fmt})")
+    ood_line = None
+    if args.calibration:
+        from diffpose_viz.evaluation.ood_file import annotate, load_ood_model
+
+        ds, ood_line = annotate(ds, load_ood_model(args.calibration, args.checkpoint))
     write_results(ds, args.out)
     n_missing = int(ds["missing"].values.sum()) if "missing" in ds else 0
     print(f"lifted {len(kp17) - n_missing} of {len(kp17)} frames ({fmt} -> H36M-17) with {ds.sizes['hypothesis']} "
           f"hypotheses; camera f = {cam.focal[0]:.0f} px, centre {cam.center}; wrote {args.out}")
+    if ood_line:
+        print(ood_line)
     if n_missing:
         print(f"{n_missing} frame(s) without usable 2D (fewer than {MIN_VISIBLE_JOINTS} visible joints or no visible "
               "hip) were not lifted: NaN in the results, flagged in 'missing' / 'missing_reason'")
@@ -204,6 +211,12 @@ def cmd_wild(args) -> int:
     check_writable(Path(args.out) / "detections.npz")
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         raise CLIError(f"--checkpoint {args.checkpoint}: does not exist or is not a file")
+    if args.calibration is not None:  # refuse a wrong file before the (slow) detection
+        if args.checkpoint is None:
+            raise CLIError("--calibration needs --checkpoint (it scores the 3D lift)")
+        from diffpose_viz.evaluation.ood_file import load_ood_model
+
+        load_ood_model(args.calibration, args.checkpoint)
     from diffpose_viz.wild import mediapipe_detector
 
     if not mediapipe_detector.mediapipe_available():
@@ -211,7 +224,8 @@ def cmd_wild(args) -> int:
                        "is not installed or does not import: pip install -e .[detector]; or lift your own 2D keypoints "
                        "with `diffpose-viz sample`")
     run = lambda out: wild.run_wild(args.input, args.checkpoint, out, n_hypotheses=args.hypotheses,  # noqa: E731
-                                    device=_check_device(args.device), max_frames=args.max_frames, stride=args.stride)
+                                    device=_check_device(args.device), max_frames=args.max_frames, stride=args.stride,
+                                    calibration=args.calibration)
     if earlier:  # --force: the new outputs are made beside the earlier ones and swapped in only when complete
         with replacing_dir(args.out, drop=tuple(earlier)) as staging:  # no earlier output survives the swap
             res = run(staging)
@@ -301,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record-trajectory", action="store_true")
     p.add_argument("--out", required=True)
     p.add_argument("--force", action="store_true", help="replace an existing results file (refused without it)")
+    p.add_argument("--calibration", default=None, metavar="METRICS_JSON", help="the metrics JSON of `evaluate` on "
+                   "this checkpoint: adds the out-of-domain score, flag and calibrated per-joint radius")
     _device_arg(p)
     p.set_defaults(func=cmd_sample)
 
@@ -337,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int, default=1)
     p.add_argument("--force", action="store_true", help="replace the outputs of an earlier run in OUT (refused "
                    "without it)")
+    p.add_argument("--calibration", default=None, metavar="METRICS_JSON", help="the metrics JSON of `evaluate` on "
+                   "this checkpoint: adds the out-of-domain score, flag and calibrated per-joint radius")
     _device_arg(p)
     p.set_defaults(func=cmd_wild)
     return ap

@@ -254,6 +254,19 @@ def augment_split(poses: PoseSet, cfg: ExperimentConfig, seed: int) -> Augmented
     return AugmentedSplit(new, out.intrinsics, out.focal, out.virtual)
 
 
+def training_2d(train: PoseSet, cfg: ExperimentConfig, max_rows: int, error_model=None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(keypoints (N,17,2) px, confidence (N,17)) of evenly thinned training rows, as the model was trained on
+    them: drawn with the config's body/view augmentation and the trainer's seed when augmentation is on."""
+    rows = thin(train, max_rows)
+    if augmentation_on(cfg):
+        aug = augment_split(rows, cfg, cfg.train.seed)
+        det = make_inputs(aug.poses, cfg, "train", focal_px=aug.focal_px, error_model=error_model, need_modes=False)
+    else:
+        det = make_inputs(rows, cfg, "train", error_model=error_model, need_modes=False)
+    return det.keypoints, det.confidence
+
+
 def screen_input(keypoints_px: np.ndarray, confidence: np.ndarray, res: np.ndarray) -> np.ndarray:
     """(N,17,2) px, (N,17), (N,2) -> (N,17,3) float32 (u, v, confidence); missing joints -> zeros."""
     kp = np.asarray(keypoints_px, np.float64)

@@ -382,7 +382,8 @@ def _threshold(scores: np.ndarray, level: float, rule: str) -> float:
 def fit_calibration(val_hyps: np.ndarray, val_gt: np.ndarray, val_occluded: np.ndarray | None = None,
                     levels: Iterable[float] = DEFAULT_LEVELS, *, method: str = "conformal",
                     val_pred: np.ndarray | None = None, by_occlusion: bool = True, score: str = "auto",
-                    min_count: int = MIN_CELL, spread_floor_mm: float = SPREAD_FLOOR_MM) -> Calibration:
+                    min_count: int = MIN_CELL, spread_floor_mm: float = SPREAD_FLOOR_MM,
+                    scale: np.ndarray | None = None) -> Calibration:
     """Fit the calibration on VALIDATION hypotheses (S,N,17,3) m, ground truth (S,17,3) m, occlusion (S,17).
 
     method "quantile": (a) per (joint, state) the empirical p-quantile of error / max(spread, floor), so that
@@ -392,6 +393,8 @@ def fit_calibration(val_hyps: np.ndarray, val_gt: np.ndarray, val_occluded: np.n
     score "auto": "scaled" (error / spread) when N > 1, "absolute" (error alone, mm) when N = 1: a deterministic
         model still gets a per-joint conformal radius, an honest error bar that does not vary per input.
     `val_pred` is the aggregate pose (default: the mean of the hypotheses, as `pred` in the results).
+    `scale` (S,) > 0: every sample's scores are divided by it (normalised conformal, `diffpose_viz.ood`); the
+    radius of a new sample is then the table's radius times its own scale.
     Cells with fewer than `min_count` scores are pooled, in order: all joints in the same occlusion state (occlusion
     moves the error most), the joint over both states, all joints; `source` records which. The pelvis is never
     pooled into other joints (its error is 0). Never fit this on the test set: the coverage would be optimistic.
@@ -415,6 +418,11 @@ def fit_calibration(val_hyps: np.ndarray, val_gt: np.ndarray, val_occluded: np.n
     spread = hypothesis_spread_mm(h)
     err = joint_errors_mm(pred, gt)
     scores = nonconformity_scores(spread, err, score, spread_floor_mm)
+    if scale is not None:
+        scale = np.asarray(scale, dtype=np.float64)
+        if scale.shape != scores.shape[:1] or not (scale > 0).all():
+            raise ValueError(f"scale must be (sample,) = {scores.shape[:1]} positive numbers, found {scale.shape}")
+        scores = scores / scale[:, None]
     n_joints = scores.shape[1]
     occ = np.zeros(scores.shape, bool) if val_occluded is None else np.asarray(val_occluded, dtype=bool)
     if occ.shape != scores.shape:

@@ -16,7 +16,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                    "diffpose_viz.safe_io")),
     ("geometry", ("diffpose_viz.skeleton", "diffpose_viz.camera")),
     ("data", ("diffpose_viz.mocap", "diffpose_viz.datasets")),
-    ("2D input, metrics", ("diffpose_viz.detector_sim", "diffpose_viz.metrics", "diffpose_viz.uncertainty",
+    ("2D input, metrics", ("diffpose_viz.detector_sim", "diffpose_viz.metrics", "diffpose_viz.uncertainty", "diffpose_viz.ood",
                            "diffpose_viz.augmentation")),
     ("initialization, diffusion, models", ("diffpose_viz.initialization", "diffpose_viz.diffusion",
                                            "diffpose_viz.models")),

@@ -96,3 +96,33 @@ def test_lift_user_keypoints_without_ground_truth(diffpose_run, tmp_path):
     assert "gt" not in back and "err" not in back and back.attrs["split"] == "wild"
     assert np.isfinite(back["hypotheses"].values).all()
     assert back["confidence"].values[1, 13] == 0
+
+
+def test_evaluate_adds_the_out_of_domain_score_and_sample_reuses_it(diffpose_run, tmp_path):
+    from diffpose_viz.evaluation.ood_file import annotate, load_ood_model
+    from diffpose_viz.inputs import InputError
+
+    res = evaluate(diffpose_run.best, tmp_path / "d.nc", progress=False, print_summary=False)
+    ds = load_results(res.results_path)
+    unc = json.loads(res.metrics_path.read_text())["uncertainty"]
+    assert {"ood_score", "ood_flag", "radius"} <= set(ds.data_vars) and "ood_threshold" in ds.attrs
+    assert np.isfinite(ds["ood_score"].values).all() and (ds["radius"].values[:, 1:] > 0).all()
+    assert set(unc["ood"]["coverage_conditional"]["normalised"]) == {"50", "68", "80", "90", "95"}
+    model = load_ood_model(res.metrics_path, diffpose_run.best)
+    # user 2D: the test rows' own input, and the same input with the body stretched sideways (out of domain)
+    kp = ds["input_2d"].values.copy()
+    wide = kp.copy()
+    wide[..., 0] = kp[:, :1, 0] + 2.5 * (kp[..., 0] - kp[:, :1, 0])
+    cam = default_camera(1000, 1000)
+    m = load_model(diffpose_run.best)
+    lifted, _ = annotate(lift_2d(m, np.concatenate([kp, wide]), cam, confidence=np.ones((2 * len(kp), 17))), model)
+    write_results(lifted, tmp_path / "user.nc")
+    back = load_results(tmp_path / "user.nc")
+    score = back["ood_score"].values
+    assert np.median(score[len(kp):]) > np.median(score[:len(kp)])
+    bad = tmp_path / "no_ood.metrics.json"
+    bad.write_text(json.dumps({"uncertainty": {}}))
+    with pytest.raises(InputError, match="no uncertainty -> ood -> model"):
+        load_ood_model(bad)
+    with pytest.raises(InputError, match="fitted for checkpoint"):
+        load_ood_model(res.metrics_path, tmp_path / "other.pt")

@@ -160,9 +160,11 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
                                "amp": amp or "none", **_file_input_attrs(cfg, det)})
     out = Path(out)
     summary = summarize(ds)
-    summary["uncertainty"] = _uncertainty(model, ds, n_hypotheses=part.n_hypotheses, n_steps=part.n_steps,
-                                          batch_size=batch_size, amp=amp, enabled=calibrate and not info.enabled,
-                                          training_data=training_data)
+    # the out-of-domain score and the radius conditional on it join the results before they are written
+    summary["uncertainty"], ds = _uncertainty(model, ds, n_hypotheses=part.n_hypotheses, n_steps=part.n_steps,
+                                              batch_size=batch_size, amp=amp, enabled=calibrate and not info.enabled,
+                                              training_data=training_data)
+    write_results(ds, out)
     summary.update(checkpoint=str(checkpoint), results=str(out), device=str(dev), world_size=info.world_size,
                    wall_s=round(time.perf_counter() - t0, 2))
     metrics_path = metrics_path_for(out)
@@ -211,29 +213,41 @@ CALIBRATION_ROWS = 2000
 
 
 def _uncertainty(model: LoadedModel, ds, *, n_hypotheses: int, n_steps: int, batch_size: int, amp: str | None,
-                 enabled: bool, training_data=None) -> dict:
-    """Raw spread-vs-error numbers on test, plus coverage after a calibration fitted on the validation split
-    (held-out sequences of the training subjects, in the training data file even when test rows come from
-    another file)."""
-    from diffpose_viz import uncertainty
-    from diffpose_viz.inputs import load_splits
+                 enabled: bool, training_data=None):
+    """(JSON, ds): raw spread-vs-error numbers on test, plus coverage after a calibration fitted on the validation
+    split (held-out sequences of the training subjects, in the training data file even when test rows come from
+    another file), and the out-of-domain model (`diffpose_viz.ood`: 2D density of the training rows, score and
+    conditional calibration on the validation rows) whose per-sample score and radius are added to `ds`."""
+    from diffpose_viz import ood, uncertainty
+    from diffpose_viz.evaluation.results import add_ood
+    from diffpose_viz.inputs import load_splits, training_2d
 
-    cal = None
+    cal = ood_model = None
     if enabled:
         cfg = copy.deepcopy(model.cfg)
         if training_data is not None:
             cfg.data = copy.deepcopy(training_data)
-        val = thin(load_splits(cfg.data, cfg.train.seed, with_test=False).val, CALIBRATION_ROWS)
+        splits = load_splits(cfg.data, cfg.train.seed, with_test=False)
+        val = thin(splits.val, CALIBRATION_ROWS)
         if len(val):
             det = make_inputs(val, cfg, "val", error_model=model.detection_error)
             windows = window_indices(val, cfg.model.frames) if model.method.uses_windows(cfg) else None
             lifted = lift(model, det, val.res, row_intrinsics(val), windows=windows, hk_seed=SPLIT_SEEDS["val"],
                           n_hypotheses=n_hypotheses, n_steps=n_steps, batch_size=batch_size, amp=amp)
             cal = uncertainty.fit_calibration(lifted.hypotheses, val.pose3d, det.occluded, val_pred=lifted.pred)
+            train_kp, train_conf = training_2d(splits.train, cfg, ood.DENSITY_ROWS, model.detection_error)
+            ood_model = ood.fit_ood_model(
+                train_kp, train_conf, val_keypoints=det.keypoints, val_confidence=det.confidence,
+                val_hyps=lifted.hypotheses, val_gt=val.pose3d, val_occluded=det.occluded, val_pred=lifted.pred,
+                val_gmm=lifted.gmm)
     out = uncertainty.uncertainty_summary(ds, cal)
     out["calibration_source"] = (f"validation split ({len(val)} rows of the training subjects)" if cal is not None
                                  else "none")
-    return out
+    if ood_model is not None:
+        scored = ood.score_results(ood_model, ds)
+        ds = add_ood(ds, scored, ood_model)
+        out["ood"] = ood.ood_summary(ood_model, ds, scored)
+    return out, ds
 
 
 def _results(model: LoadedModel, lifted: Lifted, det: Detections2D, cams: list[Camera], *, fallback_root, gt,

@@ -38,7 +38,19 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "gmm_weight": (("sample", "joint", "kernel"), "1", "fitted H_K mixture weights"),
     "gmm_mean": (("sample", "joint", "kernel", "xyz"), "m", "fitted H_K kernel means"),
     "gmm_var": (("sample", "joint", "kernel", "xyz"), "m2", "fitted H_K kernel variances (diagonal)"),
+    # optional, written with an out-of-domain model fitted on validation (diffpose_viz.ood, `add_ood`)
+    "ood_score": (("sample",), "1", "out-of-domain score: mean robust z of its components against validation "
+                                    "rows (no ground truth used)"),
+    "ood_flag": (("sample",), "1", "outside what this model was trained on: ood_score above the validation "
+                                   "threshold (bool as int8)"),
+    "ood_components": (("sample", "ood_component"), "1", "robust z of each score component (NaN: not used)"),
+    "radius": (("sample", "joint"), "mm", "calibrated error-bar radius around pred, conditional on ood_score "
+                                         "(level in the attribute 'level'; inf: too little validation data)"),
 }
+#: Variables that may hold +inf outside missing samples (an interval without enough validation data), and
+#: variables that may hold NaN (a score component not used by the model, a score not computable).
+MAY_BE_INFINITE = ("radius",)
+MAY_BE_NAN = ("ood_score", "ood_components")
 ALWAYS_REQUIRED = ("input_2d", "confidence", "occluded", "hypotheses", "pred", "pred_jagg")
 REQUIRED_WITH_GT = ("gt", "err", "err_hyp")
 REQUIRED_ATTRS = ("model", "config", "versions", "created", "dataset", "split", "oracle_note")
@@ -168,6 +180,25 @@ def build_results(
     return ds
 
 
+def add_ood(ds: xr.Dataset, scored, model) -> xr.Dataset:
+    """`ds` with the out-of-domain variables of `diffpose_viz.ood.Scored` and the model's threshold/level."""
+    from diffpose_viz import ood
+
+    out = ds.copy()
+    values = {"ood_score": scored.score, "ood_flag": np.asarray(scored.flag).astype(np.int8),
+              "ood_components": scored.components, "radius": scored.radius}
+    for name, arr in values.items():
+        dims, units, long_name = VARIABLES[name]
+        arr = np.asarray(arr)
+        out[name] = xr.DataArray(arr.astype(np.float32) if arr.dtype.kind == "f" else arr, dims=dims,
+                                 attrs={"units": units, "long_name": long_name})
+    out = out.assign_coords(ood_component=list(ood.COMPONENTS))
+    out["radius"].attrs.update(level=ood.RADIUS_LEVEL, calibration="normalised conformal on validation rows")
+    out.attrs.update(ood_threshold=float(model.scorer.threshold), ood_flag_level=float(model.scorer.flag_level),
+                     ood_components_used=json.dumps(list(model.scorer.components)))
+    return out
+
+
 def write_results(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """netCDF4 to a temp file in the same folder, then os.replace (never a half-written file)."""
     path = Path(path)
@@ -228,7 +259,9 @@ def _check_finite(ds: xr.Dataset, source: str, missing: np.ndarray) -> None:
     for name in dict.fromkeys([*first, *VARIABLES]):  # the headline variables are reported first
         if name not in ds or ds[name].dtype.kind not in "fc":
             continue
-        bad = ~np.isfinite(ds[name].values)
+        if name in MAY_BE_NAN:
+            continue
+        bad = np.isnan(ds[name].values) if name in MAY_BE_INFINITE else ~np.isfinite(ds[name].values)
         bad[missing] = False
         if name == "input_2d" and "confidence" in ds:
             bad &= (ds["confidence"].values != 0)[..., None]

@@ -81,10 +81,12 @@ def run_wild(
     focal_factor: float = FOCAL_FACTOR,
     overlay: bool = True,
     progress: bool = True,
+    calibration: str | Path | None = None,
 ) -> WildRunResult:
     """Detect people in a video, an image or a folder of images and write, under `out_dir`:
     `detections.npz` (WildDetections), `overlay.mp4`/`overlay.png`, and with a
-    `checkpoint` `results.nc` (docs/RESULTS_SCHEMA.md, no ground truth)."""
+    `checkpoint` `results.nc` (docs/RESULTS_SCHEMA.md, no ground truth). `calibration`: the metrics JSON of an
+    `evaluate` run of that checkpoint; the results then carry the out-of-domain score and radius."""
     import time
 
     if n_hypotheses < 1:
@@ -119,7 +121,7 @@ def run_wild(
     if checkpoint is not None:
         t0 = time.perf_counter()
         results_path, note = lift_detections(det, checkpoint, out_dir / "results.nc", n_hypotheses=n_hypotheses,
-                                             device=device, focal_factor=focal_factor)
+                                             device=device, focal_factor=focal_factor, calibration=calibration)
         timings["lift"] = time.perf_counter() - t0
     return WildRunResult(out_dir, detections_path, overlay_paths, results_path, len(det), n_person, note, timings)
 
@@ -132,6 +134,7 @@ def lift_detections(
     n_hypotheses: int,
     device: str,
     focal_factor: float = FOCAL_FACTOR,
+    calibration: str | Path | None = None,
 ) -> tuple[Path | None, str]:
     """Lift the frames with a person to N 3D hypotheses and write the results file.
 
@@ -159,5 +162,11 @@ def lift_detections(
         n_hypotheses=n_hypotheses, frames=np.asarray(det.frame_index)[found],
         subject="wild", action=Path(str(det.source)).name, dataset="wild", progress=True,
     )
+    ood_line = ""
+    if calibration is not None:
+        from diffpose_viz.evaluation.ood_file import annotate, load_ood_model
+
+        ds, ood_line = annotate(ds, load_ood_model(calibration, checkpoint))
+        ood_line = "; " + ood_line
     write_results(ds, out_path)
-    return out_path, f"lifted {len(found)} of {len(det.person_found)} frames with {n_hypotheses} hypotheses"
+    return out_path, f"lifted {len(found)} of {len(det.person_found)} frames with {n_hypotheses} hypotheses{ood_line}"

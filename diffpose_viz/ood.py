@@ -1,0 +1,519 @@
+"""Out of domain: a per-sample score that needs no ground truth, and error bars conditional on it.
+
+Why: a split-conformal radius fitted on validation rows of the training subjects holds on rows like them and
+under-covers elsewhere (docs/BENCHMARKS.md round 4: 43 % at a nominal 90 % on other people). Coverage off domain
+needs (a) a way to tell, per input, how unlike the training data it is and (b) a calibration that widens the
+interval with it. Everything here reads arrays a results file holds (docs/RESULTS_SCHEMA.md):
+
+Score components (raw values, per sample; larger = further from what the model was trained on):
+- `pose_2d`: squared Mahalanobis distance per observed coordinate of the input 2D pose, centred on its visible
+  joints' mean and scaled by their RMS radius (position and size in the image carry no pose information), under a
+  Gaussian fitted to the model's TRAINING 2D (as trained: augmented rows included). Missing joints (confidence 0
+  or NaN) use the Gaussian's marginal over the observed coordinates.
+- `reprojection`: relative RMS residual of the aggregate pose's weak-perspective projection (best scale and
+  translation, by least squares, no camera needed) against the input 2D. A lifter that cannot explain its input
+  is outside its training.
+- `spread_vs_hk`: log ratio of the hypotheses' mean spread to the spread their start distribution H_K implies;
+  two-sided (collapse or blow-up), and only for methods with N > 1 hypotheses from H_K.
+
+Each component is put on one scale by the robust z = (log value - median) / (1.4826 MAD) over VALIDATION rows
+(held-out sequences of every training source); the score is the mean of the available z's (|z| for the two-sided
+one). The flag "outside what this model was trained on" is score > the FLAG_LEVEL quantile of validation scores.
+
+Conditional calibration (fitted on validation only; the rows are split into two halves, one fixing the score's
+reference statistics, slope and bins, the other the conformal quantiles, so the conformal step sees a fixed
+function of the input):
+- "normalised": the nonconformity of `uncertainty.fit_calibration` divided by exp(slope * score), slope from the
+  least-squares fit of log nonconformity on the score (>= 0: an error bar never narrows off domain). Radius =
+  table * max(spread, floor) * exp(slope * score). Extrapolates beyond the validation scores.
+- "mondrian": one `Calibration` per score bin (validation quantiles); exact within the range of validation scores,
+  the top bin's radius beyond it.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from diffpose_viz.uncertainty import (
+    DEFAULT_LEVELS,
+    Calibration,
+    _levels,
+    _num,
+    coverage,
+    fit_calibration,
+    hypothesis_spread_mm,
+    joint_errors_mm,
+    level_key,
+    nonconformity_scores,
+    scored_joints,
+)
+
+COMPONENTS: tuple[str, ...] = ("pose_2d", "reprojection", "spread_vs_hk")
+TWO_SIDED = ("spread_vs_hk",)
+#: Validation quantile of the score above which a sample is flagged out of domain (1 % of in-domain rows are).
+FLAG_LEVEL = 0.99
+#: Level of the per-joint radius written to results files.
+RADIUS_LEVEL = 0.9
+#: Shrinkage of the 2D covariance towards a multiple of the identity (the centred, scaled pose has 3 null
+#: directions; 5 % keeps the inverse finite without flattening the real correlations).
+SHRINKAGE = 0.05
+#: Slope and score are capped so that exp(slope * score) stays finite for absurd inputs.
+MAX_SLOPE, MAX_EXPONENT = 3.0, 30.0
+MONDRIAN_BINS = 3
+#: Training rows used for the 2D density (evenly thinned).
+DENSITY_ROWS = 20000
+
+
+# --------------------------------------------------------------------------- components
+
+
+def visible_joints(keypoints_px: np.ndarray, confidence: np.ndarray | None) -> np.ndarray:
+    kp = np.asarray(keypoints_px, np.float64)
+    vis = np.isfinite(kp).all(-1)
+    if confidence is not None:
+        vis &= np.nan_to_num(np.asarray(confidence, np.float64)) > 0
+    return vis
+
+
+def normalise_2d(keypoints_px: np.ndarray, confidence: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(S,17,2) px -> (centred on the visible joints' mean, divided by their RMS radius; NaN where missing, (S,17)
+    visible). Rows with fewer than 2 visible joints are all NaN."""
+    kp = np.asarray(keypoints_px, np.float64)
+    if kp.ndim != 3 or kp.shape[1:] != (17, 2):
+        raise ValueError(f"keypoints: expected (sample, 17, 2) pixels, found {kp.shape}")
+    vis = visible_joints(kp, confidence)
+    x = np.where(vis[..., None], kp, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centre = np.nanmean(x, 1, keepdims=True) if vis.any() else x[:, :1]
+        radius = np.sqrt(np.nanmean(((x - centre) ** 2).sum(-1), 1))[:, None, None]
+        out = (x - centre) / radius
+    out[(vis.sum(1) < 2) | ~np.isfinite(radius[:, 0, 0])] = np.nan
+    return out, vis & np.isfinite(out).all(-1)
+
+
+@dataclass
+class PoseDensity2D:
+    """Gaussian over the normalised 2D pose (34 numbers), fitted on fully visible training rows."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+    n_fit: int = 0
+
+    @classmethod
+    def fit(cls, keypoints_px: np.ndarray, confidence: np.ndarray | None = None,
+            shrinkage: float = SHRINKAGE) -> PoseDensity2D:
+        x, vis = normalise_2d(keypoints_px, confidence)
+        x = x[vis.all(1)].reshape(-1, 34)
+        if len(x) < 50:
+            raise ValueError(f"the 2D density needs at least 50 fully visible training rows, found {len(x)}")
+        s = np.cov(x, rowvar=False)
+        cov = (1 - shrinkage) * s + shrinkage * np.trace(s) / 34 * np.eye(34)
+        return cls(x.mean(0), cov, len(x))
+
+    def distance(self, keypoints_px: np.ndarray, confidence: np.ndarray | None = None,
+                 iterations: int = 3) -> np.ndarray:
+        """(S,) squared Mahalanobis distance per observed coordinate (about 1 for a typical training pose).
+
+        Missing joints would move the centre and radius of the normalisation; so they are filled with the
+        Gaussian's conditional mean given the observed ones, the pose is normalised again over all 17 joints,
+        a few times, and the distance is taken over the observed coordinates' marginal."""
+        kp = np.asarray(keypoints_px, np.float64)
+        vis = visible_joints(kp, confidence)
+        x, _ = normalise_2d(np.where(vis[..., None], kp, np.nan))
+        out = np.full(len(kp), np.nan)
+        obs_all = np.repeat(vis, 2, axis=1)
+        patterns, inverse = np.unique(obs_all, axis=0, return_inverse=True)
+        for p, pattern in enumerate(patterns):  # one marginal per pattern of missing joints (few in practice)
+            if pattern.sum() < 8:
+                continue
+            rows = np.flatnonzero(inverse.ravel() == p)
+            o, m = np.flatnonzero(pattern), np.flatnonzero(~pattern)
+            y = x[rows].reshape(len(rows), 34)
+            gain = np.linalg.solve(self.cov[np.ix_(o, o)], self.cov[np.ix_(o, m)]).T if m.size else None
+            for _ in range(iterations if m.size else 1):
+                if m.size:  # conditional mean of the missing coordinates, then renormalise over all joints
+                    y[:, m] = self.mean[m] + (y[:, o] - self.mean[o]) @ gain.T
+                    y = normalise_2d(y.reshape(-1, 17, 2))[0].reshape(len(rows), 34)
+            d = y[:, o] - self.mean[o]
+            sol = np.linalg.solve(self.cov[np.ix_(o, o)], d.T).T
+            out[rows] = (d * sol).sum(1) / o.size
+        return out
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "cov": self.cov.tolist(), "n_fit": int(self.n_fit)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> PoseDensity2D:
+        mean, cov = np.asarray(d["mean"], np.float64), np.asarray(d["cov"], np.float64)
+        if mean.shape != (34,) or cov.shape != (34, 34):
+            raise ValueError(f"2D density: expected mean (34,) and cov (34, 34), found {mean.shape}, {cov.shape}")
+        return cls(mean, cov, int(d.get("n_fit", 0)))
+
+
+def reprojection_residual(keypoints_px: np.ndarray, confidence: np.ndarray | None, pred: np.ndarray) -> np.ndarray:
+    """(S,) RMS distance of the input 2D to the best weak-perspective projection (scale + translation) of the
+    pose's x, y, relative to the 2D's own RMS radius (0 = the pose explains its input exactly)."""
+    kp = np.asarray(keypoints_px, np.float64)
+    xy = np.asarray(pred, np.float64)[..., :2]
+    vis = visible_joints(kp, confidence) & np.isfinite(xy).all(-1)
+    w = vis[..., None].astype(np.float64)
+    n = np.maximum(vis.sum(1), 1)[:, None, None]
+    k = np.where(w > 0, kp, 0.0)
+    p = np.where(w > 0, xy, 0.0)
+    kc = (k - (k * w).sum(1, keepdims=True) / n) * w
+    pc = (p - (p * w).sum(1, keepdims=True) / n) * w
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = (kc * pc).sum((1, 2)) / (pc * pc).sum((1, 2))
+        resid = np.sqrt(((kc - s[:, None, None] * pc) ** 2).sum((1, 2)) / n[:, 0, 0])
+        out = resid / np.sqrt((kc * kc).sum((1, 2)) / n[:, 0, 0])
+    out[vis.sum(1) < 3] = np.nan
+    return out
+
+
+def hk_spread_mm(weights: np.ndarray, means: np.ndarray, variances: np.ndarray) -> np.ndarray:
+    """(S,17,M), (S,17,M,3), (S,17,M,3) -> (S,17) mm: RMS distance of H_K draws to the mixture mean per joint."""
+    w = np.asarray(weights, np.float64)[..., None]
+    mu = np.asarray(means, np.float64)
+    mix = (w * mu).sum(-2, keepdims=True)
+    total = (w * (np.asarray(variances, np.float64) + (mu - mix) ** 2)).sum(-2).sum(-1)
+    return np.sqrt(total) * 1000.0
+
+
+def spread_vs_hk(hypotheses: np.ndarray, gmm: Mapping | None) -> np.ndarray:
+    """(S,) mean hypothesis spread / mean H_K spread over the non-root joints; NaN without H_K or with N = 1."""
+    h = np.asarray(hypotheses)
+    if gmm is None or h.shape[1] < 2:
+        return np.full(len(h), np.nan)
+    m = scored_joints(h.shape[:1] + h.shape[2:3])
+    hyp = np.where(m, hypothesis_spread_mm(h), np.nan)
+    hk = np.where(m, hk_spread_mm(gmm["weights"], gmm["means"], gmm["variances"]), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nanmean(hyp, 1) / np.nanmean(hk, 1)
+
+
+def raw_components(density: PoseDensity2D, keypoints_px, confidence, pred, hypotheses,
+                   gmm: Mapping | None = None) -> dict[str, np.ndarray]:
+    """{component: (S,) raw value} (definitions: module docstring)."""
+    return {"pose_2d": density.distance(keypoints_px, confidence),
+            "reprojection": reprojection_residual(keypoints_px, confidence, pred),
+            "spread_vs_hk": spread_vs_hk(hypotheses, gmm)}
+
+
+def gmm_of(ds) -> dict | None:
+    """H_K of a results Dataset as the dict `spread_vs_hk` takes, or None."""
+    if "gmm_weight" not in ds:
+        return None
+    return {"weights": ds["gmm_weight"].values, "means": ds["gmm_mean"].values, "variances": ds["gmm_var"].values}
+
+
+# --------------------------------------------------------------------------- the score
+
+
+def _log(x: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(np.maximum(np.asarray(x, np.float64), 1e-12))
+
+
+@dataclass
+class OODScorer:
+    """Per-sample out-of-domain score; `fit_scorer` builds it from training 2D and validation rows."""
+
+    density: PoseDensity2D
+    centre: dict[str, float]
+    scale: dict[str, float]
+    threshold: float = float("inf")
+    flag_level: float = FLAG_LEVEL
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return tuple(c for c in COMPONENTS if c in self.centre)
+
+    def standardise(self, raw: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(S, len(COMPONENTS)) robust z per component (|z| for two-sided ones); NaN where not used."""
+        n = len(next(iter(raw.values())))
+        z = np.full((n, len(COMPONENTS)), np.nan)
+        for i, c in enumerate(COMPONENTS):
+            if c in self.centre:
+                z[:, i] = (_log(raw[c]) - self.centre[c]) / self.scale[c]
+                if c in TWO_SIDED:
+                    z[:, i] = np.abs(z[:, i])
+        return z
+
+    def score(self, raw: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(score (S,), z (S, len(COMPONENTS))): the mean of the available z's per sample."""
+        z = self.standardise(raw)
+        with warnings.catch_warnings():  # all-NaN rows (no usable 2D) score NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(z, 1), z
+
+    def to_dict(self) -> dict:
+        return {"density_2d": self.density.to_dict(), "centre": self.centre, "scale": self.scale,
+                "threshold": _num(self.threshold), "flag_level": self.flag_level, "components": list(self.components)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> OODScorer:
+        t = d.get("threshold")
+        return cls(PoseDensity2D.from_dict(d["density_2d"]), {k: float(v) for k, v in d["centre"].items()},
+                   {k: float(v) for k, v in d["scale"].items()}, float("inf") if t is None else float(t),
+                   float(d.get("flag_level", FLAG_LEVEL)))
+
+
+def fit_scorer(density: PoseDensity2D, raw_val: Mapping[str, np.ndarray]) -> OODScorer:
+    """Reference statistics (median, 1.4826 MAD of the log) of each component on VALIDATION rows; components
+    that are NaN on most validation rows (no H_K, N = 1) or constant are left out."""
+    centre, scale = {}, {}
+    for c in COMPONENTS:
+        v = _log(raw_val[c])
+        v = v[np.isfinite(v)]
+        if v.size < max(10, 0.5 * len(raw_val[c])):
+            continue
+        med = float(np.median(v))
+        mad = 1.4826 * float(np.median(np.abs(v - med)))
+        if mad > 1e-9:
+            centre[c], scale[c] = med, mad
+    if not centre:
+        raise ValueError("no out-of-domain score component is usable on the validation rows")
+    scorer = OODScorer(density, centre, scale)
+    scorer.threshold = float(np.nanquantile(scorer.score(raw_val)[0], FLAG_LEVEL))
+    return scorer
+
+
+def auroc(in_domain: np.ndarray, out_domain: np.ndarray) -> float:
+    """P(score of an out-of-domain row > score of an in-domain row) (+ half the ties): Mann-Whitney AUC."""
+    a, b = np.asarray(in_domain, np.float64), np.asarray(out_domain, np.float64)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size == 0 or b.size == 0:
+        return float("nan")
+    ranks = stats.rankdata(np.concatenate([a, b]))
+    return float((ranks[a.size:].sum() - b.size * (b.size + 1) / 2) / (a.size * b.size))
+
+
+# --------------------------------------------------------------------------- conditional calibration
+
+
+def _exponent(slope: float, score: np.ndarray) -> np.ndarray:
+    return np.clip(slope * np.nan_to_num(np.asarray(score, np.float64), nan=0.0), -MAX_EXPONENT, MAX_EXPONENT)
+
+
+@dataclass
+class ScoreCalibration:
+    """A calibration whose radius depends on the out-of-domain score (kinds: module docstring)."""
+
+    kind: str
+    parts: list[Calibration]
+    slope: float = 0.0
+    edges: list[float] = field(default_factory=list)  # inner bin edges (mondrian)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("normalised", "mondrian"):
+            raise ValueError(f"kind must be 'normalised' or 'mondrian', got {self.kind!r}")
+        if len(self.parts) != (1 if self.kind == "normalised" else len(self.edges) + 1):
+            raise ValueError(f"{self.kind}: {len(self.parts)} calibrations for {len(self.edges)} inner edges")
+
+    @property
+    def levels(self) -> tuple[float, ...]:
+        return self.parts[0].levels
+
+    def radii(self, spread: np.ndarray, occluded: np.ndarray | None, score: np.ndarray,
+              level: float = RADIUS_LEVEL) -> np.ndarray:
+        """(S,J) spreads, occlusion flags and (S,) scores -> (S,J) radii in mm."""
+        s = np.asarray(spread, np.float64)
+        score = np.asarray(score, np.float64)
+        if self.kind == "normalised":
+            return self.parts[0].radii(s, occluded, level) * np.exp(_exponent(self.slope, score))[:, None]
+        bins = np.searchsorted(np.asarray(self.edges), np.nan_to_num(score, nan=-np.inf), side="right")
+        out = np.empty(s.shape)
+        for b, cal in enumerate(self.parts):
+            rows = bins == b
+            if rows.any():
+                out[rows] = cal.radii(s[rows], None if occluded is None else np.asarray(occluded)[rows], level)
+        return out
+
+    def coverage(self, spread, err, occluded, score, levels: Iterable[float] | None = None,
+                 mask: np.ndarray | None = None) -> dict[float, float]:
+        e = np.asarray(err, np.float64)
+        return {p: coverage(e, self.radii(spread, occluded, score, p), mask)
+                for p in (self.levels if levels is None else _levels(levels))}
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "slope": self.slope, "edges": list(map(float, self.edges)),
+                "parts": [c.to_dict() for c in self.parts]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> ScoreCalibration:
+        return cls(d["kind"], [Calibration.from_dict(c) for c in d["parts"]], float(d.get("slope", 0.0)),
+                   [float(e) for e in d.get("edges", [])])
+
+
+def fit_slope(spread: np.ndarray, err: np.ndarray, score: np.ndarray, nonconformity: str = "scaled") -> float:
+    """Least-squares slope of the per-sample mean log nonconformity on the score, clipped to [0, MAX_SLOPE]."""
+    r = nonconformity_scores(spread, err, nonconformity)
+    m = scored_joints(r.shape)
+    y = np.array([np.mean(_log(row[mm])) for row, mm in zip(r, m)])
+    ok = np.isfinite(y) & np.isfinite(score)
+    if ok.sum() < 3 or np.ptp(score[ok]) == 0:
+        return 0.0
+    return float(np.clip(np.polyfit(score[ok], y[ok], 1)[0], 0.0, MAX_SLOPE))
+
+
+def fit_score_calibration(hyps: np.ndarray, gt: np.ndarray, occluded: np.ndarray | None, score: np.ndarray, *,
+                          kind: str = "normalised", fit_rows: np.ndarray | None = None,
+                          levels: Iterable[float] = DEFAULT_LEVELS, pred: np.ndarray | None = None,
+                          n_bins: int = MONDRIAN_BINS, **kwargs) -> ScoreCalibration:
+    """Fit on VALIDATION rows: `fit_rows` (bool (S,)) fix the slope / bin edges, the others the conformal
+    quantiles (default: alternate rows). kwargs go to `uncertainty.fit_calibration`."""
+    h = np.asarray(hyps, np.float64)
+    score = np.asarray(score, np.float64)
+    p = h.mean(1) if pred is None else np.asarray(pred, np.float64)
+    a = (np.arange(len(h)) % 2 == 0) if fit_rows is None else np.asarray(fit_rows, bool)
+    b = ~a
+    occ = None if occluded is None else np.asarray(occluded, bool)
+    sub = lambda x, rows: None if x is None else x[rows]  # noqa: E731
+    score_kind = "scaled" if h.shape[1] > 1 else "absolute"
+    if kind == "normalised":
+        spread, err = hypothesis_spread_mm(h), joint_errors_mm(p, gt)
+        slope = fit_slope(spread[a], err[a], score[a], score_kind)
+        cal = fit_calibration(h[b], gt[b], sub(occ, b), levels, val_pred=p[b],
+                              scale=np.exp(_exponent(slope, score[b])), **kwargs)
+        return ScoreCalibration("normalised", [cal], slope=slope)
+    if kind != "mondrian":
+        raise ValueError(f"kind must be 'normalised' or 'mondrian', got {kind!r}")
+    fin = score[a][np.isfinite(score[a])]
+    edges = sorted(set(np.quantile(fin, np.linspace(0, 1, n_bins + 1)[1:-1]).tolist())) if fin.size else []
+    bins = np.searchsorted(np.asarray(edges), np.nan_to_num(score, nan=-np.inf), side="right")
+    parts = []
+    for k in range(len(edges) + 1):
+        rows = b & (bins == k)
+        if not rows.any():
+            raise ValueError(f"mondrian calibration: no validation rows in score bin {k}")
+        parts.append(fit_calibration(h[rows], gt[rows], sub(occ, rows), levels, val_pred=p[rows], **kwargs))
+    return ScoreCalibration("mondrian", parts, edges=edges)
+
+
+# --------------------------------------------------------------------------- the whole model and its report
+
+
+@dataclass
+class OODModel:
+    """What `evaluate` fits on validation and stores in the metrics JSON (`uncertainty` -> `ood`), so that
+    `sample` / `wild` can score new input and give it a radius."""
+
+    scorer: OODScorer
+    normalised: ScoreCalibration
+    mondrian: ScoreCalibration | None = None
+    fitted_on: str = "validation"
+
+    def to_dict(self) -> dict:
+        return {"scorer": self.scorer.to_dict(), "normalised": self.normalised.to_dict(),
+                "mondrian": None if self.mondrian is None else self.mondrian.to_dict(), "fitted_on": self.fitted_on}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> OODModel:
+        try:
+            return cls(OODScorer.from_dict(d["scorer"]), ScoreCalibration.from_dict(d["normalised"]),
+                       None if d.get("mondrian") is None else ScoreCalibration.from_dict(d["mondrian"]),
+                       d.get("fitted_on", "validation"))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not an out-of-domain model dict ({type(exc).__name__}: {exc})") from None
+
+
+def fit_ood_model(train_keypoints: np.ndarray, train_confidence: np.ndarray | None, *, val_keypoints,
+                  val_confidence, val_hyps, val_gt, val_occluded=None, val_pred=None, val_gmm=None,
+                  levels: Iterable[float] = DEFAULT_LEVELS) -> OODModel:
+    """2D density on training rows, then on the VALIDATION rows: reference statistics and slope / bins on the
+    even rows, conformal quantiles on the odd rows."""
+    density = PoseDensity2D.fit(train_keypoints, train_confidence)
+    h = np.asarray(val_hyps, np.float64)
+    pred = h.mean(1) if val_pred is None else np.asarray(val_pred, np.float64)
+    raw = raw_components(density, val_keypoints, val_confidence, pred, h, val_gmm)
+    even = np.arange(len(h)) % 2 == 0
+    scorer = fit_scorer(density, {k: v[even] for k, v in raw.items()})
+    score, _ = scorer.score(raw)
+    common = dict(fit_rows=even, levels=levels, pred=pred)
+    normalised = fit_score_calibration(h, val_gt, val_occluded, score, kind="normalised", **common)
+    try:
+        mondrian = fit_score_calibration(h, val_gt, val_occluded, score, kind="mondrian", **common)
+    except ValueError:
+        mondrian = None
+    return OODModel(scorer, normalised, mondrian)
+
+
+def model_from_metrics(metrics: Mapping | None) -> OODModel | None:
+    """The OODModel stored in a metrics JSON under "uncertainty" -> "ood" -> "model", or None."""
+    try:
+        d = metrics["uncertainty"]["ood"]["model"]
+    except (KeyError, TypeError):
+        return None
+    return None if d is None else OODModel.from_dict(d)
+
+
+@dataclass
+class Scored:
+    """Per-sample output of `OODModel` on results-shaped arrays."""
+
+    score: np.ndarray  # (S,)
+    flag: np.ndarray  # (S,) bool
+    components: np.ndarray  # (S, len(COMPONENTS)) robust z, NaN where not used
+    radius: np.ndarray  # (S,17) mm at RADIUS_LEVEL, normalised calibration
+    spread: np.ndarray  # (S,17) mm
+
+
+def score_arrays(model: OODModel, keypoints_px, confidence, pred, hypotheses, gmm=None, occluded=None) -> Scored:
+    h = np.asarray(hypotheses, np.float64)
+    raw = raw_components(model.scorer.density, keypoints_px, confidence, pred, h, gmm)
+    score, z = model.scorer.score(raw)
+    spread = hypothesis_spread_mm(h) if h.shape[1] > 1 else np.zeros(h.shape[:1] + h.shape[2:3])
+    level = RADIUS_LEVEL if any(abs(p - RADIUS_LEVEL) < 1e-9 for p in model.normalised.levels) else \
+        model.normalised.levels[-1]
+    radius = model.normalised.radii(spread, occluded, score, level)
+    with np.errstate(invalid="ignore"):
+        flag = np.nan_to_num(score, nan=np.inf) > model.scorer.threshold
+    return Scored(score, flag, z, radius, spread)
+
+
+def score_results(model: OODModel, ds) -> Scored:
+    """`score_arrays` on a results Dataset (docs/RESULTS_SCHEMA.md)."""
+    return score_arrays(model, ds["input_2d"].values, ds["confidence"].values, ds["pred"].values,
+                        ds["hypotheses"].values, gmm_of(ds),
+                        ds["occluded"].values.astype(bool) if "occluded" in ds else None)
+
+
+def ood_summary(model: OODModel, ds, scored: Scored | None = None) -> dict:
+    """Plain JSON for the metrics file (`uncertainty` -> `ood`; keys in docs/RESULTS_SCHEMA.md)."""
+    s = score_results(model, ds) if scored is None else scored
+    fin = s.score[np.isfinite(s.score)]
+    out = {
+        "definition": "mean robust z (vs validation) of the components; no ground truth used",
+        "components": list(model.scorer.components), "threshold": _num(model.scorer.threshold),
+        "flag_level": model.scorer.flag_level, "frac_flagged": _num(np.mean(s.flag)) if len(s.flag) else None,
+        "score_quantiles": {q: _num(np.quantile(fin, float(q) / 100)) for q in ("10", "50", "90")} if fin.size else {},
+        "mean_component_z": {c: _num(np.nanmean(s.components[:, i])) if np.isfinite(s.components[:, i]).any()
+                             else None for i, c in enumerate(COMPONENTS)},
+        "slope": model.normalised.slope, "radius_level": RADIUS_LEVEL,
+        "mean_radius_mm": _num(s.radius[:, 1:][np.isfinite(s.radius[:, 1:])].mean()) if np.isfinite(
+            s.radius[:, 1:]).any() else None,
+        "model": model.to_dict(),
+    }
+    if "err" in ds or "gt" in ds:
+        err = ds["err"].values.astype(np.float64) if "err" in ds else joint_errors_mm(ds["pred"].values,
+                                                                                     ds["gt"].values)
+        occ = ds["occluded"].values.astype(bool) if "occluded" in ds else None
+        cov = {"normalised": model.normalised.coverage(s.spread, err, occ, s.score)}
+        if model.mondrian is not None:
+            cov["mondrian"] = model.mondrian.coverage(s.spread, err, occ, s.score)
+        out["coverage_conditional"] = {k: {level_key(p): _num(v) for p, v in c.items()} for k, c in cov.items()}
+        for name, rows in (("flagged", s.flag), ("not_flagged", ~s.flag)):
+            m = np.broadcast_to(rows[:, None], err.shape)
+            out[f"coverage_normalised_90_{name}"] = _num(coverage(err, s.radius, m)) if rows.any() else None
+            out[f"mean_error_mm_{name}"] = _num(err[:, 1:][rows].mean()) if rows.any() else None
+    return out
+
+
+__all__ = ["COMPONENTS", "FLAG_LEVEL", "OODModel", "OODScorer", "PoseDensity2D", "RADIUS_LEVEL", "ScoreCalibration",
+           "Scored", "auroc", "fit_ood_model", "fit_score_calibration", "fit_scorer", "model_from_metrics",
+           "normalise_2d", "ood_summary", "raw_components", "reprojection_residual", "score_arrays",
+           "score_results", "spread_vs_hk"]

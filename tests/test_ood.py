@@ -1,0 +1,154 @@
+"""The out-of-domain score and the error bars conditional on it (diffpose_viz.ood).
+
+Synthetic data with a known shift: hypotheses and truth are Gaussian around one mean, and the truth's spread
+grows with a known per-sample "domain shift" s: the truth scatters around the hypotheses' mean with
+sigma_truth = sigma_hyp * exp(C * s). Validation rows are in domain
+(s around 0), the shifted test rows have s around 3. The score test uses real geometry (the fixture body of
+conftest, seen by Human3.6M cameras) and other bodies (shoulders and hips widened) as the shift.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import _world_pose, make_results_dataset
+from diffpose_viz import ood
+from diffpose_viz import uncertainty as U
+from diffpose_viz.augmentation import BODY_GROUPS, bone_scale_matrix, rescale_bones
+from diffpose_viz.camera import h36m_cameras
+from diffpose_viz.evaluation.results import add_ood, load_results, write_results
+
+C = 0.5
+TOL = 0.04
+
+
+def shifted(n: int, shift: np.ndarray, seed: int, n_hyp: int = 5):
+    rng = np.random.default_rng(seed)
+    sigma = np.exp(rng.normal(np.log(0.02), 0.4, (n, 17)))
+    mu = rng.normal(0.0, 0.3, (n, 17, 3))
+    hyps = mu[:, None] + rng.standard_normal((n, n_hyp, 17, 3)) * sigma[:, None, :, None]
+    # the truth scatters around the hypotheses' mean, so error / spread grows exactly as exp(C * shift)
+    gt = hyps.mean(1) + rng.standard_normal((n, 17, 3)) * (sigma * np.exp(C * shift)[:, None])[..., None]
+    hyps[:, :, 0], gt[:, 0] = 0.0, 0.0
+    return hyps, gt
+
+
+def cov90(cal, hyps, gt, score=None):
+    spread, err = U.hypothesis_spread_mm(hyps), U.joint_errors_mm(hyps.mean(1), gt)
+    if score is None:
+        return cal.coverage(spread, err, None)[0.9]
+    return cal.coverage(spread, err, None, score)[0.9]
+
+
+def test_normalised_conformal_holds_under_a_known_shift_where_split_conformal_under_covers():
+    rng = np.random.default_rng(0)
+    s_val = rng.normal(0.0, 1.0, 4000)  # validation: in domain only
+    s_in, s_out = rng.normal(0.0, 1.0, 2000), rng.normal(3.0, 0.3, 2000)
+    val, test_in, test_out = shifted(4000, s_val, 1), shifted(2000, s_in, 2), shifted(2000, s_out, 3)
+    plain = U.fit_calibration(*val, by_occlusion=False)
+    cond = ood.fit_score_calibration(*val, None, s_val, kind="normalised", by_occlusion=False)
+    assert cond.slope == pytest.approx(C, abs=0.05)
+    assert cov90(plain, *test_out) < 0.75  # the unconditional radius does not know the shift
+    assert abs(cov90(cond, *test_out, s_out) - 0.9) < TOL
+    assert abs(cov90(cond, *test_in, s_in) - 0.9) < TOL
+    assert abs(cov90(plain, *test_in) - 0.9) < TOL  # in domain both hold
+
+
+def test_mondrian_holds_on_the_shifted_part_when_validation_holds_some_of_it():
+    rng = np.random.default_rng(1)
+    s_val = np.concatenate([rng.normal(0.0, 0.5, 3000), rng.normal(3.0, 0.3, 1500)])  # a held-out source
+    s_out = rng.normal(3.0, 0.3, 2000)
+    val, test_out = shifted(len(s_val), s_val, 4), shifted(2000, s_out, 5)
+    plain = U.fit_calibration(*val, by_occlusion=False)
+    mondrian = ood.fit_score_calibration(*val, None, s_val, kind="mondrian", by_occlusion=False)
+    assert cov90(plain, *test_out) < 0.85
+    assert abs(cov90(mondrian, *test_out, s_out) - 0.9) < TOL
+    again = ood.ScoreCalibration.from_dict(json.loads(json.dumps(mondrian.to_dict())))
+    assert cov90(again, *test_out, s_out) == cov90(mondrian, *test_out, s_out)
+
+
+def _poses(n: int, seed: int, widen: float = 1.0):
+    """(2D px, 3D camera-frame root-relative) of the fixture body; widen > 1 = a broader person."""
+    rng = np.random.default_rng(seed)
+    cams = h36m_cameras("S9")
+    kp, rel = np.empty((n, 17, 2)), np.empty((n, 17, 3))
+    scales = {"global": np.ones(1), **{g: np.full(1, widen if g in ("shoulders", "hips") else 1.0)
+                                       for g in BODY_GROUPS}}
+    k = bone_scale_matrix(scales)
+    for i in range(n):
+        w = _world_pose(rng)
+        w = rescale_bones((w - w[0])[None], k)[0] + w[0]
+        cam = cams[i % 4]
+        x = cam.world_to_camera(w)
+        kp[i], rel[i] = cam.project(x), x - x[0]
+    return kp, rel
+
+
+def test_the_score_ranks_other_bodies_above_the_training_body():
+    kp_train, _ = _poses(600, 0)
+    kp_val, rel_val = _poses(300, 1)
+    kp_in, rel_in = _poses(300, 2)
+    kp_out, _ = _poses(300, 3, widen=1.7)
+    density = ood.PoseDensity2D.fit(kp_train)
+    hyp = lambda rel: np.repeat(rel[:, None], 2, 1)  # noqa: E731 - a lifter that predicts the training body
+    raw_val = ood.raw_components(density, kp_val, None, rel_val, hyp(rel_val))
+    scorer = ood.fit_scorer(density, raw_val)
+    assert set(scorer.components) == {"pose_2d", "reprojection"}  # no H_K here
+    s_in = scorer.score(ood.raw_components(density, kp_in, None, rel_in, hyp(rel_in)))[0]
+    s_out = scorer.score(ood.raw_components(density, kp_out, None, rel_in, hyp(rel_in)))[0]
+    assert ood.auroc(s_in, s_out) > 0.9
+    assert np.mean(s_out > scorer.threshold) > 0.5 and np.mean(s_in > scorer.threshold) < 0.1
+    # missing joints use the marginal: hiding two joints keeps a typical pose typical
+    conf = np.ones((300, 17))
+    conf[:, [3, 13]] = 0
+    d_hidden = density.distance(kp_in, conf)
+    assert np.isfinite(d_hidden).all() and np.median(d_hidden) < 3 * np.median(density.distance(kp_in))
+
+
+def test_reprojection_residual_is_zero_for_a_consistent_pose_and_grows_with_a_wrong_one():
+    kp, rel = _poses(20, 4)
+    ortho = rel[..., :2] * 1000 + 500  # an orthographic view of the pose: explained exactly
+    assert np.allclose(ood.reprojection_residual(ortho, None, rel), 0, atol=1e-9)
+    good = ood.reprojection_residual(kp, None, rel)
+    bad = ood.reprojection_residual(kp, None, rel[::-1])
+    assert (good < 0.1).all() and np.median(bad) > 3 * np.median(good)
+
+
+def test_score_and_radius_round_trip_through_the_results_file(tmp_path):
+    ds = make_results_dataset(n_clean=40, n_occluded=10, seed=3)
+    train = make_results_dataset(n_clean=200, n_occluded=0, seed=4)
+    val = make_results_dataset(n_clean=120, n_occluded=20, seed=5)
+    model = ood.fit_ood_model(train["input_2d"].values, train["confidence"].values,
+                              val_keypoints=val["input_2d"].values, val_confidence=val["confidence"].values,
+                              val_hyps=val["hypotheses"].values, val_gt=val["gt"].values,
+                              val_occluded=val["occluded"].values.astype(bool), val_gmm=ood.gmm_of(val))
+    assert "spread_vs_hk" in model.scorer.components
+    scored = ood.score_results(model, ds)
+    out = tmp_path / "r.nc"
+    write_results(add_ood(ds, scored, model), out)
+    back = load_results(out)
+    np.testing.assert_allclose(back["ood_score"].values, scored.score, rtol=1e-6)
+    np.testing.assert_allclose(back["radius"].values, scored.radius, rtol=1e-6)
+    assert (back["ood_flag"].values.astype(bool) == scored.flag).all()
+    assert list(back["ood_component"].values) == list(ood.COMPONENTS)
+    assert back["radius"].attrs["level"] == pytest.approx(0.9)
+    again = ood.OODModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    np.testing.assert_allclose(ood.score_results(again, ds).radius, scored.radius)
+    summary = ood.ood_summary(model, back)
+    assert set(summary["coverage_conditional"]) == {"normalised", "mondrian"}
+    json.dumps(summary)
+
+
+def test_results_without_the_new_fields_still_load(tmp_path):
+    ds = make_results_dataset()
+    write_results(ds, tmp_path / "old.nc")
+    back = load_results(tmp_path / "old.nc")
+    assert "ood_score" not in back and "radius" not in back
+
+
+def test_bad_scale_is_refused():
+    hyps, gt = shifted(50, np.zeros(50), 0)
+    with pytest.raises(ValueError, match="scale must be"):
+        U.fit_calibration(hyps, gt, scale=np.zeros(50))
