@@ -71,6 +71,7 @@ class LabSample:
     gt: np.ndarray | None  # (17,3) m root-relative, when known
     hidden: tuple[str, ...] = ()  # joints hidden by edit_2d
     offsets: dict = field(default_factory=dict)  # {joint name: (dx, dy) px} applied by edit_2d
+    ood_model: object | None = None  # diffpose_viz.ood.OODModel from the results' metrics JSON, when stored
 
     @property
     def res(self) -> np.ndarray:
@@ -105,6 +106,9 @@ class LabResult:
     n_hypotheses: int
     n_steps: int
     seconds: float
+    ood_score: float | None = None  # out-of-domain score of this (edited) input; None without an OOD model
+    outside_training: bool | None = None  # the score is above the model's validation threshold
+    radius_mm: np.ndarray | None = None  # (17,) score-conditional calibrated radius (docs/RESULTS_SCHEMA.md)
 
     @property
     def mpjpe_mm(self) -> float | None:
@@ -223,7 +227,18 @@ def open_sample(results_path: str | Path, index: int, *, check: bool = True) -> 
 
     return LabSample(path, i, describe_sample(ds, i), str(ds.attrs.get("model", "?")), checkpoint, cfg, kp, conf,
                      occ, np.full(17, DEFAULT_STD_PX), _camera(ds, i, cfg),
-                     ds["gt"].values[i].astype(np.float64) if "gt" in ds else None)
+                     ds["gt"].values[i].astype(np.float64) if "gt" in ds else None, ood_model=_ood_model(path))
+
+
+def _ood_model(results_path: Path):
+    """The out-of-domain model `evaluate` stored next to the results, or None (absent or unreadable)."""
+    from diffpose_viz import ood
+
+    metrics = results_path.with_suffix(".metrics.json")
+    try:
+        return ood.model_from_metrics(json.loads(metrics.read_text())) if metrics.exists() else None
+    except (OSError, ValueError):
+        return None
 
 
 def sample_from_keypoints(keypoints_px: np.ndarray, camera: Camera, checkpoint: str | Path, config: dict, *,
@@ -373,10 +388,20 @@ def rerun(model: LoadedModel, sample: LabSample, n_hypotheses: int | None = None
     err = None
     if sample.gt is not None:
         err = np.linalg.norm((pred - pred[:1]) - (sample.gt - sample.gt[:1]), axis=-1) * 1000.0
+    ood_out = {}
+    if sample.ood_model is not None:  # the same score and radius as the results file, for the edited input
+        from diffpose_viz import ood
+
+        hk = None if gmm_np is None else {"weights": gmm_np["weight"][None], "means": gmm_np["mean"][None],
+                                          "variances": gmm_np["var"][None]}
+        sc = ood.score_arrays(sample.ood_model, kp, conf, pred[None], hyps[None], hk, sample.occluded[None])
+        ood_out = {"ood_score": float(sc.score[0]), "outside_training": bool(sc.flag[0]), "radius_mm": sc.radius[0]}
+    else:
+        notes.append("no out-of-domain model stored with these results (run `diffpose-viz evaluate`)")
     return LabResult(method.name, gmm is not None, "; ".join(notes), hyps, pred,
                      None if p.trajectory is None else p.trajectory[0],
                      None if p.x0_trajectory is None else p.x0_trajectory[0], p.timesteps, gmm_np, kernel_spread,
-                     hypothesis_spread_mm(hyps[None])[0], err, sample, n, k, time.perf_counter() - t0)
+                     hypothesis_spread_mm(hyps[None])[0], err, sample, n, k, time.perf_counter() - t0, **ood_out)
 
 
 def compare(before: LabResult, after: LabResult) -> "pd.DataFrame":  # noqa: F821

@@ -78,6 +78,22 @@ print(f"Spearman rho = {corr['spearman']:.2f}, Pearson r = {corr['pearson']:.2f}
 F.spread_vs_error_figure(spread, err)
 
 # %% [markdown]
+# ## Does it know when an input is unlike its training?
+# `evaluate` also scores every sample for being out of domain, without ground truth: how unlike the training 2D the
+# input pose is, how badly the prediction reprojects onto its own input, and how the hypotheses' spread compares
+# with H_K's. Samples above the validation rows' 99th percentile are flagged "outside what this model was trained
+# on"; the stored per-joint `radius` (90 %) widens with the score. Its coverage should hold on both sides of the flag.
+
+# %%
+from diffpose_viz.figures import uncertainty as FU
+
+row = FU.ood_row(ds)
+print(pd.Series(row).to_string())
+fig = FU.ood_score_figure({"diffpose": ds["ood_score"].values}, ds.attrs.get("ood_threshold")) \
+    if "ood_score" in ds else None
+fig
+
+# %% [markdown]
 # ## Occlusion: the same frame with joints hidden
 # When the evaluation ran each frame with and without simulated occlusion, the pairs show directly how the initial
 # distribution H_K and the hypotheses widen at the hidden joints (marked *), and how the error follows.

@@ -128,3 +128,15 @@ def test_bad_edits_and_index(smoke):
         lab.edit_2d(sample, hide=["tail"])
     with pytest.raises(lab.LabError, match="out of range"):
         lab.open_sample(RESULTS, 10_000)
+
+
+def test_the_lab_scores_an_edited_input_out_of_domain(smoke):
+    sample, model = smoke
+    assert sample.ood_model is not None, "evaluate stores the out-of-domain model next to the smoke results"
+    before = lab.rerun(model, sample, 5, 2, seed=0)
+    wrists_up = {j: (0.0, -300.0) for j in ("left_wrist", "right_wrist", "left_ankle", "right_ankle")}
+    after = lab.rerun(model, lab.edit_2d(sample, offsets=wrists_up), 5, 2, seed=0)
+    assert before.ood_score is not None and after.ood_score > before.ood_score
+    assert after.outside_training and after.radius_mm.shape == (17,)
+    bare = lab.rerun(model, replace(sample, ood_model=None), 5, 2, seed=0)
+    assert bare.ood_score is None and "no out-of-domain model" in bare.note

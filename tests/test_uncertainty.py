@@ -365,3 +365,23 @@ def test_streamlit_config_hides_the_deploy_button(cwd, script, tmp_path):
     assert res.stdout.strip().splitlines()[-1] == "minimal"
 
 
+
+
+def test_page_flags_samples_outside_the_training_domain(tmp_path, monkeypatch):
+    from diffpose_viz import ood
+    from diffpose_viz.evaluation.results import add_ood
+
+    train = make_results_dataset(n_clean=200, n_occluded=0, seed=4)
+    val = make_results_dataset(n_clean=120, n_occluded=20, seed=5)
+    model = ood.fit_ood_model(train["input_2d"].values, train["confidence"].values,
+                              val_keypoints=val["input_2d"].values, val_confidence=val["confidence"].values,
+                              val_hyps=val["hypotheses"].values, val_gt=val["gt"].values, val_gmm=ood.gmm_of(val))
+    ds = make_results_dataset(n_clean=30, n_occluded=0, seed=6)
+    ds["input_2d"] = ds["input_2d"] * [[[3.0, 0.5]]]  # a squashed, stretched 2D: unlike any training pose
+    add_ood(ds, ood.score_results(model, ds), model).to_netcdf(tmp_path / "far.nc")
+    make_results_dataset(seed=8).to_netcdf(tmp_path / "old.nc")  # no out-of-domain fields: still shown
+    at = _page(tmp_path, monkeypatch)
+    table = next(d.value for d in at.dataframe if "outside training (%)" in d.value.columns)
+    assert table.loc["far", "outside training (%)"] > 50
+    assert "lacks ood_score" in table.loc["old", "note"]
+    assert any("outside what this model was trained on" in w.value for w in at.warning)

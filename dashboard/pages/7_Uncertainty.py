@@ -133,3 +133,25 @@ for name, s in single.items():
             radius = cal.factor(range(len(cal.joint_names)), False, 0.9)
             st.dataframe(pd.DataFrame({"joint": cal.joint_names, "radius at 90 % (mm)": radius}).round(1),
                          hide_index=True, key=f"unc_radius_{name}")
+
+st.subheader("Out of domain: does the model know when an input is unlike its training?")
+ood_rows, ood_scores, threshold = {}, {}, None
+for name, path in files.items():
+    ds = common.open_results(path)
+    ood_rows[name] = FU.ood_row(ds)
+    if "ood_score" in ds:
+        ood_scores[name] = ds["ood_score"].values
+        threshold = ds.attrs.get("ood_threshold", threshold)
+        share = float(ds["ood_flag"].values.astype(bool).mean())
+        if share > 0.1:
+            st.warning(f"`{name}`: {100 * share:.0f} % of the samples are **outside what this model was trained on** "
+                       "(score above the 99th percentile of its validation rows): expect larger errors; the "
+                       "score-conditional radius widens for them, the unconditional calibration does not.")
+if ood_scores:
+    st.dataframe(pd.DataFrame(ood_rows).T, key="unc_ood")
+    common.plot(FU.ood_score_figure(ood_scores, threshold), key="unc_ood_hist")
+else:
+    st.info(f"Out of domain: {FU.NO_OOD}; the error bars above are then the unconditional ones.")
+st.caption("Score: mean robust z against the validation rows of the 2D pose's distance to the training 2D, the "
+           "reprojection residual of the prediction and the hypotheses' spread against H_K's (no ground truth). "
+           "Radius: normalised conformal ball around the P-Agg pose, fitted on validation (docs/RESULTS_SCHEMA.md).")

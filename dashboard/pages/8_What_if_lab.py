@@ -68,8 +68,20 @@ try:
 except Exception as exc:  # a sampling problem is a message, not a traceback
     st.error(f"Re-sampling failed: {type(exc).__name__}: {exc}")
     st.stop()
+ood_radius_label = "90 %"
 st.caption(f"{sample.label} · `{model.name}` from `{sample.checkpoint.name}` · {after.note} · "
            f"{after.seconds * 1000:.0f} ms per run")
+for res, tag in ((before, "the 2D as in the file"), (after, "the edited 2D")):
+    if res.outside_training:
+        st.warning(f"Out of domain: {tag} is **outside what this model was trained on** (score "
+                   f"{res.ood_score:.1f} above the validation threshold); its error bars widen with the score, "
+                   f"mean {ood_radius_label} radius {np.nanmean(res.radius_mm[1:]):.0f} mm.")
+if after.ood_score is None:
+    st.caption("No out-of-domain score: the results' metrics JSON holds no `uncertainty` → `ood` model.")
+else:
+    st.caption(f"Out-of-domain score {before.ood_score:.2f} (file) → {after.ood_score:.2f} (edited); "
+               f"mean calibrated {ood_radius_label} radius {np.nanmean(before.radius_mm[1:]):.0f} → "
+               f"{np.nanmean(after.radius_mm[1:]):.0f} mm.")
 st.session_state["lab_last"] = {"hidden": list(edited.hidden), "spread_before": before.spread_mm.tolist(),
                                 "spread_after": after.spread_mm.tolist()}
 

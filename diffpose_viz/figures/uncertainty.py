@@ -158,3 +158,45 @@ def coverage_table(summary: Mapping, levels: Sequence[float] = TABLE_LEVELS) -> 
                 row[name] = np.nan if v is None else 100.0 * v
         rows[f"{key} %"] = row
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+# --------------------------------------------------------------------------- out of domain (diffpose_viz.ood)
+
+OOD_VARIABLES = ("ood_score", "ood_flag", "radius")
+NO_OOD = ("no out-of-domain score in this file (written by `diffpose-viz evaluate`, or by `sample`/`wild "
+          "--calibration <metrics.json>`)")
+
+
+def ood_row(ds) -> dict:
+    """One table row about a results Dataset's out-of-domain fields; `note` says what is missing."""
+    missing = [v for v in OOD_VARIABLES if v not in ds]
+    if missing:
+        return {"samples": int(ds.sizes["sample"]), "note": NO_OOD + f": lacks {', '.join(missing)}"}
+    score, flag = ds["ood_score"].values, ds["ood_flag"].values.astype(bool)
+    radius = ds["radius"].values[:, 1:]
+    row = {"samples": int(ds.sizes["sample"]), "outside training (%)": round(100.0 * float(flag.mean()), 1),
+           "median score": float(np.nanmedian(score)), "threshold": float(ds.attrs.get("ood_threshold", np.nan)),
+           f"mean radius at {100 * float(ds['radius'].attrs.get('level', 0.9)):.0f} % (mm)":
+               float(radius[np.isfinite(radius)].mean()) if np.isfinite(radius).any() else None, "note": ""}
+    if "err" in ds:
+        err = ds["err"].values[:, 1:]
+        for name, rows in (("inside", ~flag), ("outside", flag)):
+            covered = err[rows] <= ds["radius"].values[:, 1:][rows]
+            row[f"coverage, {name} (%)"] = round(100.0 * float(covered.mean()), 1) if rows.any() else None
+    return row
+
+
+def ood_score_figure(scores: Mapping[str, np.ndarray], threshold: float | None = None,
+                     title: str = "out-of-domain score per sample", height: int = 360) -> go.Figure:
+    """Histogram of the score per results file, with the flag threshold (validation 99th percentile)."""
+    fig = go.Figure()
+    for i, (name, s) in enumerate(scores.items()):
+        s = np.asarray(s, np.float64)
+        fig.add_trace(go.Histogram(x=s[np.isfinite(s)], name=name, opacity=0.6, histnorm="probability",
+                                   marker_color=qualitative.Plotly[i % len(qualitative.Plotly)]))
+    if threshold is not None and np.isfinite(threshold):
+        fig.add_vline(x=threshold, line_dash="dash", line_color="black",
+                      annotation_text="outside what the model was trained on →")
+    fig.update_layout(barmode="overlay", title=title, height=height, xaxis_title="score (robust z vs validation)",
+                      yaxis_title="fraction of samples")
+    return fig
