@@ -90,7 +90,7 @@ def cmd_evaluate(args) -> int:
                    n_steps=args.steps, record_trajectory=args.record_trajectory, batch_size=args.batch_size,
                    data_path=args.data, max_samples=args.max_samples, progress=not args.no_progress,
                    amp=args.amp, test_subjects=args.subjects, split=args.split, sampling=args.sampling,
-                   test_2d=args.test_2d)
+                   test_2d=args.test_2d, calibrate_with=args.calibrate_with)
     if current().is_main:
         print(f"wrote {out.results_path} and {out.metrics_path} ({out.wall_s:.1f} s)")
     shutdown()
@@ -288,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "sequences of the training subjects (where settings are compared; never the test split)")
     p.add_argument("--sampling", action="append", default=[], metavar="KEY=VALUE", help="change a sampling-only "
                    "setting, e.g. diffusion.start_t=12 or diffusion.start_from=context (repeatable)")
+    p.add_argument("--calibrate-with", action="append", default=[], metavar="DATA_3D", help="another data file "
+                   "whose validation rows of the training subjects join the error-bar calibration (e.g. the "
+                   "held-out validation views); never a test set")
     p.add_argument("--amp", choices=["none", "bf16"], default="none", help="bf16: run the networks under autocast "
                    "in bfloat16 (GPU, or a CPU with bf16 instructions); the DDIM state stays float32")
     p.add_argument("--force", action="store_true", help="replace an existing results file and its metrics "

@@ -254,6 +254,21 @@ def augment_split(poses: PoseSet, cfg: ExperimentConfig, seed: int) -> Augmented
     return AugmentedSplit(new, out.intrinsics, out.focal, out.virtual)
 
 
+def calibration_rows(cfg: DataConfig, seed: int, max_rows: int, extra_paths=()) -> PoseSet:
+    """Validation rows for the error-bar calibration: the training data's held-out sequences, plus those of the
+    same training subjects in each of `extra_paths` (e.g. the same takes through held-out validation cameras),
+    each thinned to `max_rows` and prefixed 'calib<i>' so that camera keys never collide. Never test rows."""
+    sets = [thin(load_splits(cfg, seed, with_test=False).val, max_rows)]
+    for i, path in enumerate(extra_paths):
+        other = replace(cfg, path=str(path), extra_train=[])
+        val = load_splits(other, seed, with_test=False).val
+        if len(val) == 0:
+            raise InputError(f"--calibrate-with {path}: no validation rows of the training subjects "
+                             f"{list(cfg.train_subjects)}")
+        sets.append(prefixed(thin(val, max_rows), f"calib{i}"))
+    return concatenate(sets)
+
+
 def training_2d(train: PoseSet, cfg: ExperimentConfig, max_rows: int, error_model=None
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(keypoints (N,17,2) px, confidence (N,17)) of evenly thinned training rows, as the model was trained on

@@ -120,6 +120,9 @@ def test_evaluate_adds_the_out_of_domain_score_and_sample_reuses_it(diffpose_run
     back = load_results(tmp_path / "user.nc")
     score = back["ood_score"].values
     assert np.median(score[len(kp):]) > np.median(score[:len(kp)])
+    twice = evaluate(diffpose_run.best, tmp_path / "d2.nc", progress=False, print_summary=False,
+                     calibrate_with=[json.loads(ds.attrs["config"])["data"]["path"]])
+    assert "incl." in twice.summary["uncertainty"]["calibration_source"]
     bad = tmp_path / "no_ood.metrics.json"
     bad.write_text(json.dumps({"uncertainty": {}}))
     with pytest.raises(InputError, match="no uncertainty -> ood -> model"):

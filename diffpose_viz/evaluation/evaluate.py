@@ -34,7 +34,6 @@ from diffpose_viz.inputs import (
     make_inputs,
     row_intrinsics,
     sequence_windows,
-    thin,
     thin_windowed,
     window_indices,
 )
@@ -77,7 +76,8 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
              data_path: str | None = None, max_samples: int | None = None, progress: bool = True,
              print_summary: bool = True, amp: str | None = None,
              test_subjects: list[str] | None = None, calibrate: bool = True, split: str = "test",
-             sampling: list[str] | None = None, test_2d: str | Path | None = None) -> EvalOutput:
+             sampling: list[str] | None = None, test_2d: str | Path | None = None,
+             calibrate_with: list[str] | None = None) -> EvalOutput:
     """Evaluate `checkpoint` on its config's test subjects -> `out` (results .nc) + `out` .metrics.json.
 
     `data_path` / `test_subjects`: another data file and its subjects (e.g. bodies never seen in training);
@@ -87,7 +87,8 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
     `split` 'val': the validation split of the checkpoint's training subjects (held-out sequences), where
     inference-time settings are compared; `sampling`: 'key=value' overrides of the sampling-only settings
     (SAMPLING_KEYS), e.g. ['diffusion.start_t=12']; `test_2d`: the test rows' 2D from a VideoPose3D data_2d or
-    DiffPose GMM file (data.input_2d 'file'), whatever 2D input the model was trained with."""
+    DiffPose GMM file (data.input_2d 'file'), whatever 2D input the model was trained with; `calibrate_with`:
+    more data files whose validation rows of the training subjects join the calibration (held-out views)."""
     t0 = time.perf_counter()
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"--max-samples: expected an integer >= 1, found {max_samples}")
@@ -163,7 +164,7 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
     # the out-of-domain score and the radius conditional on it join the results before they are written
     summary["uncertainty"], ds = _uncertainty(model, ds, n_hypotheses=part.n_hypotheses, n_steps=part.n_steps,
                                               batch_size=batch_size, amp=amp, enabled=calibrate and not info.enabled,
-                                              training_data=training_data)
+                                              training_data=training_data, calibrate_with=calibrate_with or ())
     write_results(ds, out)
     summary.update(checkpoint=str(checkpoint), results=str(out), device=str(dev), world_size=info.world_size,
                    wall_s=round(time.perf_counter() - t0, 2))
@@ -213,36 +214,37 @@ CALIBRATION_ROWS = 2000
 
 
 def _uncertainty(model: LoadedModel, ds, *, n_hypotheses: int, n_steps: int, batch_size: int, amp: str | None,
-                 enabled: bool, training_data=None):
+                 enabled: bool, training_data=None, calibrate_with=()):
     """(JSON, ds): raw spread-vs-error numbers on test, plus coverage after a calibration fitted on the validation
     split (held-out sequences of the training subjects, in the training data file even when test rows come from
     another file), and the out-of-domain model (`diffpose_viz.ood`: 2D density of the training rows, score and
     conditional calibration on the validation rows) whose per-sample score and radius are added to `ds`."""
     from diffpose_viz import ood, uncertainty
     from diffpose_viz.evaluation.results import add_ood
-    from diffpose_viz.inputs import load_splits, training_2d
+    from diffpose_viz.inputs import calibration_rows, load_splits, training_2d
 
     cal = ood_model = None
     if enabled:
         cfg = copy.deepcopy(model.cfg)
         if training_data is not None:
             cfg.data = copy.deepcopy(training_data)
-        splits = load_splits(cfg.data, cfg.train.seed, with_test=False)
-        val = thin(splits.val, CALIBRATION_ROWS)
+        val = calibration_rows(cfg.data, cfg.train.seed, CALIBRATION_ROWS, calibrate_with)
         if len(val):
             det = make_inputs(val, cfg, "val", error_model=model.detection_error)
             windows = window_indices(val, cfg.model.frames) if model.method.uses_windows(cfg) else None
             lifted = lift(model, det, val.res, row_intrinsics(val), windows=windows, hk_seed=SPLIT_SEEDS["val"],
                           n_hypotheses=n_hypotheses, n_steps=n_steps, batch_size=batch_size, amp=amp)
             cal = uncertainty.fit_calibration(lifted.hypotheses, val.pose3d, det.occluded, val_pred=lifted.pred)
-            train_kp, train_conf = training_2d(splits.train, cfg, ood.DENSITY_ROWS, model.detection_error)
+            train = load_splits(cfg.data, cfg.train.seed, with_test=False).train
+            train_kp, train_conf = training_2d(train, cfg, ood.DENSITY_ROWS, model.detection_error)
             ood_model = ood.fit_ood_model(
                 train_kp, train_conf, val_keypoints=det.keypoints, val_confidence=det.confidence,
                 val_hyps=lifted.hypotheses, val_gt=val.pose3d, val_occluded=det.occluded, val_pred=lifted.pred,
                 val_gmm=lifted.gmm)
     out = uncertainty.uncertainty_summary(ds, cal)
-    out["calibration_source"] = (f"validation split ({len(val)} rows of the training subjects)" if cal is not None
-                                 else "none")
+    out["calibration_source"] = (f"validation split ({len(val)} rows of the training subjects"
+                                 + (f", incl. {list(map(str, calibrate_with))}" if calibrate_with else "") + ")"
+                                 if cal is not None else "none")
     if ood_model is not None:
         scored = ood.score_results(ood_model, ds)
         ds = add_ood(ds, scored, ood_model)
