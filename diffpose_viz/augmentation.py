@@ -191,6 +191,9 @@ def augment_bodies(pose3d: np.ndarray, rng_or_seed, cfg: BodyAugConfig = BodyAug
 
 
 # --------------------------------------------------------------------------- viewpoints
+VIEW_SAMPLERS = ("uniform", "real_cameras")
+
+
 @dataclass(frozen=True)
 class ViewAugConfig:
     """Virtual pinhole cameras around the subject (no lens distortion).
@@ -207,6 +210,12 @@ class ViewAugConfig:
 
     enabled: bool = True
     prob: float = 0.5  # fraction of rows seen through a virtual camera
+    # "uniform": focal_px and distance_m uniform, focal shrunk to keep every joint in frame (the first sampler);
+    # "real_cameras": the size-cue-preserving sampler of docs/AUGMENTATION.md: focal from a horizontal field of
+    # view drawn uniformly in `hfov_deg` (real cameras), distance log-uniform in `distance_m`, both independent of
+    # the body, and the focal is never shrunk to fit the body (rows that leave the image stay truncated).
+    sampler: str = "uniform"
+    hfov_deg: tuple[float, float] = (40.0, 75.0)
     yaw_deg: tuple[float, float] = (0.0, 360.0)
     elevation_deg: tuple[float, float] = (-10.0, 35.0)
     roll_deg: tuple[float, float] = (-5.0, 5.0)
@@ -230,6 +239,9 @@ class ViewAugConfig:
         _check_pair(owner, "roll_deg", self.roll_deg, -45.0, 45.0)
         _check_pair(owner, "distance_m", self.distance_m, 0.5, 100.0)
         _check_pair(owner, "focal_px", self.focal_px, 1.0, 1e5)
+        if self.sampler not in VIEW_SAMPLERS:
+            raise ValueError(f"{owner}.sampler must be one of {list(VIEW_SAMPLERS)}, found {self.sampler!r}")
+        _check_pair(owner, "hfov_deg", self.hfov_deg, 10.0, 150.0)
         if not (isinstance(self.image_size, (tuple, list)) and len(self.image_size) == 2
                 and all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 20000 for v in self.image_size)):
             raise ValueError(f"{owner}.image_size must be (width, height) integers in [16, 20000], "
@@ -371,8 +383,13 @@ def virtual_cameras(
     yaw = lerp(cfg.yaw_deg, u[:, 0])
     elev = lerp(cfg.elevation_deg, u[:, 1])
     roll = lerp(cfg.roll_deg, u[:, 2])
-    dist = lerp(cfg.distance_m, u[:, 3])
-    focal = lerp(cfg.focal_px, u[:, 4])
+    w, h = cfg.image_size
+    if cfg.sampler == "real_cameras":  # field of view of a real camera, distance log-uniform; body-blind
+        dist = np.exp(lerp(np.log(cfg.distance_m), u[:, 3]))
+        focal = (w / 2.0) / np.tan(np.radians(lerp(cfg.hfov_deg, u[:, 4])) / 2.0)
+    else:
+        dist = lerp(cfg.distance_m, u[:, 3])
+        focal = lerp(cfg.focal_px, u[:, 4])
     pp = (u[:, 5:7] * 2 - 1) * cfg.principal_jitter_px
     aim = target + (rng.random((n, 3)) * 2 - 1) * cfg.aim_jitter_m
 
@@ -396,7 +413,6 @@ def virtual_cameras(
     y_rolled = -np.sin(r) * x_axis + np.cos(r) * y_axis
     q = matrix_to_quaternion(np.stack([x_rolled, y_rolled, z_axis], -1))  # columns = camera axes in world
 
-    w, h = cfg.image_size
     return VirtualCameras(
         orientation=q, translation=centre, focal=np.stack([focal, focal], -1),
         center=np.array([w / 2.0, h / 2.0]) + pp, res=np.broadcast_to(np.array([w, h], np.int32), (n, 2)).copy(),
@@ -409,8 +425,8 @@ def fit_cameras(cams: VirtualCameras, points: np.ndarray, cfg: ViewAugConfig = V
 
     points: (N, J, 3) absolute positions in the cameras' world frame. A camera
     too close is moved back along its optical axis (aim and angles unchanged);
-    then a focal length that would put a joint outside the margin is reduced to
-    the largest that fits. The principal point is never moved.
+    then (sampler "uniform" only) a focal length that would put a joint outside the
+    margin is reduced to the largest that fits. The principal point is never moved.
     """
     x_cam = cams.world_to_camera(points)
     push = np.maximum(cfg.min_depth_m - x_cam[..., 2].min(-1), 0.0)
@@ -424,7 +440,9 @@ def fit_cameras(cams: VirtualCameras, points: np.ndarray, cfg: ViewAugConfig = V
     with np.errstate(divide="ignore"):
         limit = np.where(ratio > 0, room_hi / ratio, np.where(ratio < 0, room_lo / -ratio, np.inf))
     fmax = limit.min(axis=(1, 2))
-    focal = np.minimum(cams.focal, fmax[:, None])
+    # Shrinking the focal to fit the body makes a large body look like a small one: the real-camera sampler
+    # keeps the drawn focal (the 2D size cue) and leaves out-of-frame joints to the detector's truncation.
+    focal = cams.focal if cfg.sampler == "real_cameras" else np.minimum(cams.focal, fmax[:, None])
     return VirtualCameras(
         orientation=cams.orientation, translation=translation, focal=focal, center=cams.center, res=cams.res,
         yaw_deg=cams.yaw_deg, elevation_deg=cams.elevation_deg, roll_deg=cams.roll_deg,

@@ -360,25 +360,44 @@ def fit_slope(spread: np.ndarray, err: np.ndarray, score: np.ndarray, nonconform
     return float(np.clip(np.polyfit(score[ok], y[ok], 1)[0], 0.0, MAX_SLOPE))
 
 
+#: Step of the slope search on held-out-domain validation rows.
+SLOPE_STEP = 0.02
+
+
 def fit_score_calibration(hyps: np.ndarray, gt: np.ndarray, occluded: np.ndarray | None, score: np.ndarray, *,
                           kind: str = "normalised", fit_rows: np.ndarray | None = None,
-                          levels: Iterable[float] = DEFAULT_LEVELS, pred: np.ndarray | None = None,
-                          n_bins: int = MONDRIAN_BINS, **kwargs) -> ScoreCalibration:
+                          shift_rows: np.ndarray | None = None, levels: Iterable[float] = DEFAULT_LEVELS,
+                          pred: np.ndarray | None = None, n_bins: int = MONDRIAN_BINS,
+                          **kwargs) -> ScoreCalibration:
     """Fit on VALIDATION rows: `fit_rows` (bool (S,)) fix the slope / bin edges, the others the conformal
-    quantiles (default: alternate rows). kwargs go to `uncertainty.fit_calibration`."""
+    quantiles (default: alternate rows). `shift_rows` (bool (S,)): validation rows of a held-out domain (the
+    training subjects' held-out takes through held-out cameras, a held-out source); they are left out of the
+    normalised conformal quantiles and choose its slope instead: the smallest slope >= the least-squares one
+    at which they are covered at RADIUS_LEVEL (an in-domain slope is attenuated: the score is a noisy proxy of the
+    shift). Mondrian bins pool them with the rest. kwargs go to `uncertainty.fit_calibration`."""
     h = np.asarray(hyps, np.float64)
     score = np.asarray(score, np.float64)
     p = h.mean(1) if pred is None else np.asarray(pred, np.float64)
-    a = (np.arange(len(h)) % 2 == 0) if fit_rows is None else np.asarray(fit_rows, bool)
-    b = ~a
+    shift = np.zeros(len(h), bool) if shift_rows is None else np.asarray(shift_rows, bool)
+    a = ((np.arange(len(h)) % 2 == 0) if fit_rows is None else np.asarray(fit_rows, bool)) & ~shift
+    b = ~a & ~shift
     occ = None if occluded is None else np.asarray(occluded, bool)
     sub = lambda x, rows: None if x is None else x[rows]  # noqa: E731
     score_kind = "scaled" if h.shape[1] > 1 else "absolute"
     if kind == "normalised":
         spread, err = hypothesis_spread_mm(h), joint_errors_mm(p, gt)
+        fit = lambda k: fit_calibration(h[b], gt[b], sub(occ, b), levels, val_pred=p[b],  # noqa: E731
+                                        scale=np.exp(_exponent(k, score[b])), **kwargs)
         slope = fit_slope(spread[a], err[a], score[a], score_kind)
-        cal = fit_calibration(h[b], gt[b], sub(occ, b), levels, val_pred=p[b],
-                              scale=np.exp(_exponent(slope, score[b])), **kwargs)
+        cal = fit(slope)
+        if shift.any():
+            level = RADIUS_LEVEL if any(abs(q - RADIUS_LEVEL) < 1e-9 for q in cal.levels) else cal.levels[-1]
+            for k in np.arange(slope, MAX_SLOPE + 1e-9, SLOPE_STEP):
+                cal = fit(float(k))
+                c = ScoreCalibration("normalised", [cal], slope=float(k))
+                if c.coverage(spread[shift], err[shift], sub(occ, shift), score[shift], [level])[level] >= level:
+                    break
+            slope = float(k)
         return ScoreCalibration("normalised", [cal], slope=slope)
     if kind != "mondrian":
         raise ValueError(f"kind must be 'normalised' or 'mondrian', got {kind!r}")
@@ -387,7 +406,7 @@ def fit_score_calibration(hyps: np.ndarray, gt: np.ndarray, occluded: np.ndarray
     bins = np.searchsorted(np.asarray(edges), np.nan_to_num(score, nan=-np.inf), side="right")
     parts = []
     for k in range(len(edges) + 1):
-        rows = b & (bins == k)
+        rows = (b | shift) & (bins == k)
         if not rows.any():
             raise ValueError(f"mondrian calibration: no validation rows in score bin {k}")
         parts.append(fit_calibration(h[rows], gt[rows], sub(occ, rows), levels, val_pred=p[rows], **kwargs))
@@ -423,17 +442,19 @@ class OODModel:
 
 def fit_ood_model(train_keypoints: np.ndarray, train_confidence: np.ndarray | None, *, val_keypoints,
                   val_confidence, val_hyps, val_gt, val_occluded=None, val_pred=None, val_gmm=None,
-                  levels: Iterable[float] = DEFAULT_LEVELS) -> OODModel:
+                  shift_rows: np.ndarray | None = None, levels: Iterable[float] = DEFAULT_LEVELS) -> OODModel:
     """2D density on training rows, then on the VALIDATION rows: reference statistics and slope / bins on the
-    even rows, conformal quantiles on the odd rows."""
+    even in-domain rows, conformal quantiles on the odd ones; `shift_rows` (held-out-domain validation rows)
+    choose the normalised calibration's slope (`fit_score_calibration`)."""
     density = PoseDensity2D.fit(train_keypoints, train_confidence)
     h = np.asarray(val_hyps, np.float64)
     pred = h.mean(1) if val_pred is None else np.asarray(val_pred, np.float64)
     raw = raw_components(density, val_keypoints, val_confidence, pred, h, val_gmm)
-    even = np.arange(len(h)) % 2 == 0
+    shift = np.zeros(len(h), bool) if shift_rows is None else np.asarray(shift_rows, bool)
+    even = (np.arange(len(h)) % 2 == 0) & ~shift
     scorer = fit_scorer(density, {k: v[even] for k, v in raw.items()})
     score, _ = scorer.score(raw)
-    common = dict(fit_rows=even, levels=levels, pred=pred)
+    common = dict(fit_rows=even, shift_rows=shift, levels=levels, pred=pred)
     normalised = fit_score_calibration(h, val_gt, val_occluded, score, kind="normalised", **common)
     try:
         mondrian = fit_score_calibration(h, val_gt, val_occluded, score, kind="mondrian", **common)

@@ -1,6 +1,7 @@
 """Body and view augmentation (diffpose_viz.augmentation) and the cross-body data builder; synthetic data only."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 
@@ -369,3 +370,66 @@ def test_build_cross_body_from_a_stub_demo(tmp_path, monkeypatch):
     assert "do not commit" in (tmp_path / "xb" / "BODIES.md").read_text()
     again = cross_body.build_cross_body(tmp_path / "xb", tmp_path / "cache", demo_dir=tmp_path / "demo", log=None)
     assert not again.rebuilt and calls == [1] and again.bodies["big"]["thigh"] == pytest.approx(bodies["big"]["thigh"])
+
+
+# --------------------------------------------------------------------------- the 2D size cue (sampler "real_cameras")
+
+
+def _size_cue_rows(n: int = 1500):
+    """Standing fixture bodies in a level camera's frame, pelvis 5 m ahead (x right, y down, z forward)."""
+    from conftest import _world_pose
+
+    rng = np.random.default_rng(0)
+    world = np.stack([_world_pose(rng) for _ in range(n)])
+    cam = np.stack([world[..., 0], -world[..., 2], world[..., 1]], -1)
+    return cam - cam[:, :1], np.tile([0.0, 0.0, 5.0], (n, 1))
+
+
+def _height_2d(rel, root, stature: float, cfg: ViewAugConfig, seed: int = 7) -> np.ndarray:
+    """Projected height (fraction of the image width, what the screen-normalised input sees) of the bodies scaled
+    to `stature` x, through cameras drawn with `seed`: the same draw for every stature."""
+    from diffpose_viz.augmentation import BODY_GROUPS, bone_scale_matrix, rescale_bones, view_augment
+
+    n = len(rel)
+    k = bone_scale_matrix({"global": np.full(n, stature), **{g: np.ones(n) for g in BODY_GROUPS}})
+    v = view_augment(rescale_bones(rel, k), root, seed, cfg)
+    return np.ptp(v.pose2d[..., 1], axis=1) / cfg.image_size[0]
+
+
+def size_cue_error(cfg_small: ViewAugConfig, cfg_big: ViewAugConfig, small: float = 0.85, big: float = 1.3):
+    """(median, max) over rows of |(h_big / h_small) / (big / small) - 1|: 0 when a camera draw that sees a
+    small body sees a big one exactly as much bigger as it is (the size cue survives augmentation)."""
+    rel, root = _size_cue_rows()
+    dev = np.abs(_height_2d(rel, root, big, cfg_big) / _height_2d(rel, root, small, cfg_small) / (big / small) - 1)
+    return float(np.median(dev)), float(dev.max())
+
+
+def test_real_camera_sampler_keeps_the_2d_size_cue():
+    real = ViewAugConfig(prob=1.0, sampler="real_cameras")
+    med, worst = size_cue_error(real, real)
+    assert med < 0.01 and worst < 0.05  # only perspective (depth of the limbs) is left
+    # distributions too: 2D height per metre of body does not depend on the body
+    rel, root = _size_cue_rows()
+    per_m_small = _height_2d(rel, root, 0.85, real, seed=1) / 0.85
+    per_m_big = _height_2d(rel, root, 1.3, real, seed=2) / 1.3
+    assert abs(np.median(per_m_big) / np.median(per_m_small) - 1) < 0.03
+    focal = virtual_cameras(2000, 0, real).focal[:, 0]
+    fov = 2 * np.degrees(np.arctan(real.image_size[0] / 2 / focal))
+    assert fov.min() >= real.hfov_deg[0] - 1e-6 and fov.max() <= real.hfov_deg[1] + 1e-6
+
+
+def test_the_size_cue_property_fails_for_samplers_that_hide_body_size():
+    real = ViewAugConfig(prob=1.0, sampler="real_cameras")
+    # distance rescaled with the body: every body looks the same size, the cue is gone
+    small = dataclasses.replace(real, distance_m=(2.5 * 0.85, 8.0 * 0.85))
+    big = dataclasses.replace(real, distance_m=(2.5 * 1.3, 8.0 * 1.3))
+    assert size_cue_error(small, big)[0] > 0.2
+    # the first sampler shrinks the focal of the rows a big body would leave: those rows lose the cue
+    assert size_cue_error(ViewAugConfig(prob=1.0), ViewAugConfig(prob=1.0))[1] > 0.2
+
+
+def test_bad_view_sampler_is_refused():
+    with pytest.raises(ValueError, match=r"ViewAugConfig.sampler must be one of"):
+        ViewAugConfig(sampler="orbit")
+    with pytest.raises(ValueError, match=r"ViewAugConfig.hfov_deg"):
+        ViewAugConfig(hfov_deg=(5.0, 60.0))

@@ -122,7 +122,11 @@ def test_evaluate_adds_the_out_of_domain_score_and_sample_reuses_it(diffpose_run
     assert np.median(score[len(kp):]) > np.median(score[:len(kp)])
     twice = evaluate(diffpose_run.best, tmp_path / "d2.nc", progress=False, print_summary=False,
                      calibrate_with=[json.loads(ds.attrs["config"])["data"]["path"]])
-    assert "incl." in twice.summary["uncertainty"]["calibration_source"]
+    assert "held-out-domain validation rows" in twice.summary["uncertainty"]["calibration_source"]
+    # the unconditional calibration is fitted on the same rows as without them (only sampling noise differs: the
+    # hypotheses are drawn in other batches)
+    assert twice.summary["uncertainty"]["coverage_calibrated"]["90"] == pytest.approx(
+        unc["coverage_calibrated"]["90"], abs=0.05)
     bad = tmp_path / "no_ood.metrics.json"
     bad.write_text(json.dumps({"uncertainty": {}}))
     with pytest.raises(InputError, match="no uncertainty -> ood -> model"):

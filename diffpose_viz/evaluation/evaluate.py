@@ -234,16 +234,22 @@ def _uncertainty(model: LoadedModel, ds, *, n_hypotheses: int, n_steps: int, bat
             windows = window_indices(val, cfg.model.frames) if model.method.uses_windows(cfg) else None
             lifted = lift(model, det, val.res, row_intrinsics(val), windows=windows, hk_seed=SPLIT_SEEDS["val"],
                           n_hypotheses=n_hypotheses, n_steps=n_steps, batch_size=batch_size, amp=amp)
-            cal = uncertainty.fit_calibration(lifted.hypotheses, val.pose3d, det.occluded, val_pred=lifted.pred)
+            # rows of --calibrate-with files are a held-out domain: they choose the conditional calibration's slope
+            # and stay out of the unconditional calibration (which is exactly what it was without them)
+            shift = np.char.startswith(val.subject.astype(str), "calib")
+            own = ~shift
+            cal = uncertainty.fit_calibration(lifted.hypotheses[own], val.pose3d[own], det.occluded[own],
+                                              val_pred=None if lifted.pred is None else lifted.pred[own])
             train = load_splits(cfg.data, cfg.train.seed, with_test=False).train
             train_kp, train_conf = training_2d(train, cfg, ood.DENSITY_ROWS, model.detection_error)
             ood_model = ood.fit_ood_model(
                 train_kp, train_conf, val_keypoints=det.keypoints, val_confidence=det.confidence,
                 val_hyps=lifted.hypotheses, val_gt=val.pose3d, val_occluded=det.occluded, val_pred=lifted.pred,
-                val_gmm=lifted.gmm)
+                val_gmm=lifted.gmm, shift_rows=shift)
     out = uncertainty.uncertainty_summary(ds, cal)
-    out["calibration_source"] = (f"validation split ({len(val)} rows of the training subjects"
-                                 + (f", incl. {list(map(str, calibrate_with))}" if calibrate_with else "") + ")"
+    out["calibration_source"] = (f"validation split ({int(own.sum())} rows of the training subjects)"
+                                 + (f"; the score-conditional one also {int(shift.sum())} held-out-domain validation "
+                                    f"rows of {list(map(str, calibrate_with))}" if calibrate_with else "")
                                  if cal is not None else "none")
     if ood_model is not None:
         scored = ood.score_results(ood_model, ds)
