@@ -48,9 +48,18 @@ def _check_device(device: str) -> str:
 
 
 def cmd_data(args) -> int:
+    if args.what == "cmu_bvh":  # converts what the user already has; never downloads
+        from diffpose_viz.datasets.cmu_bvh import convert_cmu_bvh
+
+        if not args.source:
+            raise CLIError("data cmu_bvh: --from PATH is required (a folder or file of CMU SS_TT.bvh takes)")
+        convert_cmu_bvh(args.source, args.out_dir or "data/cache/cmu_bvh")
+        return 0
     if args.what != "demo":
-        raise CLIError(f"unknown dataset {args.what!r}; available: demo")
+        raise CLIError(f"unknown dataset {args.what!r}; available: demo, cmu_bvh")
     from diffpose_viz.datasets.demo import build_demo
+
+    args.out_dir = args.out_dir or "data/demo"
 
     build_demo(args.out_dir, args.cache_dir, force=args.force)  # logs its own summary
     return 0
@@ -252,8 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("data", help="build datasets (data demo: the embedded demo mocap)")
-    p.add_argument("what", choices=["demo"])
-    p.add_argument("--out-dir", default="data/demo")
+    p.add_argument("what", choices=["demo", "cmu_bvh"])
+    p.add_argument("--out-dir", default=None, help="default data/demo (demo), data/cache/cmu_bvh (cmu_bvh)")
+    p.add_argument("--from", dest="source", default=None, metavar="PATH",
+                   help="cmu_bvh: a folder or file of CMU takes you already have (SS_TT.bvh; subjects 01-10 refused)")
     p.add_argument("--cache-dir", default="data/cache")
     p.add_argument("--force", action="store_true", help="rebuild even if a valid file exists")
     _device_arg(p)

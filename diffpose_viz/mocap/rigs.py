@@ -130,7 +130,46 @@ BLENDER_METARIG = Rig(
     notes="Wrists are the forearm end sites; head_top extrapolated along neck->face.",
 )
 
-RIGS: dict[str, Rig] = {r.name: r for r in (LAFAN1, BANDAI, CMU_ASF, BLENDER_METARIG)}
+#: CMU takes as BVH, MotionBuilder-friendly conversion (B. Hahne "cmuconvert-mb2", una-dinosauria/cmu-mocap
+#: `NN_MM.bvh`): Y-up, CMU length units. Joints are named for where each CMU bone starts (LeftUpLeg = hip joint,
+#: LeftLeg = knee); the spine chain is LowerBack -> Spine -> Spine1 -> Neck -> Neck1 -> Head like the ASF bones
+#: lowerback, upperback, thorax, lowerneck, upperneck, head, so the mapping follows CMU_ASF.
+CMU_BVH_MB = Rig(
+    name="cmu_bvh_mb",
+    table={
+        "pelvis": {"LeftUpLeg": 0.5, "RightUpLeg": 0.5},
+        **_limbs({"hip": ("LeftUpLeg", "RightUpLeg"), "knee": ("LeftLeg", "RightLeg"),
+                  "ankle": ("LeftFoot", "RightFoot"), "shoulder": ("LeftArm", "RightArm"),
+                  "elbow": ("LeftForeArm", "RightForeArm"), "wrist": ("LeftHand", "RightHand")}),
+        "spine": {"Spine": 1.0},
+        "thorax": {"Neck": 1.0},
+        "neck_nose": {"Neck1": 0.5, "Head": 0.5},
+        "head_top": {"Head_end": 1.0},
+    },
+    notes="CMU bone end points as in CMU_ASF: Spine = lowerback end, Neck = thorax end, Head_end = head top.",
+)
+
+#: CMU takes as BVH, 3ds-Max-friendly conversion (yuki-koyama/bvh11 `131_0N.bvh`): Y-up, CMU length units
+#: (its `scaled_131_0N.bvh` copies are in metres). Joints are named for anatomical points (LeftHip, LeftKnee, ...);
+#: Chest2 -> Neck -> Head -> end site are about 9 cm each and the shoulders sit at Neck height.
+CMU_BVH_MAX = Rig(
+    name="cmu_bvh_3dsmax",
+    table={
+        "pelvis": {"LeftHip": 0.5, "RightHip": 0.5},
+        **_limbs({"hip": ("LeftHip", "RightHip"), "knee": ("LeftKnee", "RightKnee"),
+                  "ankle": ("LeftAnkle", "RightAnkle"), "shoulder": ("LeftShoulder", "RightShoulder"),
+                  "elbow": ("LeftElbow", "RightElbow"), "wrist": ("LeftWrist", "RightWrist")}),
+        "spine": {"Chest": 1.0},
+        "thorax": {"Neck": 1.0},
+        "neck_nose": {"Head": 1.0},
+        "head_top": {"Head_end": 1.0},
+    },
+    notes="Chest = lowerback end (about half-way up the trunk); Neck at shoulder height; Head_end = head top.",
+)
+
+RIGS: dict[str, Rig] = {r.name: r for r in (LAFAN1, BANDAI, CMU_ASF, BLENDER_METARIG, CMU_BVH_MB, CMU_BVH_MAX)}
+#: The rigs a CMU BVH converter accepts.
+CMU_BVH_RIGS: tuple[Rig, ...] = (CMU_BVH_MB, CMU_BVH_MAX)
 
 
 def auto_rig(joint_names: Sequence[str]) -> Rig:
