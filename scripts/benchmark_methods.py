@@ -7,6 +7,9 @@ exact command of every row, the hardware and the wall time.
     python scripts/benchmark_methods.py                                   # configs/bandai_cpu.yaml, ~1 h on 2 cores
     python scripts/benchmark_methods.py --config configs/smoke.yaml --out runs/bench_smoke   # a minute
     python scripts/benchmark_methods.py --dry-run                          # print the plan only
+    python scripts/benchmark_methods.py --no-ablations --settings detector+occlusion --leave-one-source-out \
+        --calibrate-with data/cache/unseen_views/data_3d_bandai17_val_views.npz \
+        --override "data.extra_train=[{path: data/cache/cmu_bvh/data_3d_cmu_bvh.npz, subjects: [cmu131], name: cmu}]"
 
 Every step is a `diffpose-viz` command run as a subprocess, so the table's commands are exactly what
 ran. Finished runs are reused (a run folder with best.pt is not retrained) unless --force.
@@ -26,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from diffpose_viz.config import to_dict
 from diffpose_viz.methods import METHODS, applicable, load_config, training_order
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,10 +58,12 @@ class Row:
     eval_s: float | None = None
     metrics: dict | None = None
     extra_metrics: dict = field(default_factory=dict)  # 'cross-body' / 'unseen views' -> metrics JSON
+    extra_auroc: dict = field(default_factory=dict)  # the same labels -> AUROC of the out-of-domain score
+    held_out: tuple[Path, list[str]] | None = None  # leave-one-source-out: the source's file and subjects
     error: str | None = None
 
 
-def plan(out: Path, ablations: bool, settings: list[str], cfg) -> list[Row]:
+def plan(out: Path, ablations: bool, settings: list[str], cfg, loso: bool = False) -> list[Row]:
     """The rows for the methods `cfg` can run (methods.applicable), stage 1 of each two-stage method first."""
 
     def overrides(method: str, slug: str, setting: str) -> list[str]:
@@ -73,6 +79,20 @@ def plan(out: Path, ablations: bool, settings: list[str], cfg) -> list[Row]:
         for method in training_order(applicable(cfg)):  # dependencies first: the official mode starts from the lifter
             rows.append(Row(setting, method, "main", out / "runs" / slug / method, overrides(method, slug, setting),
                             results=out / "results" / slug / f"{METHODS[method].model_name}.nc"))
+    if loso:  # leave one source of data.extra_train out: the lifter and DiffPose trained without it, tested on it
+        setting, slug = settings[0], SLUG[settings[0]]
+        sources = to_dict(cfg)["data"]["extra_train"]
+        for i, src in enumerate(sources):
+            keep = json.dumps([x for j, x in enumerate(sources) if j != i])
+            name = src.get("name") or Path(src["path"]).stem
+            lifter_dir = out / "runs" / slug / f"lifter_without_{name}"
+            for method, run_dir in (("lifter", lifter_dir), ("diffpose", out / "runs" / slug / f"diffpose_without_{name}")):
+                ov = [f"method={method}", *SETTINGS[setting], f"data.extra_train={keep}"]
+                if method == "diffpose":
+                    ov.append(f"{METHODS[method].lifter_checkpoint_key}={lifter_dir / 'best.pt'}")
+                rows.append(Row(setting, method, f"without source {name}", run_dir, ov,
+                                results=out / "results" / f"{slug}_loso" / f"{method}_without_{name}.nc",
+                                held_out=(Path(src["path"]).resolve(), list(src["subjects"]))))
     if not ablations:
         return rows
     setting, slug = settings[0], SLUG[settings[0]]
@@ -113,7 +133,7 @@ def run(cmd: list[str], log: Path) -> float:
 
 
 def execute(row: Row, config: Path, device: str, extra: list[str], force: bool, record: bool,
-            generalisation: Generalisation) -> None:
+            generalisation: Generalisation, calibrate_with: list[str] = ()) -> None:
     ckpt = row.run_dir / "best.pt"
     log = row.run_dir.parent / f"{row.run_dir.name}.log"
     if row.train_overrides:
@@ -123,23 +143,39 @@ def execute(row: Row, config: Path, device: str, extra: list[str], force: bool, 
         row.commands.append(_shown(cmd))
         if force or not ckpt.exists():
             row.train_s = run(cmd, log)
+    cal = [a for path in calibrate_with for a in ("--calibrate-with", str(path))]
     ev = _cli("evaluate", str(ckpt), "--out", str(row.results), "--device", device, "--no-progress", "--force",
-              *row.eval_args)
+              *row.eval_args, *cal)
     if record and row.variant == "main" and METHODS[row.method].has_trajectory:
         ev.append("--record-trajectory")
     row.commands.append(_shown(ev))
     row.eval_s = run(ev, log)
     row.metrics = json.loads(row.results.with_suffix(".metrics.json").read_text())
-    if row.variant != "main":
+    if row.variant != "main" and row.held_out is None:
         return
-    for label, (data, subjects) in generalisation.items():  # the same checkpoint on bodies / views never seen
+    sets = dict(generalisation)
+    if row.held_out is not None:
+        sets["held-out source"] = row.held_out
+    for label, (data, subjects) in sets.items():  # the same checkpoint on bodies / views / a source never seen
         res = row.results.with_name(f"{row.results.stem}_{label.replace(' ', '_')}.nc")
         ev = _cli("evaluate", str(ckpt), "--out", str(res), "--device", device, "--no-progress", "--force",
                   "--data", str(data),
-                  "--max-samples", "3000", *(["--subjects", *subjects] if subjects else []))
+                  "--max-samples", "3000", *(["--subjects", *subjects] if subjects else []), *cal)
         row.commands.append(_shown(ev))
         run(ev, log)
         row.extra_metrics[label] = json.loads(res.with_suffix(".metrics.json").read_text())
+        row.extra_auroc[label] = _auroc(row.results, res)
+
+
+def _auroc(in_domain: Path, other: Path) -> float | None:
+    """AUROC of the out-of-domain score: in-domain test rows against the other set's rows (None without it)."""
+    from diffpose_viz.evaluation.results import load_results
+    from diffpose_viz.ood import auroc
+
+    a, b = load_results(in_domain), load_results(other)
+    if "ood_score" not in a or "ood_score" not in b:
+        return None
+    return auroc(a["ood_score"].values, b["ood_score"].values)
 
 
 def hardware(device: str) -> str:
@@ -176,11 +212,14 @@ def table(rows: list[Row], config: Path, device: str, wall: float) -> str:
              "- Cross-body: bodies never seen in training (other people's motion capture); unseen views: the test "
              "subjects from four new cameras (`scripts/unseen_views.py`). Ratio = their P1 / in-domain P1. Spread r: "
              "Pearson r of per-joint hypothesis spread and error (N > 1). 90 % cal.: coverage of the validation-"
-             "calibrated 90 % interval on test (docs/RESULTS_SCHEMA.md).",
+             "calibrated 90 % interval on test (docs/RESULTS_SCHEMA.md); cond.: the score-conditional (normalised) "
+             "one, in-domain / cross-body / unseen views / held-out source. AUROC: the out-of-domain score, in-domain "
+             "test rows against cross-body / unseen-view / held-out-source rows. Leave-one-source-out rows are trained "
+             "without one `data.extra_train` source and tested on it (P1 there; ratio to their in-domain P1).",
              "", "| setting | method | variant | P1 | P2 | J-Agg P1 | P-Best P1 (oracle) | J-Best P1 (oracle) | PCK | "
-             "AUC | P1 occluded joints | P1 cross-body (ratio) | P2 cross-body | P1 unseen views (ratio) | spread r | "
-             "90 % cal. | train s | eval s | commands |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "AUC | P1 occluded joints | P1 cross-body (ratio) | P2 cross-body | P1 unseen views (ratio) | "
+             "P1 held-out source (ratio) | spread r | 90 % cal. | 90 % cond. | AUROC | train s | eval s | commands |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         m = r.metrics or {}
         mh = m.get("multi_hypothesis_P1_mm_action_wise", {})
@@ -198,13 +237,24 @@ def table(rows: list[Row], config: Path, device: str, wall: float) -> str:
 
         unc = m.get("uncertainty") or {}
         cal = (unc.get("coverage_calibrated") or {}).get("90")
+        labels = ("cross-body", "unseen views", "held-out source")
+
+        def cond(metrics: dict) -> str:
+            v = (((metrics.get("uncertainty") or {}).get("ood") or {}).get("coverage_conditional") or {})
+            v = (v.get("normalised") or {}).get("90")
+            return "—" if v is None else f"{100 * v:.0f}"
+
+        conds = " / ".join([cond(m), *(cond(r.extra_metrics[k]) for k in labels if k in r.extra_metrics)])
+        aurocs = " / ".join(fmt(r.extra_auroc.get(k), 2) for k in labels if k in r.extra_auroc) or "—"
         lines.append(f"| {r.setting} | {r.method} | {r.variant} | {fmt(p1)} | "
                      f"{fmt(m.get('P2_mm_action_wise'))} | {fmt(mh.get('J-Agg'))} | {fmt(mh.get('P-Best (ORACLE)'))} | "
                      f"{fmt(mh.get('J-Best (ORACLE)'))} | {fmt(m.get('PCK150_14joints_pct'))} | "
                      f"{fmt(m.get('AUC_14joints_pct'))} | {fmt(m.get('P1_mm_occluded_joints'))} | "
                      f"{general('cross-body')} | {general('cross-body', 'P2_mm_action_wise', False)} | "
-                     f"{general('unseen views')} | {fmt((unc.get('correlation') or {}).get('pearson'), 2)} | "
-                     f"{'—' if cal is None else f'{100 * cal:.0f} %'} | {fmt(r.train_s, 0)} | {fmt(r.eval_s, 0)} | {cmds} |")
+                     f"{general('unseen views')} | {general('held-out source')} | "
+                     f"{fmt((unc.get('correlation') or {}).get('pearson'), 2)} | "
+                     f"{'—' if cal is None else f'{100 * cal:.0f} %'} | {conds} | {aurocs} | {fmt(r.train_s, 0)} | "
+                     f"{fmt(r.eval_s, 0)} | {cmds} |")
     return "\n".join(lines) + "\n"
 
 
@@ -224,6 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cross-body-subjects", nargs="+", default=["lafan_a", "lafan_b", "metarig", "cmu01"])
     ap.add_argument("--unseen-views", default="data/cache/unseen_views/data_3d_bandai17_unseen_views.npz",
                     help="the test subjects from new cameras (scripts/unseen_views.py); skipped when missing")
+    ap.add_argument("--calibrate-with", action="append", default=[], metavar="DATA_3D",
+                    help="passed to every evaluate: validation rows of a held-out domain choose the conditional "
+                         "calibration's slope (e.g. data/cache/unseen_views/data_3d_bandai17_val_views.npz)")
+    ap.add_argument("--leave-one-source-out", action="store_true",
+                    help="add lifter and DiffPose rows trained without each data.extra_train source, tested on it")
     args = ap.parse_args(argv)
     generalisation: Generalisation = {}  # other people's mocap; the test styles from four new cameras
     if Path(args.cross_body).exists():
@@ -233,7 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     config, out = Path(args.config).resolve(), Path(args.out).resolve()
     if not config.exists():
         ap.error(f"--config {config} does not exist")
-    rows = plan(out, not args.no_ablations, args.settings, load_config(config))
+    cfg = load_config(config, args.override)
+    if args.leave_one_source_out and not cfg.data.extra_train:
+        ap.error("--leave-one-source-out needs data.extra_train sources (in the config or an --override)")
+    rows = plan(out, not args.no_ablations, args.settings, cfg, args.leave_one_source_out)
     t0 = time.perf_counter()
     for i, r in enumerate(rows, 1):
         label = f"[{i}/{len(rows)}] {r.setting} / {r.method} / {r.variant}"
@@ -242,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(label, flush=True)
         try:
-            execute(r, config, args.device, args.override, args.force, args.record_trajectory, generalisation)
+            execute(r, config, args.device, args.override, args.force, args.record_trajectory, generalisation,
+                    args.calibrate_with)
             m = r.metrics
             print(f"    P1 {m['P1_mm_action_wise']:.1f} mm, P2 {m['P2_mm_action_wise']:.1f} mm "
                   f"(train {fmt(r.train_s, 0)} s, eval {fmt(r.eval_s, 0)} s)", flush=True)
