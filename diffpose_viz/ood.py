@@ -370,15 +370,17 @@ def fit_score_calibration(hyps: np.ndarray, gt: np.ndarray, occluded: np.ndarray
                           pred: np.ndarray | None = None, n_bins: int = MONDRIAN_BINS,
                           **kwargs) -> ScoreCalibration:
     """Fit on VALIDATION rows: `fit_rows` (bool (S,)) fix the slope / bin edges, the others the conformal
-    quantiles (default: alternate rows). `shift_rows` (bool (S,)): validation rows of a held-out domain (the
-    training subjects' held-out takes through held-out cameras, a held-out source); they are left out of the
-    normalised conformal quantiles and choose its slope instead: the smallest slope >= the least-squares one
-    at which they are covered at RADIUS_LEVEL (an in-domain slope is attenuated: the score is a noisy proxy of the
+    quantiles (default: alternate rows). `shift_rows` ((S,) bool, or int: 0 in domain, k > 0 held-out domain k):
+    validation rows of held-out domains (the training subjects' held-out takes through held-out cameras, on other
+    bodies, a held-out source); they are left out of the normalised conformal quantiles and choose its slope
+    instead: the smallest slope >= the least-squares one at which every held-out domain is covered at
+    RADIUS_LEVEL (an in-domain slope is attenuated: the score is a noisy proxy of the
     shift). Mondrian bins pool them with the rest. kwargs go to `uncertainty.fit_calibration`."""
     h = np.asarray(hyps, np.float64)
     score = np.asarray(score, np.float64)
     p = h.mean(1) if pred is None else np.asarray(pred, np.float64)
-    shift = np.zeros(len(h), bool) if shift_rows is None else np.asarray(shift_rows, bool)
+    domain = np.zeros(len(h), np.int64) if shift_rows is None else np.asarray(shift_rows).astype(np.int64)
+    shift = domain > 0
     a = ((np.arange(len(h)) % 2 == 0) if fit_rows is None else np.asarray(fit_rows, bool)) & ~shift
     b = ~a & ~shift
     occ = None if occluded is None else np.asarray(occluded, bool)
@@ -395,7 +397,8 @@ def fit_score_calibration(hyps: np.ndarray, gt: np.ndarray, occluded: np.ndarray
             for k in np.arange(slope, MAX_SLOPE + 1e-9, SLOPE_STEP):
                 cal = fit(float(k))
                 c = ScoreCalibration("normalised", [cal], slope=float(k))
-                if c.coverage(spread[shift], err[shift], sub(occ, shift), score[shift], [level])[level] >= level:
+                if all(c.coverage(spread[d], err[d], sub(occ, d), score[d], [level])[level] >= level
+                       for d in (domain == i for i in np.unique(domain[shift]))):  # every held-out domain
                     break
             slope = float(k)
         return ScoreCalibration("normalised", [cal], slope=slope)
@@ -450,11 +453,11 @@ def fit_ood_model(train_keypoints: np.ndarray, train_confidence: np.ndarray | No
     h = np.asarray(val_hyps, np.float64)
     pred = h.mean(1) if val_pred is None else np.asarray(val_pred, np.float64)
     raw = raw_components(density, val_keypoints, val_confidence, pred, h, val_gmm)
-    shift = np.zeros(len(h), bool) if shift_rows is None else np.asarray(shift_rows, bool)
+    shift = np.zeros(len(h), bool) if shift_rows is None else np.asarray(shift_rows).astype(np.int64) > 0
     even = (np.arange(len(h)) % 2 == 0) & ~shift
     scorer = fit_scorer(density, {k: v[even] for k, v in raw.items()})
     score, _ = scorer.score(raw)
-    common = dict(fit_rows=even, shift_rows=shift, levels=levels, pred=pred)
+    common = dict(fit_rows=even, shift_rows=shift_rows, levels=levels, pred=pred)
     normalised = fit_score_calibration(h, val_gt, val_occluded, score, kind="normalised", **common)
     try:
         mondrian = fit_score_calibration(h, val_gt, val_occluded, score, kind="mondrian", **common)

@@ -171,3 +171,18 @@ def test_held_out_domain_validation_rows_choose_the_slope_when_the_score_is_nois
     s_in = rng.normal(0.0, 1.0, 2000)
     test_in = shifted(2000, s_in, 9)
     assert cov90(held, *test_in, noisy(s_in)) > 0.88  # in domain it only widens
+
+
+def test_every_held_out_domain_is_covered_not_just_their_pool():
+    rng = np.random.default_rng(3)
+    s_val, s1, s2 = rng.normal(0.0, 1.0, 2000), rng.normal(1.0, 0.3, 1500), rng.normal(3.0, 0.3, 300)
+    noisy = lambda s: s + rng.normal(0.0, 1.0, len(s))  # noqa: E731
+    parts = [shifted(len(s), s, seed) for s, seed in ((s_val, 10), (s1, 11), (s2, 12))]
+    hyps, gt = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    score = np.concatenate([noisy(s_val), noisy(s1), noisy(s2)])
+    domain = np.r_[np.zeros(2000, int), np.ones(1500, int), np.full(300, 2)]
+    pooled = ood.fit_score_calibration(hyps, gt, None, score, shift_rows=domain > 0, by_occlusion=False)
+    each = ood.fit_score_calibration(hyps, gt, None, score, shift_rows=domain, by_occlusion=False)
+    small = domain == 2
+    assert each.slope >= pooled.slope
+    assert cov90(each, hyps[small], gt[small], score[small]) >= 0.9

@@ -236,8 +236,11 @@ def _uncertainty(model: LoadedModel, ds, *, n_hypotheses: int, n_steps: int, bat
                           n_hypotheses=n_hypotheses, n_steps=n_steps, batch_size=batch_size, amp=amp)
             # rows of --calibrate-with files are a held-out domain: they choose the conditional calibration's slope
             # and stay out of the unconditional calibration (which is exactly what it was without them)
-            shift = np.char.startswith(val.subject.astype(str), "calib")
-            own = ~shift
+            subject = val.subject.astype(str)
+            domain = np.zeros(len(val), np.int64)  # 0: the training data's own validation rows; i + 1: file i
+            for i in range(len(calibrate_with)):
+                domain[np.char.startswith(subject, f"calib{i}:")] = i + 1
+            shift, own = domain > 0, domain == 0
             cal = uncertainty.fit_calibration(lifted.hypotheses[own], val.pose3d[own], det.occluded[own],
                                               val_pred=None if lifted.pred is None else lifted.pred[own])
             train = load_splits(cfg.data, cfg.train.seed, with_test=False).train
@@ -245,7 +248,7 @@ def _uncertainty(model: LoadedModel, ds, *, n_hypotheses: int, n_steps: int, bat
             ood_model = ood.fit_ood_model(
                 train_kp, train_conf, val_keypoints=det.keypoints, val_confidence=det.confidence,
                 val_hyps=lifted.hypotheses, val_gt=val.pose3d, val_occluded=det.occluded, val_pred=lifted.pred,
-                val_gmm=lifted.gmm, shift_rows=shift)
+                val_gmm=lifted.gmm, shift_rows=domain)
     out = uncertainty.uncertainty_summary(ds, cal)
     out["calibration_source"] = (f"validation split ({int(own.sum())} rows of the training subjects)"
                                  + (f"; the score-conditional one also {int(shift.sum())} held-out-domain validation "
