@@ -61,7 +61,17 @@ def test_smoke_train_evaluate_sample(tiny_data, tmp_path):  # noqa: F811
     out = cli("sample", str(run / "best.pt"), "--input", str(tmp_path / "kp.json"), "--image-size", "1000", "1002",
               "--out", str(tmp_path / "mine.nc"), "--hypotheses", "2")
     mine = load_results(tmp_path / "mine.nc")
-    assert mine.sizes["sample"] == 2 and "gt" not in mine
+    assert mine.sizes["sample"] == 2 and "gt" not in mine and "ood_score" not in mine
+    # the same with the out-of-domain model evaluate stored: score, flag and radius join the user's results
+    out = cli("sample", str(run / "best.pt"), "--input", str(tmp_path / "kp.json"), "--image-size", "1000", "1002",
+              "--out", str(tmp_path / "mine_ood.nc"), "--hypotheses", "2",
+              "--calibration", str(res.with_suffix(".metrics.json")))
+    assert "out of domain:" in out.stdout
+    assert {"ood_score", "ood_flag", "radius"} <= set(load_results(tmp_path / "mine_ood.nc").data_vars)
+    (tmp_path / "plain.json").write_text("{}")
+    proc = cli("sample", str(run / "best.pt"), "--input", str(tmp_path / "kp.json"), "--image-size", "1000", "1002",
+               "--out", str(tmp_path / "x.nc"), "--calibration", str(tmp_path / "plain.json"), check=False)
+    assert proc.returncode == 1 and "no uncertainty -> ood -> model" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_clear_errors(tmp_path):
