@@ -145,16 +145,19 @@ def cmd_sample(args) -> int:
     if args.center is not None and not all(map(math.isfinite, args.center)):
         raise CLIError(f"--center: expected finite pixel coordinates CX CY, found {args.center[0]} {args.center[1]}")
     kp17, conf17, fmt = load_keypoints_h36m17(args.input, args.format)
+    ood_model = None
+    if args.calibration:  # a wrong file is refused before the lift
+        from diffpose_viz.evaluation.ood_file import annotate, load_ood_model
+
+        ood_model = load_ood_model(args.calibration, args.checkpoint)
     cam = default_camera(w, h, args.focal, args.center)
     model = load_model(args.checkpoint, _check_device(args.device))
     ds = lift_2d(model, kp17, cam, confidence=conf17, std_px=args.std_px, n_hypotheses=args.hypotheses,
                  n_steps=args.steps, record_trajectory=args.record_trajectory,
                  dataset=f"{Path(args.input).name} ({fmt})")
     ood_line = None
-    if args.calibration:
-        from diffpose_viz.evaluation.ood_file import annotate, load_ood_model
-
-        ds, ood_line = annotate(ds, load_ood_model(args.calibration, args.checkpoint))
+    if ood_model is not None:
+        ds, ood_line = annotate(ds, ood_model)
     write_results(ds, args.out)
     n_missing = int(ds["missing"].values.sum()) if "missing" in ds else 0
     print(f"lifted {len(kp17) - n_missing} of {len(kp17)} frames ({fmt} -> H36M-17) with {ds.sizes['hypothesis']} "

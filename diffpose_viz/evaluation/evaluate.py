@@ -165,7 +165,6 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", n_
     summary["uncertainty"], ds = _uncertainty(model, ds, n_hypotheses=part.n_hypotheses, n_steps=part.n_steps,
                                               batch_size=batch_size, amp=amp, enabled=calibrate and not info.enabled,
                                               training_data=training_data, calibrate_with=calibrate_with or ())
-    write_results(ds, out)
     summary.update(checkpoint=str(checkpoint), results=str(out), device=str(dev), world_size=info.world_size,
                    wall_s=round(time.perf_counter() - t0, 2))
     metrics_path = metrics_path_for(out)
