@@ -171,6 +171,17 @@ def cmd_sample(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.train:
+        from diffpose_viz.training.bench import DEFAULT_ROWS, run_train_bench
+
+        overrides = list(args.override) + ([f"train.amp={args.amp}"] if args.amp != "none" else [])
+        run_train_bench(config=args.config, overrides=overrides, rows=args.rows or DEFAULT_ROWS, sizes=args.sizes,
+                        device=_check_device(args.device), steps=args.train_steps, warmup=args.warmup,
+                        batch_size=args.batch_size, official_code=args.official_code, prep_rows=args.prep_rows,
+                        out=args.out)
+        return 0
+    if args.config or args.override:
+        raise CLIError("bench: --config and --override belong to the training benchmark (add --train)")
     from diffpose_viz.bench import parse_tile, parse_workers, run_bench
 
     run_bench(device=_check_device(args.device), hypotheses=args.hypotheses, steps=args.steps,
@@ -350,6 +361,23 @@ def build_parser() -> argparse.ArgumentParser:
                    "torch's thread count)")
     p.add_argument("--amp", choices=["none", "bf16"], default="none", help="bf16: networks under autocast")
     p.add_argument("--out", default=None, help="also write the table as JSON")
+    g = p.add_argument_group("training benchmark (--train)")
+    g.add_argument("--train", action="store_true", help="time training steps instead of the sampler "
+                   "(docs/BENCHMARKS.md, 'Training throughput')")
+    g.add_argument("--config", default=None, help="train on this config's data and network (default: synthetic rows, "
+                   "the CPU configs' 64 x 3 network)")
+    g.add_argument("--override", action="append", default=[], help="key=value on the config (e.g. train.amp=bf16, "
+                   "train.threads=2, train.compile=true)")
+    g.add_argument("--rows", nargs="+", default=None, help="lifter, diffpose, official, video_lifter_T<T> (default: "
+                   "all three frame rows and the video lifter at T = 9, 27, 81)")
+    g.add_argument("--sizes", nargs="+", default=["cpu"], choices=["cpu", "paper"])
+    g.add_argument("--train-steps", type=int, default=5, help="timed steps per row (medians are reported)")
+    g.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    g.add_argument("--batch-size", type=int, default=None, help="instead of the row's batch")
+    g.add_argument("--prep-rows", type=int, default=20000, help="with --config: training rows the data preparation "
+                   "is timed on (evenly thinned)")
+    g.add_argument("--official-code", default=None, help="a checkout of the released DiffPose code "
+                   "(github.com/GONGJIA0208/Diffpose): its GCNdiff and GCNpose training steps side by side")
     _device_arg(p)
     p.set_defaults(func=cmd_bench)
 

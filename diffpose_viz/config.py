@@ -145,6 +145,19 @@ class TrainConfig:
     val_hypotheses: int = 2  # diffusion methods: hypotheses per validation frame
     log_every: int = 50
     progress: bool = True  # progress display, rank 0 only (a bar on a terminal, a line every 30 s otherwise)
+    # Speed (docs/BENCHMARKS.md, "Training throughput"; diffpose_viz/training/perf.py). amp 'bf16': the networks
+    # under bf16 autocast (weights, optimiser state, diffusion state and loss stay float32), CPUs with bf16
+    # instructions or a GPU; it changes the numbers, so it is opt-in. threads: intra-op threads of this process
+    # (null: torch's default; 1 when several runs share a small machine). compile: torch.compile the network
+    # (opt-in; one line and eager mode where unavailable).
+    amp: Literal["none", "bf16"] = "none"
+    threads: int | None = None
+    compile: bool = False
+    # Video windows only: train on the windows centred on every window_stride-th frame of a sequence instead of
+    # on every frame. With the seq2seq loss over all T frames (video_lifter), window_stride = model.frames tiles
+    # each sequence with non-overlapping windows, as MixSTE trains: every frame is still supervised once per
+    # epoch, with T times fewer windows. Changes the data order and the epoch length, so it is opt-in.
+    window_stride: int = 1
 
 
 @dataclass
@@ -259,6 +272,12 @@ def validate(cfg: ExperimentConfig, source: str = "config") -> None:
         bad("train.max_steps", f"expected null or an integer >= 1, found {cfg.train.max_steps}")
     if cfg.train.batch_size < 1:
         bad("train.batch_size", f"expected an integer >= 1, found {cfg.train.batch_size}")
+    if cfg.train.threads is not None and cfg.train.threads < 1:
+        bad("train.threads", f"expected null or an integer >= 1, found {cfg.train.threads}")
+    if cfg.train.window_stride < 1:
+        bad("train.window_stride", f"expected an integer >= 1, found {cfg.train.window_stride}")
+    if cfg.train.amp not in ("none", "bf16"):
+        bad("train.amp", f"expected 'none' or 'bf16', found {cfg.train.amp!r}")
     for key in ("lr", "grad_clip"):
         if not getattr(cfg.train, key) > 0:
             bad(f"train.{key}", f"expected a number > 0, found {getattr(cfg.train, key)}")

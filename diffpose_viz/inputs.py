@@ -330,6 +330,35 @@ def window_indices(poses: PoseSet, frames: int) -> np.ndarray:
     return sequence_windows(key, poses.frame, frames)
 
 
+def strided_centres(sequence_id: np.ndarray, frame: np.ndarray, frames: int, stride: int) -> np.ndarray:
+    """Sorted row indices of the windows centred on every `stride`-th frame of each sequence (positions
+    stride // 2, stride // 2 + stride, ...), plus the centre that covers a sequence's tail when the last of
+    them does not (its window reaches the last frame). stride = frames tiles a sequence with non-overlapping
+    windows, as MixSTE trains its seq2seq loss; stride 1 is every row."""
+    n = len(sequence_id)
+    if stride <= 1 or n == 0:
+        return np.arange(n)
+    order = np.lexsort((frame, sequence_id))
+    sorted_key = np.asarray(sequence_id)[order]
+    starts = np.r_[0, np.flatnonzero(sorted_key[1:] != sorted_key[:-1]) + 1]
+    lengths = np.diff(np.r_[starts, n])
+    pos = np.arange(n) - np.repeat(starts, lengths)
+    keep = pos % stride == stride // 2
+    half = frames // 2
+    for s, length in zip(starts, lengths):  # one iteration per sequence, not per row
+        centres = np.arange(stride // 2, length, stride)
+        last = centres[-1] if len(centres) else -(half + 1)
+        if last + half < length - 1:
+            keep[s + max(length - 1 - half, 0)] = True
+    return np.sort(order[keep])
+
+
+def window_centres(poses: PoseSet, frames: int, stride: int) -> np.ndarray:
+    """`strided_centres` over the (subject, action, camera) sequences of a PoseSet."""
+    key = np.char.add(np.char.add(poses.sequence_key, "|"), poses.camera.astype(str))
+    return strided_centres(key, poses.frame, frames, stride)
+
+
 @dataclass
 class WindowedRows:
     """Rows to score and the rows their windows read. `poses` holds both (the scored rows and their window

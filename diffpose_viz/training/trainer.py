@@ -43,6 +43,7 @@ from diffpose_viz.initialization.pose_init import PoseGMM
 from diffpose_viz.inputs import InputError
 from diffpose_viz.methods import LoadedModel, Method, TrainBatch, check_config
 from diffpose_viz.progress import Progress
+from diffpose_viz.training import perf
 from diffpose_viz.training.ema import EMA
 
 log = logging.getLogger(__name__)
@@ -67,9 +68,31 @@ class SplitTensors:
     windows: torch.Tensor | None  # (N,T) row indices (video context)
     gmm: PoseGMM | None
     scored: np.ndarray | None = None  # rows validation scores (None: all); the others only feed video windows
+    centres: torch.Tensor | None = None  # training rows batches are drawn from (None: all; train.window_stride)
 
     def __len__(self) -> int:
         return len(self.pose3d)
+
+    @property
+    def n_centres(self) -> int:
+        return len(self) if self.centres is None else len(self.centres)
+
+
+def make_batch(data: SplitTensors, idx: torch.Tensor, method: Method, schedule, noise_gen: torch.Generator,
+               cfg: ExperimentConfig) -> TrainBatch:
+    """The training batch of rows idx: targets, network input (windows gathered), H_K when the loss reads it."""
+    gmm = data.gmm.select(idx) if method.hk_at_training else None
+    window_targets = None if data.windows is None else data.pose3d[data.windows[idx]]
+    return TrainBatch(data.pose3d[idx], gather_cond(data.cond, idx, data.windows), gmm, schedule, noise_gen, cfg,
+                      window_targets)
+
+
+def apply_update(net: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA, grad_clip: float) -> torch.Tensor:
+    """After backward: clip the gradient norm, take the optimiser step, update the EMA; returns the norm."""
+    gnorm = nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+    optimizer.step()
+    ema.update(net)
+    return gnorm
 
 
 def prepare_split(cfg: ExperimentConfig, poses, split: str, prior, device: torch.device, *,
@@ -100,8 +123,12 @@ def prepare_split(cfg: ExperimentConfig, poses, split: str, prior, device: torch
         depth = method.hk_depth(cfg, extras or {}, torch.as_tensor(cond), det.occluded)
         gmm = inputs.build_hk(det, intrinsics, prior, cfg.init, seed=inputs.SPLIT_SEEDS[split],
                               device=device, cache=cache, progress=progress, depth=depth)
+    centres = None
+    if windows is not None and split == "train" and cfg.train.window_stride > 1:
+        centres = torch.as_tensor(inputs.window_centres(poses, cfg.model.frames, cfg.train.window_stride),
+                                  device=device)
     return SplitTensors(poses, det, torch.as_tensor(poses.pose3d, device=device),
-                        torch.as_tensor(cond, device=device), windows, gmm, scored)
+                        torch.as_tensor(cond, device=device), windows, gmm, scored, centres)
 
 
 @dataclass
@@ -147,6 +174,7 @@ class Trainer:
             self._claim_out_dir()
             if not self.resume:
                 save_config(cfg, self.out_dir / "config.yaml")
+        self.threads = perf.apply_threads(cfg.train.threads)
         _seed_everything(cfg.train.seed)
         splits = inputs.load_splits(cfg.data, cfg.train.seed, with_test=False)
         if len(splits.train) == 0:
@@ -185,6 +213,8 @@ class Trainer:
             if info.enabled:
                 ids = [self.device.index] if self.device.type == "cuda" else None
                 self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+            self.amp = perf.resolve_amp(cfg.train.amp, self.device)
+            self.model = perf.forward_module(self.model, self.device, self.amp, cfg.train.compile)
             self.ema = EMA(self.net, cfg.train.ema_decay)
             self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.train.lr)
             self.n_params = sum(p.numel() for p in self.net.parameters())
@@ -253,11 +283,7 @@ class Trainer:
     # ------------------------------------------------------------------ losses
     def _loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, MPJPE in mm of the clean-pose estimate) for the rows idx."""
-        data = self.train_data
-        gmm = data.gmm.select(idx) if self.method.hk_at_training else None
-        window_targets = None if data.windows is None else data.pose3d[data.windows[idx]]
-        batch = TrainBatch(data.pose3d[idx], gather_cond(data.cond, idx, data.windows), gmm, self.schedule,
-                           self.noise_gen, self.cfg, window_targets)
+        batch = make_batch(self.train_data, idx, self.method, self.schedule, self.noise_gen, self.cfg)
         return self.method.loss(self.model, batch)
 
     # ------------------------------------------------------------------ validation
@@ -336,7 +362,8 @@ class Trainer:
             self._log({"step": 0, "val_mpjpe_mm": val})
             self._checkpoint(val)
             return self._result(t_start)
-        n = len(self.train_data)
+        n = self.train_data.n_centres
+        centres = self.train_data.centres
         per_rank = max(cfg.train.batch_size // info.world_size, 1)
         shard_len = len(ddp.shard_indices(np.arange(n), info.rank, info.world_size))
         n_batches = max(shard_len // per_rank, 1)
@@ -357,15 +384,16 @@ class Trainer:
             order = ddp.shard_indices(ddp.epoch_permutation(n, cfg.train.seed, self.epoch), info.rank,
                                       info.world_size)
             order_t = torch.as_tensor(order, device=self.device)
+            if centres is not None:  # train.window_stride: positions into the strided window centres
+                order_t = centres[order_t]
             while self.batch_in_epoch < n_batches:
                 b = self.batch_in_epoch
                 idx = order_t[b * per_rank:(b + 1) * per_rank]
-                loss, err = self._loss(idx)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                gnorm = nn.utils.clip_grad_norm_(self.net.parameters(), cfg.train.grad_clip)
-                self.optimizer.step()
-                self.ema.update(self.net)
+                with perf.memory_guard(len(idx), self.device):
+                    loss, err = self._loss(idx)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    gnorm = apply_update(self.net, self.optimizer, self.ema, cfg.train.grad_clip)
                 self.step += 1
                 self.batch_in_epoch += 1
                 ld = loss.detach().double()
