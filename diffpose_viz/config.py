@@ -158,6 +158,10 @@ class TrainConfig:
     # each sequence with non-overlapping windows, as MixSTE trains: every frame is still supervised once per
     # epoch, with T times fewer windows. Changes the data order and the epoch length, so it is opt-in.
     window_stride: int = 1
+    # Two-stage diffpose: encode every training row with the frozen phi_ST once (f_ST kept on the device) instead
+    # of in every step. Same input to every step up to float rounding (matrix-product kernels round by a row's
+    # position in the batch: up to ~4e-7 m in phi_ST's pose channels); false recomputes it per step as before.
+    cache_context: bool = True
 
 
 @dataclass

@@ -57,6 +57,7 @@ class TrainBatch:
     noise_gen: torch.Generator
     cfg: ExperimentConfig
     x0_window: torch.Tensor | None = None  # (B,T,17,3) targets of every frame of each row's window (video)
+    encoded: bool = False  # cond is already the network's frozen encoding of the 2D (Method.frozen_context)
 
 
 class Method:
@@ -131,6 +132,13 @@ class Method:
                        device: torch.device) -> dict[str, Any]:
         """Live objects predict() needs, rebuilt from `training_extras`' payload."""
         return {}
+
+    def frozen_context(self, net: nn.Module, cond: torch.Tensor, windows: torch.Tensor | None,
+                       batch: int = 1024) -> torch.Tensor | None:
+        """The per-row encoding of the 2D input by a frozen part of `net`, computed once for every training row
+        (then batches carry it with `encoded=True` and the frozen part never runs again), or None when the
+        network has no frozen part that reads the 2D."""
+        return None
 
     # ------------------------------------------------------------------ train / predict
     def loss(self, model: nn.Module, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:

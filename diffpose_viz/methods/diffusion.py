@@ -90,7 +90,7 @@ class DiffusionMethod(Method):
         else:
             t = torch.randint(0, K, (B,), generator=batch.noise_gen, device=x0.device)
         fs = self.forward_sample(batch, t)
-        out = model(fs.h_t, t, batch.cond)
+        out = model(fs.h_t, t, batch.cond, encoded=True) if batch.encoded else model(fs.h_t, t, batch.cond)
         if cfg.diffusion.prediction == "x0":
             if cfg.diffusion.loss == "mpjpe":
                 loss = torch.linalg.vector_norm((out - x0)[:, 1:], dim=-1).mean()

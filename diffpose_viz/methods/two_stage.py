@@ -96,8 +96,9 @@ class ContextDiffusionNetwork(nn.Module):
             pose, feats = self.phi_st.forward_with_features(frame)
         return torch.cat([feats, pose.to(feats.dtype), masked_2d_features(frame).to(feats.dtype)], -1)
 
-    def forward(self, h_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return self.denoiser(h_t, t, self.encode(cond))
+    def forward(self, h_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, encoded: bool = False) -> torch.Tensor:
+        """`encoded`: cond is already f_ST = encode(2D) (the trainer computes it once per row: phi_ST is frozen)."""
+        return self.denoiser(h_t, t, cond if encoded else self.encode(cond))
 
 
 def freeze(net: nn.Module) -> nn.Module:
@@ -264,6 +265,19 @@ class TwoStageDiffPose(DiffusionMethod):
         occ = np.asarray(occluded, bool)
         z_std = np.where(occ, spread["std_occluded"].numpy()[None], spread["std_visible"].numpy()[None])
         return z_mean, z_std
+
+    @torch.no_grad()
+    def frozen_context(self, net: nn.Module, cond: torch.Tensor, windows: torch.Tensor | None,
+                       batch: int = 1024) -> torch.Tensor:
+        """f_ST of every training row, once: phi_ST is frozen and deterministic (eval mode), so encoding each row
+        once instead of in every step of every epoch gives the training step the same input up to float rounding
+        (a matrix product rounds a row by its position in the batch). Chunks of `batch` rows (the training batch;
+        the last one padded with repeated rows) keep the kernels the step would use."""
+        n, parts = len(cond), []
+        for s in range(0, n, batch):
+            idx = torch.arange(s, s + batch, device=cond.device).clamp_max(n - 1)
+            parts.append(net.encode(cond[idx] if windows is None else cond[windows[idx]]).float()[:min(batch, n - s)])
+        return torch.cat(parts) if parts else cond.new_zeros((0, N_JOINTS, 0))
 
     def start_state(self, model: LoadedModel, context: torch.Tensor) -> torch.Tensor | None:
         """start_from 'context': phi_ST's pose (the f_ST pose channels), as the official code starts its chain

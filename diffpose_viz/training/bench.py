@@ -79,6 +79,7 @@ class TrainBenchRow:
     achieved_gflops: float  # over forward + backward time
     pct_fp32_peak: float
     pct_bf16_peak: float
+    context_cache_s: float = 0.0  # once per run: the frozen phi_ST's f_ST of every row (two-stage diffpose)
 
 
 @dataclass
@@ -252,6 +253,9 @@ def time_steps(method, cfg: ExperimentConfig, data: SplitTensors, device: torch.
     noise_gen = torch.Generator(device=device).manual_seed(cfg.train.seed * 1000)
     B = min(cfg.train.batch_size, len(data))
     n = len(data)
+    t_cache = {}
+    if cfg.train.cache_context:  # as the trainer does
+        data.context = _timed(t_cache, "s", lambda: method.frozen_context(net, data.cond, data.windows, B), device)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(0)).to(device)
 
     def one_step(i: int, times: dict | None = None):
@@ -286,7 +290,8 @@ def time_steps(method, cfg: ExperimentConfig, data: SplitTensors, device: torch.
                          sum(p.numel() for p in net.parameters()), B, amp, torch.get_num_threads(), compile_net, steps,
                          B / step, B * supervised / step, 1000 * step, _median_ms(per["batch"]),
                          _median_ms(per["forward"]), _median_ms(per["backward"]), _median_ms(per["optimizer"]), flops,
-                         gflops, 100 * gflops / fp32, 100 * gflops / bf16 if bf16 else float("nan"))
+                         gflops, 100 * gflops / fp32, 100 * gflops / bf16 if bf16 else float("nan"),
+                         t_cache.get("s", 0.0) if data.context is not None else 0.0)
 
 
 def _fwd_bwd(method, fwd, data, idx, schedule, noise_gen, cfg, optimizer) -> None:

@@ -69,6 +69,7 @@ class SplitTensors:
     gmm: PoseGMM | None
     scored: np.ndarray | None = None  # rows validation scores (None: all); the others only feed video windows
     centres: torch.Tensor | None = None  # training rows batches are drawn from (None: all; train.window_stride)
+    context: torch.Tensor | None = None  # (N,17,C) the frozen encoder's f_ST per row (Method.frozen_context)
 
     def __len__(self) -> int:
         return len(self.pose3d)
@@ -83,6 +84,8 @@ def make_batch(data: SplitTensors, idx: torch.Tensor, method: Method, schedule, 
     """The training batch of rows idx: targets, network input (windows gathered), H_K when the loss reads it."""
     gmm = data.gmm.select(idx) if method.hk_at_training else None
     window_targets = None if data.windows is None else data.pose3d[data.windows[idx]]
+    if data.context is not None:
+        return TrainBatch(data.pose3d[idx], data.context[idx], gmm, schedule, noise_gen, cfg, window_targets, True)
     return TrainBatch(data.pose3d[idx], gather_cond(data.cond, idx, data.windows), gmm, schedule, noise_gen, cfg,
                       window_targets)
 
@@ -213,6 +216,11 @@ class Trainer:
             if info.enabled:
                 ids = [self.device.index] if self.device.type == "cuda" else None
                 self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+            # A frozen encoder (two-stage DiffPose's phi_ST) encodes every training row once, not in every step.
+            if cfg.train.cache_context:
+                per_rank = max(cfg.train.batch_size // info.world_size, 1)
+                self.train_data.context = method.frozen_context(self.net, self.train_data.cond,
+                                                                self.train_data.windows, min(per_rank, len(self.train_data)))
             self.amp = perf.resolve_amp(cfg.train.amp, self.device)
             self.model = perf.forward_module(self.model, self.device, self.amp, cfg.train.compile)
             self.ema = EMA(self.net, cfg.train.ema_decay)
