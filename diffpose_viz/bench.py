@@ -20,6 +20,9 @@ import torch
 
 from diffpose_viz.atomic import atomic_write_text
 from diffpose_viz.initialization.pose_init import PoseGMM
+from diffpose_viz.training.bench import count_flops as _count_flops
+from diffpose_viz.training.bench import device_name, matmul_peak_gflops  # shared with bench --train
+from diffpose_viz.training.bench import sync as _sync
 
 
 @dataclass
@@ -33,27 +36,6 @@ class BenchRow:
     peak_mem_mb: float
     achieved_gflops: float
     pct_of_matmul_peak: float
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def matmul_peak_gflops(device: torch.device, n: int | None = None, repeats: int = 10) -> float:
-    """Measured float32 matmul rate (GFLOP/s) on a large square product: the device's practical peak."""
-    n = n or (8192 if device.type == "cuda" else 2048)
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    a @ b
-    _sync(device)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best / 1e9
 
 
 def _reset_peak(device: torch.device) -> None:
@@ -100,16 +82,6 @@ def _time(fn, device: torch.device, repeats: int) -> float:
         _sync(device)
         best = min(best, time.perf_counter() - t0)
     return best
-
-
-def _count_flops(fn) -> float:
-    """FLOPs that one call of fn actually executes (matrix products and attention, counted by
-    torch.utils.flop_counter; elementwise work is not counted, so the rate is a lower bound)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as fc:
-        fn()
-    return float(fc.get_total_flops())
 
 
 def parse_tile(value: str) -> int | str | None:
@@ -216,14 +188,6 @@ def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), b
                                            "denoiser_params": n_params,
                                            "rows": [asdict(r) for r in rows]}, indent=2))
     return rows
-
-
-def device_name(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    import platform
-
-    return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} torch threads)"
 
 
 def format_table(rows: list[BenchRow], dev: torch.device, peak: float, flops_pose_step: float, n_params: int,

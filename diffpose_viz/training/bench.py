@@ -28,7 +28,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-from torch import nn
 
 from diffpose_viz import inputs
 from diffpose_viz.config import ExperimentConfig
