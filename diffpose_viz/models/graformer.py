@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diffpose_viz.models.attention import attention
 from diffpose_viz.models.graph import ChebConv, GraphFeedForward
 
 Tensor = torch.Tensor
@@ -61,8 +62,8 @@ class GraphMultiHeadAttention(nn.Module):
         def split(t: Tensor) -> Tensor:
             return t.view(B, J, self.heads, C // self.heads).transpose(1, 2)
 
-        y = F.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)), split(self.v(x)),
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = attention(split(self.q(x)), split(self.k(x)), split(self.v(x)),
+                      dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(B, J, C))
 
 

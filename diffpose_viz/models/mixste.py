@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diffpose_viz.models.attention import attention
 from diffpose_viz.models.context import N_JOINTS, masked_2d_features
 
 Tensor = torch.Tensor
@@ -63,7 +64,7 @@ class SelfAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         N, L, D = x.shape
         q, k, v = self.qkv(x).view(N, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_dropout if self.training else 0.0)
+        y = attention(q, k, v, dropout_p=self.attn_dropout if self.training else 0.0)
         return self.drop(self.proj(y.transpose(1, 2).reshape(N, L, D)))
 
 

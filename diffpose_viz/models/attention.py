@@ -1,0 +1,22 @@
+"""Scaled dot-product attention shared by the GraFormer and MixSTE blocks."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor:
+    """softmax(q k^T / sqrt(d)) v over (N, heads, L, d), fused (torch's scaled_dot_product_attention).
+
+    Training on CPU under bf16 autocast, the attention itself runs in float32 and its result is cast back: the
+    CPU kernel's bf16 backward is about 6x slower than its float32 one at these sizes (17 joints or T frames,
+    d = 16; docs/BENCHMARKS.md, "Training throughput"). Without gradients (sampling, evaluation) and in float32
+    nothing changes."""
+    if (q.device.type == "cpu" and torch.is_grad_enabled()
+            and (q.dtype == torch.bfloat16 or torch.is_autocast_enabled("cpu"))):
+        with torch.autocast("cpu", enabled=False):  # autocast would cast the inputs back to bf16
+            y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), dropout_p=dropout_p)
+        return y.to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
