@@ -38,19 +38,23 @@ def _train(cfg, out: Path) -> Trainer:
 
 def test_tiny_training_benchmark_on_synthetic_rows(tmp_path):
     out = tmp_path / "bench.json"
-    run_train_bench(rows=("lifter", "diffpose", "official", "video_lifter_T9"), steps=1, warmup=0, batch_size=8,
+    run_train_bench(rows=("lifter", "diffpose", "official", "video_lifter_T9", "diffpose_T5"), steps=1, warmup=0,
+                    batch_size=8,
                     synthetic_rows=64, out=str(out), verbose=False)
     report = json.loads(out.read_text())
     assert report["matmul_peak_fp32_gflops"] > 0
-    assert [r["row"] for r in report["rows"]] == ["lifter", "diffpose", "official", "video_lifter_T9"]
+    assert [r["row"] for r in report["rows"]] == ["lifter", "diffpose", "official", "video_lifter_T9", "diffpose_T5"]
     for r in report["rows"]:
         assert r["flops_per_step"] > 0 and r["samples_per_s"] > 0 and r["params"] > 0
         assert r["step_ms"] >= r["forward_ms"] > 0 and r["backward_ms"] > 0 and r["optimizer_ms"] > 0
         assert 0 < r["pct_fp32_peak"]
-    video = report["rows"][-1]
+    video = report["rows"][3]
     assert video["frames"] == 9 and video["frames_supervised_per_s"] == pytest.approx(9 * video["samples_per_s"])
     assert report["rows"][1]["context_cache_s"] > 0  # two-stage: the frozen phi_ST encodes each row once
+    assert report["rows"][4]["frames"] == 5 and report["rows"][4]["context_cache_s"] > 0
     assert "official_code" in report["not_run"]  # no checkout given: said, not silently skipped
+    with pytest.raises(ValueError, match="unknown row 'lifter_T9'"):
+        run_train_bench(rows=("lifter_T9",), verbose=False)
 
 
 def test_training_benchmark_on_a_config_times_data_preparation(tiny_data, tmp_path):

@@ -9,8 +9,8 @@ it also times the once-per-run data preparation (2D simulation, augmentation, de
 that config's training rows; without one the rows are synthetic (timing does not depend on the values).
 
 Rows: `lifter` (frame GraFormer lifter), `diffpose` (two-stage stage 2: frozen phi_ST stand-in + denoiser,
-GMM forward from H_K), `video_lifter_T<T>` (MixSTE-style temporal lifter), `official` (the official-code
-mode), and with `official_code` (a checkout of the released DiffPose code, imported from where the user
+GMM forward from H_K), `video_lifter_T<T>` (MixSTE-style temporal lifter), `diffpose_T<T>` (stage 2 on a
+temporal phi_ST), `official` (the official-code mode), and with `official_code` (a checkout of the released DiffPose code, imported from where the user
 points, never copied) `official_code_gcndiff` / `official_code_gcnpose`: the released networks trained with
 their own loss at their own batch and size.
 """
@@ -140,16 +140,28 @@ def device_name(dev: torch.device) -> str:
 # --------------------------------------------------------------------------- rows
 
 
+def parse_row(row: str) -> tuple[str, int | None]:
+    """'lifter' -> ('lifter', None); 'video_lifter_T27' / 'diffpose_T9' -> (method, window length)."""
+    name, sep, t = row.rpartition("_T")
+    if sep and t.isdigit() and name in ("video_lifter", "diffpose", "official"):
+        return name, int(t)
+    if row in FRAME_ROWS:
+        return row, None
+    raise ValueError(f"bench --rows: unknown row {row!r}; expected {', '.join(FRAME_ROWS)}, video_lifter_T<T>, "
+                     "diffpose_T<T> or official_T<T> (T odd: video windows)")
+
+
 def row_config(base: ExperimentConfig, row: str, size: str, batch_size: int | None, given: bool) -> ExperimentConfig:
     """The config of one benchmark row: the base config (or the CPU default network) with the row's method,
     context and window length, at the CPU or the paper size."""
     cfg = copy.deepcopy(base)
     m = cfg.model
-    video = row.startswith("video_lifter_T")
-    cfg.method = "video_lifter" if video else row
+    name, frames = parse_row(row)
+    video = frames is not None
+    cfg.method = name
     m.context = "video" if video else "frame"
     if video:
-        m.frames = int(row.removeprefix("video_lifter_T"))
+        m.frames = frames
     if size == "paper":
         spec = PAPER_VIDEO if video else PAPER_FRAME
         m.hidden, m.layers, m.heads, m.dropout = spec["hidden"], spec["layers"], spec["heads"], spec["dropout"]
@@ -386,10 +398,8 @@ def run_train_bench(*, config: str | None = None, overrides: list[str] | None = 
     from diffpose_viz.config import apply_overrides, to_dict
     from diffpose_viz.methods import config_from_dict, load_config
 
-    unknown = [r for r in rows if r not in FRAME_ROWS and not (r.startswith("video_lifter_T")
-                                                               and r.removeprefix("video_lifter_T").isdigit())]
-    if unknown:
-        raise ValueError(f"bench --rows: unknown {unknown}; expected {', '.join(FRAME_ROWS)} or video_lifter_T<odd T>")
+    for r in rows:
+        parse_row(r)
     bad_sizes = [s for s in sizes if s not in SIZES]
     if bad_sizes:
         raise ValueError(f"bench --sizes: expected {' or '.join(SIZES)}, found {bad_sizes}")
