@@ -27,15 +27,12 @@ import numpy as np
 import torch
 
 from diffpose_viz.atomic import atomic_target
+from diffpose_viz.errors import CheckpointError
 from diffpose_viz.safe_io import SafeLoadError, check_input_file
 import diffpose_viz
 
 FORMAT = "diffpose_viz.checkpoint"
 FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is unreadable, from another format version, or does not fit the model/config."""
 
 
 def versions() -> dict[str, str]:

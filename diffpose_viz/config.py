@@ -7,7 +7,7 @@ value is converted to (and checked against) the field's declared type.
 
 This module checks structure, types and ranges that hold for every method. Which method a run uses,
 and what that method needs or ignores, is the method table's business (`diffpose_viz.methods`):
-`methods.load_config` / `methods.config_from_dict` are these functions plus that check.
+`methods.load_config` / `methods.config_from_dict` are `read_config` / `parse_config` plus that check.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from diffpose_viz.atomic import atomic_target
 from diffpose_viz.augmentation import AugmentationConfig, BodyAugConfig, ViewAugConfig
 from diffpose_viz.detector_sim import DetectorSimConfig
 from diffpose_viz.diffusion.schedule import ScheduleConfig
+from diffpose_viz.errors import ConfigError
 from diffpose_viz.initialization.pose_init import InitConfig
 from diffpose_viz.safe_io import check_input_file
 
@@ -103,7 +104,8 @@ class DiffusionConfig:
     start_t: int | None = None
     start_from: Literal["hk", "context"] = "hk"
     # two-stage diffpose: 'gmm' (the paper: GMM forward from H_K) or 'gaussian' (N(0, s^2 I) forward and start,
-    # the same frozen phi_ST and network): the ablation that isolates what the GMM and H_K add.
+    # the same frozen phi_ST and network): the ablation that isolates what the GMM and H_K add. Not the method
+    # 'gaussian_diffusion', which trains its context encoder jointly (the baseline of the method table).
     forward: Literal["gmm", "gaussian"] = "gmm"
 
 
@@ -188,10 +190,6 @@ class ExperimentConfig:
     augmentation: AugmentationConfig = field(default_factory=lambda: AugmentationConfig(
         body=BodyAugConfig(enabled=False), view=ViewAugConfig(enabled=False)))
     device: str = "cpu"
-
-
-class ConfigError(ValueError):
-    """A config value is invalid (wrong type, out of range, inconsistent)."""
 
 
 #: Counts and sizes with their least sensible value (null stays allowed where the field is optional), so a
@@ -402,14 +400,15 @@ def to_dict(cfg: Any) -> dict:
     return plain(asdict(cfg))
 
 
-def config_from_dict(data: dict, source: str = "config") -> ExperimentConfig:
+def parse_config(data: dict, source: str = "config") -> ExperimentConfig:
+    """The config in a plain dict, checked for structure, types and ranges (not for the method's rules)."""
     cfg = from_dict(ExperimentConfig, data, source=source)
     validate(cfg, source)
     return cfg
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read a YAML config; `overrides` are 'dotted.key=value' strings (value parsed as YAML)."""
+def read_config(path: str | os.PathLike, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML config (checked as `parse_config` does); `overrides` are 'dotted.key=value' strings (value parsed as YAML)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"config file {path} does not exist")
@@ -427,7 +426,7 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, found {type(data).__name__}")
     data = apply_overrides(data, overrides or [], source=str(path))
-    return config_from_dict(data, source=str(path))
+    return parse_config(data, source=str(path))
 
 
 def apply_overrides(data: dict, overrides: list[str], source: str = "config") -> dict:

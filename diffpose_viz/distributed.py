@@ -107,12 +107,3 @@ def gather_objects(obj):
     out = [None] * info.world_size if info.is_main else None
     dist.gather_object(obj, out, dst=0)
     return out
-
-
-def broadcast_object(obj):
-    """Rank 0's obj on every rank."""
-    if not current().enabled:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]

@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffpose_viz.checkpoint import CheckpointError, load_checkpoint, load_weights
-from diffpose_viz.config import config_from_dict as structural_config
+from diffpose_viz.checkpoint import load_checkpoint, load_weights
+from diffpose_viz.config import parse_config
 from diffpose_viz.detector_sim import Detections2D
+from diffpose_viz.errors import CheckpointError, InputError
 from diffpose_viz.initialization.depth_prior import depth_prior_from_dict
 from diffpose_viz.initialization.pose_init import PoseGMM
-from diffpose_viz.inputs import InputError, build_hk, screen_input
+from diffpose_viz.inputs import build_hk, screen_input
 from diffpose_viz.memory import check_lift_fits
 from diffpose_viz.methods import LoadedModel, Prediction, check_config
 from diffpose_viz.progress import progress as progress_bar
@@ -49,7 +50,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     try:
         config = dict(ckpt["config"])
         config["method"] = current_method_name(ckpt)
-        cfg = structural_config(config, source=f"{path} (embedded config)")
+        cfg = parse_config(config, source=f"{path} (embedded config)")
         method = check_config(cfg, f"{path} (embedded config)", warn=False)
     except (KeyError, ValueError) as err:
         raise CheckpointError(f"{path}: its embedded config does not fit this diffpose_viz version: {err}") from None

@@ -26,6 +26,7 @@ from diffpose_viz.datasets.poses import PoseSet, build_pose_set, concatenate, pr
 from diffpose_viz.datasets.files_2d import Detections2DFromFile, attach_2d, drop_damaged_sequences
 from diffpose_viz.datasets.vp3d import load_3d
 from diffpose_viz.detector_sim import Detections2D, simulate_detections, simulate_from_poseset
+from diffpose_viz.errors import InputError
 from diffpose_viz.initialization.depth_prior import DepthPrior
 from diffpose_viz.initialization.detection_error import DetectionErrorModel, fit_from_attached
 from diffpose_viz.initialization.pose_init import (
@@ -46,10 +47,6 @@ SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2, "wild": 3}
 DEFAULT_FOCAL_FACTOR = 1.2
 NORMALISER = {"2d": "screen: u = 2x/w - 1, v = 2y/w - h/w, per row (w, h) = image size; channels (u, v, conf)",
               "3d": "camera-frame root-relative metres, unscaled", "version": 1}
-
-
-class InputError(ValueError):
-    """Inputs that cannot be assembled into a run (NaN, wrong shape, missing pieces)."""
 
 
 # --------------------------------------------------------------------------- data

@@ -32,9 +32,10 @@ import torch
 import xarray as xr
 
 from diffpose_viz.camera import Camera, h36m_cameras
-from diffpose_viz.checkpoint import CheckpointError, load_checkpoint
-from diffpose_viz.config import config_diff, config_from_dict, to_dict
+from diffpose_viz.checkpoint import load_checkpoint
+from diffpose_viz.config import config_diff, parse_config, to_dict
 from diffpose_viz.detector_sim import Detections2D
+from diffpose_viz.errors import CheckpointError
 from diffpose_viz.figures.errors import hypothesis_spread_mm
 from diffpose_viz.figures.gmm import mixture_std
 from diffpose_viz.inference import LoadedModel, gather_cond, predict
@@ -158,8 +159,8 @@ def check_checkpoint(checkpoint: Path, file_config: dict, results_path: Path) ->
         raise LabError(f"{results_path.name}: its checkpoint {checkpoint} does not exist (retrain it, or rerun "
                        f"`diffpose-viz evaluate` with a checkpoint you have)")
     try:
-        ckpt_cfg = to_dict(config_from_dict(load_checkpoint(checkpoint)["config"], f"{checkpoint} (embedded config)"))
-        file_cfg = to_dict(config_from_dict(file_config, f"{results_path.name} (config attribute)"))
+        ckpt_cfg = to_dict(parse_config(load_checkpoint(checkpoint)["config"], f"{checkpoint} (embedded config)"))
+        file_cfg = to_dict(parse_config(file_config, f"{results_path.name} (config attribute)"))
     except (CheckpointError, ValueError, KeyError) as err:
         raise LabError(f"{results_path.name}: cannot compare with checkpoint {checkpoint}: {err}") from None
     diff = config_diff(_comparable(file_cfg), _comparable(ckpt_cfg))
@@ -239,18 +240,6 @@ def _ood_model(results_path: Path):
         return ood.model_from_metrics(json.loads(metrics.read_text())) if metrics.exists() else None
     except (OSError, ValueError):
         return None
-
-
-def sample_from_keypoints(keypoints_px: np.ndarray, camera: Camera, checkpoint: str | Path, config: dict, *,
-                          confidence: np.ndarray | None = None, gt: np.ndarray | None = None,
-                          label: str = "user input", model_name: str = "?") -> LabSample:
-    """A lab sample from one frame of 2D keypoints (17,2) px, e.g. the own-input page's last result."""
-    kp = np.asarray(keypoints_px, np.float64)
-    if kp.shape != (17, 2):
-        raise LabError(f"keypoints: expected (17, 2) px, found {kp.shape}")
-    conf = np.isfinite(kp).all(-1) * 1.0 if confidence is None else np.asarray(confidence, np.float64)
-    return LabSample(Path("."), 0, label, model_name, Path(checkpoint), dict(config), kp, conf, np.zeros(17, bool),
-                     np.full(17, DEFAULT_STD_PX), camera, None if gt is None else np.asarray(gt, np.float64))
 
 
 # --------------------------------------------------------------------------- editing
@@ -421,4 +410,4 @@ def compare(before: LabResult, after: LabResult) -> "pd.DataFrame":  # noqa: F82
 
 
 __all__ = ["DEFAULT_STD_PX", "LabError", "LabResult", "LabSample", "check_checkpoint", "compare", "edit_2d",
-           "open_sample", "rerun", "resolve_checkpoint", "sample_from_keypoints"]
+           "open_sample", "rerun", "resolve_checkpoint"]

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "diffpose_viz"
 
 #: Bottom to top. A module's layer is that of its longest matching prefix.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("utilities", ("diffpose_viz", "diffpose_viz.atomic", "diffpose_viz.memory", "diffpose_viz.progress",
+    ("utilities", ("diffpose_viz", "diffpose_viz.errors", "diffpose_viz.atomic", "diffpose_viz.memory", "diffpose_viz.progress",
                    "diffpose_viz.safe_io")),
     ("geometry", ("diffpose_viz.skeleton", "diffpose_viz.camera")),
     ("data", ("diffpose_viz.mocap", "diffpose_viz.datasets")),
@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                              "diffpose_viz.distributed")),
     ("inputs", ("diffpose_viz.inputs",)),
     ("methods", ("diffpose_viz.methods",)),
-    ("inference", ("diffpose_viz.inference", "diffpose_viz.pipeline")),
+    ("inference", ("diffpose_viz.inference",)),
     ("training, evaluation", ("diffpose_viz.training", "diffpose_viz.evaluation")),
     ("figures", ("diffpose_viz.figures",)),
     ("apps", ("diffpose_viz.cli", "diffpose_viz.wild", "diffpose_viz.bench", "diffpose_viz.lab")),

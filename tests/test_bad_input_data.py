@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from diffpose_viz.datasets import DataError, build_pose_set, load_2d, load_3d, load_3dhp_test, read_gmm_2d
+from diffpose_viz.datasets import build_pose_set, load_2d, load_3d, load_3dhp_test, read_gmm_2d
 from diffpose_viz.datasets.mpi3dhp import MPI3DHP17_TO_H36M17, save_3dhp_test
 from diffpose_viz.datasets.vp3d import atomic_savez, wrap_object
-from diffpose_viz.evaluation.results import ResultsError, drop_missing, load_results, validate_results, write_results
+from diffpose_viz.errors import DataError, ResultsError
+from diffpose_viz.evaluation.results import drop_missing, load_results, validate_results, write_results
 
 from conftest import make_results_dataset
 

@@ -304,7 +304,7 @@ def _finishes(fn, path: Path, timeout: float = 60.0) -> BaseException | None:
 
 def _loaders():
     from diffpose_viz.checkpoint import load_checkpoint
-    from diffpose_viz.config import load_config
+    from diffpose_viz.config import read_config
     from diffpose_viz.datasets import load_2d, load_3d, read_gmm_2d
     from diffpose_viz.datasets.files_2d import read_2d_file
     from diffpose_viz.datasets.keypoints_file import read_keypoints
@@ -312,7 +312,7 @@ def _loaders():
     from diffpose_viz.safe_io import load_npy
 
     return {"data_3d.npz": load_3d, "data_2d.npz": load_2d, "gmm.npz": read_gmm_2d, "file_2d.npz": read_2d_file,
-            "config.yaml": load_config, "best.pt": load_checkpoint, "kp.json": read_keypoints,
+            "config.yaml": read_config, "best.pt": load_checkpoint, "kp.json": read_keypoints,
             "results.nc": load_results, "array.npy": load_npy}
 
 
@@ -363,7 +363,8 @@ def test_an_npz_member_claiming_a_huge_array_is_refused(tmp_path):
     path = tmp_path / "lying.npz"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("positions_3d.npy", _lying_header())
-    from diffpose_viz.datasets import DataError, load_3d
+    from diffpose_viz.datasets import load_3d
+    from diffpose_viz.errors import DataError
 
     with pytest.raises(DataError) as err:
         load_3d(path)
@@ -412,7 +413,8 @@ def test_a_zip_member_claiming_an_impossible_size_is_refused(tmp_path):
 def test_a_results_file_declaring_huge_arrays_is_refused_before_loading(tmp_path):
     """A 7 kB netCDF file declaring a 1.9 TiB variable (never written: HDF5 fills it on read)."""
     netCDF4 = pytest.importorskip("netCDF4")
-    from diffpose_viz.evaluation.results import ResultsError, load_results
+    from diffpose_viz.evaluation.results import load_results
+    from diffpose_viz.errors import ResultsError
 
     path = tmp_path / "huge.nc"
     with netCDF4.Dataset(path, "w") as d:
@@ -450,7 +452,8 @@ def test_training_on_all_zero_poses_is_refused(tiny_data, tmp_path, capsys):  # 
 
 
 def test_a_constant_pose_is_refused(tiny_data, tmp_path):  # noqa: F811
-    from diffpose_viz.datasets import DataError, load_3d
+    from diffpose_viz.datasets import load_3d
+    from diffpose_viz.errors import DataError
 
     def one_point(pos, cams):
         seq = pos["syn_b"]["walk 002"]
@@ -462,7 +465,8 @@ def test_a_constant_pose_is_refused(tiny_data, tmp_path):  # noqa: F811
 
 
 def test_a_zero_length_bone_is_refused(tiny_data, tmp_path):  # noqa: F811
-    from diffpose_viz.datasets import DataError, load_3d
+    from diffpose_viz.datasets import load_3d
+    from diffpose_viz.errors import DataError
 
     def merge(pos, cams):
         seq = pos["syn_c"]["walk 001"]
@@ -583,7 +587,8 @@ def _crafted_checkpoints(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_checkpoint_messages_never_advise_unsafe_loading(tmp_path):
-    from diffpose_viz.checkpoint import CheckpointError, load_checkpoint
+    from diffpose_viz.checkpoint import load_checkpoint
+    from diffpose_viz.errors import CheckpointError
 
     for kind, path in _crafted_checkpoints(tmp_path).items():
         with pytest.raises(CheckpointError) as err:

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from diffpose_viz import checkpoint as ck
-from diffpose_viz.checkpoint import CheckpointError, load_checkpoint
+from diffpose_viz.checkpoint import load_checkpoint
+from diffpose_viz.errors import CheckpointError
 
 from tiny_runs import tiny_config
 

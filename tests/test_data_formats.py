@@ -7,10 +7,18 @@ import numpy as np
 import pytest
 
 from diffpose_viz.datasets import (
-    H36M_ACTIONS, DataError, MPI3DHP17_NAMES, MPI3DHP17_TO_H36M17, action_group, group_actions, load_3dhp_test,
-    normalize_h36m_action, read_gmm_2d, write_gmm_2d,
+    H36M_ACTIONS,
+    MPI3DHP17_NAMES,
+    MPI3DHP17_TO_H36M17,
+    action_group,
+    group_actions,
+    load_3dhp_test,
+    normalize_h36m_action,
+    read_gmm_2d,
+    write_gmm_2d,
 )
 from diffpose_viz.datasets.mpi3dhp import IMAGE_SIZES, save_3dhp_test
+from diffpose_viz.errors import DataError
 from diffpose_viz.skeleton import H36M17
 
 FIX = Path(__file__).parent / "fixtures"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from diffpose_viz.datasets import DataError
+from diffpose_viz.errors import DataError
 from diffpose_viz.mocap import asf_amc, bvh, rigs
 from diffpose_viz.mocap.rigs import RIGS, auto_rig, to_h36m17
 from diffpose_viz.skeleton import H36M17

@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffpose_viz.datasets import DataError, PoseSet, build_pose_set, load_3d, split_by_subject, validation_split
+from diffpose_viz.datasets import PoseSet, build_pose_set, load_3d, split_by_subject, validation_split
 from diffpose_viz.datasets.poses import concatenate
+from diffpose_viz.errors import DataError
 
 FIX = Path(__file__).parent / "fixtures"
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from diffpose_viz.camera import h36m_cameras
-from diffpose_viz.datasets import DataError, build_pose_set, load_2d, load_3d, save_2d, save_3d
+from diffpose_viz.datasets import build_pose_set, load_2d, load_3d, save_2d, save_3d
 from diffpose_viz.datasets.vp3d import Mocap3D, atomic_savez, wrap_object
+from diffpose_viz.errors import DataError
 from diffpose_viz.skeleton import H36M32_TO_17
 
 FIX = Path(__file__).parent / "fixtures"

@@ -13,9 +13,9 @@ from tiny_runs import REPO, tiny_overrides
 
 WORKER = textwrap.dedent("""
     import sys, torch
-    from diffpose_viz.training.config import load_config
+    from diffpose_viz.methods import load_config
     from diffpose_viz.training.trainer import Trainer
-    from diffpose_viz.training import distributed as ddp
+    from diffpose_viz import distributed as ddp
     out = sys.argv[2]
     cfg = load_config(sys.argv[1], sys.argv[3:])
     tr = Trainer(cfg, out, progress=False)

@@ -277,7 +277,7 @@ def test_clip_x0_bounds_the_eps_mode_estimate():
 
 
 def test_bf16_autocast_keeps_the_state_float32():
-    from diffpose_viz.pipeline import autocast
+    from diffpose_viz.inference import autocast
 
     net, ctx = _small_denoiser(), torch.randn(B, 17, 8)
     sampler = DDIMSampler(SCHEDULE)

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from diffpose_viz.errors import ResultsError
 from diffpose_viz.evaluation.evaluate import evaluate, lift_2d
-from diffpose_viz.evaluation.results import VARIABLES, ResultsError, load_results, write_results
-from diffpose_viz.pipeline import default_camera, load_model
+from diffpose_viz.evaluation.results import VARIABLES, load_results, write_results
+from diffpose_viz.inference import load_model
+from diffpose_viz.inputs import default_camera
 from diffpose_viz.training.trainer import train
 
 from tiny_runs import tiny_config
@@ -100,7 +102,7 @@ def test_lift_user_keypoints_without_ground_truth(diffpose_run, tmp_path):
 
 def test_evaluate_adds_the_out_of_domain_score_and_sample_reuses_it(diffpose_run, tmp_path):
     from diffpose_viz.evaluation.ood_file import annotate, load_ood_model
-    from diffpose_viz.inputs import InputError
+    from diffpose_viz.errors import InputError
 
     res = evaluate(diffpose_run.best, tmp_path / "d.nc", progress=False, print_summary=False)
     ds = load_results(res.results_path)

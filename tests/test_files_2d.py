@@ -11,7 +11,6 @@ import pytest
 
 from diffpose_viz.camera import h36m_cameras
 from diffpose_viz.datasets.actions import group_actions
-from diffpose_viz.datasets.errors import DataError
 from diffpose_viz.datasets.files_2d import (
     H36M_CAMERA_ORDER,
     attach_2d,
@@ -21,6 +20,7 @@ from diffpose_viz.datasets.files_2d import (
 from diffpose_viz.datasets.mpi3dhp import load_3dhp_test
 from diffpose_viz.datasets.poses import build_pose_set
 from diffpose_viz.datasets.vp3d import load_3d
+from diffpose_viz.errors import DataError
 from diffpose_viz.skeleton import COCO17_NAMES, H36M17, H36M32_TO_17
 
 _spec = importlib.util.spec_from_file_location("h36m_layout", Path(__file__).parent / "fixtures" / "h36m_layout.py")

@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 
 from diffpose_viz import lab
-from diffpose_viz.config import config_from_dict
+from diffpose_viz.config import parse_config
 from diffpose_viz.methods import METHODS, LoadedModel
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,7 +85,7 @@ def test_bench_figure_on_one_frame(smoke):
 
 def test_lifter_path_says_no_hk_and_sees_the_edits(smoke):
     sample, _ = smoke
-    cfg = config_from_dict({**sample.config, "method": "lifter"})
+    cfg = parse_config({**sample.config, "method": "lifter"})
     method = METHODS["lifter"]
     net = method.build_network(cfg).eval()
     model = LoadedModel(cfg, method, net, None, path="untrained lifter")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diffpose_viz.config import ConfigError
 from diffpose_viz.datasets.poses import reweighted
+from diffpose_viz.errors import ConfigError
 from diffpose_viz.inputs import load_splits
 from diffpose_viz.training.trainer import train
 from tiny_runs import make_tiny_dataset, tiny_config

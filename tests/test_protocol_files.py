@@ -119,7 +119,7 @@ def test_file_input_matches_the_in_memory_2d(layout, tmp_path):
 
 
 def test_file_input_errors_are_one_line(layout, tmp_path):
-    from diffpose_viz.config import ConfigError
+    from diffpose_viz.errors import ConfigError
 
     with pytest.raises(ConfigError, match="data.test_2d"):
         protocol_config("h36m_frame_cpn.yaml", layout, **{"data.test_2d": None})

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from diffpose_viz import safe_io
-from diffpose_viz.datasets import DataError, load_2d, load_3d, load_3dhp_test, read_gmm_2d, save_3d
-from diffpose_viz.datasets.errors import UnsafeDataError
+from diffpose_viz.datasets import load_2d, load_3d, load_3dhp_test, read_gmm_2d, save_3d
 from diffpose_viz.datasets.gmm_files import write_gmm_2d
 from diffpose_viz.datasets.mpi3dhp import save_3dhp_test
 from diffpose_viz.datasets.poses import PoseSet
 from diffpose_viz.datasets.vp3d import save_2d, wrap_object
+from diffpose_viz.errors import DataError, UnsafeDataError
 
 FIX = Path(__file__).parent / "fixtures"
 

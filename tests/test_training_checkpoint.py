@@ -7,16 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from diffpose_viz import pipeline
+from diffpose_viz.checkpoint import atomic_torch_save, load_checkpoint, load_weights, save_checkpoint
+from diffpose_viz.errors import CheckpointError, InputError
+from diffpose_viz.inference import load_model
 from diffpose_viz.initialization.pose_init import PoseGMM
-from diffpose_viz.pipeline import PipelineError
-from diffpose_viz.training.checkpoint import (
-    CheckpointError,
-    atomic_torch_save,
-    load_checkpoint,
-    load_weights,
-    save_checkpoint,
-)
+from diffpose_viz.inputs import check_gmm, default_camera, load_poses
+from diffpose_viz.methods import get_method
 from diffpose_viz.training.trainer import Trainer, prepare_split
 
 from tiny_runs import tiny_config
@@ -60,7 +56,7 @@ def test_resume_is_bit_for_bit(tiny_data, tmp_path):  # noqa: F811
     # and the run really trained: the weights moved away from their initial values
     fresh = tiny_config(tiny_data, **common)
     torch.manual_seed(fresh.train.seed)
-    init = pipeline.build_network(fresh).state_dict()
+    init = get_method(fresh.method).build_network(fresh).state_dict()
     assert any(not torch.equal(init[k], straight.net.state_dict()[k]) for k in init)
 
 
@@ -131,33 +127,34 @@ def test_resume_accepts_a_config_key_added_since_at_its_default(tiny_data, tmp_p
 def test_model_shape_mismatch_is_a_clear_error(tiny_data, tmp_path):  # noqa: F811
     out = tmp_path / "run"
     _run(tiny_config(tiny_data, **{"train.max_steps": 2, "method": "lifter"}), out)
-    other = pipeline.build_network(tiny_config(tiny_data, **{"method": "lifter", "model.hidden": 12}))
+    other_cfg = tiny_config(tiny_data, **{"method": "lifter", "model.hidden": 12})
+    other = get_method(other_cfg.method).build_network(other_cfg)
     state = load_checkpoint(out / "best.pt")["ema"]["module"]
     with pytest.raises(CheckpointError, match="shape mismatches"):
         load_weights(other, state, "EMA", out / "best.pt")
     # evaluation-time input of the wrong shape
-    model = pipeline.load_model(out / "best.pt")
+    model = load_model(out / "best.pt")
     from diffpose_viz.evaluation.evaluate import lift_2d
 
-    with pytest.raises(PipelineError, match=r"\(frames, 17, 2\)"):
-        lift_2d(model, np.zeros((3, 16, 2)), pipeline.default_camera(640, 480))
+    with pytest.raises(InputError, match=r"\(frames, 17, 2\)"):
+        lift_2d(model, np.zeros((3, 16, 2)), default_camera(640, 480))
 
 
 def test_nan_inputs_and_mixtures_raise(tiny_data):  # noqa: F811
     cfg = tiny_config(tiny_data)
-    poses = pipeline.load_poses(cfg.data, ["syn_a"])
+    poses = load_poses(cfg.data, ["syn_a"])
     poses.pose3d[3, 5, 1] = np.nan
-    with pytest.raises(PipelineError, match="NaN"):
+    with pytest.raises(InputError, match="NaN"):
         prepare_split(cfg, poses, "train", None, torch.device("cpu"), need_hk=False)
     gmm = PoseGMM(torch.full((2, 17, 2), 0.5), torch.zeros(2, 17, 2, 3), torch.full((2, 17, 2, 3), 0.01))
-    pipeline.check_gmm(gmm, "H_K")  # a healthy mixture passes
+    check_gmm(gmm, "H_K")  # a healthy mixture passes
     gmm.means[1, 4, 0, 2] = float("nan")
-    with pytest.raises(PipelineError, match=r"means has NaN/inf values \(rows \[1\]\)"):
-        pipeline.check_gmm(gmm, "H_K")
+    with pytest.raises(InputError, match=r"means has NaN/inf values \(rows \[1\]\)"):
+        check_gmm(gmm, "H_K")
     gmm.means[1, 4, 0, 2] = 0.0
     gmm.variances[0, 3, 1, 0] = 0.0
-    with pytest.raises(PipelineError, match="non-positive variances"):
-        pipeline.check_gmm(gmm, "H_K")
+    with pytest.raises(InputError, match="non-positive variances"):
+        check_gmm(gmm, "H_K")
 
 
 def test_missing_lifter_for_official_mode_is_explained(tiny_data, tmp_path):  # noqa: F811

@@ -7,14 +7,9 @@ import pytest
 import yaml
 
 from tiny_runs import REPO  # noqa: F401
-from diffpose_viz.training.config import (
-    ConfigError,
-    ExperimentConfig,
-    config_from_dict,
-    load_config,
-    save_config,
-    to_dict,
-)
+from diffpose_viz.config import ExperimentConfig, save_config, to_dict
+from diffpose_viz.errors import ConfigError
+from diffpose_viz.methods import config_from_dict, get_method, load_config
 
 # --------------------------------------------------------------------------- tests
 
@@ -73,11 +68,9 @@ def test_raw_2d_context_reaches_the_denoiser():
     """model.context_raw_2d appends [u, v, confidence, mask] to the encoder's features, in training and sampling."""
     import torch
 
-    from diffpose_viz import pipeline
-
     cfg = config_from_dict({"method": "diffpose_joint", "model": {"hidden": 16, "layers": 1, "heads": 2, "context_dim": 8, "context_hidden": 8,
                                       "context_layers": 1, "context_raw_2d": True}})
-    net = pipeline.build_network(cfg).eval()
+    net = get_method(cfg.method).build_network(cfg).eval()
     cond = torch.rand(2, 17, 3)
     ctx = net.encode(cond)
     assert ctx.shape == (2, 17, 12) and net.denoiser.context_dim == 12

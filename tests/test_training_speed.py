@@ -140,7 +140,8 @@ def test_a_batch_that_does_not_fit_stops_with_one_line():
 
 
 def test_speed_settings_are_checked():
-    from diffpose_viz.config import ConfigError, validate
+    from diffpose_viz.config import validate
+    from diffpose_viz.errors import ConfigError
 
     for key, value in (("threads", 0), ("window_stride", 0), ("amp", "fp8")):
         cfg = ExperimentConfig()

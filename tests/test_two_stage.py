@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from diffpose_viz import inputs
-from diffpose_viz.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from diffpose_viz.checkpoint import load_checkpoint, save_checkpoint
+from diffpose_viz.errors import CheckpointError
 from diffpose_viz.inference import load_model, predict
 from diffpose_viz.methods import METHODS, training_order
 from diffpose_viz.methods.two_stage import ContextDiffusionNetwork, predict_z

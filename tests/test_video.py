@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffpose_viz.checkpoint import CheckpointError
+from diffpose_viz.errors import CheckpointError
 from diffpose_viz.evaluation.evaluate import evaluate
 from diffpose_viz.inference import load_model
 from diffpose_viz.methods import METHODS

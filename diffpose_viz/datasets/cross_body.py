@@ -24,8 +24,8 @@ import numpy as np
 
 from ..skeleton import H36M17
 from .demo import DEMO_FILE, LICENCE_NOTES, build_demo
-from .errors import DataError
 from .vp3d import Mocap3D, load_3d, save_3d
+from diffpose_viz.errors import DataError
 
 CROSS_BODY_VERSION = 1
 CROSS_BODY_FILE = "data_3d_cross_body.npz"

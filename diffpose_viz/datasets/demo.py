@@ -44,8 +44,8 @@ from ..progress import progress as progress_bar
 from ..camera import Camera, h36m_cameras
 from ..mocap import asf_amc, bvh, rigs
 from ..skeleton import H36M17
-from .errors import DataError
 from .vp3d import load_3d, save_3d
+from diffpose_viz.errors import DataError
 
 DEMO_VERSION = 1
 DEMO_FILE = "data_3d_demo.npz"

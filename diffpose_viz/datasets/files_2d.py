@@ -53,10 +53,10 @@ import numpy as np
 from ..camera import image_coordinates
 from ..skeleton import COCO17_NAMES, H36M17, coco17_to_h36m17
 from .actions import normalize_h36m_action
-from .errors import DataError
 from .gmm_files import validate_gmm_array
 from .poses import PoseSet
 from .vp3d import Mocap3D, open_npz, read_object
+from diffpose_viz.errors import DataError
 
 #: Human3.6M camera ids in the order of the 2D files' camera lists.
 H36M_CAMERA_ORDER: tuple[str, ...] = ("54138969", "55011271", "58860488", "60457274")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diffpose_viz.datasets.errors import DataError, data_error_from
+from diffpose_viz.errors import DataError, data_error_from
 from diffpose_viz.safe_io import SafeLoadError, SafeNpzFile, check_input_file
 from diffpose_viz.skeleton import blazepose33_to_h36m17, coco17_to_h36m17
 

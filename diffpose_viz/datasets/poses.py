@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..camera import Camera
-from .errors import DataError
 from .vp3d import Keypoints2D, Mocap3D, atomic_savez, match_2d_to_3d, open_npz
+from diffpose_viz.errors import DataError
 
 _ARRAY_FIELDS = ("pose3d", "root", "pose2d", "subject", "action", "camera", "frame", "res")
 
@@ -128,29 +128,6 @@ def _jsonable(obj):
     if isinstance(obj, np.generic):
         return obj.item()
     return obj
-
-
-def empty_pose_set() -> PoseSet:
-    return PoseSet(
-        pose3d=np.zeros((0, 17, 3), np.float32), root=np.zeros((0, 3), np.float32),
-        pose2d=np.zeros((0, 17, 2), np.float32), subject=np.zeros(0, str), action=np.zeros(0, str),
-        camera=np.zeros(0, str), frame=np.zeros(0, np.int64), cameras={}, res=np.zeros((0, 2), np.int32),
-    )
-
-
-def concatenate(sets: Sequence[PoseSet]) -> PoseSet:
-    """Rows of several PoseSets; camera keys must agree on their calibration."""
-    sets = [s for s in sets if len(s)]
-    if not sets:
-        return empty_pose_set()
-    cameras: dict[str, Camera] = {}
-    for s in sets:
-        for k, c in s.cameras.items():
-            if k in cameras and cameras[k] != c:
-                raise ValueError(f"camera key {k!r} has different calibrations in the sets being joined")
-            cameras[k] = c
-    kw = {name: np.concatenate([getattr(s, name) for s in sets]) for name in _ARRAY_FIELDS}
-    return PoseSet(**kw, cameras=cameras, metadata=dict(sets[0].metadata))
 
 
 # --------------------------------------------------------------------------- building

@@ -23,12 +23,12 @@ from diffpose_viz.camera import Camera
 from diffpose_viz.checkpoint import versions
 from diffpose_viz.config import to_dict
 from diffpose_viz.detector_sim import Detections2D
+from diffpose_viz.errors import InputError
 from diffpose_viz.evaluation.results import build_results, metrics_path_for, write_results_with_metrics
 from diffpose_viz.inference import LoadedModel, Lifted, lift, load_model
 from diffpose_viz.initialization.pose_init import intrinsics_from_camera, modes_from_keypoints
 from diffpose_viz.inputs import (
     SPLIT_SEEDS,
-    InputError,
     file_identity,
     hk_cache_key,
     make_inputs,
@@ -39,6 +39,11 @@ from diffpose_viz.inputs import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Root depth (m) at which J-Agg back-projects the root keypoint when nothing estimates it (user 2D lifted by a
+#: method without H_K). A fixed guess of the order of Human3.6M's camera distances, not read from the training
+#: data: the checkpoint of such a method keeps no depth prior. It moves only J-Agg, never P1/P2.
+FALLBACK_ROOT_DEPTH_M = 5.5
 
 
 @dataclass
@@ -195,7 +200,7 @@ def apply_sampling_settings(model: LoadedModel, settings: list[str]) -> LoadedMo
     """The model with sampling-only settings changed ('diffusion.start_t=12'); anything else is refused."""
     from dataclasses import replace
 
-    from diffpose_viz.config import apply_overrides, config_from_dict
+    from diffpose_viz.config import apply_overrides, parse_config
     from diffpose_viz.methods import check_config
 
     for item in settings:
@@ -203,7 +208,7 @@ def apply_sampling_settings(model: LoadedModel, settings: list[str]) -> LoadedMo
         if key not in SAMPLING_KEYS:
             raise ValueError(f"--sampling {item!r}: only the sampling settings {list(SAMPLING_KEYS)} can change "
                              "after training")
-    cfg = config_from_dict(apply_overrides(to_dict(model.cfg), settings, "--sampling"), "--sampling")
+    cfg = parse_config(apply_overrides(to_dict(model.cfg), settings, "--sampling"), "--sampling")
     check_config(cfg, "--sampling", warn=False)
     return replace(model, cfg=cfg)
 
@@ -267,8 +272,8 @@ def _results(model: LoadedModel, lifted: Lifted, det: Detections2D, cams: list[C
     and the attributes every results file carries."""
     gmm = lifted.gmm
     root, root_note = _estimated_root(det.keypoints, None if gmm is None else gmm["root_depth"], cams, fallback_root)
-    if root is None:  # no H_K and no ground truth: assume the median training root depth of 5.5 m
-        root = np.stack([c.back_project(np.nan_to_num(k[0]), 5.5) for c, k in zip(cams, det.keypoints)])
+    if root is None:  # no H_K and no ground truth (user 2D, a method without H_K): a fixed depth
+        root = np.stack([c.back_project(np.nan_to_num(k[0]), FALLBACK_ROOT_DEPTH_M) for c, k in zip(cams, det.keypoints)])
     pred, pred_jagg = _aggregate(lifted.hypotheses, lifted.pred, det.keypoints, root, cams)
     return build_results(
         input_2d=det.keypoints, confidence=det.confidence, occluded=det.occluded, hypotheses=lifted.hypotheses,

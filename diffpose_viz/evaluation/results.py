@@ -14,6 +14,7 @@ import xarray as xr
 
 from diffpose_viz.atomic import atomic_target, atomic_targets
 from diffpose_viz.datasets.actions import action_group
+from diffpose_viz.errors import ResultsError
 from diffpose_viz.metrics import ORACLE_NOTE, mpjpe_per_joint
 from diffpose_viz.memory import USABLE_FRACTION, available_bytes, format_bytes
 from diffpose_viz.safe_io import SafeLoadError, check_input_file
@@ -74,23 +75,6 @@ PRED_MM_MEDIAN_BONE = 50.0
 JSON_ATTRS = ("config", "versions")
 
 
-class ResultsError(ValueError):
-    """A results file does not follow docs/RESULTS_SCHEMA.md.
-
-    Raised with keywords it names the source (the file when loaded from one), the variable or attribute,
-    and what was expected versus found; those parts are kept as attributes.
-    """
-
-    def __init__(self, problem: str, *, source: str | None = None, variable: str | None = None,
-                 attribute: str | None = None, expected: object = None, found: object = None) -> None:
-        self.problem, self.source, self.variable, self.attribute = problem, source, variable, attribute
-        self.expected, self.found = expected, found
-        parts = [p for p in (source, None if variable is None else f"variable '{variable}'",
-                             None if attribute is None else f"attribute '{attribute}'") if p]
-        message = ": ".join([*parts, problem])
-        if expected is not None or found is not None:
-            message += f" (expected {expected}, found {found})"
-        super().__init__(message)
 
 
 def build_results(
@@ -454,10 +438,6 @@ def _check_declared_size(lazy: xr.Dataset, source: str) -> None:
                            expected=f"at most {format_bytes(budget)} in all (the memory available)",
                            found=f"{format_bytes(total)}, of which {format_bytes(lazy[name].nbytes)} for shape "
                                  f"{tuple(lazy[name].shape)}")
-
-
-def results_config(ds: xr.Dataset) -> dict:
-    return json.loads(ds.attrs["config"])
 
 
 # --------------------------------------------------------------------------- a folder of results

@@ -6,7 +6,6 @@ The builders in the submodules take numpy arrays and return `go.Figure`s; the
 """
 from __future__ import annotations
 
-import numpy as np
 import plotly.graph_objects as go
 import xarray as xr
 
@@ -93,8 +92,3 @@ def gmm_from_results(ds: xr.Dataset, i: int, joints: list[int] | None = None, **
 
 def steps_available(ds: xr.Dataset) -> bool:
     return "trajectory" in ds and "step" in ds.dims and ds.sizes["step"] > 1
-
-
-def as_numpy(ds: xr.Dataset, name: str) -> np.ndarray:
-    _require(ds, name)
-    return ds[name].values

@@ -9,7 +9,8 @@ import logging
 import os
 
 from diffpose_viz import config as _config
-from diffpose_viz.config import ConfigError, ExperimentConfig, to_dict
+from diffpose_viz.config import ExperimentConfig, to_dict
+from diffpose_viz.errors import ConfigError
 from diffpose_viz.methods.base import LoadedModel, Method, Prediction, TrainBatch, centre_frame
 from diffpose_viz.methods.diffusion import DiffPoseJoint, DiffusionNetwork, GaussianDiffusion
 from diffpose_viz.methods.init_only import InitOnly
@@ -37,10 +38,6 @@ def get_method(name: str, source: str = "config") -> Method:
         return METHODS[name]
     except KeyError:
         raise ConfigError(f"{source}: method: expected one of {list(METHODS)}, found {name!r}") from None
-
-
-def method_of(cfg: ExperimentConfig) -> Method:
-    return get_method(cfg.method)
 
 
 def _differs_from_default(cfg: ExperimentConfig, dotted: str) -> bool:
@@ -71,15 +68,15 @@ def check_config(cfg: ExperimentConfig, source: str = "config", *, warn: bool = 
 
 
 def config_from_dict(data: dict, source: str = "config") -> ExperimentConfig:
-    """`diffpose_viz.config.config_from_dict` plus the method check."""
-    cfg = _config.config_from_dict(data, source)
+    """`diffpose_viz.config.parse_config` plus the method check."""
+    cfg = _config.parse_config(data, source)
     check_config(cfg, source, warn=False)
     return cfg
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> ExperimentConfig:
-    """`diffpose_viz.config.load_config` plus the method check (with warnings for unused settings)."""
-    cfg = _config.load_config(path, overrides)
+    """`diffpose_viz.config.read_config` plus the method check (with warnings for unused settings)."""
+    cfg = _config.read_config(path, overrides)
     check_config(cfg, str(path))
     return cfg
 
@@ -115,4 +112,4 @@ def training_order(selected: list[str] | None = None) -> list[str]:
 
 __all__ = ["METHODS", "ContextDiffusionNetwork", "DiffPoseJoint", "DiffusionNetwork", "GaussianDiffusion", "InitOnly", "Lifter", "LoadedModel",
            "Martinez", "Method", "Official", "OfficialNetwork", "Prediction", "RegressionNetwork", "TrainBatch", "TwoStageDiffPose",
-           "centre_frame", "check_config", "config_from_dict", "applicable", "get_method", "load_config", "method_of", "names", "training_order"]
+           "centre_frame", "check_config", "config_from_dict", "applicable", "get_method", "load_config", "names", "training_order"]

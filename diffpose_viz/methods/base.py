@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from diffpose_viz.config import ConfigError, ExperimentConfig
+from diffpose_viz.config import ExperimentConfig
 from diffpose_viz.diffusion import DDIMSampler, NoiseSchedule, SampleResult
+from diffpose_viz.errors import ConfigError
 from diffpose_viz.initialization.depth_prior import DepthPrior
 from diffpose_viz.initialization.pose_init import PoseGMM
 
@@ -169,9 +170,3 @@ def centre_frame(cond: torch.Tensor) -> torch.Tensor:
     """The (B,17,C) frame a (B,T,17,C) window is centred on (a (B,17,C) input is returned as is)."""
     return cond if cond.ndim == 3 else cond[:, cond.shape[1] // 2]
 
-
-def mpjpe_mm(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean per-joint error in mm of a root-centred estimate (no gradient)."""
-    pred = pred.detach()
-    pred = pred - pred[:, :1]
-    return torch.linalg.vector_norm(pred - target, dim=-1).mean() * 1000

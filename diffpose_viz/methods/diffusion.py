@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from diffpose_viz.config import ConfigError, ExperimentConfig
+from diffpose_viz.config import ExperimentConfig
 from diffpose_viz.diffusion import (
     DDIMSampler,
     NoiseSchedule,
@@ -14,6 +14,7 @@ from diffpose_viz.diffusion import (
     gmm_q_sample,
     x0_from_eps,
 )
+from diffpose_viz.errors import ConfigError
 from diffpose_viz.methods.base import LoadedModel, Method, Prediction, TrainBatch, prediction_from_result
 from diffpose_viz.models import FrameContextEncoder, GraFormerDenoiser, VideoContextEncoder, masked_2d_features
 

@@ -18,7 +18,7 @@ class InitOnly(Method):
     def settings(self, cfg: ExperimentConfig, n_hypotheses: int | None, n_steps: int | None) -> tuple[int, int]:
         n = cfg.diffusion.n_hypotheses if n_hypotheses is None else int(n_hypotheses)
         if n < 1:
-            from diffpose_viz.config import ConfigError
+            from diffpose_viz.errors import ConfigError
             raise ConfigError(f"--hypotheses: expected an integer >= 1, found {n}")
         return n, 0
 

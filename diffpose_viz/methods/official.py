@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from diffpose_viz.checkpoint import CheckpointError, load_checkpoint, load_weights
+from diffpose_viz.checkpoint import load_checkpoint, load_weights
 from diffpose_viz.config import ExperimentConfig, from_dict, validate
 from diffpose_viz.diffusion import (
     DDIMSampler,
@@ -25,6 +25,7 @@ from diffpose_viz.diffusion import (
     official_q_sample,
     x0_from_eps,
 )
+from diffpose_viz.errors import CheckpointError
 from diffpose_viz.methods.base import (
     LoadedModel,
     Method,

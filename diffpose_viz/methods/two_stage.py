@@ -26,9 +26,10 @@ import torch
 from torch import nn
 
 from diffpose_viz import inputs
-from diffpose_viz.checkpoint import CheckpointError, load_checkpoint, load_weights
-from diffpose_viz.config import ConfigError, ExperimentConfig, from_dict, to_dict, validate
+from diffpose_viz.checkpoint import load_checkpoint, load_weights
+from diffpose_viz.config import ExperimentConfig, from_dict, to_dict, validate
 from diffpose_viz.diffusion import DDIMSampler, gaussian_q_sample, gmm_q_sample
+from diffpose_viz.errors import CheckpointError, ConfigError
 from diffpose_viz.methods.base import LoadedModel, TrainBatch, centre_frame
 from diffpose_viz.methods.diffusion import DiffusionMethod
 from diffpose_viz.methods.regression import Lifter

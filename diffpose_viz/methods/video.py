@@ -7,7 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from diffpose_viz.config import ConfigError, ExperimentConfig
+from diffpose_viz.config import ExperimentConfig
+from diffpose_viz.errors import ConfigError
 from diffpose_viz.methods.base import LoadedModel, Prediction, TrainBatch
 from diffpose_viz.methods.regression import RegressionMethod, RegressionNetwork
 from diffpose_viz.models import MixSTELifter

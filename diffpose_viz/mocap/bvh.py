@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets.errors import DataError
+from diffpose_viz.errors import DataError
 
 _ROT_CHANNELS = {"Xrotation": "x", "Yrotation": "y", "Zrotation": "z"}
 _POS_CHANNELS = {"Xposition": 0, "Yposition": 1, "Zposition": 2}

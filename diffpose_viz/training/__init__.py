@@ -1,5 +1,4 @@
 """Training: the trainer (set-up, loop, validation on held-out training sequences, checkpoints, exact
 resume) and the EMA. Configs, checkpoint I/O and DDP helpers live one layer below
-(`diffpose_viz.config`, `diffpose_viz.checkpoint`, `diffpose_viz.distributed`); the submodules
-`training.config`, `training.checkpoint` and `training.distributed` re-export them for old imports.
+(`diffpose_viz.config`, `diffpose_viz.checkpoint`, `diffpose_viz.distributed`).
 """

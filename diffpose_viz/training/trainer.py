@@ -27,7 +27,6 @@ from diffpose_viz import inputs
 from diffpose_viz.atomic import (abort_replacement, begin_replacement, clean_stale_temporaries, commit_replacement,
                                  staging_dir)
 from diffpose_viz.checkpoint import (
-    CheckpointError,
     load_checkpoint,
     load_weights,
     rng_state,
@@ -38,9 +37,9 @@ from diffpose_viz.checkpoint import (
 from diffpose_viz.config import ExperimentConfig, config_diff, from_dict, save_config, to_dict
 from diffpose_viz.datasets.poses import PoseSet
 from diffpose_viz.detector_sim import Detections2D
+from diffpose_viz.errors import CheckpointError, InputError
 from diffpose_viz.inference import gather_cond, predict
 from diffpose_viz.initialization.pose_init import PoseGMM
-from diffpose_viz.inputs import InputError
 from diffpose_viz.methods import LoadedModel, Method, TrainBatch, check_config
 from diffpose_viz.progress import Progress
 from diffpose_viz.training import perf

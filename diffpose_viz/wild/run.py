@@ -136,15 +136,13 @@ def lift_detections(
     focal_factor: float = FOCAL_FACTOR,
     calibration: str | Path | None = None,
 ) -> tuple[Path | None, str]:
-    """Lift the frames with a person to N 3D hypotheses and write the results file.
+    """Lift the frames with a person to N 3D hypotheses and write the results file (docs/RESULTS_SCHEMA.md
+    without `gt`/`err*`; `frame` = the source frame index, `subject` "wild", `action` the file name).
 
-    Hook for the package's sampling pipeline. What it has to receive from here:
-    `det.subset(det.person_found).detections2d()` (modes in px, Q = 2), the
-    intrinsics of `wild_camera(det.width, det.height, focal_factor)` as
-    [fx, fy, cx, cy], the checkpoint, N and the device; and what it has to
-    write: docs/RESULTS_SCHEMA.md without `gt`/`err*`, with `frame` =
-    `det.frame_index[found]`, `subject` = "wild", `action` = the file name,
-    `camera` = "wild", dataset = "wild".
+    Handed on: the keypoints, confidences, occlusion flags and per-joint `std_px` of the frames with a person,
+    seen by `wild_camera(det.width, det.height, focal_factor)`. The detector's Q = 2 heatmap modes are not:
+    `lift_2d` builds H_K from one mode per joint (the keypoint, spread `std_px`), as for every user 2D input,
+    so that the results file (which keeps keypoints, not modes) and the lab can reproduce the lift.
     """
     found = np.flatnonzero(det.person_found)
     if len(found) == 0:
