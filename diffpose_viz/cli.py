@@ -86,8 +86,9 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from diffpose_viz.distributed import current, shutdown
-    from diffpose_viz.evaluation.evaluate import evaluate
+    from diffpose_viz.evaluation.evaluate import EvalData, evaluate
     from diffpose_viz.evaluation.results import metrics_path_for
+    from diffpose_viz.inference import SamplingSetting
 
     _check_positive(batch_size=args.batch_size, max_samples=args.max_samples, hypotheses=args.hypotheses,
                     steps=args.steps)
@@ -95,11 +96,12 @@ def cmd_evaluate(args) -> int:
     if not Path(args.checkpoint).is_file():
         raise CLIError(f"checkpoint {args.checkpoint}: does not exist or is not a file")
 
-    out = evaluate(args.checkpoint, args.out, device=_check_device(args.device), n_hypotheses=args.hypotheses,
-                   n_steps=args.steps, record_trajectory=args.record_trajectory, batch_size=args.batch_size,
-                   data_path=args.data, max_samples=args.max_samples, progress=not args.no_progress,
-                   amp=args.amp, test_subjects=args.subjects, split=args.split, sampling=args.sampling,
-                   test_2d=args.test_2d, calibrate_with=args.calibrate_with)
+    sampling = SamplingSetting(args.hypotheses, args.steps, batch_size=args.batch_size, amp=args.amp,
+                               record=args.record_trajectory, overrides=tuple(args.sampling))
+    data = EvalData(split=args.split, data_path=args.data, subjects=tuple(args.subjects) if args.subjects else None,
+                    test_2d=args.test_2d, max_samples=args.max_samples, calibrate_with=tuple(args.calibrate_with))
+    out = evaluate(args.checkpoint, args.out, device=_check_device(args.device), sampling=sampling, data=data,
+                   progress=not args.no_progress)
     if current().is_main:
         print(f"wrote {out.results_path} and {out.metrics_path} ({out.wall_s:.1f} s)")
     shutdown()
@@ -128,9 +130,8 @@ def _check_out_file(out: str, force: bool, *companions: Path) -> None:
 
 def cmd_sample(args) -> int:
     from diffpose_viz.datasets.keypoints_file import load_keypoints_h36m17
-    from diffpose_viz.evaluation.evaluate import MIN_VISIBLE_JOINTS, lift_2d
     from diffpose_viz.evaluation.results import write_results
-    from diffpose_viz.inference import load_model
+    from diffpose_viz.inference import MIN_VISIBLE_JOINTS, SamplingSetting, lift_2d, load_model
     from diffpose_viz.inputs import default_camera
 
     _check_positive(hypotheses=args.hypotheses, steps=args.steps)
@@ -152,9 +153,8 @@ def cmd_sample(args) -> int:
         ood_model = load_ood_model(args.calibration, args.checkpoint)
     cam = default_camera(w, h, args.focal, args.center)
     model = load_model(args.checkpoint, _check_device(args.device))
-    ds = lift_2d(model, kp17, cam, confidence=conf17, std_px=args.std_px, n_hypotheses=args.hypotheses,
-                 n_steps=args.steps, record_trajectory=args.record_trajectory,
-                 dataset=f"{Path(args.input).name} ({fmt})")
+    ds = lift_2d(model, kp17, cam, SamplingSetting(args.hypotheses, args.steps, record=args.record_trajectory),
+                 confidence=conf17, std_px=args.std_px, dataset=f"{Path(args.input).name} ({fmt})")
     ood_line = None
     if ood_model is not None:
         ds, ood_line = annotate(ds, ood_model)

@@ -2,28 +2,33 @@
 
 `lift()` is the one sequence shared by `evaluate`, `sample`, `wild`, the dashboard and the trainer's
 validation: screen-normalise the 2D, fit H_K when the method needs it, run the method's `predict` in
-batches. It returns arrays; `evaluation/` turns them into results files.
+batches, all under one `SamplingSetting`. `results_dataset` turns its arrays into a results Dataset
+(docs/RESULTS_SCHEMA.md); `lift_2d` does both for user 2D keypoints (the `sample` command, wild, the
+dashboard).
 """
 from __future__ import annotations
 
+import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from diffpose_viz.checkpoint import load_checkpoint, load_weights
-from diffpose_viz.config import parse_config
+from diffpose_viz import metrics
+from diffpose_viz.camera import Camera
+from diffpose_viz.checkpoint import load_checkpoint, load_weights, versions
+from diffpose_viz.config import parse_config, to_dict
 from diffpose_viz.detector_sim import Detections2D
 from diffpose_viz.errors import CheckpointError, InputError
+from diffpose_viz.evaluation.results import build_results
 from diffpose_viz.initialization.depth_prior import depth_prior_from_dict
-from diffpose_viz.initialization.pose_init import PoseGMM
-from diffpose_viz.inputs import build_hk, screen_input
+from diffpose_viz.initialization.pose_init import PoseGMM, intrinsics_from_camera, modes_from_keypoints
+from diffpose_viz.inputs import SPLIT_SEEDS, build_hk, screen_input, sequence_windows
 from diffpose_viz.memory import check_lift_fits
-from diffpose_viz.methods import LoadedModel, Prediction, check_config
+from diffpose_viz.methods import AMP_CHOICES, LoadedModel, Prediction, SamplingSetting, check_config
 from diffpose_viz.progress import progress as progress_bar
-
-AMP_CHOICES = ("none", "bf16")
 
 
 #: Method names renamed since a checkpoint was written: (old name, writer versions) -> current name.
@@ -90,37 +95,33 @@ def gather_cond(cond_all: torch.Tensor, idx: torch.Tensor, windows: torch.Tensor
 
 
 @torch.no_grad()
-def predict(model: LoadedModel, cond: torch.Tensor, gmm: PoseGMM | None, *, n_hypotheses: int, n_steps: int,
-            record: bool = False, generator: torch.Generator | None = None, amp: str | None = None,
-            **method_options) -> Prediction:
-    """Hypotheses for one batch of frames. cond: (B,17,3) or (B,T,17,3) on model.device.
+def predict(model: LoadedModel, cond: torch.Tensor, gmm: PoseGMM | None, sampling: SamplingSetting,
+            generator: torch.Generator | None = None) -> Prediction:
+    """Hypotheses for one batch of frames under a resolved `sampling` (N, K, record, amp).
+    cond: (B,17,3) or (B,T,17,3) on model.device.
 
     amp='bf16': the networks run under torch.autocast in bfloat16 (GPU, or CPUs with bf16 instructions);
     the diffusion state and the DDIM arithmetic stay float32."""
-    with autocast(model.device, amp):
-        return model.method.predict(model, cond, gmm, n_hypotheses=n_hypotheses, n_steps=n_steps, record=record,
-                                    generator=generator, **method_options)
+    with autocast(model.device, sampling.amp):
+        return model.method.predict(model, cond, gmm, n_hypotheses=sampling.n_hypotheses, n_steps=sampling.n_steps,
+                                    record=sampling.record, generator=generator)
 
 
 def run_inference(model: LoadedModel, cond: torch.Tensor, windows: torch.Tensor | None, gmm: PoseGMM | None,
-                  rows: np.ndarray, *, n_hypotheses: int, n_steps: int, record: bool, batch_size: int = 256,
-                  seed: int = 0, progress: bool = False, gmm_index: np.ndarray | None = None,
-                  amp: str | None = None) -> dict[str, np.ndarray | list | None]:
-    """Hypotheses (and trajectories) for `rows`, in batches; results are numpy on the CPU.
+                  rows: np.ndarray, sampling: SamplingSetting, *, progress: bool = False,
+                  gmm_index: np.ndarray | None = None) -> dict[str, np.ndarray | list | None]:
+    """Hypotheses (and trajectories) for `rows`, in batches of `sampling.batch_size`; numpy on the CPU.
 
     gmm_index: position in `gmm` of each entry of `rows` (default: the rows themselves)."""
-    if batch_size < 1:
-        raise ValueError(f"--batch-size: expected an integer >= 1, found {batch_size}")
     gmm_index = np.asarray(rows if gmm_index is None else gmm_index)
-    gen = torch.Generator(device=model.device).manual_seed(seed)
+    gen = torch.Generator(device=model.device).manual_seed(sampling.seed)
     out: dict[str, list] = {"hypotheses": [], "trajectory": [], "x0_estimate": [], "pred": []}
     timesteps = None
-    starts = range(0, len(rows), batch_size)
-    for s in progress_bar(starts, desc=f"sample {model.name}", unit="batch", enabled=progress):
-        idx = torch.as_tensor(rows[s:s + batch_size], device=model.device)
-        g = gmm.select(torch.as_tensor(gmm_index[s:s + batch_size], device=model.device)) if gmm is not None else None
-        p = predict(model, gather_cond(cond, idx, windows), g, n_hypotheses=n_hypotheses, n_steps=n_steps,
-                    record=record, generator=gen, amp=amp)
+    bs = sampling.batch_size
+    for s in progress_bar(range(0, len(rows), bs), desc=f"sample {model.name}", unit="batch", enabled=progress):
+        idx = torch.as_tensor(rows[s:s + bs], device=model.device)
+        g = gmm.select(torch.as_tensor(gmm_index[s:s + bs], device=model.device)) if gmm is not None else None
+        p = predict(model, gather_cond(cond, idx, windows), g, sampling, gen)
         out["hypotheses"].append(p.hypotheses)
         if p.trajectory is not None:
             out["trajectory"].append(p.trajectory)
@@ -149,19 +150,20 @@ class Lifted:
     n_steps: int
 
 
-def lift(model: LoadedModel, det: Detections2D, res: np.ndarray, intrinsics: np.ndarray, *,
-         rows: np.ndarray | None = None, windows: np.ndarray | None = None, hk_seed: int = 0,
-         hk_cache: Path | None = None, n_hypotheses: int | None = None, n_steps: int | None = None,
-         record: bool = False, batch_size: int = 256, seed: int | None = None, progress: bool = False,
-         amp: str | None = None) -> Lifted:
+def lift(model: LoadedModel, det: Detections2D, res: np.ndarray, intrinsics: np.ndarray,
+         sampling: SamplingSetting | None = None, *, rows: np.ndarray | None = None,
+         windows: np.ndarray | None = None, hk_seed: int = 0, hk_cache: Path | None = None,
+         progress: bool = False) -> Lifted:
     """2D detections (all rows; pixels) -> hypotheses for `rows` (default: all).
 
     res: (N,2) image size per row; intrinsics: (N,4) [fx, fy, cx, cy]; windows: (N,T) row indices when the
-    method takes video windows (they may reach rows outside `rows`)."""
+    method takes video windows (they may reach rows outside `rows`); `sampling`: a request, resolved here by
+    the method (None: the config's settings)."""
     method = model.method
-    n_hyp, k = method.settings(model.cfg, n_hypotheses, n_steps)
+    sampling = method.sampling(model.cfg, sampling)
     rows = np.arange(len(det)) if rows is None else np.asarray(rows)
-    check_lift_fits(len(rows), n_hyp, k, record, batch_size, model.cfg.model.hidden)  # before any allocation
+    check_lift_fits(len(rows), sampling.n_hypotheses, sampling.n_steps, sampling.record, sampling.batch_size,
+                    model.cfg.model.hidden)  # before any allocation
     cond = torch.as_tensor(screen_input(det.keypoints, det.confidence, res), device=model.device)
     win = None
     if method.uses_windows(model.cfg):
@@ -175,16 +177,170 @@ def lift(model: LoadedModel, det: Detections2D, res: np.ndarray, intrinsics: np.
                                 sub.occluded)
         gmm = build_hk(sub, np.asarray(intrinsics)[rows], model.prior, model.cfg.init, seed=hk_seed,
                        device=model.device, cache=hk_cache, progress=progress, depth=depth)
-    out = run_inference(model, cond, win, gmm, rows, n_hypotheses=n_hyp, n_steps=k, record=record,
-                        batch_size=batch_size, seed=model.cfg.train.seed if seed is None else seed,
-                        progress=progress, gmm_index=np.arange(len(rows)), amp=amp)
+    out = run_inference(model, cond, win, gmm, rows, sampling, progress=progress, gmm_index=np.arange(len(rows)))
     gmm_np = None
     if gmm is not None:
         g = gmm.to_numpy()
         gmm_np = {key: g[key] for key in ("weights", "means", "variances", "root_depth")}
     return Lifted(out["hypotheses"], out["pred"], out["trajectory"], out["x0_estimate"], out["timesteps"], gmm_np,
-                  n_hyp, k)
+                  sampling.n_hypotheses, sampling.n_steps)
 
 
-__all__ = ["AMP_CHOICES", "Lifted", "LoadedModel", "Prediction", "autocast", "gather_cond", "lift", "load_model",
-           "predict", "run_inference"]
+# --------------------------------------------------------------------------- results Datasets
+
+
+#: Root depth (m) at which J-Agg back-projects the root keypoint when nothing estimates it (user 2D lifted by a
+#: method without H_K). A fixed guess of the order of Human3.6M's camera distances, not read from the training
+#: data: the checkpoint of such a method keeps no depth prior. It moves only J-Agg, never P1/P2.
+FALLBACK_ROOT_DEPTH_M = 5.5
+
+
+def _aggregate(hyps: np.ndarray, pred: np.ndarray | None, keypoints: np.ndarray, root: np.ndarray,
+               cams: list[Camera]) -> tuple[np.ndarray, np.ndarray]:
+    p_agg = metrics.p_agg(hyps) if pred is None else pred
+    if hyps.shape[1] == 1:
+        return p_agg, hyps[:, 0]
+    return p_agg, metrics.j_agg(hyps, keypoints, root, cams)
+
+
+def _estimated_root(keypoints: np.ndarray, root_depth: np.ndarray | None, cams: list[Camera], fallback: np.ndarray):
+    """Root position for J-Agg's reprojection: the root keypoint back-projected at H_K's estimated depth
+    (a test-time quantity); rows without it use `fallback`."""
+    if root_depth is None:
+        return fallback, "ground truth root position" if fallback is not None else "none"
+    z = np.asarray(root_depth, np.float64)
+    kp = np.where(np.isfinite(keypoints[:, 0]), keypoints[:, 0], np.nan)
+    root = np.stack([c.back_project(k, d) for c, k, d in zip(cams, kp, z)])
+    bad = ~np.isfinite(root).all(1)
+    if bad.any() and fallback is not None:
+        root[bad] = fallback[bad]
+    return root, "root keypoint back-projected at the H_K root depth (estimated from the 2D scale)"
+
+
+def results_dataset(model: LoadedModel, lifted: Lifted, det: Detections2D, cams: list[Camera], *, fallback_root, gt,
+                    subject, action, camera, frame, dataset: str, split: str, extra_attrs: dict,
+                    missing: np.ndarray | None = None, missing_reason: np.ndarray | None = None):
+    """A results Dataset from `lift()`'s output: the aggregates (P-Agg / the method's own output, J-Agg)
+    and the attributes every results file carries."""
+    gmm = lifted.gmm
+    root, root_note = _estimated_root(det.keypoints, None if gmm is None else gmm["root_depth"], cams, fallback_root)
+    if root is None:  # no H_K and no ground truth
+        root = np.stack([c.back_project(np.nan_to_num(k[0]), FALLBACK_ROOT_DEPTH_M)
+                         for c, k in zip(cams, det.keypoints)])
+    pred, pred_jagg = _aggregate(lifted.hypotheses, lifted.pred, det.keypoints, root, cams)
+    return build_results(
+        input_2d=det.keypoints, confidence=det.confidence, occluded=det.occluded, hypotheses=lifted.hypotheses,
+        pred=pred, pred_jagg=pred_jagg, gt=gt, subject=subject, action=action, camera=camera, frame=frame,
+        trajectory=lifted.trajectory, x0_estimate=lifted.x0_estimate, timesteps=lifted.timesteps,
+        gmm=None if gmm is None else {k: gmm[k] for k in ("weights", "means", "variances")},
+        model=model.method.model_name, config=to_dict(model.cfg), versions=versions(), dataset=dataset, split=split,
+        extra_attrs={"checkpoint": model.path, "n_hypotheses": lifted.n_hypotheses,
+                     "n_sampling_steps": lifted.n_steps, "jagg_root": root_note,
+                     "pred_definition": "H_K mixture mean" if lifted.pred is not None else "mean of the hypotheses",
+                     **extra_attrs},
+        missing=missing, missing_reason=missing_reason,
+    )
+
+
+# --------------------------------------------------------------------------- user / in-the-wild 2D
+
+
+#: A frame is lifted only with at least this many visible joints (finite 2D, confidence > 0), one of them a hip
+#: or the pelvis (H36M-17 joints 0, 1, 4): fewer pin down neither the 2D scale (depth) nor the body's position.
+MIN_VISIBLE_JOINTS = 6
+HIP_JOINTS = (0, 1, 4)
+
+
+def usable_frames(keypoints_px: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(usable (F,) bool, reason (F,) str; '' for usable frames) for H36M-17 keypoints and confidences."""
+    visible = np.isfinite(keypoints_px).all(-1) & (np.nan_to_num(confidence) > 0)
+    n_vis = visible.sum(1)
+    hip = visible[:, list(HIP_JOINTS)].any(1)
+    reason = np.full(len(keypoints_px), "", dtype=object)
+    reason[~hip] = "no visible hip or pelvis"
+    reason[collapsed_frames(keypoints_px, visible)] = "visible joints all at one point (a zero-filled or constant pose)"
+    reason[n_vis < MIN_VISIBLE_JOINTS] = [f"only {k} visible joints (at least {MIN_VISIBLE_JOINTS} needed)"
+                                          for k in n_vis[n_vis < MIN_VISIBLE_JOINTS]]
+    reason[n_vis == 0] = "no visible 2D keypoints"
+    usable = reason == ""
+    return usable, reason.astype(str)
+
+
+def collapsed_frames(keypoints_px: np.ndarray, visible: np.ndarray, min_extent_px: float = 1.0) -> np.ndarray:
+    """(F,) bool: frames whose visible joints all lie within `min_extent_px` of each other (no body to lift)."""
+    kp = np.where(visible[..., None], keypoints_px, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # frames without visible joints: all-NaN
+        extent = (np.nanmax(kp, 1) - np.nanmin(kp, 1)).max(-1)
+    return visible.any(1) & (np.nan_to_num(extent, nan=np.inf) < min_extent_px)
+
+
+def _scatter(values: np.ndarray | None, rows: np.ndarray, n: int) -> np.ndarray | None:
+    """Values of the lifted rows placed into an array over all n frames (NaN elsewhere)."""
+    if values is None:
+        return None
+    out = np.full((n, *values.shape[1:]), np.nan, dtype=np.result_type(values.dtype, np.float32))
+    out[rows] = values
+    return out
+
+
+def lift_2d(model: LoadedModel, keypoints_px: np.ndarray, camera: Camera, sampling: SamplingSetting | None = None, *,
+            confidence: np.ndarray | None = None, occluded: np.ndarray | None = None,
+            std_px: float | np.ndarray = 5.0, frames: np.ndarray | None = None, subject: str = "user",
+            action: str = "user", dataset: str = "user 2D keypoints", progress: bool = False):
+    """H36M-17 keypoints (F,17,2) px (NaN = missing) seen by `camera` -> results Dataset without ground truth.
+
+    std_px: the 2D uncertainty H_K assumes per joint (scalar or (F,17) px). Video context needs the
+    frames in time order (consecutive rows form one sequence).
+
+    Frames without usable 2D (fewer than MIN_VISIBLE_JOINTS visible joints, or no visible hip/pelvis) are
+    not lifted: their hypotheses and predictions are NaN and the results flag them in the `missing` and
+    `missing_reason` (sample) variables. InputError when no frame is usable.
+    """
+    kp = np.asarray(keypoints_px, np.float32)
+    if kp.ndim != 3 or kp.shape[1:] != (17, 2):
+        raise InputError(f"2D keypoints: expected (frames, 17, 2) pixels in H36M-17 order, found {kp.shape}")
+    F = len(kp)
+    if F == 0:
+        raise InputError("2D keypoints: the input holds no frames")
+    conf = np.isfinite(kp).all(-1).astype(np.float32) if confidence is None else np.asarray(confidence, np.float32)
+    if conf.shape != (F, 17):
+        raise InputError(f"confidence: expected ({F}, 17), found {conf.shape}")
+    occ = np.zeros((F, 17), bool) if occluded is None else np.asarray(occluded, bool)
+    std = np.asarray(std_px, np.float64)
+    usable, reason = usable_frames(kp, conf)
+    if not usable.any():
+        counts = ", ".join(f"{k} frame(s): {r}" for r, k in zip(*np.unique(reason, return_counts=True)))
+        raise InputError(f"2D keypoints: none of the {F} frames has usable 2D (at least {MIN_VISIBLE_JOINTS} visible "
+                         f"joints incl. a hip or the pelvis); {counts}")
+    rows = np.flatnonzero(usable)
+    kp_u, conf_u, occ_u = kp[rows], conf[rows], occ[rows]
+    std_u = std[rows] if std.ndim == 2 else std_px
+    det_u = Detections2D(kp_u, conf_u, modes_from_keypoints(kp_u, std_u, conf_u).astype(np.float32), occ_u)
+    n_u = len(rows)
+    windows = None
+    if model.method.uses_windows(model.cfg):
+        windows = sequence_windows(np.zeros(n_u, np.int64), np.arange(n_u), model.cfg.model.frames)
+    lifted = lift(model, det_u, np.array([[camera.res_w, camera.res_h]] * n_u),
+                  np.broadcast_to(intrinsics_from_camera(camera), (n_u, 4)).copy(), sampling, windows=windows,
+                  hk_seed=SPLIT_SEEDS["wild"], progress=progress)
+    if n_u < F:  # put the lifted frames back among all frames; the others stay NaN
+        lifted = Lifted(_scatter(lifted.hypotheses, rows, F), _scatter(lifted.pred, rows, F),
+                        _scatter(lifted.trajectory, rows, F), _scatter(lifted.x0_estimate, rows, F),
+                        lifted.timesteps,
+                        None if lifted.gmm is None else {k: _scatter(v, rows, F) for k, v in lifted.gmm.items()},
+                        lifted.n_hypotheses, lifted.n_steps)
+    modes = np.full((F, 17, *det_u.modes.shape[2:]), np.nan, np.float32)
+    modes[rows] = det_u.modes
+    det = Detections2D(kp, conf, modes, occ)
+    return results_dataset(model, lifted, det, [camera] * F, fallback_root=None, gt=None, subject=[subject] * F,
+                           action=[action] * F, camera=[camera.id] * F,
+                           frame=np.arange(F) if frames is None else frames,
+                           dataset=dataset, split="wild",
+                           extra_attrs={"camera_json": json.dumps(camera.to_dict()),
+                                        "min_visible_joints": MIN_VISIBLE_JOINTS},
+                           missing=~usable, missing_reason=reason)
+
+
+__all__ = ["AMP_CHOICES", "Lifted", "LoadedModel", "Prediction", "SamplingSetting", "autocast", "gather_cond", "lift",
+           "lift_2d", "load_model", "predict", "results_dataset", "run_inference", "usable_frames"]

@@ -20,7 +20,6 @@ modes), so "before" and "after" must both be rerun here to be compared like for 
 """
 from __future__ import annotations
 
-import copy
 import json
 import time
 from dataclasses import dataclass, field, replace
@@ -38,7 +37,7 @@ from diffpose_viz.detector_sim import Detections2D
 from diffpose_viz.errors import CheckpointError
 from diffpose_viz.figures.errors import hypothesis_spread_mm
 from diffpose_viz.figures.gmm import mixture_std
-from diffpose_viz.inference import LoadedModel, gather_cond, predict
+from diffpose_viz.inference import LoadedModel, SamplingSetting, gather_cond, predict
 from diffpose_viz.initialization.pose_init import build_pose_gmm, intrinsics_from_camera, modes_from_keypoints
 from diffpose_viz.inputs import SPLIT_SEEDS, build_hk, screen_input
 from diffpose_viz.skeleton import H36M17
@@ -306,19 +305,18 @@ def _hk(model: LoadedModel, det: Detections2D, sample: LabSample, seed: int, dep
     return gmm, f"root depth given: {z:.2f} m" + z_note
 
 
-def _sample_from_step(model: LoadedModel, cond: torch.Tensor, gmm, n: int, k: int, start_step: int,
+def _sample_from_step(model: LoadedModel, cond: torch.Tensor, gmm, sampling: SamplingSetting,
                       generator: torch.Generator):
-    """DDIM from the `start_step`-th of the model's K timesteps (the chain's start state is taken there): the
-    method's own predict with diffusion.start_t moved to that timestep."""
+    """DDIM from the `sampling.start_step`-th of the model's K timesteps (the chain's start state is taken
+    there): the method's own predict with diffusion.start_t moved to that timestep."""
     method = model.method
     d = model.cfg.diffusion
+    k, start_step = sampling.n_steps, sampling.start_step
     if not 0 <= start_step < k:
         raise LabError(f"start_step: expected 0..{k - 1} (one of the K = {k} steps), found {start_step}")
     ts = method.build_schedule(model.cfg, model.device).ddim_timesteps(k, d.skip, d.start_t)
-    cfg = copy.deepcopy(model.cfg)
-    cfg.diffusion.start_t = int(ts[start_step])
-    return predict(replace(model, cfg=cfg), cond, gmm, n_hypotheses=n, n_steps=k - start_step, record=True,
-                   generator=generator)
+    cfg = replace(model.cfg, diffusion=replace(d, start_t=int(ts[start_step])))
+    return predict(replace(model, cfg=cfg), cond, gmm, replace(sampling, n_steps=k - start_step), generator)
 
 
 @torch.no_grad()
@@ -334,7 +332,9 @@ def rerun(model: LoadedModel, sample: LabSample, n_hypotheses: int | None = None
     method = model.method
     if sample.model_name not in ("?", method.model_name):
         raise LabError(f"the sample comes from a {sample.model_name} results file but the model is {method.name}")
-    n, k = method.settings(model.cfg, n_hypotheses, n_steps)
+    sampling = method.sampling(model.cfg, SamplingSetting(n_hypotheses, n_steps, seed=seed, record=True,
+                                                          start_step=int(start_step or 0)))
+    n, k = sampling.n_hypotheses, sampling.n_steps
     kp = sample.keypoints[None].astype(np.float32)
     conf = sample.confidence[None].astype(np.float32)
     modes = modes_from_keypoints(kp, sample.std_px[None], conf).astype(np.float32)
@@ -356,14 +356,14 @@ def rerun(model: LoadedModel, sample: LabSample, n_hypotheses: int | None = None
                         f"its input")
         if depth_source is not None:
             notes.append("depth_source ignored (no H_K)")
-    gen = torch.Generator(device=model.device).manual_seed(int(seed))
-    if start_step not in (None, 0):
+    gen = torch.Generator(device=model.device).manual_seed(sampling.seed)
+    if sampling.start_step:
         if not method.samples_with_ddim:
             raise LabError(f"start_step: {method.name} does not run DDIM sampling")
-        p = _sample_from_step(model, cond, gmm, n, k, int(start_step), gen)
+        p = _sample_from_step(model, cond, gmm, sampling, gen)
         notes.append(f"reverse loop from step {start_step} of {k}")
     else:
-        p = predict(model, cond, gmm, n_hypotheses=n, n_steps=k, record=True, generator=gen)
+        p = predict(model, cond, gmm, sampling, gen)
     hyps = np.asarray(p.hypotheses[0], np.float64)
     if not np.isfinite(hyps).all():
         raise LabError(f"{model.path}: the model produced NaN/inf hypotheses for this input")

@@ -56,7 +56,7 @@ def diagnose(run: Path, n_hypotheses: int = 5, n_steps: int | None = None) -> li
     import numpy as np
     import torch
 
-    from diffpose_viz.inference import gather_cond, load_model, predict
+    from diffpose_viz.inference import SamplingSetting, gather_cond, load_model, predict
     from diffpose_viz.methods import load_config
     from diffpose_viz.training.trainer import Trainer
 
@@ -68,9 +68,8 @@ def diagnose(run: Path, n_hypotheses: int = 5, n_steps: int | None = None) -> li
     model = load_model(run / "best.pt", trainer.device)
     idx = torch.arange(len(data))
     gmm = data.gmm.select(idx) if data.gmm is not None else None
-    pred = predict(model, gather_cond(data.cond, idx, data.windows), gmm, n_hypotheses=n_hypotheses,
-                            n_steps=n_steps or cfg.diffusion.n_sampling_steps, record=True,
-                            generator=torch.Generator().manual_seed(0))
+    sampling = SamplingSetting(n_hypotheses, n_steps or cfg.diffusion.n_sampling_steps, record=True)
+    pred = predict(model, gather_cond(data.cond, idx, data.windows), gmm, sampling, torch.Generator().manual_seed(0))
     gt = data.pose3d.cpu().numpy()[:, None, None]  # (R,1,1,17,3)
     x0 = pred.x0_trajectory  # (R,N,S,17,3)
     single = np.linalg.norm(x0 - gt, axis=-1).mean((0, 1, 3)) * 1000

@@ -131,7 +131,7 @@ def _old_format_payload(ckpt: dict) -> dict:
 
 def test_old_format_checkpoint_loads_and_predicts(trained, tmp_path):
     from diffpose_viz.camera import h36m_cameras
-    from diffpose_viz.evaluation.evaluate import lift_2d
+    from diffpose_viz.inference import SamplingSetting, lift_2d
     from diffpose_viz.inference import load_model
 
     old = _old_format_payload(torch.load(trained / "best.pt", weights_only=True))
@@ -147,8 +147,8 @@ def test_old_format_checkpoint_loads_and_predicts(trained, tmp_path):
     cam = h36m_cameras("S1")[0]
     world = np.array([[0.0, 0.0, 0.95]]) + np.random.default_rng(1).normal(0, 0.25, (17, 3))
     kp = cam.project(cam.world_to_camera(world))[None].repeat(2, 0)
-    a = lift_2d(model, kp, cam, n_hypotheses=2, n_steps=2)
-    b = lift_2d(new, kp, cam, n_hypotheses=2, n_steps=2)
+    a = lift_2d(model, kp, cam, SamplingSetting(2, 2))
+    b = lift_2d(new, kp, cam, SamplingSetting(2, 2))
     assert np.isfinite(a["hypotheses"].values).all()
     np.testing.assert_array_equal(a["hypotheses"].values, b["hypotheses"].values)
 

@@ -15,8 +15,8 @@ import pytest
 from diffpose_viz.cli import main
 from diffpose_viz.config import MotionSource
 from diffpose_viz.datasets import cmu_bvh
-from diffpose_viz.errors import DataError
 from diffpose_viz.datasets.vp3d import load_3d
+from diffpose_viz.errors import DataError
 
 from tiny_runs import tiny_config
 

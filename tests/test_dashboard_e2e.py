@@ -171,14 +171,15 @@ def synthetic_lab_results(tmp_path_factory) -> Path:
     from tiny_runs import make_tiny_dataset, tiny_config
 
     from diffpose_viz.evaluation.evaluate import evaluate
+    from diffpose_viz.inference import SamplingSetting
     from diffpose_viz.training.trainer import train
 
     d = tmp_path_factory.mktemp("lab_synthetic")
     data = make_tiny_dataset(d / "data_3d_tiny.npz")
     run = train(tiny_config(data, method="diffpose_joint", **{"model.hidden": 16, "diffusion.n_hypotheses": 5}),
                 d / "run", progress=False)
-    evaluate(run.best, d / "lab" / "diffpose.nc", record_trajectory=True, progress=False, print_summary=False,
-             calibrate=False)
+    evaluate(run.best, d / "lab" / "diffpose.nc", sampling=SamplingSetting(record=True), progress=False,
+             print_summary=False, calibrate=False)
     return d / "lab"
 
 

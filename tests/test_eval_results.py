@@ -8,9 +8,9 @@ import pytest
 import xarray as xr
 
 from diffpose_viz.errors import ResultsError
-from diffpose_viz.evaluation.evaluate import evaluate, lift_2d
+from diffpose_viz.evaluation.evaluate import EvalData, evaluate
 from diffpose_viz.evaluation.results import VARIABLES, load_results, write_results
-from diffpose_viz.inference import load_model
+from diffpose_viz.inference import SamplingSetting, lift_2d, load_model
 from diffpose_viz.inputs import default_camera
 from diffpose_viz.training.trainer import train
 
@@ -35,7 +35,7 @@ def diffpose_run(tiny_data, tmp_path_factory):  # noqa: F811
 
 
 def test_evaluate_writes_schema_conforming_results(diffpose_run, tmp_path):
-    res = evaluate(diffpose_run.best, tmp_path / "diffpose.nc", record_trajectory=True, progress=False,
+    res = evaluate(diffpose_run.best, tmp_path / "diffpose.nc", sampling=SamplingSetting(record=True), progress=False,
                    print_summary=False)
     ds = load_results(res.results_path)  # validates
     n = ds.sizes["sample"]
@@ -64,7 +64,7 @@ def test_evaluate_writes_schema_conforming_results(diffpose_run, tmp_path):
 
 
 def test_loader_names_file_and_missing_variable(diffpose_run, tmp_path):
-    res = evaluate(diffpose_run.best, tmp_path / "full.nc", n_hypotheses=2, n_steps=2, progress=False,
+    res = evaluate(diffpose_run.best, tmp_path / "full.nc", sampling=SamplingSetting(2, 2), progress=False,
                    print_summary=False)
     ds = load_results(res.results_path)
     assert "trajectory" not in ds and ds.sizes["hypothesis"] == 2
@@ -92,7 +92,7 @@ def test_lift_user_keypoints_without_ground_truth(diffpose_run, tmp_path):
     pose = np.array([[0, 0, 4.0]]) + np.random.default_rng(0).normal(0, 0.2, (17, 3))
     kp = np.repeat(cam.project(pose, distort=False)[None], 4, 0)
     kp[1, 13] = np.nan  # a missing wrist
-    ds = lift_2d(model, kp, cam, n_hypotheses=2, record_trajectory=True)
+    ds = lift_2d(model, kp, cam, SamplingSetting(2, record=True))
     path = write_results(ds, tmp_path / "wild.nc")
     back = load_results(path)
     assert "gt" not in back and "err" not in back and back.attrs["split"] == "wild"
@@ -123,7 +123,7 @@ def test_evaluate_adds_the_out_of_domain_score_and_sample_reuses_it(diffpose_run
     score = back["ood_score"].values
     assert np.median(score[len(kp):]) > np.median(score[:len(kp)])
     twice = evaluate(diffpose_run.best, tmp_path / "d2.nc", progress=False, print_summary=False,
-                     calibrate_with=[json.loads(ds.attrs["config"])["data"]["path"]])
+                     data=EvalData(calibrate_with=(json.loads(ds.attrs["config"])["data"]["path"],)))
     assert "held-out-domain validation rows" in twice.summary["uncertainty"]["calibration_source"]
     # the unconditional calibration is fitted on the same rows as without them (only sampling noise differs: the
     # hypotheses are drawn in other batches)
@@ -135,3 +135,10 @@ def test_evaluate_adds_the_out_of_domain_score_and_sample_reuses_it(diffpose_run
         load_ood_model(bad)
     with pytest.raises(InputError, match="fitted for checkpoint"):
         load_ood_model(res.metrics_path, tmp_path / "other.pt")
+
+
+def test_evaluate_takes_at_most_eight_parameters():
+    """What the command line asks is grouped (SamplingSetting, EvalData), not passed as loose options."""
+    import inspect
+
+    assert len(inspect.signature(evaluate).parameters) <= 8

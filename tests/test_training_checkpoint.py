@@ -134,7 +134,7 @@ def test_model_shape_mismatch_is_a_clear_error(tiny_data, tmp_path):  # noqa: F8
         load_weights(other, state, "EMA", out / "best.pt")
     # evaluation-time input of the wrong shape
     model = load_model(out / "best.pt")
-    from diffpose_viz.evaluation.evaluate import lift_2d
+    from diffpose_viz.inference import lift_2d
 
     with pytest.raises(InputError, match=r"\(frames, 17, 2\)"):
         lift_2d(model, np.zeros((3, 16, 2)), default_camera(640, 480))

@@ -11,7 +11,8 @@ import torch
 from diffpose_viz import inputs
 from diffpose_viz.checkpoint import load_checkpoint, save_checkpoint
 from diffpose_viz.errors import CheckpointError
-from diffpose_viz.inference import load_model, predict
+from diffpose_viz.evaluation.evaluate import EvalData
+from diffpose_viz.inference import SamplingSetting, load_model, predict
 from diffpose_viz.methods import METHODS, training_order
 from diffpose_viz.methods.two_stage import ContextDiffusionNetwork, predict_z
 from diffpose_viz.training.trainer import Trainer
@@ -78,9 +79,9 @@ def test_checkpoint_round_trip(stage2, lifter_ckpt, tmp_path):
     assert isinstance(model.network, ContextDiffusionNetwork)
     cond = tr.val_data.cond[:8]
     gmm = tr.val_data.gmm.select(torch.arange(8))
-    a = predict(model, cond, gmm, n_hypotheses=2, n_steps=2, generator=torch.Generator().manual_seed(0))
+    a = predict(model, cond, gmm, SamplingSetting(2, 2), torch.Generator().manual_seed(0))
     ref = type(model)(tr.cfg, tr.method, tr.ema.module.eval(), tr.prior, tr.extras)
-    b = predict(ref, cond, gmm, n_hypotheses=2, n_steps=2, generator=torch.Generator().manual_seed(0))
+    b = predict(ref, cond, gmm, SamplingSetting(2, 2), torch.Generator().manual_seed(0))
     np.testing.assert_array_equal(a.hypotheses, b.hypotheses)
 
 
@@ -164,7 +165,7 @@ def test_start_from_context_at_t0_returns_phi_st_pose_with_residual(tiny_data, l
                                      "diffusion.n_sampling_steps=1"])
     cond = torch.rand(4, 17, 3) - 0.5
     cond[..., 2] = 1.0
-    pred = predict(model, cond, _hk_for(model, cond), n_hypotheses=3, n_steps=1)
+    pred = predict(model, cond, _hk_for(model, cond), SamplingSetting(3, 1))
     phi = model.network.phi_st(cond)
     np.testing.assert_allclose(pred.hypotheses, (phi - phi[:, :1])[:, None].expand(-1, 3, -1, -1).numpy(),
                                atol=2e-4)
@@ -199,8 +200,8 @@ def test_evaluate_on_the_validation_split(stage2, tmp_path):
     from diffpose_viz.evaluation.evaluate import evaluate
 
     _, out = stage2
-    res = evaluate(out / "best.pt", tmp_path / "val.nc", split="val", progress=False, print_summary=False,
-                   sampling=["diffusion.start_t=12", "diffusion.start_from=context"])
+    res = evaluate(out / "best.pt", tmp_path / "val.nc", data=EvalData(split="val"), progress=False,
+                   print_summary=False, sampling=SamplingSetting(overrides=("diffusion.start_t=12", "diffusion.start_from=context")))
     from diffpose_viz.evaluation.results import load_results
 
     ds = load_results(res.results_path)
@@ -218,8 +219,8 @@ def test_evaluate_on_another_file_calibrates_on_the_training_file(stage2, tiny_d
     _, out = stage2
     other = tmp_path / "other_people.npz"
     shutil.copy(tiny_data, other)
-    res = evaluate(out / "best.pt", tmp_path / "x.nc", data_path=other, test_subjects=["syn_t"], progress=False,
-                   print_summary=False)
+    res = evaluate(out / "best.pt", tmp_path / "x.nc", data=EvalData(data_path=other, subjects=("syn_t",)),
+                   progress=False, print_summary=False)
     assert res.summary["uncertainty"]["calibration_source"].startswith("validation split")
 
 
@@ -236,8 +237,8 @@ def test_gaussian_forward_with_the_same_frozen_phi_st(tiny_data, lifter_ckpt, tm
     cond = torch.rand(2, 17, 3) - 0.5
     cond[..., 2] = 1.0
     gmm = _hk_for(model, cond)
-    a = predict(model, cond, gmm, n_hypotheses=3, n_steps=2, generator=torch.Generator().manual_seed(0))
+    a = predict(model, cond, gmm, SamplingSetting(3, 2), torch.Generator().manual_seed(0))
     wide = type(gmm)(gmm.weights, gmm.means + 1.0, gmm.variances * 9, gmm.root_depth, gmm.root_depth_source,
                      gmm.missing)
-    b = predict(model, cond, wide, n_hypotheses=3, n_steps=2, generator=torch.Generator().manual_seed(0))
+    b = predict(model, cond, wide, SamplingSetting(3, 2), torch.Generator().manual_seed(0))
     np.testing.assert_allclose(a.hypotheses, b.hypotheses, atol=1e-6)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from diffpose_viz.errors import CheckpointError
-from diffpose_viz.evaluation.evaluate import evaluate
+from diffpose_viz.evaluation.evaluate import EvalData, evaluate
 from diffpose_viz.inference import load_model
 from diffpose_viz.methods import METHODS
 from diffpose_viz.training.trainer import train
@@ -88,7 +88,7 @@ def test_thinned_rows_keep_their_windows_frames(tiny_data):  # noqa: F811
 
 def test_mpjve_is_reported_for_all_frame_evaluation(video_lifter, tmp_path):
     res = evaluate(video_lifter.best, tmp_path / "all.nc", progress=False, print_summary=False, calibrate=False,
-                   max_samples=100_000)
+                   data=EvalData(max_samples=100_000))
     assert res.summary["MPJVE_mm_per_frame"] > 0
 
 

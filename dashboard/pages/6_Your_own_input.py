@@ -145,15 +145,15 @@ st.subheader("Lift to 3D")
 checkpoint = pick_checkpoint("own_ckpt")
 n_hyp = st.slider("Hypotheses", 1, 20, 5, key="own_hyp")
 if st.button("Run sampling", key="own_run"):
-    from diffpose_viz.evaluation.evaluate import lift_2d
     from diffpose_viz.evaluation.results import write_results
+    from diffpose_viz.inference import SamplingSetting, lift_2d
     from diffpose_viz.inputs import default_camera
 
     checkpoint = require_checkpoint(checkpoint)
     with st.spinner(f"sampling {n_hyp} hypotheses for {len(kp)} frame(s) with `{checkpoint.name}` on the CPU…"):
         try:
             model = common.load_model_cached(checkpoint)
-            ds = lift_2d(model, kp, default_camera(width, height), confidence=conf, n_hypotheses=n_hyp,
+            ds = lift_2d(model, kp, default_camera(width, height), SamplingSetting(n_hyp), confidence=conf,
                          dataset=f"{upload.name} ({layout})")
         except Exception as exc:  # a checkpoint or input problem is a message, not a traceback
             st.error(f"Sampling failed: {type(exc).__name__}: {exc}")

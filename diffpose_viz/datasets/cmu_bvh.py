@@ -33,8 +33,8 @@ from ..camera import h36m_cameras
 from ..mocap import bvh, rigs
 from ..skeleton import H36M17
 from .demo import FPS, MAX_CLIP_SECONDS, MAX_PELVIS_EXTENT_M, cut_clips, fit_clips, resample
-from diffpose_viz.errors import DataError
 from .vp3d import save_3d
+from diffpose_viz.errors import DataError
 
 CMU_BVH_FILE = "data_3d_cmu_bvh.npz"
 #: CMU subjects reserved for independent evaluation: never converted, trained on, tuned on or evaluated on here.

@@ -11,7 +11,15 @@ import os
 from diffpose_viz import config as _config
 from diffpose_viz.config import ExperimentConfig, to_dict
 from diffpose_viz.errors import ConfigError
-from diffpose_viz.methods.base import LoadedModel, Method, Prediction, TrainBatch, centre_frame
+from diffpose_viz.methods.base import (
+    AMP_CHOICES,
+    LoadedModel,
+    Method,
+    Prediction,
+    SamplingSetting,
+    TrainBatch,
+    centre_frame,
+)
 from diffpose_viz.methods.diffusion import DiffPoseJoint, DiffusionNetwork, GaussianDiffusion
 from diffpose_viz.methods.init_only import InitOnly
 from diffpose_viz.methods.official import Official, OfficialNetwork
@@ -110,6 +118,7 @@ def training_order(selected: list[str] | None = None) -> list[str]:
     return sorted(chosen, key=lambda n: METHODS[n].lifter_checkpoint_key is not None)
 
 
-__all__ = ["METHODS", "ContextDiffusionNetwork", "DiffPoseJoint", "DiffusionNetwork", "GaussianDiffusion", "InitOnly", "Lifter", "LoadedModel",
-           "Martinez", "Method", "Official", "OfficialNetwork", "Prediction", "RegressionNetwork", "TrainBatch", "TwoStageDiffPose",
-           "centre_frame", "check_config", "config_from_dict", "applicable", "get_method", "load_config", "names", "training_order"]
+__all__ = ["AMP_CHOICES", "METHODS", "ContextDiffusionNetwork", "DiffPoseJoint", "DiffusionNetwork", "GaussianDiffusion",
+           "InitOnly", "Lifter", "LoadedModel", "Martinez", "Method", "Official", "OfficialNetwork", "Prediction",
+           "RegressionNetwork", "SamplingSetting", "TrainBatch", "TwoStageDiffPose", "applicable", "centre_frame",
+           "check_config", "config_from_dict", "get_method", "load_config", "names", "training_order"]

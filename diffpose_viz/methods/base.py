@@ -6,7 +6,7 @@ at test, video windows, a lifter checkpoint), how it builds its network, its tra
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,6 +18,35 @@ from diffpose_viz.diffusion import DDIMSampler, NoiseSchedule, SampleResult
 from diffpose_viz.errors import ConfigError
 from diffpose_viz.initialization.depth_prior import DepthPrior
 from diffpose_viz.initialization.pose_init import PoseGMM
+
+
+#: Mixed-precision settings a sampling run may ask for ('bf16': the networks under torch.autocast).
+AMP_CHOICES = ("none", "bf16")
+
+
+@dataclass(frozen=True)
+class SamplingSetting:
+    """How a trained model samples, one value from the command line to the reverse loop.
+
+    A request leaves `n_hypotheses`, `n_steps` and `seed` None for the config's own values;
+    `Method.sampling` resolves them once (a deterministic method always gives N = 1, K = 0).
+    `start_step`: begin the reverse loop at that step of the K DDIM timesteps (the lab);
+    `overrides`: 'key=value' changes of the sampling-only config keys (evaluate's --sampling)."""
+
+    n_hypotheses: int | None = None
+    n_steps: int | None = None
+    batch_size: int = 256
+    amp: str | None = None
+    seed: int | None = None
+    record: bool = False
+    start_step: int = 0
+    overrides: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"--batch-size: expected an integer >= 1, found {self.batch_size}")
+        if self.amp not in (None, *AMP_CHOICES):
+            raise ValueError(f"amp must be one of {AMP_CHOICES}, found {self.amp!r}")
 
 
 @dataclass
@@ -99,6 +128,13 @@ class Method:
         if n < 1 or k < 1:
             raise ConfigError(f"--hypotheses and --steps: expected integers >= 1, found {n} and {k}")
         return n, k
+
+    def sampling(self, cfg: ExperimentConfig, requested: SamplingSetting | None = None) -> SamplingSetting:
+        """The request with N, K and the seed resolved against the config (this method's `settings`)."""
+        requested = SamplingSetting() if requested is None else requested
+        n, k = self.settings(cfg, requested.n_hypotheses, requested.n_steps)
+        seed = cfg.train.seed if requested.seed is None else int(requested.seed)
+        return replace(requested, n_hypotheses=n, n_steps=k, seed=seed)
 
     def stage1(self, cfg: ExperimentConfig) -> str | None:
         """The method whose trained checkpoint `lifter_checkpoint_key` must name (None: no stage 1)."""

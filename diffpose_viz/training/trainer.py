@@ -38,7 +38,7 @@ from diffpose_viz.config import ExperimentConfig, config_diff, from_dict, save_c
 from diffpose_viz.datasets.poses import PoseSet
 from diffpose_viz.detector_sim import Detections2D
 from diffpose_viz.errors import CheckpointError, InputError
-from diffpose_viz.inference import gather_cond, predict
+from diffpose_viz.inference import SamplingSetting, gather_cond, predict
 from diffpose_viz.initialization.pose_init import PoseGMM
 from diffpose_viz.methods import LoadedModel, Method, TrainBatch, check_config
 from diffpose_viz.progress import Progress
@@ -307,12 +307,12 @@ class Trainer:
         gen = torch.Generator(device=self.device).manual_seed(12345 + self.info.rank)
         total = torch.zeros(2, dtype=torch.float64, device=self.device)
         bs = max(self.cfg.train.batch_size, 64)
+        # N and K as stated (not the method's test-time settings): validation is the same for every method
+        sampling = SamplingSetting(self.cfg.train.val_hypotheses, self.cfg.diffusion.n_sampling_steps)
         for s in range(0, len(rows), bs):
             idx = torch.as_tensor(rows[s:s + bs], device=self.device)
             gmm = data.gmm.select(idx) if data.gmm is not None else None
-            pred = predict(model, gather_cond(data.cond, idx, data.windows), gmm,
-                                    n_hypotheses=self.cfg.train.val_hypotheses,
-                                    n_steps=self.cfg.diffusion.n_sampling_steps, generator=gen)
+            pred = predict(model, gather_cond(data.cond, idx, data.windows), gmm, sampling, gen)
             agg = pred.pred if pred.pred is not None else pred.hypotheses.mean(1)
             agg = torch.as_tensor(agg, device=self.device, dtype=torch.float64)
             err = torch.linalg.vector_norm(agg - data.pose3d[idx].double(), dim=-1).mean(-1) * 1000

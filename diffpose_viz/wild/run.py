@@ -147,17 +147,15 @@ def lift_detections(
     found = np.flatnonzero(det.person_found)
     if len(found) == 0:
         return None, "no person in any frame: nothing to lift"
-    from diffpose_viz.evaluation.evaluate import lift_2d
     from diffpose_viz.evaluation.results import write_results
-    from diffpose_viz.inference import load_model
+    from diffpose_viz.inference import SamplingSetting, lift_2d, load_model
 
     model = load_model(checkpoint, device)
     kept = det.subset(det.person_found)
     d2 = kept.detections2d()
     ds = lift_2d(
-        model, d2.keypoints, wild_camera(det.width, det.height, focal_factor),
-        confidence=d2.confidence, occluded=d2.occluded, std_px=kept.std_px,
-        n_hypotheses=n_hypotheses, frames=np.asarray(det.frame_index)[found],
+        model, d2.keypoints, wild_camera(det.width, det.height, focal_factor), SamplingSetting(n_hypotheses),
+        confidence=d2.confidence, occluded=d2.occluded, std_px=kept.std_px, frames=np.asarray(det.frame_index)[found],
         subject="wild", action=Path(str(det.source)).name, dataset="wild", progress=True,
     )
     ood_line = ""
