@@ -112,6 +112,7 @@ def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), b
     executes (context encoder included), so work saved by the fast path is not counted as done."""
     from diffpose_viz.config import ExperimentConfig
     from diffpose_viz.inference import autocast, load_model
+    from diffpose_viz.inputs import window_length
     from diffpose_viz.methods import get_method, names
 
     for name, values in (("--batch-sizes", batch_sizes), ("--hypotheses", hypotheses), ("--steps", steps)):
@@ -124,7 +125,7 @@ def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), b
         if not method.samples_with_ddim:
             raise ValueError(f"bench: {checkpoint} is a '{cfg.method}' model; the benchmark times the diffusion "
                              f"sampler ({' or '.join(names(samples_with_ddim=True))})")
-        if method.uses_windows(cfg):
+        if window_length(cfg, method) is not None:
             raise ValueError("bench: video-context models are not supported; use a frame-context checkpoint")
     else:
         cfg = ExperimentConfig()

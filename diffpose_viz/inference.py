@@ -1,8 +1,8 @@
 """Inference: restore a model from one checkpoint and lift 2D input to 3D hypotheses.
 
-`lift()` is the one sequence shared by `evaluate`, `sample`, `wild`, the dashboard and the trainer's
-validation: screen-normalise the 2D, fit H_K when the method needs it, run the method's `predict` in
-batches, all under one `SamplingSetting`. `results_dataset` turns its arrays into a results Dataset
+`lift()` runs the method's `predict` in batches over a `Feed` (the 2D condition, windows and H_K of one
+split, `diffpose_viz.inputs.feed`) under one `SamplingSetting`; `evaluate`, `sample`, `wild`, the dashboard and
+the lab lift this way. `results_dataset` turns its arrays into a results Dataset
 (docs/RESULTS_SCHEMA.md); `lift_2d` does both for user 2D keypoints (the `sample` command, wild, the
 dashboard).
 """
@@ -24,8 +24,8 @@ from diffpose_viz.detector_sim import Detections2D
 from diffpose_viz.errors import CheckpointError, InputError
 from diffpose_viz.evaluation.results import build_results
 from diffpose_viz.initialization.depth_prior import depth_prior_from_dict
-from diffpose_viz.initialization.pose_init import PoseGMM, intrinsics_from_camera, modes_from_keypoints
-from diffpose_viz.inputs import SPLIT_SEEDS, build_hk, screen_input, sequence_windows
+from diffpose_viz.initialization.pose_init import PoseGMM
+from diffpose_viz.inputs import Feed, feed_from_keypoints
 from diffpose_viz.memory import check_lift_fits
 from diffpose_viz.methods import AMP_CHOICES, LoadedModel, Prediction, SamplingSetting, check_config
 from diffpose_viz.progress import progress as progress_bar
@@ -150,37 +150,24 @@ class Lifted:
     n_steps: int
 
 
-def lift(model: LoadedModel, det: Detections2D, res: np.ndarray, intrinsics: np.ndarray,
-         sampling: SamplingSetting | None = None, *, rows: np.ndarray | None = None,
-         windows: np.ndarray | None = None, hk_seed: int = 0, hk_cache: Path | None = None,
+def lift(model: LoadedModel, feed: Feed, sampling: SamplingSetting | None = None, *, rows: np.ndarray | None = None,
          progress: bool = False) -> Lifted:
-    """2D detections (all rows; pixels) -> hypotheses for `rows` (default: all).
-
-    res: (N,2) image size per row; intrinsics: (N,4) [fx, fy, cx, cy]; windows: (N,T) row indices when the
-    method takes video windows (they may reach rows outside `rows`); `sampling`: a request, resolved here by
-    the method (None: the config's settings)."""
-    method = model.method
-    sampling = method.sampling(model.cfg, sampling)
-    rows = np.arange(len(det)) if rows is None else np.asarray(rows)
+    """Hypotheses for `rows` (default: the rows H_K was fitted for, else all) of a feed (`inputs.build_feed`,
+    `inputs.feed_from_keypoints`) with H_K fitted when the method needs it (`Feed.with_hk`); windows may reach
+    rows outside `rows`. `sampling`: a request, resolved here by the method (None: the config's settings)."""
+    sampling = model.method.sampling(model.cfg, sampling)
+    if rows is None:
+        rows = np.arange(len(feed)) if feed.hk_rows is None else feed.hk_rows
+    rows = np.asarray(rows)
     check_lift_fits(len(rows), sampling.n_hypotheses, sampling.n_steps, sampling.record, sampling.batch_size,
-                    model.cfg.model.hidden)  # before any allocation
-    cond = torch.as_tensor(screen_input(det.keypoints, det.confidence, res), device=model.device)
-    win = None
-    if method.uses_windows(model.cfg):
-        if windows is None:
-            raise InputError(f"{model.path}: method {method.name} with video context needs frame windows")
-        win = torch.as_tensor(windows, device=model.device)
-    gmm = None
-    if method.hk_at_test:
-        sub = det.subset(rows)
-        depth = method.hk_depth(model.cfg, model.extras, cond[torch.as_tensor(rows, device=model.device)],
-                                sub.occluded)
-        gmm = build_hk(sub, np.asarray(intrinsics)[rows], model.prior, model.cfg.init, seed=hk_seed,
-                       device=model.device, cache=hk_cache, progress=progress, depth=depth)
-    out = run_inference(model, cond, win, gmm, rows, sampling, progress=progress, gmm_index=np.arange(len(rows)))
+                    model.cfg.model.hidden)  # before the hypotheses are allocated
+    if feed.needs_hk and feed.gmm is None:
+        raise InputError(f"{model.path}: method {model.method.name} samples from H_K; fit it first (Feed.with_hk)")
+    out = run_inference(model, feed.cond, feed.windows, feed.gmm, rows, sampling, progress=progress,
+                        gmm_index=None if feed.gmm is None else feed.gmm_index(rows))
     gmm_np = None
-    if gmm is not None:
-        g = gmm.to_numpy()
+    if feed.gmm is not None:
+        g = feed.gmm.to_numpy()
         gmm_np = {key: g[key] for key in ("weights", "means", "variances", "root_depth")}
     return Lifted(out["hypotheses"], out["pred"], out["trajectory"], out["x0_estimate"], out["timesteps"], gmm_np,
                   sampling.n_hypotheses, sampling.n_steps)
@@ -314,17 +301,12 @@ def lift_2d(model: LoadedModel, keypoints_px: np.ndarray, camera: Camera, sampli
         raise InputError(f"2D keypoints: none of the {F} frames has usable 2D (at least {MIN_VISIBLE_JOINTS} visible "
                          f"joints incl. a hip or the pelvis); {counts}")
     rows = np.flatnonzero(usable)
-    kp_u, conf_u, occ_u = kp[rows], conf[rows], occ[rows]
-    std_u = std[rows] if std.ndim == 2 else std_px
-    det_u = Detections2D(kp_u, conf_u, modes_from_keypoints(kp_u, std_u, conf_u).astype(np.float32), occ_u)
-    n_u = len(rows)
-    windows = None
-    if model.method.uses_windows(model.cfg):
-        windows = sequence_windows(np.zeros(n_u, np.int64), np.arange(n_u), model.cfg.model.frames)
-    lifted = lift(model, det_u, np.array([[camera.res_w, camera.res_h]] * n_u),
-                  np.broadcast_to(intrinsics_from_camera(camera), (n_u, 4)).copy(), sampling, windows=windows,
-                  hk_seed=SPLIT_SEEDS["wild"], progress=progress)
-    if n_u < F:  # put the lifted frames back among all frames; the others stay NaN
+    feed = feed_from_keypoints(kp[rows], conf[rows], occ[rows], std[rows] if std.ndim == 2 else std_px, camera,
+                               model.cfg, model.method, device=model.device)
+    feed = feed.with_hk(model.prior, model.extras, progress=progress)
+    det_u = feed.det
+    lifted = lift(model, feed, sampling, progress=progress)
+    if len(rows) < F:  # put the lifted frames back among all frames; the others stay NaN
         lifted = Lifted(_scatter(lifted.hypotheses, rows, F), _scatter(lifted.pred, rows, F),
                         _scatter(lifted.trajectory, rows, F), _scatter(lifted.x0_estimate, rows, F),
                         lifted.timesteps,

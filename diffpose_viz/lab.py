@@ -33,13 +33,12 @@ import xarray as xr
 from diffpose_viz.camera import Camera, h36m_cameras
 from diffpose_viz.checkpoint import load_checkpoint
 from diffpose_viz.config import config_diff, parse_config, to_dict
-from diffpose_viz.detector_sim import Detections2D
 from diffpose_viz.errors import CheckpointError
 from diffpose_viz.figures.errors import hypothesis_spread_mm
 from diffpose_viz.figures.gmm import mixture_std
 from diffpose_viz.inference import LoadedModel, SamplingSetting, gather_cond, predict
-from diffpose_viz.initialization.pose_init import build_pose_gmm, intrinsics_from_camera, modes_from_keypoints
-from diffpose_viz.inputs import SPLIT_SEEDS, build_hk, screen_input
+from diffpose_viz.initialization.pose_init import intrinsics_from_camera
+from diffpose_viz.inputs import SPLIT_SEEDS, feed_from_keypoints
 from diffpose_viz.skeleton import H36M17
 
 #: The 2D uncertainty (px, per joint) H_K assumes for a lab sample unless edited (lift_2d's default).
@@ -281,28 +280,14 @@ def edit_2d(sample: LabSample, hide: Iterable[int | str] = (), offsets: Mapping[
 # --------------------------------------------------------------------------- sampling
 
 
-def _hk(model: LoadedModel, det: Detections2D, sample: LabSample, seed: int, depth_source,
-        cond: torch.Tensor | None = None) -> tuple:
-    """H_K of the edited frame. Its per-joint z comes from the method when it owns one (two-stage DiffPose with
-    init.depth_source 'context': phi_ST's prediction of the edited 2D), else from the depth prior."""
-    init = model.cfg.init
-    k = sample.intrinsics[None]
-    depth = None
-    if cond is not None:
-        depth = model.method.hk_depth(model.cfg, model.extras, cond, det.occluded)
-    z_note = "; per-joint z from phi_ST" if depth is not None else ""
+def _root_depth(depth_source) -> np.ndarray | None:
+    """None (root depth from the 2D scale, as at test time) or the given root depth (1,) m."""
     if depth_source in (None, "estimated"):
-        gmm = build_hk(det, k, model.prior, init, seed=seed, device=model.device, depth=depth)
-        return gmm, "root depth from the 2D scale" + z_note
+        return None
     z = float(depth_source)
     if not z > 0:
         raise LabError(f"depth_source: expected 'estimated' or a root depth > 0 m, found {depth_source!r}")
-    gen = torch.Generator(device=model.device).manual_seed(int(init.seed) * 10 + seed)
-    zm, zs = (None, None) if depth is None else depth
-    gmm = build_pose_gmm(det.modes, k, model.prior, confidence=det.confidence, occluded=det.occluded,
-                         root_depth=np.array([z]), config=init, generator=gen, device=model.device, z_mean=zm,
-                         z_std=zs)
-    return gmm, f"root depth given: {z:.2f} m" + z_note
+    return np.array([z])
 
 
 def _sample_from_step(model: LoadedModel, cond: torch.Tensor, gmm, sampling: SamplingSetting,
@@ -335,22 +320,19 @@ def rerun(model: LoadedModel, sample: LabSample, n_hypotheses: int | None = None
     sampling = method.sampling(model.cfg, SamplingSetting(n_hypotheses, n_steps, seed=seed, record=True,
                                                           start_step=int(start_step or 0)))
     n, k = sampling.n_hypotheses, sampling.n_steps
-    kp = sample.keypoints[None].astype(np.float32)
-    conf = sample.confidence[None].astype(np.float32)
-    modes = modes_from_keypoints(kp, sample.std_px[None], conf).astype(np.float32)
-    det = Detections2D(kp, conf, modes, sample.occluded[None].copy())
-    cond_all = torch.as_tensor(screen_input(kp, conf, sample.res[None]), device=model.device)
+    feed = feed_from_keypoints(sample.keypoints[None], sample.confidence[None], sample.occluded[None],
+                               sample.std_px[None], sample.camera, model.cfg, method, device=model.device)
     notes = []
-    windows = None
-    if method.uses_windows(model.cfg):
-        windows = torch.zeros(1, model.cfg.model.frames, dtype=torch.long, device=model.device)
+    if feed.windows is not None:
         notes.append(f"video context: the edited frame fills the whole {model.cfg.model.frames}-frame window")
-    cond = gather_cond(cond_all, torch.zeros(1, dtype=torch.long, device=model.device), windows)
-    gmm = None
-    if method.hk_at_test:
-        gmm, depth_note = _hk(model, det, sample, SPLIT_SEEDS["wild"] + seed, depth_source,
-                              cond=cond_all[:1].cpu())
-        notes.insert(0, f"H_K re-fitted for this frame ({depth_note})")
+    cond = gather_cond(feed.cond, torch.zeros(1, dtype=torch.long, device=model.device), feed.windows)
+    root_depth = _root_depth(depth_source) if feed.needs_hk else None
+    feed = feed.with_hk(model.prior, model.extras, seed=SPLIT_SEEDS["wild"] + seed, root_depth=root_depth)
+    gmm = feed.gmm
+    if gmm is not None:
+        depth_note = "root depth from the 2D scale" if root_depth is None else f"root depth given: {root_depth[0]:.2f} m"
+        z_note = "; per-joint z from phi_ST" if feed.z_from_method else ""
+        notes.insert(0, f"H_K re-fitted for this frame ({depth_note}{z_note})")
     else:
         notes.insert(0, f"{method.name} does not sample from H_K: no kernels to show; the 2D edits still change "
                         f"its input")
@@ -383,7 +365,8 @@ def rerun(model: LoadedModel, sample: LabSample, n_hypotheses: int | None = None
 
         hk = None if gmm_np is None else {"weights": gmm_np["weight"][None], "means": gmm_np["mean"][None],
                                           "variances": gmm_np["var"][None]}
-        sc = ood.score_arrays(sample.ood_model, kp, conf, pred[None], hyps[None], hk, sample.occluded[None])
+        sc = ood.score_arrays(sample.ood_model, feed.det.keypoints, feed.det.confidence, pred[None], hyps[None], hk,
+                              sample.occluded[None])
         ood_out = {"ood_score": float(sc.score[0]), "outside_training": bool(sc.flag[0]), "radius_mm": sc.radius[0]}
     else:
         notes.append("no out-of-domain model stored with these results (run `diffpose-viz evaluate`)")

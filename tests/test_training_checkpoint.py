@@ -11,9 +11,9 @@ from diffpose_viz.checkpoint import atomic_torch_save, load_checkpoint, load_wei
 from diffpose_viz.errors import CheckpointError, InputError
 from diffpose_viz.inference import load_model
 from diffpose_viz.initialization.pose_init import PoseGMM
-from diffpose_viz.inputs import check_gmm, default_camera, load_poses
+from diffpose_viz.inputs import build_feed, check_gmm, default_camera, load_poses
 from diffpose_viz.methods import get_method
-from diffpose_viz.training.trainer import Trainer, prepare_split
+from diffpose_viz.training.trainer import Trainer
 
 from tiny_runs import tiny_config
 
@@ -145,7 +145,7 @@ def test_nan_inputs_and_mixtures_raise(tiny_data):  # noqa: F811
     poses = load_poses(cfg.data, ["syn_a"])
     poses.pose3d[3, 5, 1] = np.nan
     with pytest.raises(InputError, match="NaN"):
-        prepare_split(cfg, poses, "train", None, torch.device("cpu"), need_hk=False)
+        build_feed(poses, cfg, "train", get_method(cfg.method), targets=True)
     gmm = PoseGMM(torch.full((2, 17, 2), 0.5), torch.zeros(2, 17, 2, 3), torch.full((2, 17, 2, 3), 0.01))
     check_gmm(gmm, "H_K")  # a healthy mixture passes
     gmm.means[1, 4, 0, 2] = float("nan")

@@ -20,15 +20,7 @@ from diffpose_viz.errors import InputError
 from diffpose_viz.evaluation.results import metrics_path_for, write_results_with_metrics
 from diffpose_viz.evaluation.summary import format_summary, summarize
 from diffpose_viz.inference import LoadedModel, Lifted, SamplingSetting, lift, load_model, results_dataset
-from diffpose_viz.inputs import (
-    SPLIT_SEEDS,
-    file_identity,
-    hk_cache_key,
-    make_inputs,
-    row_intrinsics,
-    thin_windowed,
-    window_indices,
-)
+from diffpose_viz.inputs import SPLIT_SEEDS, build_feed, scored_rows
 
 log = logging.getLogger(__name__)
 
@@ -121,20 +113,18 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", sa
         raise InputError(f"{cfg.data.path}: no {split} rows for subjects "
                          f"{cfg.data.test_subjects if split == 'test' else cfg.data.train_subjects}")
     limit = data.max_samples if data.max_samples is not None else cfg.data.max_test_samples
-    frames = cfg.model.frames if method.uses_windows(cfg) else None
-    wr = thin_windowed(test, limit, frames)  # video: the scored rows keep their windows' full-rate frames
-    det_all = make_inputs(wr.poses, cfg, split, error_model=model.detection_error)
+    wr = scored_rows(test, limit, cfg, method)  # video: the scored rows keep their windows' full-rate frames
+    feed = build_feed(wr.poses, cfg, split, method, device=model.device, error_model=model.detection_error,
+                      windows=wr.windows)
     positions = ddp.shard_indices(np.arange(len(wr.scored)), info.rank, info.world_size, pad=False)
     rows = wr.scored[positions]
-    test, det = wr.poses.subset(wr.scored), det_all.subset(wr.scored)
+    test, det = wr.poses.subset(wr.scored), feed.det.subset(wr.scored)
     # Each rank fits H_K for its own shard only; a single process caches it next to the checkpoint.
-    cache = None
-    if method.hk_at_test and not info.enabled:
-        key = hk_cache_key(cfg, split, len(test), model.prior, extra=file_identity(checkpoint))
-        cache = Path(checkpoint).parent / "cache" / f"hk_{split}_eval_{key}.pt"
+    feed = feed.with_hk(model.prior, model.extras, rows=rows, seed=SPLIT_SEEDS[split] + 10 * info.rank,
+                        cache=None if info.enabled else Path(checkpoint).parent / "cache", checkpoint=checkpoint,
+                        progress=progress and info.is_main)
     setting = method.sampling(cfg, sampling)
-    per_rank = replace(setting, seed=setting.seed + 7 * info.rank)
-    part = lift(model, det_all, wr.poses.res, row_intrinsics(wr.poses), per_rank, rows=rows, windows=wr.windows, hk_seed=SPLIT_SEEDS[split] + 10 * info.rank, hk_cache=cache,
+    part = lift(model, feed, replace(setting, seed=setting.seed + 7 * info.rank), rows=rows,
                 progress=progress and info.is_main)
     parts = ddp.gather_objects((positions, part))
     if not info.is_main:
@@ -218,10 +208,9 @@ def _uncertainty(model: LoadedModel, ds, sampling: SamplingSetting, *, enabled: 
         cfg = model.cfg
         val = calibration_rows(cfg.data, cfg.train.seed, CALIBRATION_ROWS, calibrate_with)
         if len(val):
-            det = make_inputs(val, cfg, "val", error_model=model.detection_error)
-            windows = window_indices(val, cfg.model.frames) if model.method.uses_windows(cfg) else None
-            lifted = lift(model, det, val.res, row_intrinsics(val), sampling, windows=windows,
-                          hk_seed=SPLIT_SEEDS["val"])
+            feed = build_feed(val, cfg, "val", model.method, device=model.device, error_model=model.detection_error)
+            lifted = lift(model, feed.with_hk(model.prior, model.extras), sampling)
+            det = feed.det
             # rows of --calibrate-with files are a held-out domain: they choose the conditional calibration's slope
             # and stay out of the unconditional calibration (which is exactly what it was without them)
             subject = val.subject.astype(str)

@@ -170,7 +170,7 @@ def predict_z(phi_st: nn.Module, cond: torch.Tensor, batch: int = 4096) -> np.nd
     return torch.cat(out).numpy() if out else np.zeros((0, N_JOINTS))
 
 
-def residual_spread(cfg: ExperimentConfig, phi_st: nn.Module, lifter_cfg: dict | None = None) -> dict:
+def residual_spread(cfg: ExperimentConfig, method, phi_st: nn.Module, lifter_cfg: dict | None = None) -> dict:
     """Per-joint RMS of phi_ST's z residual on the VALIDATION split (never test), for joints flagged occluded
     by the 2D input and for the others. A joint with fewer than MIN_SPREAD_SAMPLES in a group gets its
     overall spread for that group."""
@@ -185,10 +185,9 @@ def residual_spread(cfg: ExperimentConfig, phi_st: nn.Module, lifter_cfg: dict |
     if len(val) == 0:
         raise ConfigError("init.depth_source 'context' needs validation rows to measure phi_ST's z spread "
                           "(data.validation_fraction > 0)")
-    det = inputs.make_inputs(val, cfg, "val", need_modes=False)  # keypoints, confidence, occlusion only
-    cond = torch.as_tensor(inputs.screen_input(det.keypoints, det.confidence, val.res))
-    err2 = (predict_z(phi_st, cond) - val.pose3d[..., 2].astype(np.float64)) ** 2  # (N,17)
-    occ = np.asarray(det.occluded, bool)
+    feed = inputs.build_feed(val, cfg, "val", method, need_modes=False)  # keypoints, confidence, occlusion only
+    err2 = (predict_z(phi_st, feed.cond) - val.pose3d[..., 2].astype(np.float64)) ** 2  # (N,17)
+    occ = np.asarray(feed.det.occluded, bool)
     overall = np.sqrt(err2.mean(0))
     out: dict[str, Any] = {"split": "validation", "rows": len(val)}
     for name, mask in (("visible", ~occ), ("occluded", occ)):
@@ -242,7 +241,7 @@ class TwoStageDiffPose(DiffusionMethod):
         payload = load_context_payload(cfg.model.context_checkpoint)
         video = cfg.model.context == "video"
         phi = phi_st_from_payload(payload, str(cfg.model.context_checkpoint), video, cfg.model.frames)
-        payload["z_residual"] = None if video else residual_spread(cfg, phi, payload["config"])
+        payload["z_residual"] = None if video else residual_spread(cfg, self, phi, payload["config"])
         return {"context": payload}
 
     def restore_extras(self, cfg: ExperimentConfig, payload: dict[str, Any], where: str,

@@ -35,7 +35,7 @@ from diffpose_viz.initialization.pose_init import PoseGMM
 from diffpose_viz.methods import get_method
 from diffpose_viz.training import perf
 from diffpose_viz.training.ema import EMA
-from diffpose_viz.training.trainer import SplitTensors, apply_update, make_batch
+from diffpose_viz.training.trainer import apply_update, make_batch
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def row_config(base: ExperimentConfig, row: str, size: str, batch_size: int | No
 
 
 def synthetic_split(n: int, frames: int, need_hk: bool, kernels: int, device: torch.device,
-                    seq_len: int = 100, seed: int = 0) -> SplitTensors:
+                    seq_len: int = 100, seed: int = 0) -> inputs.Feed:
     """n random rows in sequences of seq_len frames (windows edge-padded within them), H_K-shaped mixtures."""
     g = torch.Generator().manual_seed(seed)
     pose3d = 0.3 * torch.randn(n, 17, 3, generator=g)
@@ -191,17 +191,23 @@ def synthetic_split(n: int, frames: int, need_hk: bool, kernels: int, device: to
         w = torch.softmax(torch.randn(n, 17, kernels, generator=g), -1)
         mu = pose3d[:, :, None] + 0.05 * torch.randn(n, 17, kernels, 3, generator=g)
         gmm = PoseGMM(w.to(device), mu.to(device), torch.full((n, 17, kernels, 3), 0.01, device=device))
-    return SplitTensors(None, None, pose3d.to(device), cond.to(device), windows, gmm)
+    return _training_feed(cond.to(device), windows, device, pose3d=pose3d.to(device), gmm=gmm)
 
 
-def real_split(prepared: dict, frames: int, need_hk: bool, device: torch.device) -> SplitTensors:
+def _training_feed(cond: torch.Tensor, windows: torch.Tensor | None, device: torch.device, **rows) -> inputs.Feed:
+    """A training feed of given tensors (what `make_batch` and the step read; no 2D input or camera behind it)."""
+    return inputs.Feed(None, None, "train", rows.pop("det", None), None, None, cond, windows, device, **rows)
+
+
+def real_split(prepared: dict, frames: int, need_hk: bool, device: torch.device) -> inputs.Feed:
     """The prepared training rows (timed once in `prepare_real`) with windows of `frames`."""
     poses = prepared["poses"]
     windows = None
     if frames > 1:
         windows = torch.as_tensor(inputs.window_indices(poses, frames), device=device)
     gmm = prepared["gmm"] if need_hk else None
-    return SplitTensors(poses, prepared["det"], prepared["pose3d"], prepared["cond"], windows, gmm)
+    return _training_feed(prepared["cond"], windows, device, det=prepared["det"], poses=poses,
+                          pose3d=prepared["pose3d"], gmm=gmm)
 
 
 def _timed(times: dict, key: str, fn, device: torch.device):
@@ -251,7 +257,7 @@ def _median_ms(values: list[float]) -> float:
     return 1000 * statistics.median(values) if values else float("nan")
 
 
-def time_steps(method, cfg: ExperimentConfig, data: SplitTensors, device: torch.device, steps: int, warmup: int,
+def time_steps(method, cfg: ExperimentConfig, data: inputs.Feed, device: torch.device, steps: int, warmup: int,
                amp: str, compile_net: bool, peaks: tuple[float, float | None], row: str, size: str) -> TrainBenchRow:
     """Train `warmup + steps` real steps on `data` and time each phase; FLOPs from one more step."""
     torch.manual_seed(cfg.train.seed)
@@ -273,7 +279,7 @@ def time_steps(method, cfg: ExperimentConfig, data: SplitTensors, device: torch.
         t = {} if times is None else times
         s = (i * B) % max(n - B + 1, 1)
         idx = order[s:s + B]
-        batch = _timed(t, "batch", lambda: make_batch(data, idx, method, schedule, noise_gen, cfg), device)
+        batch = _timed(t, "batch", lambda: make_batch(data, idx, schedule, noise_gen, cfg), device)
         loss, _ = _timed(t, "forward", lambda: method.loss(fwd, batch), device)
         optimizer.zero_grad(set_to_none=True)
         _timed(t, "backward", loss.backward, device)
@@ -293,7 +299,7 @@ def time_steps(method, cfg: ExperimentConfig, data: SplitTensors, device: torch.
         flops = count_flops(lambda: _fwd_bwd(method, fwd, data, order[:B], schedule, noise_gen, cfg, optimizer))
     step = statistics.median(totals)
     fb = statistics.median([a + b for a, b in zip(per["forward"], per["backward"])])
-    frames = cfg.model.frames if method.uses_windows(cfg) else 1
+    frames = inputs.window_length(cfg, method) or 1
     supervised = frames if cfg.method == "video_lifter" else 1
     gflops = flops / fb / 1e9 if fb > 0 else float("nan")
     fp32, bf16 = peaks
@@ -306,7 +312,7 @@ def time_steps(method, cfg: ExperimentConfig, data: SplitTensors, device: torch.
 
 
 def _fwd_bwd(method, fwd, data, idx, schedule, noise_gen, cfg, optimizer) -> None:
-    loss, _ = method.loss(fwd, make_batch(data, idx, method, schedule, noise_gen, cfg))
+    loss, _ = method.loss(fwd, make_batch(data, idx, schedule, noise_gen, cfg))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
 
@@ -431,8 +437,8 @@ def run_train_bench(*, config: str | None = None, overrides: list[str] | None = 
         for row in rows:
             cfg = row_config(base, row, size, batch_size, bool(config))
             method = get_method(cfg.method)
-            frames = cfg.model.frames if method.uses_windows(cfg) else 1
-            need_hk = method.hk_at_training
+            frames = inputs.window_length(cfg, method) or 1
+            need_hk = inputs.hk_needed(method, "train")
             data = (real_split(prepared, frames, need_hk, dev) if prepared is not None else
                     synthetic_split(max(synthetic_rows, 2 * cfg.train.batch_size), frames, need_hk,
                                     cfg.init.n_kernels, dev))

@@ -35,11 +35,8 @@ from diffpose_viz.checkpoint import (
     versions,
 )
 from diffpose_viz.config import ExperimentConfig, config_diff, from_dict, save_config, to_dict
-from diffpose_viz.datasets.poses import PoseSet
-from diffpose_viz.detector_sim import Detections2D
 from diffpose_viz.errors import CheckpointError, InputError
 from diffpose_viz.inference import SamplingSetting, gather_cond, predict
-from diffpose_viz.initialization.pose_init import PoseGMM
 from diffpose_viz.methods import LoadedModel, Method, TrainBatch, check_config
 from diffpose_viz.progress import Progress
 from diffpose_viz.training import perf
@@ -56,32 +53,11 @@ class RunFolderError(ValueError):
     """The run folder holds an earlier run (or is not a folder)."""
 
 
-@dataclass
-class SplitTensors:
-    """One split, ready for the device: targets, network input, optional H_K and video windows."""
-
-    poses: PoseSet
-    det: Detections2D
-    pose3d: torch.Tensor  # (N,17,3)
-    cond: torch.Tensor  # (N,17,3) u, v, confidence
-    windows: torch.Tensor | None  # (N,T) row indices (video context)
-    gmm: PoseGMM | None
-    scored: np.ndarray | None = None  # rows validation scores (None: all); the others only feed video windows
-    centres: torch.Tensor | None = None  # training rows batches are drawn from (None: all; train.window_stride)
-    context: torch.Tensor | None = None  # (N,17,C) the frozen encoder's f_ST per row (Method.frozen_context)
-
-    def __len__(self) -> int:
-        return len(self.pose3d)
-
-    @property
-    def n_centres(self) -> int:
-        return len(self) if self.centres is None else len(self.centres)
-
-
-def make_batch(data: SplitTensors, idx: torch.Tensor, method: Method, schedule, noise_gen: torch.Generator,
+def make_batch(data: inputs.Feed, idx: torch.Tensor, schedule, noise_gen: torch.Generator,
                cfg: ExperimentConfig) -> TrainBatch:
-    """The training batch of rows idx: targets, network input (windows gathered), H_K when the loss reads it."""
-    gmm = data.gmm.select(idx) if method.hk_at_training else None
+    """The training batch of rows idx: targets, network input (windows gathered), H_K when the loss reads it (the
+    training feed holds H_K exactly then)."""
+    gmm = data.gmm.select(idx) if data.gmm is not None else None
     window_targets = None if data.windows is None else data.pose3d[data.windows[idx]]
     if data.context is not None:
         return TrainBatch(data.pose3d[idx], data.context[idx], gmm, schedule, noise_gen, cfg, window_targets, True)
@@ -95,42 +71,6 @@ def apply_update(net: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA, gra
     optimizer.step()
     ema.update(net)
     return gnorm
-
-
-def prepare_split(cfg: ExperimentConfig, poses, split: str, prior, device: torch.device, *,
-                  cache_dir: Path | None = None, need_hk: bool, progress: bool = False,
-                  augmented: inputs.AugmentedSplit | None = None, extras: dict | None = None,
-                  error_model=None, windows: np.ndarray | None = None,
-                  scored: np.ndarray | None = None) -> SplitTensors:
-    """2D input, network input and (when needed) H_K for one split (`augmented`: its augmented rows;
-    `extras`: the method's restored extras, for an H_K whose z comes from them, `Method.hk_depth`)."""
-    method = check_config(cfg, warn=False)
-    if augmented is not None:
-        poses = augmented.poses
-    inputs.check_finite(f"{split} 3D targets", poses.pose3d)
-    det = inputs.make_inputs(poses, cfg, split, focal_px=None if augmented is None else augmented.focal_px,
-                             error_model=error_model)
-    cond = inputs.screen_input(det.keypoints, det.confidence, poses.res)
-    if not method.uses_windows(cfg):
-        windows = None
-    else:  # video context: given windows (thinned validation rows keep their frames) or every row's own
-        windows = torch.as_tensor(inputs.window_indices(poses, cfg.model.frames) if windows is None else windows,
-                                  device=device)
-    gmm = None
-    if need_hk and len(poses):
-        cache = None
-        if cache_dir is not None:
-            cache = cache_dir / f"hk_{split}_{inputs.hk_cache_key(cfg, split, len(poses), prior)}.pt"
-        intrinsics = inputs.row_intrinsics(poses) if augmented is None else augmented.intrinsics
-        depth = method.hk_depth(cfg, extras or {}, torch.as_tensor(cond), det.occluded)
-        gmm = inputs.build_hk(det, intrinsics, prior, cfg.init, seed=inputs.SPLIT_SEEDS[split],
-                              device=device, cache=cache, progress=progress, depth=depth)
-    centres = None
-    if windows is not None and split == "train" and cfg.train.window_stride > 1:
-        centres = torch.as_tensor(inputs.window_centres(poses, cfg.model.frames, cfg.train.window_stride),
-                                  device=device)
-    return SplitTensors(poses, det, torch.as_tensor(poses.pose3d, device=device),
-                        torch.as_tensor(cond, device=device), windows, gmm, scored, centres)
 
 
 @dataclass
@@ -182,9 +122,7 @@ class Trainer:
         if len(splits.train) == 0:
             raise InputError(f"{cfg.data.path}: no training rows for subjects {cfg.data.train_subjects}")
         # Thinned validation rows; for video windows their neighbouring frames stay (unscored).
-        val_rows = inputs.thin_windowed(splits.val, cfg.train.val_max_samples,
-                                        cfg.model.frames if method.uses_windows(cfg) else None)
-        val = val_rows.poses
+        val_rows = inputs.scored_rows(splits.val, cfg.train.val_max_samples, cfg, method)
         # Body/view augmentation: one seeded draw over the training rows (validation stays real).
         augmented = inputs.augment_split(splits.train, cfg, cfg.train.seed) if inputs.augmentation_on(cfg) else None
         prior_rows = splits.train if augmented is None else augmented.poses
@@ -196,13 +134,14 @@ class Trainer:
         # Rank 0 fits H_K first (and caches it); the other ranks then read the cache instead of refitting.
         for turn in ("main", "others") if info.enabled else ("main",):
             if (turn == "main") == info.is_main:
-                self.train_data = prepare_split(cfg, splits.train, "train", self.prior, self.device, cache_dir=cache_dir,
-                                                need_hk=method.hk_at_training, progress=self.progress,
-                                                augmented=augmented, extras=self.extras, error_model=self.error_model)
-                self.val_data = prepare_split(cfg, val, "val", self.prior, self.device, cache_dir=cache_dir,
-                                              need_hk=method.hk_at_test, progress=self.progress, extras=self.extras,
-                                              error_model=self.error_model, windows=val_rows.windows,
-                                              scored=val_rows.scored)
+                self.train_data = inputs.build_feed(
+                    splits.train, cfg, "train", method, device=self.device, error_model=self.error_model,
+                    augmented=augmented, targets=True,
+                ).with_hk(self.prior, self.extras, cache=cache_dir, progress=self.progress)
+                self.val_data = inputs.build_feed(
+                    val_rows.poses, cfg, "val", method, device=self.device, error_model=self.error_model,
+                    windows=val_rows.windows, scored=val_rows.scored, targets=True,
+                ).with_hk(self.prior, self.extras, cache=cache_dir, progress=self.progress)
             ddp.barrier()
         torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
         self.net = method.network(cfg, self.extras)
@@ -290,7 +229,7 @@ class Trainer:
     # ------------------------------------------------------------------ losses
     def _loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, MPJPE in mm of the clean-pose estimate) for the rows idx."""
-        batch = make_batch(self.train_data, idx, self.method, self.schedule, self.noise_gen, self.cfg)
+        batch = make_batch(self.train_data, idx, self.schedule, self.noise_gen, self.cfg)
         return self.method.loss(self.model, batch)
 
     # ------------------------------------------------------------------ validation

@@ -1,0 +1,191 @@
+"""The feed: everything one split hands a method, built once per split and method.
+
+    rows (PoseSet, or user 2D keypoints + a camera)
+      -> 2D input per row (detections, modes)      inputs.detections.make_inputs / modes_from_keypoints
+      -> network condition (u, v, confidence)      inputs.detections.screen_input
+      -> video windows, when the method reads them  inputs.windows
+      -> intrinsics, and H_K when the method needs it (z from the method or the depth prior), cached
+                                                   inputs.hk.build_hk, inputs.hk.hk_cache_file
+
+The trainer, `inference.lift`, the lab and the two-stage method's residual spread consume a `Feed`; whether a
+method reads windows and whether it needs H_K is asked here (and in `methods/`) only. The method is passed in
+as an object (`MethodNeeds`); this layer does not import the method table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from diffpose_viz.camera import Camera
+from diffpose_viz.config import ExperimentConfig
+from diffpose_viz.datasets.poses import PoseSet
+from diffpose_viz.detector_sim import Detections2D
+from diffpose_viz.errors import InputError
+from diffpose_viz.initialization.depth_prior import DepthPrior
+from diffpose_viz.initialization.pose_init import PoseGMM, intrinsics_from_camera, modes_from_keypoints
+from diffpose_viz.inputs.detections import check_finite, make_inputs, row_intrinsics, screen_input
+from diffpose_viz.inputs.hk import build_hk, hk_cache_file
+from diffpose_viz.inputs.splits import SPLIT_SEEDS, AugmentedSplit
+from diffpose_viz.inputs.windows import (
+    WindowedRows,
+    sequence_windows,
+    thin_windowed,
+    window_centres,
+    window_indices,
+)
+
+
+class MethodNeeds(Protocol):
+    """What the feed asks of a method (`diffpose_viz.methods.Method` answers it)."""
+
+    name: str
+    hk_at_training: bool
+    hk_at_test: bool
+
+    def uses_windows(self, cfg: ExperimentConfig) -> bool: ...
+
+    def hk_depth(self, cfg: ExperimentConfig, extras: dict[str, Any], cond: torch.Tensor,
+                 occluded: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None: ...
+
+
+def hk_needed(method: MethodNeeds, split: str) -> bool:
+    """Whether the method reads H_K on `split`: its training loss on 'train', its predict elsewhere."""
+    return method.hk_at_training if split == "train" else method.hk_at_test
+
+
+def window_length(cfg: ExperimentConfig, method: MethodNeeds) -> int | None:
+    """The frames of the window each row is read with (model.frames), or None when the method reads frames."""
+    return cfg.model.frames if method.uses_windows(cfg) else None
+
+
+def scored_rows(poses: PoseSet, max_rows: int | None, cfg: ExperimentConfig, method: MethodNeeds) -> WindowedRows:
+    """`max_rows` evenly thinned rows to score; for a method that reads windows, their frames stay (unscored)."""
+    return thin_windowed(poses, max_rows, window_length(cfg, method))
+
+
+@dataclass
+class Feed:
+    """One split as a method is fed it (numpy on the CPU, tensors on `device`).
+
+    `det` the 2D input of every row; `res` (N,2) image sizes; `intrinsics` (N,4) [fx, fy, cx, cy]; `cond` (N,17,3)
+    the network condition; `windows` (N,T) row indices (None: the method reads single frames); `pose3d` (N,17,3)
+    targets when asked for; `scored` the rows a validation scores (None: all); `gmm` H_K of the rows `hk_rows`
+    (None: all rows) once `with_hk` has fitted it; `z_from_method`: H_K's z came from the method (phi_ST);
+    `centres` the training rows batches are drawn from (None: all; train.window_stride); `context` (N,17,C) the
+    frozen encoder's f_ST per row, when the trainer caches it (Method.frozen_context)."""
+
+    cfg: ExperimentConfig
+    method: MethodNeeds
+    split: str
+    det: Detections2D
+    res: np.ndarray
+    intrinsics: np.ndarray
+    cond: torch.Tensor
+    windows: torch.Tensor | None
+    device: torch.device
+    poses: PoseSet | None = None
+    pose3d: torch.Tensor | None = None
+    scored: np.ndarray | None = None
+    gmm: PoseGMM | None = None
+    hk_rows: np.ndarray | None = None
+    z_from_method: bool = False
+    centres: torch.Tensor | None = None
+    context: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.cond)
+
+    @property
+    def n_centres(self) -> int:
+        return len(self) if self.centres is None else len(self.centres)
+
+    @property
+    def needs_hk(self) -> bool:
+        """Whether the method reads H_K on this split (its training loss on 'train', predict elsewhere)."""
+        return hk_needed(self.method, self.split)
+
+    def with_hk(self, prior: DepthPrior | None, extras: dict[str, Any] | None = None, *,
+                rows: np.ndarray | None = None, seed: int | None = None, cache: Path | None = None,
+                checkpoint: str | Path | None = None, progress: bool = False,
+                root_depth: np.ndarray | None = None) -> "Feed":
+        """This feed with H_K of `rows` (default: all) when the method needs it on this split (else unchanged).
+
+        `seed`: the EM's seed offset (default: the split's); `cache`: a folder for the fitted H_K, named by
+        `hk_cache_file` (`checkpoint`: an evaluation of that checkpoint); `root_depth` (len(rows),) m: a given
+        root depth (the lab's what-if); `extras`: the method's restored parts, for a z from the method."""
+        if not self.needs_hk or len(self) == 0:
+            return self
+        idx = np.arange(len(self)) if rows is None else np.asarray(rows)
+        sub = self.det if rows is None else self.det.subset(idx)
+        cond = self.cond.cpu() if rows is None else self.cond[torch.as_tensor(idx, device=self.cond.device)].cpu()
+        depth = self.method.hk_depth(self.cfg, extras or {}, cond, sub.occluded)
+        file = None if cache is None else hk_cache_file(cache, self.cfg, self.split, len(idx), prior, checkpoint)
+        gmm = build_hk(sub, np.asarray(self.intrinsics)[idx], prior, self.cfg.init,
+                       seed=SPLIT_SEEDS[self.split] if seed is None else seed, device=self.device, cache=file,
+                       progress=progress, depth=depth, root_depth=root_depth)
+        return replace(self, gmm=gmm, hk_rows=None if rows is None else idx, z_from_method=depth is not None)
+
+    def gmm_index(self, rows: np.ndarray) -> np.ndarray:
+        """Position in `gmm` of each of `rows`."""
+        if self.hk_rows is None:
+            return np.asarray(rows)
+        where = np.full(len(self), -1, np.int64)
+        where[self.hk_rows] = np.arange(len(self.hk_rows))
+        out = where[np.asarray(rows)]
+        if (out < 0).any():
+            raise InputError(f"rows {np.asarray(rows)[out < 0][:5].tolist()} have no H_K in this feed")
+        return out
+
+
+def _feed(cfg: ExperimentConfig, method: MethodNeeds, split: str, det: Detections2D, res: np.ndarray,
+          intrinsics: np.ndarray, windows: np.ndarray | None, device, **more) -> Feed:
+    device = torch.device(device)
+    cond = torch.as_tensor(screen_input(det.keypoints, det.confidence, res), device=device)
+    win = None if windows is None or not method.uses_windows(cfg) else torch.as_tensor(windows, device=device)
+    return Feed(cfg, method, split, det, np.asarray(res), np.asarray(intrinsics), cond, win, device, **more)
+
+
+def build_feed(poses: PoseSet, cfg: ExperimentConfig, split: str, method: MethodNeeds, *,
+               device: torch.device | str = "cpu", error_model=None, augmented: AugmentedSplit | None = None,
+               windows: np.ndarray | None = None, scored: np.ndarray | None = None, targets: bool = False,
+               need_modes: bool = True) -> Feed:
+    """The feed of a split's rows: their 2D input (`cfg.data.input_2d`; `error_model` for uncertainty_2d
+    'error_model'), condition, windows (given, e.g. by `scored_rows`, or every row's own) and intrinsics.
+
+    `augmented`: the split's augmented rows (real or virtual cameras); `targets`: also the 3D targets on the
+    device (checked finite); `need_modes` False: a caller reading only keypoints, confidence and occlusion."""
+    if augmented is not None:
+        poses = augmented.poses
+    if targets:
+        check_finite(f"{split} 3D targets", poses.pose3d)
+    det = make_inputs(poses, cfg, split, focal_px=None if augmented is None else augmented.focal_px,
+                      error_model=error_model, need_modes=need_modes)
+    if method.uses_windows(cfg) and windows is None:
+        windows = window_indices(poses, cfg.model.frames)
+    intrinsics = row_intrinsics(poses) if augmented is None else augmented.intrinsics
+    pose3d = torch.as_tensor(poses.pose3d, device=torch.device(device)) if targets else None
+    centres = None  # train.window_stride: batches drawn from strided window centres
+    if method.uses_windows(cfg) and split == "train" and cfg.train.window_stride > 1:
+        centres = torch.as_tensor(window_centres(poses, cfg.model.frames, cfg.train.window_stride),
+                                  device=torch.device(device))
+    return _feed(cfg, method, split, det, poses.res, intrinsics, windows, device, poses=poses, pose3d=pose3d,
+                 scored=scored, centres=centres)
+
+
+def feed_from_keypoints(keypoints_px: np.ndarray, confidence: np.ndarray, occluded: np.ndarray,
+                        std_px: float | np.ndarray, camera: Camera, cfg: ExperimentConfig, method: MethodNeeds, *,
+                        device: torch.device | str = "cpu") -> Feed:
+    """The feed of user 2D keypoints (F,17,2) px seen by one `camera`, consecutive rows one sequence: one 2D
+    mode per joint at the keypoint with spread `std_px` (scalar or (F,17) px)."""
+    kp = np.asarray(keypoints_px, np.float32)
+    conf = np.asarray(confidence, np.float32)
+    det = Detections2D(kp, conf, modes_from_keypoints(kp, std_px, conf).astype(np.float32), np.asarray(occluded, bool))
+    n = len(kp)
+    windows = sequence_windows(np.zeros(n, np.int64), np.arange(n), cfg.model.frames) if method.uses_windows(cfg) \
+        else None
+    return _feed(cfg, method, "wild", det, np.array([[camera.res_w, camera.res_h]] * n),
+                 np.broadcast_to(intrinsics_from_camera(camera), (n, 4)).copy(), windows, device)

@@ -1,0 +1,151 @@
+"""The rows of a run: training/validation/test splits of the data file(s), evenly thinned subsets, and the
+seeded body/view augmentation of the training split."""
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from diffpose_viz.augmentation import augment_rows
+from diffpose_viz.config import DataConfig, ExperimentConfig, MotionSource
+from diffpose_viz.datasets.files_2d import drop_damaged_sequences
+from diffpose_viz.datasets.poses import PoseSet, build_pose_set, concatenate, prefixed, reweighted, validation_split
+from diffpose_viz.datasets.vp3d import load_3d
+from diffpose_viz.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+#: Offsets added to the detector/H_K seeds so the splits get independent draws.
+SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2, "wild": 3}
+
+
+@dataclass
+class Splits:
+    train: PoseSet
+    val: PoseSet
+    test: PoseSet
+
+
+def camera_selection(cameras: list[str] | None):
+    if cameras is None:
+        return None
+    # Short all-digit entries are list indices; H36M-style ids are long digit strings.
+    return [int(c) if str(c).isdigit() and len(str(c)) <= 2 else str(c) for c in cameras]
+
+
+def thin(poses: PoseSet, max_rows: int | None) -> PoseSet:
+    """Evenly spaced rows (every sequence keeps its share); None = all rows."""
+    if max_rows is None or len(poses) <= max_rows:
+        return poses
+    return poses.subset(np.unique(np.linspace(0, len(poses) - 1, max_rows).round().astype(int)))
+
+
+def load_poses(cfg: DataConfig, subjects: list[str]) -> PoseSet:
+    path = Path(cfg.path)
+    if not path.exists():
+        hint = " (build it with `diffpose-viz data demo`)" if path.name == "data_3d_demo.npz" else ""
+        raise FileNotFoundError(f"data.path {path} does not exist{hint}")
+    mocap = _load_mocap(cfg, subjects)
+    return build_pose_set(mocap, subjects, cameras=camera_selection(cfg.cameras), frame_stride=cfg.frame_stride,
+                          max_frames_per_sequence=cfg.max_frames)
+
+
+def load_test_poses(cfg: DataConfig) -> PoseSet:
+    """The test rows: the test subjects of `path`, or the valid frames of an MPI-INF-3DHP test file."""
+    if cfg.test_3dhp is not None:
+        from diffpose_viz.datasets.mpi3dhp import test_pose_set
+
+        if not Path(cfg.test_3dhp).exists():
+            raise FileNotFoundError(f"data.test_3dhp {cfg.test_3dhp} does not exist (data_test_3dhp.npz in the "
+                                    "lifting-paper layout; docs/REPRODUCE_PAPER.md says where to get it)")
+        return thin(test_pose_set(cfg.test_3dhp, list(cfg.test_subjects) or None, units=cfg.test_3dhp_units),
+                    cfg.max_test_samples)
+    return thin(load_poses(cfg, list(cfg.test_subjects)), cfg.max_test_samples)
+
+
+def _load_mocap(cfg: DataConfig, subjects: list[str]):
+    """The subjects' mocap (read once per file version and subject set: building rows and attaching 2D files
+    to the same subjects need it again)."""
+    path = Path(cfg.path)
+    stamp = path.stat().st_mtime_ns if path.exists() else 0
+    return _read_mocap(str(path), stamp, tuple(sorted(subjects)), cfg.input_2d == "file")
+
+
+@functools.lru_cache(maxsize=4)
+def _read_mocap(path: str, stamp: int, subjects: tuple[str, ...], drop_damaged: bool):
+    mocap = load_3d(Path(path), subjects=list(subjects))
+    if drop_damaged:  # VideoPose3D discards the corrupted S11 'Directions' video; so do we
+        mocap, dropped = drop_damaged_sequences(mocap)
+        if dropped:
+            log.info("%s: left out damaged sequences %s (as VideoPose3D)", path, dropped)
+    return mocap
+
+
+def load_splits(cfg: DataConfig, seed: int = 0, *, with_test: bool = True) -> Splits:
+    """Train/validation (by whole sequences) from the training subjects, test from the test subjects."""
+    train_all = load_poses(cfg, list(cfg.train_subjects))
+    train, val = validation_split(train_all, cfg.validation_fraction, seed=seed)
+    if cfg.extra_train:  # the main file's split is unchanged; each source is split the same way and appended
+        trains, vals = [train], [val]
+        for src in cfg.extra_train:
+            src_train, src_val = validation_split(load_source(cfg, src), cfg.validation_fraction, seed=seed)
+            trains.append(reweighted(src_train, src.weight))
+            vals.append(src_val)
+        train, val = concatenate(trains), concatenate(vals)
+    test = thin(load_poses(cfg, list(cfg.test_subjects)), cfg.max_test_samples) if with_test else train.subset(
+        np.zeros(len(train), bool))
+    return Splits(train, val, test)
+
+
+def load_source(cfg: DataConfig, src: MotionSource) -> PoseSet:
+    """An extra training source's rows, at the main file's frame stride and per-sequence frame cap, prefixed with
+    the source's name."""
+    name = src.prefix
+    if not Path(src.path).exists():
+        raise FileNotFoundError(f"data.extra_train: {src.path} does not exist (source {name!r})")
+    sub = replace(cfg, path=src.path, cameras=src.cameras, input_2d="gt" if cfg.input_2d == "file" else cfg.input_2d,
+                  extra_train=[])
+    return prefixed(load_poses(sub, list(src.subjects)), name)
+
+
+def augmentation_on(cfg: ExperimentConfig) -> bool:
+    return cfg.augmentation.body.enabled or cfg.augmentation.view.enabled
+
+
+@dataclass
+class AugmentedSplit:
+    poses: PoseSet  # new bodies (and views): pose3d, root, pose2d, res replaced
+    intrinsics: np.ndarray  # (N,4) of each row's real or virtual camera
+    focal_px: np.ndarray  # (N,)
+    virtual: np.ndarray  # (N,) bool
+
+
+def augment_split(poses: PoseSet, cfg: ExperimentConfig, seed: int) -> AugmentedSplit:
+    """One seeded draw of body and viewpoint augmentation over a (training) split: every row's skeleton
+    rescaled along the kinematic tree and, for a fraction of rows, seen by a virtual camera; the 2D is
+    re-projected with the same camera code. Evaluation never calls this."""
+    out = augment_rows(poses.pose3d, poses.root, poses.camera, poses.cameras, seed, cfg.augmentation)
+    new = replace(poses, pose3d=out.pose3d.astype(np.float32), root=out.root.astype(np.float32),
+                  pose2d=out.pose2d.astype(np.float32), res=out.res.astype(np.int32))
+    log.info("augmentation: %d rows, %d through virtual cameras", len(new), int(out.virtual.sum()))
+    return AugmentedSplit(new, out.intrinsics, out.focal, out.virtual)
+
+
+def calibration_rows(cfg: DataConfig, seed: int, max_rows: int, extra_paths=()) -> PoseSet:
+    """Validation rows for the error-bar calibration: the training data's held-out sequences, plus those of the
+    same training subjects in each of `extra_paths` (e.g. the same takes through held-out validation cameras),
+    each thinned to `max_rows` and prefixed 'calib<i>' (the subjects too: evaluate tells them apart by it, and
+    camera keys never collide). Never test rows."""
+    sets = [thin(load_splits(cfg, seed, with_test=False).val, max_rows)]
+    for i, path in enumerate(extra_paths):
+        other = replace(cfg, path=str(path), extra_train=[])
+        val = load_splits(other, seed, with_test=False).val
+        if len(val) == 0:
+            raise InputError(f"--calibrate-with {path}: no validation rows of the training subjects "
+                             f"{list(cfg.train_subjects)}")
+        sets.append(prefixed(thin(val, max_rows), f"calib{i}"))
+    return concatenate(sets)
