@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 
 from diffpose_viz.camera import h36m_cameras
-from tiny_runs import make_tiny_dataset
+from tiny_runs import ensure_smoke_run, make_tiny_dataset
 from diffpose_viz.skeleton import H36M17
 
 # A standing person in a body frame: x to the person's left, y forward, z up (metres, pelvis at 0).
@@ -186,3 +186,9 @@ def one_thread():
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     return make_tiny_dataset(tmp_path_factory.mktemp("tinydata") / "data_3d_tiny.npz")
+
+
+@pytest.fixture(scope="session")
+def smoke_run() -> tuple[Path, Path]:
+    """(results/smoke, runs/smoke): the smoke run `make test` builds first, built now when missing."""
+    return ensure_smoke_run()

@@ -165,11 +165,9 @@ def test_own_input_upload_and_preview(results_env, results_ds):
     assert at.error and ("not available" in at.error[0].value or "not found" in at.error[0].value)
 
 
-def test_own_input_real_sampling(results_env, results_ds):
+def test_own_input_real_sampling(results_env, results_ds, smoke_run):
     """With a real checkpoint (made by `scripts/run_demo.py`, as `make test` does first) the page lifts."""
-    ckpt = Path(__file__).resolve().parents[1] / "runs" / "smoke" / "diffpose" / "best.pt"
-    if not ckpt.exists():
-        pytest.skip(f"no trained checkpoint at {ckpt}; `make test` creates it with scripts/run_demo.py")
+    ckpt = smoke_run[1] / "diffpose" / "best.pt"
     at = _run(PAGE["Your_own_input"])
     kp = results_ds["input_2d"].values[:2]
     at.file_uploader(key="own_file").set_value(("mine.npz", _npz(kp), "application/octet-stream")).run()
@@ -217,16 +215,14 @@ def test_parse_keypoints_formats(results_ds):
         common.parse_keypoints("bad.npz", _npz(np.zeros((4, 5))), "H36M-17")
 
 
-def test_own_input_video_detects_and_lifts(results_env):
+def test_own_input_video_detects_and_lifts(results_env, smoke_run):
     """Issue 5 on the page: a real clip through MediaPipe and a real checkpoint, in-process."""
     from diffpose_viz.wild.mediapipe_detector import mediapipe_available
 
     if not mediapipe_available():
         pytest.skip("mediapipe is not installed (the `detector` extra)")
     repo = Path(__file__).resolve().parents[1]
-    ckpt = repo / "runs" / "smoke" / "diffpose" / "best.pt"
-    if not ckpt.exists():
-        pytest.skip(f"no trained checkpoint at {ckpt}; `make test` creates it with scripts/run_demo.py")
+    ckpt = smoke_run[1] / "diffpose" / "best.pt"
     from diffpose_viz.wild.demo_media import DEMO_NAME, fetch_demo_media
 
     clip = repo / "data" / "media" / DEMO_NAME
@@ -249,7 +245,6 @@ def test_own_input_video_detects_and_lifts(results_env):
     assert len(_figures(at)) >= 1  # the 3D result of the lifted frames
 
 
-SMOKE_DIFFPOSE = Path(__file__).resolve().parents[1] / "results" / "smoke" / "diffpose_joint.nc"
 
 
 def test_lab_missing_checkpoint_is_a_message(results_ds, tmp_path, monkeypatch):
@@ -262,10 +257,8 @@ def test_lab_missing_checkpoint_is_a_message(results_ds, tmp_path, monkeypatch):
     assert "does not exist" in at.error[0].value
 
 
-def test_lab_hiding_a_joint_reports_a_larger_spread(tmp_path, monkeypatch):
-    if not SMOKE_DIFFPOSE.exists():
-        pytest.skip(f"no smoke results at {SMOKE_DIFFPOSE}; `make test` creates them with scripts/run_demo.py")
-    ds = xr.load_dataset(SMOKE_DIFFPOSE)
+def test_lab_hiding_a_joint_reports_a_larger_spread(tmp_path, monkeypatch, smoke_run):
+    ds = xr.load_dataset(smoke_run[0] / "diffpose_joint.nc")
     ds.attrs["checkpoint"] = str(Path(__file__).resolve().parents[1] / ds.attrs["checkpoint"])
     ds.to_netcdf(tmp_path / "diffpose.nc")
     monkeypatch.setenv("DIFFPOSE_VIZ_RESULTS", str(tmp_path))

@@ -13,18 +13,17 @@ from diffpose_viz import lab
 from diffpose_viz.config import parse_config
 from diffpose_viz.methods import METHODS, LoadedModel
 
-REPO = Path(__file__).resolve().parents[1]
+from tiny_runs import SMOKE_RESULTS, SMOKE_RUNS
+
 # The joint-trained variant: at smoke size (three training steps) the two-stage denoiser is too untrained for
 # the spread property; the lab code path is the same for every diffusion method.
-RESULTS = REPO / "results" / "smoke" / "diffpose_joint.nc"
-CKPT = REPO / "runs" / "smoke" / "diffpose_joint" / "best.pt"
+RESULTS = SMOKE_RESULTS / "diffpose_joint.nc"
+CKPT = SMOKE_RUNS / "diffpose_joint" / "best.pt"
 WRIST = 13  # left_wrist
 
 
 @pytest.fixture(scope="module")
-def smoke():
-    if not (RESULTS.exists() and CKPT.exists()):
-        pytest.skip(f"no smoke run ({RESULTS}, {CKPT}); `make test` builds it with scripts/run_demo.py")
+def smoke(smoke_run):
     from diffpose_viz.inference import load_model
 
     sample = lab.open_sample(RESULTS, 3)

@@ -9,21 +9,18 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.notebooks  # runs in `make test` (CI), under 60 s
 
-REPO = Path(__file__).resolve().parents[1]
+from tiny_runs import REPO, SMOKE_RESULTS as SMOKE
+
 NOTEBOOK = REPO / "notebooks" / "02_gmm_initialization.ipynb"
-SMOKE = REPO / "results" / "smoke"
 
 
-def test_exported_html_has_plotly_inline(tmp_path):
+def test_exported_html_has_plotly_inline(tmp_path, smoke_run):
     pytest.importorskip("nbconvert")
-    if not (SMOKE / "diffpose.nc").exists():
-        pytest.skip(f"no smoke results in {SMOKE}; `make test` creates them with scripts/run_demo.py")
     env = {**os.environ, "DIFFPOSE_VIZ_SMOKE": "1", "DIFFPOSE_VIZ_RESULTS": str(SMOKE), "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute", str(NOTEBOOK),
                     "--output-dir", str(tmp_path), "--ExecutePreprocessor.timeout=55"],

@@ -1,7 +1,12 @@
 """The tiny synthetic VideoPose3D dataset and config helpers that the training, evaluation, CLI and DDP tests
-share (their fixtures `tiny_data` and `one_thread` live in conftest.py)."""
+share (their fixtures `tiny_data`, `one_thread` and `smoke_run` live in conftest.py), and the smoke run that
+`make test` builds first, built here when a plain `pytest` finds it missing."""
 from __future__ import annotations
 
+import fcntl
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +18,11 @@ from diffpose_viz.config import ExperimentConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "data" / "demo" / "data_3d_demo.npz"
+#: Where `make test` (scripts/run_demo.py on configs/smoke.yaml) puts the smoke run; the tests read it there.
+SMOKE_RESULTS = REPO / "results" / "smoke"
+SMOKE_RUNS = REPO / "runs" / "smoke"
+#: The methods whose smoke run the tests read (the lifter is the two-stage diffpose's stage 1).
+SMOKE_METHODS = ("lifter", "diffpose", "diffpose_joint")
 
 # A standing body (x: person's left, y: forward, z: up; metres, pelvis at 0), H36M-17 order.
 _BODY = np.array([
@@ -71,3 +81,41 @@ def tiny_overrides(data_path: Path, **extra) -> list[str]:
 
 def tiny_config(data_path: Path, **extra) -> ExperimentConfig:
     return load_config(REPO / "configs" / "smoke.yaml", tiny_overrides(data_path, **extra))
+
+
+def ensure_smoke_run() -> tuple[Path, Path]:
+    """(results folder, runs folder) of the smoke run, built with scripts/run_demo.py (as `make test` does) for
+    SMOKE_METHODS when any of their checkpoints or results files is missing. A lock file keeps two pytest
+    workers from building it at once; run_demo reuses what is there already."""
+    from diffpose_viz.methods import METHODS
+
+    def ready() -> bool:
+        return all((SMOKE_RUNS / m / "best.pt").exists() and (SMOKE_RESULTS / f"{METHODS[m].model_name}.nc").exists()
+                   for m in SMOKE_METHODS)
+
+    if not ready():
+        SMOKE_RUNS.mkdir(parents=True, exist_ok=True)
+        with open(SMOKE_RUNS.parent / ".smoke_build.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not ready():
+                cmd = [sys.executable, "scripts/run_demo.py", "--config", "configs/smoke.yaml", "--out",
+                       "results/smoke", "--runs", "runs/smoke", "--methods", *SMOKE_METHODS]
+                done = subprocess.run(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                                      text=True, timeout=3600)
+                if done.returncode != 0:
+                    raise RuntimeError(f"building the smoke run failed ({' '.join(cmd)}):\n{done.stderr[-3000:]}")
+    return SMOKE_RESULTS, SMOKE_RUNS
+
+
+def masked_2d(B: int = 3, T: int | None = None):
+    """Screen-normalised 2D (B,17,3) or (B,T,17,3) with two missing joints: NaN coordinates (joint 5) and
+    confidence 0 (joint 11)."""
+    import torch
+
+    torch.manual_seed(0)
+    shape = (B, 17, 3) if T is None else (B, T, 17, 3)
+    x = torch.randn(shape)
+    x[..., 2] = x[..., 2].sigmoid()
+    x[..., 5, :2] = float("nan")
+    x[..., 11, 2] = 0.0
+    return x

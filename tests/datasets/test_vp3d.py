@@ -13,8 +13,8 @@ from diffpose_viz.datasets.vp3d import Mocap3D, atomic_savez, wrap_object
 from diffpose_viz.errors import DataError
 from diffpose_viz.skeleton import H36M32_TO_17
 
-FIX = Path(__file__).parent / "fixtures"
-BANDAI = Path(os.environ.get("DIFFPOSE_VIZ_BANDAI", Path(__file__).resolve().parents[1].parent / "shared/data/bandai17"))
+FIX = Path(__file__).resolve().parents[1] / "fixtures"
+BANDAI = Path(os.environ.get("DIFFPOSE_VIZ_BANDAI", Path(__file__).resolve().parents[2].parent / "shared/data/bandai17"))
 
 
 def test_load_32_joint_file_reduces_to_17_and_uses_builtin_cameras():

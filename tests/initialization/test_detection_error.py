@@ -147,7 +147,7 @@ def test_agrees_with_the_sampled_official_generator():
 
 
 def test_fit_from_attached_on_the_h36m_fixture(tmp_path):
-    spec = importlib.util.spec_from_file_location("h36m_layout", Path(__file__).parent / "fixtures" / "h36m_layout.py")
+    spec = importlib.util.spec_from_file_location("h36m_layout", Path(__file__).resolve().parents[1] / "fixtures" / "h36m_layout.py")
     layout = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(layout)
     paths = layout.build_h36m_layout(tmp_path)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(
     reason="mediapipe with the legacy solutions.pose API is not installed (pip install 'diffpose-viz[detector]')",
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from diffpose_viz.datasets import PoseSet, build_pose_set, load_3d, split_by_sub
 from diffpose_viz.datasets.poses import concatenate
 from diffpose_viz.errors import DataError
 
-FIX = Path(__file__).parent / "fixtures"
+FIX = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.fixture(scope="module")

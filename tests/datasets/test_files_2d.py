@@ -23,7 +23,7 @@ from diffpose_viz.datasets.vp3d import load_3d
 from diffpose_viz.errors import DataError
 from diffpose_viz.skeleton import COCO17_NAMES, H36M17, H36M32_TO_17
 
-_spec = importlib.util.spec_from_file_location("h36m_layout", Path(__file__).parent / "fixtures" / "h36m_layout.py")
+_spec = importlib.util.spec_from_file_location("h36m_layout", Path(__file__).resolve().parents[1] / "fixtures" / "h36m_layout.py")
 L = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(L)
 
