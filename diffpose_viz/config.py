@@ -408,7 +408,8 @@ def parse_config(data: dict, source: str = "config") -> ExperimentConfig:
 
 
 def read_config(path: str | os.PathLike, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read a YAML config (checked as `parse_config` does); `overrides` are 'dotted.key=value' strings (value parsed as YAML)."""
+    """Read a YAML config (checked as `parse_config` does); `overrides` are 'dotted.key=value' strings (value
+    parsed as YAML)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"config file {path} does not exist")

@@ -330,7 +330,8 @@ def rerun(model: LoadedModel, sample: LabSample, n_hypotheses: int | None = None
     feed = feed.with_hk(model.prior, model.extras, seed=SPLIT_SEEDS["wild"] + seed, root_depth=root_depth)
     gmm = feed.gmm
     if gmm is not None:
-        depth_note = "root depth from the 2D scale" if root_depth is None else f"root depth given: {root_depth[0]:.2f} m"
+        depth_note = ("root depth from the 2D scale" if root_depth is None
+                      else f"root depth given: {root_depth[0]:.2f} m")
         z_note = "; per-joint z from phi_ST" if feed.z_from_method else ""
         notes.insert(0, f"H_K re-fitted for this frame ({depth_note}{z_note})")
     else:

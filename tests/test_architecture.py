@@ -12,8 +12,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "diffpose_viz"
 
 #: Bottom to top. A module's layer is that of its longest matching prefix.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("utilities", ("diffpose_viz", "diffpose_viz.errors", "diffpose_viz.atomic", "diffpose_viz.memory", "diffpose_viz.progress",
-                   "diffpose_viz.safe_io")),
+    ("utilities", ("diffpose_viz", "diffpose_viz.errors", "diffpose_viz.atomic", "diffpose_viz.memory",
+                   "diffpose_viz.progress", "diffpose_viz.safe_io")),
     ("geometry", ("diffpose_viz.skeleton", "diffpose_viz.camera")),
     ("data", ("diffpose_viz.mocap", "diffpose_viz.datasets")),
     ("2D input, metrics, results schema", ("diffpose_viz.detector_sim", "diffpose_viz.metrics",

@@ -116,9 +116,10 @@ def build_hk(det: Detections2D, intrinsics: np.ndarray, prior: DepthPrior, init:
     for s in progress_bar(range(0, n, step), desc="H_K (batched EM)", unit="chunk", enabled=progress, leave=False):
         sl = slice(s, min(s + step, n))
         zm, zs = (None, None) if depth is None else (depth[0][sl], depth[1][sl])
+        z_root = None if root_depth is None else root_depth[sl]
         parts.append(build_pose_gmm(det.modes[sl], intrinsics[sl], prior, confidence=det.confidence[sl],
                                     occluded=det.occluded[sl], config=init, generator=gen, device=device,
-                                    z_mean=zm, z_std=zs, root_depth=None if root_depth is None else root_depth[sl]))
+                                    z_mean=zm, z_std=zs, root_depth=z_root))
     gmm = concat_gmms(parts)
     check_gmm(gmm, "H_K")
     log.info("H_K for %d frames in %.1f s (%.2f ms/frame)", n, time.perf_counter() - t0,

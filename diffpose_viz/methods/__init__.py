@@ -118,7 +118,8 @@ def training_order(selected: list[str] | None = None) -> list[str]:
     return sorted(chosen, key=lambda n: METHODS[n].lifter_checkpoint_key is not None)
 
 
-__all__ = ["AMP_CHOICES", "METHODS", "ContextDiffusionNetwork", "DiffPoseJoint", "DiffusionNetwork", "GaussianDiffusion",
-           "InitOnly", "Lifter", "LoadedModel", "Martinez", "Method", "Official", "OfficialNetwork", "Prediction",
-           "RegressionNetwork", "SamplingSetting", "TrainBatch", "TwoStageDiffPose", "applicable", "centre_frame",
-           "check_config", "config_from_dict", "get_method", "load_config", "names", "training_order"]
+__all__ = ["AMP_CHOICES", "METHODS", "ContextDiffusionNetwork", "DiffPoseJoint", "DiffusionNetwork",
+           "GaussianDiffusion", "InitOnly", "Lifter", "LoadedModel", "Martinez", "Method", "Official",
+           "OfficialNetwork", "Prediction", "RegressionNetwork", "SamplingSetting", "TrainBatch", "TwoStageDiffPose",
+           "applicable", "centre_frame", "check_config", "config_from_dict", "get_method", "load_config", "names",
+           "training_order"]
