@@ -40,6 +40,8 @@ class RegressionNetwork(nn.Module):
 
 class Lifter(RegressionMethod):
     name = "lifter"
+    # The results files (and their names, e.g. deterministic_lifter.nc) have carried this label since the first
+    # release; the dashboards, notebooks and stored results read it, so the method name and the label stay two.
     results_name = "deterministic_lifter"
     summary = "deterministic GraFormer lifter, the denoiser's backbone"
 
