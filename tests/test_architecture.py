@@ -113,3 +113,42 @@ def test_apps_outside_the_package_do_not_patch_the_import_path_to_the_repo(name)
     for path in folder.rglob("*.py"):
         text = path.read_text()
         assert "parents[1]))" not in text or name == "dashboard", f"{path}: inserts the repository into sys.path"
+
+
+#: Where a method's needs may be asked: the method table itself and the feed (inputs/feed.py), nowhere else.
+NEEDS_READERS = ("diffpose_viz/methods/", "diffpose_viz/inputs/feed.py")
+
+
+def needs_read_outside(root: Path = PACKAGE, attrs=("uses_windows", "hk_at_training", "hk_at_test")) -> list[str]:
+    """`x.uses_windows(...)` / `x.hk_at_*` read in a module that is neither in methods/ nor the feed."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root.parent).as_posix()
+        if rel.startswith(NEEDS_READERS):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Attribute) and node.attr in attrs:
+                found.append(f"{rel}:{node.lineno}: reads .{node.attr}")
+    return found
+
+
+def test_only_the_methods_and_the_feed_ask_what_a_method_needs():
+    """Whether a method reads windows or H_K is decided in one place: everyone else takes a Feed."""
+    found = needs_read_outside()
+    assert not found, "ask the feed (diffpose_viz/inputs/feed.py) instead:\n" + "\n".join(found)
+
+
+def test_a_planted_uses_windows_outside_the_feed_is_caught(tmp_path):
+    pkg = tmp_path / "diffpose_viz"
+    (pkg / "inputs").mkdir(parents=True)
+    (pkg / "inputs" / "feed.py").write_text("def f(m, c):\n    return m.uses_windows(c)\n")
+    (pkg / "lab.py").write_text("def g(m, c):\n    return m.hk_at_test and m.uses_windows(c)\n")
+    assert needs_read_outside(pkg) == ["diffpose_viz/lab.py:2: reads .hk_at_test",
+                                       "diffpose_viz/lab.py:2: reads .uses_windows"]
+
+
+def test_the_hk_cache_file_is_named_in_one_place():
+    """The H_K cache file name is formatted by inputs.hk.hk_cache_file only."""
+    named = [f"{p.relative_to(PACKAGE.parent).as_posix()}" for p in sorted(PACKAGE.rglob("*.py"))
+             if 'f"hk_' in p.read_text()]
+    assert named == ["diffpose_viz/inputs/hk.py"], named
