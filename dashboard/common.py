@@ -10,7 +10,7 @@ from pathlib import Path
 import streamlit as st
 import xarray as xr
 
-from diffpose_viz.evaluation.results import RESULTS_ENV, results_dir_setting, results_files  # noqa: F401
+from diffpose_viz.results import RESULTS_ENV, results_dir_setting, results_files  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,7 @@ def _load(path: str, mtime: float) -> xr.Dataset:
     """Cached per (path, modification time): a rewritten file is read again. Read-only by convention."""
     p = Path(path)
     try:
-        from diffpose_viz.evaluation.results import load_results  # the package's validating loader
+        from diffpose_viz.results import load_results  # the package's validating loader
     except ImportError:
         load_results = None
     ds = load_results(p) if load_results is not None else xr.load_dataset(p)

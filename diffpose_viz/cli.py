@@ -87,7 +87,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from diffpose_viz.distributed import current, shutdown
     from diffpose_viz.evaluation.evaluate import EvalData, evaluate
-    from diffpose_viz.evaluation.results import metrics_path_for
+    from diffpose_viz.results import metrics_path_for
     from diffpose_viz.inference import SamplingSetting
 
     _check_positive(batch_size=args.batch_size, max_samples=args.max_samples, hypotheses=args.hypotheses,
@@ -130,7 +130,7 @@ def _check_out_file(out: str, force: bool, *companions: Path) -> None:
 
 def cmd_sample(args) -> int:
     from diffpose_viz.datasets.keypoints_file import load_keypoints_h36m17
-    from diffpose_viz.evaluation.results import write_results
+    from diffpose_viz.results import write_results
     from diffpose_viz.inference import MIN_VISIBLE_JOINTS, SamplingSetting, lift_2d, load_model
     from diffpose_viz.inputs import default_camera
 

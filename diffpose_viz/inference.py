@@ -22,7 +22,7 @@ from diffpose_viz.checkpoint import load_checkpoint, load_weights, versions
 from diffpose_viz.config import parse_config, to_dict
 from diffpose_viz.detector_sim import Detections2D
 from diffpose_viz.errors import CheckpointError, InputError
-from diffpose_viz.evaluation.results import build_results
+from diffpose_viz.results import build_results
 from diffpose_viz.initialization.depth_prior import depth_prior_from_dict
 from diffpose_viz.initialization.pose_init import PoseGMM
 from diffpose_viz.inputs import Feed, feed_from_keypoints

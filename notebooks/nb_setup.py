@@ -15,7 +15,7 @@ from pathlib import Path
 import plotly.io as pio
 import xarray as xr
 
-from diffpose_viz.evaluation.results import load_results, results_dir_setting, results_files
+from diffpose_viz.results import load_results, results_dir_setting, results_files
 
 REPO = Path(__file__).resolve().parents[1]
 

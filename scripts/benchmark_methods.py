@@ -169,7 +169,7 @@ def execute(row: Row, config: Path, device: str, extra: list[str], force: bool, 
 
 def _auroc(in_domain: Path, other: Path) -> float | None:
     """AUROC of the out-of-domain score: in-domain test rows against the other set's rows (None without it)."""
-    from diffpose_viz.evaluation.results import load_results
+    from diffpose_viz.results import load_results
     from diffpose_viz.ood import auroc
 
     a, b = load_results(in_domain), load_results(other)

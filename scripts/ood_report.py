@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from diffpose_viz.evaluation.results import load_results
+from diffpose_viz.results import load_results
 from diffpose_viz.ood import auroc
 
 

@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("diffpose_viz.mocap", "diffpose_viz.datasets")),
     ("2D input, metrics, results schema", ("diffpose_viz.detector_sim", "diffpose_viz.metrics",
                                            "diffpose_viz.uncertainty", "diffpose_viz.ood", "diffpose_viz.augmentation",
-                                           "diffpose_viz.evaluation.results")),
+                                           "diffpose_viz.results")),
     ("initialization, diffusion, models", ("diffpose_viz.initialization", "diffpose_viz.diffusion",
                                            "diffpose_viz.models")),
     ("config, checkpoint I/O, distributed", ("diffpose_viz.config", "diffpose_viz.checkpoint",

@@ -308,7 +308,7 @@ def _loaders():
     from diffpose_viz.datasets import load_2d, load_3d, read_gmm_2d
     from diffpose_viz.datasets.files_2d import read_2d_file
     from diffpose_viz.datasets.keypoints_file import read_keypoints
-    from diffpose_viz.evaluation.results import load_results
+    from diffpose_viz.results import load_results
     from diffpose_viz.safe_io import load_npy
 
     return {"data_3d.npz": load_3d, "data_2d.npz": load_2d, "gmm.npz": read_gmm_2d, "file_2d.npz": read_2d_file,
@@ -413,7 +413,7 @@ def test_a_zip_member_claiming_an_impossible_size_is_refused(tmp_path):
 def test_a_results_file_declaring_huge_arrays_is_refused_before_loading(tmp_path):
     """A 7 kB netCDF file declaring a 1.9 TiB variable (never written: HDF5 fills it on read)."""
     netCDF4 = pytest.importorskip("netCDF4")
-    from diffpose_viz.evaluation.results import load_results
+    from diffpose_viz.results import load_results
     from diffpose_viz.errors import ResultsError
 
     path = tmp_path / "huge.nc"

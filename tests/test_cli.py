@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from diffpose_viz.camera import h36m_cameras
-from diffpose_viz.evaluation.results import load_results
+from diffpose_viz.results import load_results
 
 from tiny_runs import DEMO, REPO, tiny_overrides
 

@@ -187,7 +187,7 @@ def test_all_frames_without_usable_2d_is_one_line(ckpt, tmp_path, capsys):
 
 
 def test_sample_flags_frames_without_usable_2d(ckpt, tmp_path, capsys):
-    from diffpose_viz.evaluation.results import load_results
+    from diffpose_viz.results import load_results
 
     pose = np.array(_coco_pose())
     kp = np.stack([pose, pose, pose, pose])

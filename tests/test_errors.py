@@ -3,20 +3,18 @@ clear exception naming the file, the key (or variable) and what was expected ver
 dashboard shows such a file as an error box."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pytest
-import xarray as xr
 
 from diffpose_viz.datasets import build_pose_set, load_2d, load_3d, load_3dhp_test, read_gmm_2d
 from diffpose_viz.datasets.mpi3dhp import MPI3DHP17_TO_H36M17, save_3dhp_test
 from diffpose_viz.datasets.vp3d import atomic_savez, wrap_object
 from diffpose_viz.errors import DataError, ResultsError
-from diffpose_viz.evaluation.results import drop_missing, load_results, validate_results, write_results
+from diffpose_viz.results import load_results, write_results
 
 from conftest import make_results_dataset
 
@@ -565,67 +563,6 @@ def test_there_are_enough_cases():
     assert len(CASES) >= 25
 
 
-# --------------------------------------------------------------------------- what stays valid
-def test_nan_is_allowed_only_in_samples_flagged_missing(tmp_path):
-    ds = make_results_dataset()
-    n = ds.sizes["sample"]
-    for name in ("pred", "hypotheses", "pred_jagg", "err", "err_hyp", "err_step", "trajectory", "x0_estimate"):
-        ds[name].values[2] = np.nan
-    ds["missing"] = ("sample", np.arange(n) == 2, {"units": "1"})
-    ds["missing_reason"] = ("sample", np.where(np.arange(n) == 2, "detector found no person", ""), {"units": "1"})
-    path = write_results(ds, tmp_path / "flagged.nc")
-    kept = load_results(path)  # readers get the usable samples only
-    assert kept.sizes["sample"] == n - 1 and kept.attrs["missing_dropped"] == 1
-    assert np.isfinite(kept["err"].values).all()
-    full = load_results(path, keep_missing=True)
-    assert full.sizes["sample"] == n and bool(full["missing"].values[2])
-    assert str(full["missing_reason"].values[2]) == "detector found no person"
-    ds["missing"].values[2] = False
-    with pytest.raises(ResultsError, match="variable 'pred'.*sample 2"):
-        validate_results(ds, "in memory")
-
-
-def test_nan_2d_input_is_allowed_where_confidence_is_zero():
-    ds = make_results_dataset()
-    ds["input_2d"].values[1, 13] = np.nan
-    ds["confidence"].values[1, 13] = 0.0
-    validate_results(ds)
-    ds["confidence"].values[1, 13] = 0.4
-    with pytest.raises(ResultsError, match=r"variable 'input_2d'.*sample 1, joint 'left_wrist'"):
-        validate_results(ds)
-
-
-def test_messages_without_a_file_name_the_source():
-    ds = make_results_dataset()
-    ds["err"].values[0, 0] = -1
-    with pytest.raises(ResultsError, match=r"^in memory: variable 'err'"):
-        validate_results(ds, "in memory")
-    with pytest.raises(ResultsError, match=r"^in memory: no samples"):
-        validate_results(make_results_dataset().isel(sample=[]), "in memory")
-    assert drop_missing(make_results_dataset()).sizes["sample"] == 14  # nothing flagged: unchanged
-
-
-def test_results_from_build_results_with_missing_flags_are_valid():
-    from diffpose_viz.evaluation.results import build_results
-
-    ref = make_results_dataset(with_trajectory=False, n_kernels=0)
-    n = ref.sizes["sample"]
-    flags = np.zeros(n, bool)
-    flags[0] = True
-    hyps = ref["hypotheses"].values.copy()
-    hyps[0] = np.nan
-    ds = build_results(
-        input_2d=ref["input_2d"].values, confidence=ref["confidence"].values, occluded=ref["occluded"].values,
-        hypotheses=hyps, pred=np.where(flags[:, None, None], np.nan, ref["pred"].values),
-        pred_jagg=np.where(flags[:, None, None], np.nan, ref["pred_jagg"].values),
-        subject=ref["subject"].values, action=ref["action"].values, camera=ref["camera"].values,
-        frame=ref["frame"].values, model="m", config={"a": 1}, versions={"numpy": np.__version__}, dataset="d",
-        split="test", gt=ref["gt"].values, missing=flags, missing_reason=["no 2D"] + [""] * (n - 1))
-    validate_results(ds)
-    assert json.loads(ds.attrs["config"]) == {"a": 1}
-    assert ds["missing"].dtype == bool and str(ds["missing_reason"].values[0]) == "no 2D"
-
-
 # --------------------------------------------------------------------------- the dashboard
 DASH = Path(__file__).resolve().parents[1] / "dashboard"
 PAGES = {p.stem.split("_", 1)[1]: str(p) for p in (DASH / "pages").glob("*.py")}
@@ -702,11 +639,3 @@ def test_gmm_page_with_a_flagged_missing_sample_shows_no_nan(tmp_path, monkeypat
         at = _page(PAGES[page], tmp_path, monkeypatch)
         assert not at.exception and not at.error, [e.value for e in at.exception] + [e.value for e in at.error]
         assert "nan mm" not in _all_text(at).lower(), page
-
-
-def test_xarray_reads_what_we_write(tmp_path):
-    """The flag round-trips through netCDF as bool (xarray encodes it), so readers can rely on it."""
-    ds = make_results_dataset()
-    ds["missing"] = ("sample", np.zeros(ds.sizes["sample"], bool))
-    path = write_results(ds, tmp_path / "f.nc")
-    assert xr.load_dataset(path)["missing"].dtype == bool

@@ -18,7 +18,7 @@ from diffpose_viz import ood
 from diffpose_viz import uncertainty as U
 from diffpose_viz.augmentation import BODY_GROUPS, bone_scale_matrix, rescale_bones
 from diffpose_viz.camera import h36m_cameras
-from diffpose_viz.evaluation.results import add_ood, load_results, write_results
+from diffpose_viz.results import add_ood, load_results, write_results
 
 C = 0.5
 TOL = 0.04

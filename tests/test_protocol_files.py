@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from diffpose_viz.evaluation.evaluate import evaluate
-from diffpose_viz.evaluation.results import load_results
+from diffpose_viz.results import load_results
 from diffpose_viz.methods import load_config
 from diffpose_viz.training.trainer import train
 

@@ -369,7 +369,7 @@ def test_streamlit_config_hides_the_deploy_button(cwd, script, tmp_path):
 
 def test_page_flags_samples_outside_the_training_domain(tmp_path, monkeypatch):
     from diffpose_viz import ood
-    from diffpose_viz.evaluation.results import add_ood
+    from diffpose_viz.results import add_ood
 
     train = make_results_dataset(n_clean=200, n_occluded=0, seed=4)
     val = make_results_dataset(n_clean=120, n_occluded=20, seed=5)

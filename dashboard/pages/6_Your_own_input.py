@@ -145,7 +145,7 @@ st.subheader("Lift to 3D")
 checkpoint = pick_checkpoint("own_ckpt")
 n_hyp = st.slider("Hypotheses", 1, 20, 5, key="own_hyp")
 if st.button("Run sampling", key="own_run"):
-    from diffpose_viz.evaluation.results import write_results
+    from diffpose_viz.results import write_results
     from diffpose_viz.inference import SamplingSetting, lift_2d
     from diffpose_viz.inputs import default_camera
 

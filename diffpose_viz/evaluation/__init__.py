@@ -1,4 +1,2 @@
-"""Evaluation: run a checkpoint -> results Dataset (docs/RESULTS_SCHEMA.md) + metrics summary."""
-from diffpose_viz.evaluation.results import build_results, load_results, validate_results, write_results
-
-__all__ = ["build_results", "load_results", "validate_results", "write_results"]
+"""Evaluation: run a checkpoint on the test split (`evaluate`) -> a results file (`diffpose_viz.results`,
+docs/RESULTS_SCHEMA.md) + the metrics summary (`summary`)."""

@@ -17,7 +17,7 @@ import numpy as np
 from diffpose_viz import distributed as ddp
 from diffpose_viz.config import DataConfig, to_dict
 from diffpose_viz.errors import InputError
-from diffpose_viz.evaluation.results import metrics_path_for, write_results_with_metrics
+from diffpose_viz.results import metrics_path_for, write_results_with_metrics
 from diffpose_viz.evaluation.summary import format_summary, summarize
 from diffpose_viz.inference import LoadedModel, Lifted, SamplingSetting, lift, load_model, results_dataset
 from diffpose_viz.inputs import SPLIT_SEEDS, build_feed, scored_rows
@@ -200,7 +200,7 @@ def _uncertainty(model: LoadedModel, ds, sampling: SamplingSetting, *, enabled: 
     training rows, score and conditional calibration on the validation rows) whose per-sample score and radius are
     added to `ds`."""
     from diffpose_viz import ood, uncertainty
-    from diffpose_viz.evaluation.results import add_ood
+    from diffpose_viz.results import add_ood
     from diffpose_viz.inputs import calibration_rows, load_splits, training_2d
 
     cal = ood_model = None

@@ -12,7 +12,7 @@ import numpy as np
 
 from diffpose_viz import ood
 from diffpose_viz.errors import InputError
-from diffpose_viz.evaluation.results import add_ood
+from diffpose_viz.results import add_ood
 
 
 def load_ood_model(metrics_path: str | Path, checkpoint: str | Path | None = None) -> ood.OODModel:

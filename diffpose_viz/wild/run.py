@@ -147,7 +147,7 @@ def lift_detections(
     found = np.flatnonzero(det.person_found)
     if len(found) == 0:
         return None, "no person in any frame: nothing to lift"
-    from diffpose_viz.evaluation.results import write_results
+    from diffpose_viz.results import write_results
     from diffpose_viz.inference import SamplingSetting, lift_2d, load_model
 
     model = load_model(checkpoint, device)

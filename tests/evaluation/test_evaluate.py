@@ -9,7 +9,7 @@ import xarray as xr
 
 from diffpose_viz.errors import ResultsError
 from diffpose_viz.evaluation.evaluate import EvalData, evaluate
-from diffpose_viz.evaluation.results import VARIABLES, load_results, write_results
+from diffpose_viz.results import VARIABLES, load_results, write_results
 from diffpose_viz.inference import SamplingSetting, lift_2d, load_model
 from diffpose_viz.inputs import default_camera
 from diffpose_viz.training.trainer import train

@@ -203,7 +203,7 @@ def test_evaluate_on_the_validation_split(stage2, tmp_path):
     res = evaluate(out / "best.pt", tmp_path / "val.nc", data=EvalData(split="val"), progress=False,
                    print_summary=False,
                    sampling=SamplingSetting(overrides=("diffusion.start_t=12", "diffusion.start_from=context")))
-    from diffpose_viz.evaluation.results import load_results
+    from diffpose_viz.results import load_results
 
     ds = load_results(res.results_path)
     assert ds.attrs["split"] == "val" and "validation rows" in ds.attrs["dataset"]
