@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from ..skeleton import H36M17
-from .demo import DEMO_FILE, LICENCE_NOTES, build_demo
+from .demo import DEMO_FILE, LICENCE_NOTES, build_demo, built_earlier, reused
 from .vp3d import Mocap3D, load_3d, save_3d
-from diffpose_viz.errors import DataError
 
 CROSS_BODY_VERSION = 1
 CROSS_BODY_FILE = "data_3d_cross_body.npz"
@@ -118,11 +117,8 @@ class CrossBodySummary:
 
 
 def _existing(path: Path) -> CrossBodySummary | None:
-    if not path.exists():
-        return None
-    try:
-        mocap = load_3d(path)
-    except (DataError, OSError, ValueError):
+    mocap = built_earlier(path)
+    if mocap is None:
         return None
     if mocap.metadata.get("cross_body_version") != CROSS_BODY_VERSION or "bodies" not in mocap.metadata:
         return None
@@ -146,13 +142,9 @@ def build_cross_body(
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     out_path = out_dir / CROSS_BODY_FILE
-    if not force:
-        existing = _existing(out_path)
-        if existing is not None:
-            existing.seconds = time.perf_counter() - t0
-            if log:
-                log(str(existing))
-            return existing
+    existing = None if force else _existing(out_path)
+    if existing is not None:
+        return reused(existing, t0, log)
 
     demo = build_demo(demo_dir, cache_dir, force=force, progress=progress, log=None)
     mocap = load_3d(demo.path)

@@ -40,12 +40,12 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write_text
+from ..errors import DataError
 from ..progress import progress as progress_bar
 from ..camera import Camera, h36m_cameras
 from ..mocap import asf_amc, bvh, rigs
 from ..skeleton import H36M17
-from .vp3d import load_3d, save_3d
-from diffpose_viz.errors import DataError
+from .vp3d import Mocap3D, load_3d, save_3d
 
 DEMO_VERSION = 1
 DEMO_FILE = "data_3d_demo.npz"
@@ -230,12 +230,27 @@ def fit_clips(clip: np.ndarray, cameras: list[Camera], min_frames: int = MIN_CLI
 
 
 # --------------------------------------------------------------------------- building
-def _existing_summary(path: Path) -> DemoSummary | None:
+def built_earlier(path: Path) -> Mocap3D | None:
+    """The mocap of a file a builder wrote earlier, or None when it is absent or unreadable (then it is rebuilt)."""
     if not path.exists():
         return None
     try:
-        mocap = load_3d(path)
+        return load_3d(path)
     except (DataError, OSError, ValueError):
+        return None
+
+
+def reused(summary, t0: float, log: Callable[[str], None] | None):
+    """A builder's summary of a file it did not rebuild, timed from `t0` and logged."""
+    summary.seconds = time.perf_counter() - t0
+    if log:
+        log(str(summary))
+    return summary
+
+
+def _existing_summary(path: Path) -> DemoSummary | None:
+    mocap = built_earlier(path)
+    if mocap is None:
         return None
     if mocap.metadata.get("demo_version") != DEMO_VERSION or set(mocap.subjects) != {s.subject for s in SOURCES}:
         return None
@@ -255,13 +270,9 @@ def build_demo(
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     out_path = out_dir / DEMO_FILE
-    if not force:
-        existing = _existing_summary(out_path)
-        if existing is not None:
-            existing.seconds = time.perf_counter() - t0
-            if log:
-                log(str(existing))
-            return existing
+    existing = None if force else _existing_summary(out_path)
+    if existing is not None:
+        return reused(existing, t0, log)
 
     archives = fetch_sdists(cache_dir)
     cameras = h36m_cameras("S1")

@@ -51,12 +51,12 @@ from typing import Literal
 import numpy as np
 
 from ..camera import image_coordinates
+from ..errors import DataError
 from ..skeleton import COCO17_NAMES, H36M17, coco17_to_h36m17
 from .actions import normalize_h36m_action
 from .gmm_files import validate_gmm_array
 from .poses import PoseSet
 from .vp3d import Mocap3D, open_npz, read_object
-from diffpose_viz.errors import DataError
 
 #: Human3.6M camera ids in the order of the 2D files' camera lists.
 H36M_CAMERA_ORDER: tuple[str, ...] = ("54138969", "55011271", "58860488", "60457274")

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
 from .vp3d import (PerCameraSequences, as_numeric_array, atomic_savez, camera_list, check_nested, check_pixels,
                    open_npz, read_object, wrap_object)
-from diffpose_viz.errors import DataError
 
 WEIGHT_SUM_TOLERANCE = 1e-3
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import DataError
 from ..skeleton import H36M17
 from .vp3d import as_numeric_array, atomic_savez, check_pixels, open_npz, read_object, typical_bone_length, wrap_object
-from diffpose_viz.errors import DataError
 
 MPI3DHP17_NAMES: tuple[str, ...] = (
     "head_top", "neck", "right_shoulder", "right_elbow", "right_wrist",

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..camera import Camera
+from ..errors import DataError
 from .vp3d import Keypoints2D, Mocap3D, atomic_savez, match_2d_to_3d, open_npz
-from diffpose_viz.errors import DataError
 
 _ARRAY_FIELDS = ("pose3d", "root", "pose2d", "subject", "action", "camera", "frame", "res")
 

@@ -20,9 +20,9 @@ import numpy as np
 
 from ..atomic import atomic_target
 from ..camera import H36M_SUBJECTS, Camera, h36m_cameras
+from ..errors import DataError, data_error_from
 from ..safe_io import SafeLoadError, SafeNpzFile
 from ..skeleton import H36M17, H36M32_TO_17
-from diffpose_viz.errors import DataError, data_error_from
 
 #: Typical bone length above which 3D values are taken to be millimetres.
 MM_BONE_THRESHOLD = 10.0

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
 from .bvh import euler_to_matrix
-from diffpose_viz.errors import DataError
 
 _INCH = 0.0254
 
