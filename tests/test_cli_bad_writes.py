@@ -26,8 +26,9 @@ from diffpose_viz.cli import main
 from diffpose_viz.datasets.vp3d import atomic_savez, wrap_object
 from diffpose_viz.safe_io import load_npz
 
-from test_bad_input_cli import METHOD, SMOKE, _kp_json, assert_refused, run_cli
+from test_cli_bad_input import METHOD, SMOKE, _kp_json, assert_refused, run_cli
 from tiny_runs import REPO, tiny_overrides
+
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -68,9 +69,6 @@ def _no_leftovers(run: Path) -> None:
 def _bad_text(path: Path, text: str = "not a data file\n") -> Path:
     path.write_text(text)
     return path
-
-
-# --------------------------------------------------------------------------- train --force: never destroy first
 
 
 def test_force_with_a_bad_data_file_keeps_the_earlier_run(run_copy, tiny_data, tmp_path, capsys):  # noqa: F811
@@ -146,37 +144,6 @@ def test_force_that_succeeds_replaces_the_run_and_keeps_user_files(run_copy, tin
     assert (run_copy / "my_notes.txt").read_text() == "kept by the user"
     assert str(run_copy / "best.pt") in text  # the paths printed are the final ones, not the staging folder's
     _no_leftovers(run_copy)
-
-
-def test_a_swap_killed_between_its_renames_is_undone(tmp_path):
-    target = tmp_path / "run"
-    target.mkdir()
-    (target / "best.pt").write_bytes(b"old")
-    staging = atomic.begin_replacement(target)
-    (staging / "best.pt").write_bytes(b"new")
-    os.rename(target, tmp_path / ".run.old")  # the first rename of commit_replacement, then a kill
-    assert not target.exists()
-    atomic.begin_replacement(target)  # the next run starts
-    assert (target / "best.pt").read_bytes() == b"old"
-
-
-def test_replacing_dir_on_error_and_on_success(tmp_path):
-    target = tmp_path / "out"
-    target.mkdir()
-    (target / "a.txt").write_text("old a")
-    (target / "user.txt").write_text("mine")
-    with pytest.raises(ValueError):
-        with atomic.replacing_dir(target) as staging:
-            (staging / "a.txt").write_text("half")
-            raise ValueError("fails")
-    assert _snapshot(target) == {"a.txt": b"old a", "user.txt": b"mine"}
-    with atomic.replacing_dir(target, drop=("gone.txt",)) as staging:
-        (staging / "a.txt").write_text("new a")
-    assert _snapshot(target) == {"a.txt": b"new a", "user.txt": b"mine"}
-    _no_leftovers(target)
-
-
-# --------------------------------------------------------------------------- results files
 
 
 def _evaluate(ckpt: Path, out: Path, *extra) -> list:
@@ -265,9 +232,6 @@ def test_wild_refuses_an_earlier_output_folder(finished_run, tmp_path, capsys):
     _no_leftovers(out)
 
 
-# --------------------------------------------------------------------------- inputs that are not regular files
-
-
 @pytest.fixture
 def fifo(tmp_path):
     if not hasattr(os, "mkfifo"):
@@ -348,9 +312,6 @@ def test_a_folder_given_as_a_file_is_named(command, finished_run, tmp_path, caps
     assert_refused(code, text, str(folder), "not a regular file", "found a folder")
 
 
-# --------------------------------------------------------------------------- lying array headers
-
-
 def _lying_header(shape=(10**6, 10**6)) -> bytes:
     import io
 
@@ -425,9 +386,6 @@ def test_a_results_file_declaring_huge_arrays_is_refused_before_loading(tmp_path
     assert path.stat().st_size < 100_000
     with pytest.raises(ResultsError, match=r"variable 'hypotheses': declares more data than fits in memory"):
         load_results(path)
-
-
-# --------------------------------------------------------------------------- degenerate data
 
 
 def _tiny_copy(tiny_data: Path, path: Path, mutate) -> Path:
@@ -507,9 +465,6 @@ def test_sample_flags_all_zero_2d_frames_and_refuses_a_file_of_them(finished_run
     assert_refused(code, text, "none of the 2 frames", "all at one point")
 
 
-# --------------------------------------------------------------------------- messages that name their source
-
-
 def test_non_utf8_config_is_named(tmp_path, capsys):
     cfg = tmp_path / "latin1.yaml"
     cfg.write_bytes("method: diffpose\nname: caf\xe9\n".encode("latin-1"))
@@ -558,14 +513,6 @@ def test_an_unwritable_out_is_named_by_its_own_name(command, finished_run, tmp_p
     assert ".tmp" not in text
 
 
-def test_an_unwritable_target_names_itself_not_the_temporary(tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    with pytest.raises(OSError) as err:
-        atomic.atomic_write_text(blocker / "config.yaml", "a: 1\n")
-    assert str(blocker / "config.yaml") in str(err.value) and ".tmp" not in str(err.value)
-
-
 def _crafted_checkpoints(tmp_path: Path) -> dict[str, Path]:
     import collections
     import pickle
@@ -599,12 +546,12 @@ def test_checkpoint_messages_never_advise_unsafe_loading(tmp_path):
 
 
 def test_a_refused_hk_cache_warning_never_advises_unsafe_loading(tmp_path, caplog):
-    from diffpose_viz import inputs
+    from diffpose_viz.inputs import hk
 
     cache = tmp_path / "hk.pt"
     torch.save({"x": np.random.default_rng(0)}, cache)  # a global torch's safe loader refuses
     with caplog.at_level(logging.WARNING):
-        assert inputs._read_hk_cache(cache, 3) is None
+        assert hk._read_hk_cache(cache, 3) is None
     assert str(cache) in caplog.text and "unusable" in caplog.text
     assert "weights_only" not in caplog.text and "trusted source" not in caplog.text, caplog.text
     assert not cache.exists()
@@ -620,9 +567,6 @@ def test_the_detector_import_prints_no_protobuf_noise():
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "True", proc.stderr
     assert "GetPrototype" not in proc.stderr and "MessageFactory" not in proc.stderr, proc.stderr
-
-
-# --------------------------------------------------------------------------- memory
 
 
 def test_too_many_hypotheses_are_refused_before_allocation(finished_run, tmp_path, capsys):
@@ -645,13 +589,3 @@ def test_the_memory_cap_applies_to_sample(finished_run, tmp_path, capsys, monkey
     code, text = run_cli(capsys, "sample", finished_run / "best.pt", "--input", _kp_json(tmp_path), "--image-size",
                          1000, 1002, "--hypotheses", 4, "--steps", 2, "--out", tmp_path / "o.nc")
     assert code == 0, text
-
-
-def test_the_lift_estimate_grows_with_what_is_kept():
-    from diffpose_viz.memory import RESULT_COPIES, lift_bytes
-
-    base = lift_bytes(1000, 5, 10, False, 256, 96)
-    assert lift_bytes(1000, 10, 10, False, 256, 96) > 1.9 * base
-    kept = 1000 * 5 * 17 * 3 * 4 * RESULT_COPIES  # the hypotheses and their copies
-    assert lift_bytes(1000, 5, 10, True, 256, 96) - base == 2 * 10 * kept  # every step's state and x0 estimate
-    assert lift_bytes(2000, 5, 10, False, 256, 96) - base == kept
