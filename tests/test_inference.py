@@ -37,7 +37,7 @@ def test_a_bad_sampling_request_is_refused():
 
 
 def test_usable_frames_need_six_visible_joints_and_a_hip():
-    kp = np.zeros((3, 17, 2))
+    kp = np.tile(np.linspace(300, 700, 34).reshape(1, 17, 2), (3, 1, 1))
     conf = np.ones((3, 17))
     conf[1, 5:] = 0  # five visible joints
     conf[2, [0, 1, 4]] = 0  # no hip, no pelvis
