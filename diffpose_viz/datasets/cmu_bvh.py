@@ -32,7 +32,7 @@ from ..atomic import atomic_write_json
 from ..camera import h36m_cameras
 from ..mocap import bvh, rigs
 from ..skeleton import H36M17
-from .demo import FPS, MAX_CLIP_SECONDS, MAX_PELVIS_EXTENT_M, cut_clips, fit_clips, resample
+from .demo import FPS, MAX_CLIP_SECONDS, MAX_PELVIS_EXTENT_M, SubjectTotals, cut_clips, fit_clips, resample
 from .vp3d import save_3d
 from diffpose_viz.errors import DataError
 
@@ -101,7 +101,7 @@ def read_take(path: Path) -> tuple[np.ndarray, str, float]:
 
 
 @dataclass
-class SourceReport:
+class SourceReport(SubjectTotals):
     """What one conversion produced: per subject the takes, clips and frames; what was refused and why."""
 
     source: str
@@ -113,14 +113,6 @@ class SourceReport:
     @property
     def people(self) -> int:
         return len(self.subjects)
-
-    @property
-    def clips(self) -> int:
-        return sum(v["clips"] for v in self.subjects.values())
-
-    @property
-    def frames(self) -> int:
-        return sum(v["frames"] for v in self.subjects.values())
 
     def to_dict(self) -> dict:
         return {"source": self.source, "out": None if self.out is None else str(self.out), "people": self.people,

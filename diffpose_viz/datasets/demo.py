@@ -96,15 +96,11 @@ SOURCES = (
 )
 
 
-@dataclass
-class DemoSummary:
-    path: Path
-    subjects: dict[str, dict[str, int]]  # subject -> {"clips": n, "frames": n}
-    train: tuple[str, ...] = TRAIN_SUBJECTS
-    test: tuple[str, ...] = TEST_SUBJECTS
-    seconds: float = 0.0
-    rebuilt: bool = False
-    notes: list[str] = field(default_factory=list)
+class SubjectTotals:
+    """`clips` and `frames` summed over `subjects` ({subject: {"clips": n, "frames": n, ...}}), for the builders'
+    summaries."""
+
+    subjects: dict
 
     @property
     def clips(self) -> int:
@@ -113,6 +109,17 @@ class DemoSummary:
     @property
     def frames(self) -> int:
         return sum(v["frames"] for v in self.subjects.values())
+
+
+@dataclass
+class DemoSummary(SubjectTotals):
+    path: Path
+    subjects: dict[str, dict[str, int]]  # subject -> {"clips": n, "frames": n}
+    train: tuple[str, ...] = TRAIN_SUBJECTS
+    test: tuple[str, ...] = TEST_SUBJECTS
+    seconds: float = 0.0
+    rebuilt: bool = False
+    notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         rows = [f"{'subject':10s} {'split':5s} {'clips':>5s} {'frames':>7s}"]
