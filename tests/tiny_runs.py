@@ -83,6 +83,16 @@ def tiny_config(data_path: Path, **extra) -> ExperimentConfig:
     return load_config(REPO / "configs" / "smoke.yaml", tiny_overrides(data_path, **extra))
 
 
+def train_run(cfg: ExperimentConfig, out: Path):
+    """Train `cfg` into `out` without progress output; the finished Trainer."""
+    from diffpose_viz.training.trainer import Trainer
+
+    tr = Trainer(cfg, out, progress=False)
+    tr.setup()
+    tr.train()
+    return tr
+
+
 def ensure_smoke_run() -> tuple[Path, Path]:
     """(results folder, runs folder) of the smoke run, built with scripts/run_demo.py (as `make test` does) for
     SMOKE_METHODS when any of their checkpoints or results files is missing. A lock file keeps two pytest

@@ -17,22 +17,15 @@ from diffpose_viz.methods import METHODS, training_order
 from diffpose_viz.methods.two_stage import ContextDiffusionNetwork, predict_z
 from diffpose_viz.training.trainer import Trainer
 
-from tiny_runs import tiny_config
+from tiny_runs import tiny_config, train_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _train(cfg, out: Path) -> Trainer:
-    tr = Trainer(cfg, out, progress=False)
-    tr.setup()
-    tr.train()
-    return tr
 
 
 @pytest.fixture(scope="module")
 def lifter_ckpt(tiny_data, tmp_path_factory) -> Path:  # noqa: F811
     out = tmp_path_factory.mktemp("lifter")
-    _train(tiny_config(tiny_data, method="lifter", **{"train.max_steps": 5}), out)
+    train_run(tiny_config(tiny_data, method="lifter", **{"train.max_steps": 5}), out)
     return out / "best.pt"
 
 
@@ -41,7 +34,7 @@ def stage2(tiny_data, lifter_ckpt, tmp_path_factory):  # noqa: F811
     out = tmp_path_factory.mktemp("diffpose")
     cfg = tiny_config(tiny_data, method="diffpose", **{"model.context_checkpoint": str(lifter_ckpt),
                                                        "init.depth_source": "context", "train.max_steps": 6})
-    return _train(cfg, out), out
+    return train_run(cfg, out), out
 
 
 def _lifter_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -138,7 +131,7 @@ def test_wrong_context_checkpoints_refused(tiny_data, lifter_ckpt, stage2, tmp_p
 
 def test_old_diffpose_checkpoint_loads_as_joint(tiny_data, tmp_path):  # noqa: F811
     cfg = tiny_config(tiny_data, method="diffpose_joint", **{"train.max_steps": 2})
-    _train(cfg, tmp_path / "joint")
+    train_run(cfg, tmp_path / "joint")
     ck = load_checkpoint(tmp_path / "joint" / "best.pt")
     ck["method"] = "diffpose"
     ck["config"] = {**ck["config"], "method": "diffpose"}
@@ -159,7 +152,7 @@ def test_start_from_context_at_t0_returns_phi_st_pose_with_residual(tiny_data, l
     cfg = tiny_config(tiny_data, method="diffpose", **{"model.context_checkpoint": str(lifter_ckpt),
                                                        "model.residual_to_context": True, "train.max_steps": 1,
                                                        "train.lr": 1e-12})
-    _train(cfg, tmp_path / "res")
+    train_run(cfg, tmp_path / "res")
     model = apply_sampling_settings(load_model(tmp_path / "res" / "best.pt"),
                                     ["diffusion.start_t=0", "diffusion.start_from=context",
                                      "diffusion.n_sampling_steps=1"])
@@ -232,7 +225,7 @@ def test_gaussian_forward_with_the_same_frozen_phi_st(tiny_data, lifter_ckpt, tm
 
     cfg = tiny_config(tiny_data, method="diffpose", **{"model.context_checkpoint": str(lifter_ckpt),
                                                        "diffusion.forward": "gaussian", "train.max_steps": 3})
-    _train(cfg, tmp_path / "g")
+    train_run(cfg, tmp_path / "g")
     model = load_model(tmp_path / "g" / "best.pt")
     assert model.method.build_sampler(model.cfg, model.method.build_schedule(model.cfg)).mode == "gaussian"
     cond = torch.rand(2, 17, 3) - 0.5

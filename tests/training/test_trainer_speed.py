@@ -12,19 +12,11 @@ from diffpose_viz.config import ExperimentConfig
 from diffpose_viz.methods import TrainBatch, get_method
 from diffpose_viz.models.graformer import GraphMultiHeadAttention
 from diffpose_viz.models.mixste import SelfAttention
-from diffpose_viz.training.trainer import Trainer
 
-from tiny_runs import tiny_config
+from tiny_runs import tiny_config, train_run
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _train(cfg, out: Path) -> Trainer:
-    tr = Trainer(cfg, out, progress=False)
-    tr.setup()
-    tr.train()
-    return tr
 
 
 def test_video_lifter_loss_supervises_every_frame_of_the_window():
@@ -49,17 +41,17 @@ def test_video_lifter_loss_supervises_every_frame_of_the_window():
 def test_window_stride_trains_on_fewer_windows(tiny_data, tmp_path):
     video = {"method": "video_lifter", "model.context": "video", "model.frames": 5, "data.frame_stride": 1,
              "train.batch_size": 8, "augmentation.body.enabled": False, "augmentation.view.enabled": False}
-    every = _train(tiny_config(tiny_data, **video), tmp_path / "every")
-    strided = _train(tiny_config(tiny_data, **video, **{"train.window_stride": 5}), tmp_path / "strided")
+    every = train_run(tiny_config(tiny_data, **video), tmp_path / "every")
+    strided = train_run(tiny_config(tiny_data, **video, **{"train.window_stride": 5}), tmp_path / "strided")
     assert strided.train_data.n_centres < every.train_data.n_centres / 4
     assert 0 < strided.step < every.step
 
 
 def test_two_stage_caches_phi_st_and_trains_the_same(tiny_data, tmp_path):
-    lifter = _train(tiny_config(tiny_data, method="lifter", **{"train.max_steps": 4}), tmp_path / "lifter")
+    lifter = train_run(tiny_config(tiny_data, method="lifter", **{"train.max_steps": 4}), tmp_path / "lifter")
     stage2 = {"method": "diffpose", "model.context_checkpoint": str(lifter.out_dir / "best.pt"), "train.max_steps": 6}
-    cached = _train(tiny_config(tiny_data, **stage2), tmp_path / "cached")
-    plain = _train(tiny_config(tiny_data, **stage2, **{"train.cache_context": False}), tmp_path / "plain")
+    cached = train_run(tiny_config(tiny_data, **stage2), tmp_path / "cached")
+    plain = train_run(tiny_config(tiny_data, **stage2, **{"train.cache_context": False}), tmp_path / "plain")
     assert cached.train_data.context is not None and plain.train_data.context is None
     data = cached.train_data
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(1))[:16]
