@@ -206,7 +206,8 @@ def _uncertainty(model: LoadedModel, ds, sampling: SamplingSetting, *, enabled: 
     cal = ood_model = None
     if enabled:
         cfg = model.cfg
-        val = calibration_rows(cfg.data, cfg.train.seed, CALIBRATION_ROWS, calibrate_with)
+        splits = load_splits(cfg.data, cfg.train.seed, with_test=False)  # read once: validation and training 2D
+        val = calibration_rows(splits.val, cfg.data, cfg.train.seed, CALIBRATION_ROWS, calibrate_with)
         if len(val):
             feed = build_feed(val, cfg, "val", model.method, device=model.device, error_model=model.detection_error)
             lifted = lift(model, feed.with_hk(model.prior, model.extras), sampling)
@@ -220,8 +221,7 @@ def _uncertainty(model: LoadedModel, ds, sampling: SamplingSetting, *, enabled: 
             shift, own = domain > 0, domain == 0
             cal = uncertainty.fit_calibration(lifted.hypotheses[own], val.pose3d[own], det.occluded[own],
                                               val_pred=None if lifted.pred is None else lifted.pred[own])
-            train = load_splits(cfg.data, cfg.train.seed, with_test=False).train
-            train_kp, train_conf = training_2d(train, cfg, ood.DENSITY_ROWS, model.detection_error)
+            train_kp, train_conf = training_2d(splits.train, cfg, ood.DENSITY_ROWS, model.detection_error)
             ood_model = ood.fit_ood_model(
                 train_kp, train_conf, val_keypoints=det.keypoints, val_confidence=det.confidence,
                 val_hyps=lifted.hypotheses, val_gt=val.pose3d, val_occluded=det.occluded, val_pred=lifted.pred,

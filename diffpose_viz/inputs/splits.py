@@ -135,12 +135,12 @@ def augment_split(poses: PoseSet, cfg: ExperimentConfig, seed: int) -> Augmented
     return AugmentedSplit(new, out.intrinsics, out.focal, out.virtual)
 
 
-def calibration_rows(cfg: DataConfig, seed: int, max_rows: int, extra_paths=()) -> PoseSet:
-    """Validation rows for the error-bar calibration: the training data's held-out sequences, plus those of the
-    same training subjects in each of `extra_paths` (e.g. the same takes through held-out validation cameras),
-    each thinned to `max_rows` and prefixed 'calib<i>' (the subjects too: evaluate tells them apart by it, and
-    camera keys never collide). Never test rows."""
-    sets = [thin(load_splits(cfg, seed, with_test=False).val, max_rows)]
+def calibration_rows(own_val: PoseSet, cfg: DataConfig, seed: int, max_rows: int, extra_paths=()) -> PoseSet:
+    """Validation rows for the error-bar calibration: the training data's held-out sequences (`own_val`, the
+    validation split of `cfg`), plus those of the same training subjects in each of `extra_paths` (e.g. the same
+    takes through held-out validation cameras), each thinned to `max_rows` and prefixed 'calib<i>' (the subjects
+    too: evaluate tells them apart by it, and camera keys never collide). Never test rows."""
+    sets = [thin(own_val, max_rows)]
     for i, path in enumerate(extra_paths):
         other = replace(cfg, path=str(path), extra_train=[])
         val = load_splits(other, seed, with_test=False).val
