@@ -127,6 +127,18 @@ def _backup_dir(target: Path) -> Path:
     return target.parent / f".{target.name}.old"
 
 
+def recover_replacement(target: str | os.PathLike) -> bool:
+    """Undo a swap that was killed between its two renames: `target` is missing and its `.NAME.old` holds the
+    earlier folder, which is put back. True when it did; every reader and writer of a run folder calls this
+    first, so a kill never hides (or later deletes) a finished run."""
+    target = Path(target)
+    backup = _backup_dir(target)
+    if backup.is_dir() and not target.exists() and not target.is_symlink():
+        os.rename(backup, target)
+        return True
+    return False
+
+
 def begin_replacement(target: str | os.PathLike) -> Path:
     """An empty staging folder for a new version of `target` (left untouched until `commit_replacement`).
 
@@ -134,11 +146,8 @@ def begin_replacement(target: str | os.PathLike) -> Path:
     renames is undone first, so `target` is back as it was."""
     target = Path(target)
     backup, staging = _backup_dir(target), staging_dir(target)
-    if backup.exists():
-        if not target.exists():
-            os.rename(backup, target)  # killed mid-swap: the old folder comes back
-        else:
-            shutil.rmtree(backup)
+    if not recover_replacement(target) and backup.exists():
+        shutil.rmtree(backup)  # killed after the swap, before the old folder was removed: it is the replaced one
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import warnings
 from collections import OrderedDict
 import platform
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from diffpose_viz.atomic import atomic_target
+from diffpose_viz.atomic import atomic_target, recover_replacement
 from diffpose_viz.errors import CheckpointError
 from diffpose_viz.safe_io import SafeLoadError, check_input_file
 import diffpose_viz
@@ -162,9 +163,22 @@ def _without_torch_advice(text: str) -> str:
     return " ".join(kept) or "unreadable"
 
 
+def restore_run_folder(path: str | os.PathLike) -> bool:
+    """If the run folder holding checkpoint `path` was left mid-replacement by a killed `train --force` (the
+    folder gone, its `.NAME.old` present), put the earlier run back and say so on stderr. True when it did."""
+    folder = Path(path).parent
+    if recover_replacement(folder):
+        print(f"note: {folder} was left mid-replacement by an interrupted `train --force`; the earlier run "
+              f"was restored from {folder.parent / ('.' + folder.name + '.old')}", file=sys.stderr)
+        return True
+    return False
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read and check a checkpoint; raises CheckpointError naming the file on any problem."""
     path = Path(path)
+    if not path.exists():
+        restore_run_folder(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     ckpt = safe_torch_load(path, map_location)

@@ -44,6 +44,22 @@ def _check_device(device: str) -> str:
     return device
 
 
+def _check_checkpoint(path: str, label: str) -> None:
+    """A checkpoint must be a regular file (a FIFO would hang the reader); a run folder left mid-replacement by
+    an interrupted `train --force` is restored first. The message says which of the two is wrong."""
+    from diffpose_viz.checkpoint import restore_run_folder
+    from diffpose_viz.safe_io import SafeLoadError, check_input_file
+
+    if not Path(path).exists():
+        restore_run_folder(path)
+    try:
+        check_input_file(path, "a checkpoint (.pt) written by `diffpose-viz train`")
+    except FileNotFoundError:
+        raise CLIError(f"{label} {path}: does not exist") from None
+    except SafeLoadError as err:
+        raise CLIError(f"{label} {err}") from None
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -87,22 +103,23 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from diffpose_viz.distributed import current, shutdown
     from diffpose_viz.evaluation.evaluate import EvalData, evaluate
+    from diffpose_viz.evaluation.summary import format_summary
     from diffpose_viz.results import metrics_path_for
     from diffpose_viz.inference import SamplingSetting
 
     _check_positive(batch_size=args.batch_size, max_samples=args.max_samples, hypotheses=args.hypotheses,
                     steps=args.steps)
     _check_out_file(args.out, args.force, metrics_path_for(args.out))
-    if not Path(args.checkpoint).is_file():
-        raise CLIError(f"checkpoint {args.checkpoint}: does not exist or is not a file")
+    _check_checkpoint(args.checkpoint, "checkpoint")
 
     sampling = SamplingSetting(args.hypotheses, args.steps, batch_size=args.batch_size, amp=args.amp,
                                record=args.record_trajectory, overrides=tuple(args.sampling))
     data = EvalData(split=args.split, data_path=args.data, subjects=tuple(args.subjects) if args.subjects else None,
                     test_2d=args.test_2d, max_samples=args.max_samples, calibrate_with=tuple(args.calibrate_with))
     out = evaluate(args.checkpoint, args.out, device=_check_device(args.device), sampling=sampling, data=data,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, overwrite=args.force)
     if current().is_main:
+        print(format_summary(out.summary))
         print(f"wrote {out.results_path} and {out.metrics_path} ({out.wall_s:.1f} s)")
     shutdown()
     return 0
@@ -232,8 +249,8 @@ def cmd_wild(args) -> int:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise CLIError(f"--out {args.out}: exists and is not a folder")
     check_writable(Path(args.out) / "detections.npz")
-    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
-        raise CLIError(f"--checkpoint {args.checkpoint}: does not exist or is not a file")
+    if args.checkpoint is not None:
+        _check_checkpoint(args.checkpoint, "--checkpoint")
     if args.calibration is not None:  # refuse a wrong file before the (slow) detection
         if args.checkpoint is None:
             raise CLIError("--calibration needs --checkpoint (it scores the 3D lift)")

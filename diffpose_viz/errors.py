@@ -63,6 +63,10 @@ class InputError(ValueError):
     """Inputs that cannot be assembled into a run (NaN, wrong shape, missing pieces)."""
 
 
+class OutputExistsError(FileExistsError):
+    """An output would replace an earlier result or run that the caller did not ask to replace."""
+
+
 class CheckpointError(ValueError):
     """A checkpoint is unreadable, from another format version, or does not fit the model/config."""
 

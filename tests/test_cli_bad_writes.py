@@ -589,3 +589,49 @@ def test_the_memory_cap_applies_to_sample(finished_run, tmp_path, capsys, monkey
     code, text = run_cli(capsys, "sample", finished_run / "best.pt", "--input", _kp_json(tmp_path), "--image-size",
                          1000, 1002, "--hypotheses", 4, "--steps", 2, "--out", tmp_path / "o.nc")
     assert code == 0, text
+
+
+def _kill_mid_swap(run: Path) -> None:
+    """What a `train --force` killed between commit_replacement's two renames leaves: no run folder, only .NAME.old."""
+    os.rename(run, run.parent / f".{run.name}.old")
+
+
+def test_evaluate_restores_a_run_left_mid_swap(run_copy, tmp_path, capsys):
+    _kill_mid_swap(run_copy)
+    code, text = run_cli(capsys, *_evaluate(run_copy / "best.pt", tmp_path / "r.nc"))
+    assert code == 0, text
+    assert "interrupted `train --force`" in text and (run_copy / "my_notes.txt").exists()
+    assert not (run_copy.parent / f".{run_copy.name}.old").exists()
+
+
+def test_train_without_force_after_a_killed_swap_refuses_instead_of_hiding_the_run(run_copy, tiny_data, capsys):  # noqa: F811
+    before = _snapshot(run_copy)
+    _kill_mid_swap(run_copy)
+    code, text = run_cli(capsys, *_train_args(tiny_data, run_copy))
+    assert_refused(code, text, str(run_copy), "--force")
+    assert _snapshot(run_copy) == before  # the earlier run is back, untouched
+
+
+def test_a_fifo_as_checkpoint_is_named_as_a_fifo(fifo, tmp_path, capsys):
+    path = fifo("best.pt")
+    code, text = run_cli(capsys, "evaluate", path, "--out", tmp_path / "r.nc", "--no-progress")
+    assert_refused(code, text, str(path), "FIFO")
+    assert "does not exist" not in text
+    code, text = run_cli(capsys, "evaluate", tmp_path / "missing.pt", "--out", tmp_path / "r.nc", "--no-progress")
+    assert_refused(code, text, "missing.pt", "does not exist")
+
+
+def test_library_evaluate_refuses_an_existing_result_unless_overwrite(finished_run, tmp_path):
+    from diffpose_viz.errors import OutputExistsError
+    from diffpose_viz.evaluation.evaluate import evaluate
+    from diffpose_viz.inference import SamplingSetting
+
+    out = tmp_path / "r.nc"
+    setting = SamplingSetting(2, 2)
+    evaluate(finished_run / "best.pt", out, sampling=setting, progress=False)
+    before = _snapshot(tmp_path)
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        evaluate(finished_run / "best.pt", out, sampling=setting, progress=False)
+    assert _snapshot(tmp_path) == before
+    evaluate(finished_run / "best.pt", out, sampling=SamplingSetting(3, 2), progress=False, overwrite=True)
+    assert json.loads((tmp_path / "r.metrics.json").read_text())["n_hypotheses"] == 3

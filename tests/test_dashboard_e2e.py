@@ -178,8 +178,7 @@ def synthetic_lab_results(tmp_path_factory) -> Path:
     data = make_tiny_dataset(d / "data_3d_tiny.npz")
     run = train(tiny_config(data, method="diffpose_joint", **{"model.hidden": 16, "diffusion.n_hypotheses": 5}),
                 d / "run", progress=False)
-    evaluate(run.best, d / "lab" / "diffpose.nc", sampling=SamplingSetting(record=True), progress=False,
-             print_summary=False, calibrate=False)
+    evaluate(run.best, d / "lab" / "diffpose.nc", sampling=SamplingSetting(record=True), progress=False, calibrate=False)
     return d / "lab"
 
 

@@ -47,7 +47,7 @@ def test_protocol_config_trains_and_evaluates(name, test_2d, rule, layout, tmp_p
     cfg = protocol_config(name, layout, **{"data.test_2d": layout[test_2d], "data.uncertainty_2d": rule,
                                            "model.context_checkpoint": lifter.best})
     run = train(cfg, tmp_path / "diffpose", progress=False)
-    out = evaluate(run.best, tmp_path / "diffpose.nc", progress=False, print_summary=False)
+    out = evaluate(run.best, tmp_path / "diffpose.nc", progress=False)
     ds = load_results(out.results_path)
     assert set(np.unique(ds["subject"].values)) == {"S9", "S11"}
     # the damaged S11 'Directions' sequence is left out, as VideoPose3D does
@@ -92,7 +92,7 @@ def test_file_input_matches_the_in_memory_2d(layout, tmp_path):
     written = _write_rows_as_2d_file(poses, tmp_path / "data_2d_h36m_mine.npz")
     run = train(protocol_config("h36m_frame_gt.yaml", layout, **base, **{"data.test_2d": written}),
                 tmp_path / "lifter", progress=False)
-    from_file = load_results(evaluate(run.best, tmp_path / "file.nc", progress=False, print_summary=False,
+    from_file = load_results(evaluate(run.best, tmp_path / "file.nc", progress=False,
                                       calibrate=False).results_path)
     # the same checkpoint with its test 2D switched to the in-memory projection
     import torch
@@ -104,7 +104,7 @@ def test_file_input_matches_the_in_memory_2d(layout, tmp_path):
     payload["config"] = json.loads(json.dumps(payload["config"]))
     payload["config"]["data"]["input_2d"] = "gt"
     save_checkpoint(tmp_path / "mem.pt", payload)
-    in_memory = load_results(evaluate(tmp_path / "mem.pt", tmp_path / "mem.nc", progress=False, print_summary=False,
+    in_memory = load_results(evaluate(tmp_path / "mem.pt", tmp_path / "mem.nc", progress=False,
                                       calibrate=False).results_path)
 
     def keys(d):
@@ -138,7 +138,7 @@ def test_3dhp_protocol_config_trains_on_h36m_and_tests_on_3dhp(layout, tmp_path)
                    progress=False)
     run = train(protocol_config("3dhp_frame_gt.yaml", layout, **over, **{"model.context_checkpoint": lifter.best}),
                 tmp_path / "diffpose", progress=False)
-    out = evaluate(run.best, tmp_path / "3dhp.nc", progress=False, print_summary=False)
+    out = evaluate(run.best, tmp_path / "3dhp.nc", progress=False)
     ds = load_results(out.results_path)
     data = load_3dhp_test(layout["3dhp"])
     assert ds.sizes["sample"] == sum(int(s.valid.sum()) for s in data.values())  # valid frames only
@@ -158,6 +158,6 @@ def test_video_protocol_config_two_stages(layout, tmp_path):
                    tmp_path / "video_lifter", progress=False)
     run = train(protocol_config("h36m_video_cpn.yaml", layout, **over, **{"model.context_checkpoint": stage1.best}),
                 tmp_path / "diffpose", progress=False)
-    out = evaluate(run.best, tmp_path / "v.nc", progress=False, print_summary=False, calibrate=False)
+    out = evaluate(run.best, tmp_path / "v.nc", progress=False, calibrate=False)
     assert np.isfinite(out.summary["P1_mm_action_wise"])
     assert set(load_results(out.results_path)["subject"].values) == {"S9", "S11"}

@@ -16,9 +16,9 @@ import numpy as np
 
 from diffpose_viz import distributed as ddp
 from diffpose_viz.config import DataConfig, to_dict
-from diffpose_viz.errors import InputError
+from diffpose_viz.errors import InputError, OutputExistsError
 from diffpose_viz.results import metrics_path_for, write_results_with_metrics
-from diffpose_viz.evaluation.summary import format_summary, summarize
+from diffpose_viz.evaluation.summary import summarize
 from diffpose_viz.inference import LoadedModel, Lifted, SamplingSetting, lift, load_model, results_dataset
 from diffpose_viz.inputs import SPLIT_SEEDS, build_feed, scored_rows
 
@@ -82,15 +82,22 @@ class EvalData:
 
 def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", sampling: SamplingSetting | None = None,
              data: EvalData | None = None, calibrate: bool = True, progress: bool = True,
-             print_summary: bool = True) -> EvalOutput:
+             overwrite: bool = False) -> EvalOutput:
     """Evaluate `checkpoint` on its config's test subjects (or the rows `data` names) -> `out` (results .nc) +
     `out` .metrics.json.
 
     `sampling`: N, K, batch size, amp, trajectory recording and 'key=value' overrides of the sampling-only
     settings (SAMPLING_KEYS, e.g. 'diffusion.start_t=12'); None: the checkpoint's config. `calibrate`: fit the
     error-bar calibration of the hypotheses' spread on the validation split (held-out training sequences,
-    never test) and report the calibrated coverage on test in the metrics JSON ("uncertainty")."""
+    never test) and report the calibrated coverage on test in the metrics JSON ("uncertainty"). An existing
+    `out` or its metrics JSON (an earlier result) is refused before any work unless `overwrite`; it is then
+    replaced only once the new pair is complete. `format_summary(result.summary)` prints the headline."""
     t0 = time.perf_counter()
+    out = Path(out)
+    earlier = [str(p) for p in (out, metrics_path_for(out)) if p.exists() or p.is_symlink()]
+    if earlier and not overwrite:
+        raise OutputExistsError(f"{' and '.join(earlier)}: an earlier result; write elsewhere, or pass "
+                                "overwrite=True (`--force` on the command line) to replace it")
     sampling = SamplingSetting() if sampling is None else sampling
     data = EvalData() if data is None else data
     info, dev = ddp.init(device)
@@ -141,7 +148,6 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", sa
                          split=split,
                          extra_attrs={"input_2d_source": cfg.data.input_2d, "occlusion": int(cfg.data.occlusion),
                                       "amp": setting.amp or "none", **_file_input_attrs(cfg, det)})
-    out = Path(out)
     summary = summarize(ds)
     # the calibration's validation rows come from the training data and 2D input, whatever `data` changed; the
     # out-of-domain score and the radius conditional on it join the results before they are written
@@ -152,8 +158,6 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", sa
                    wall_s=round(time.perf_counter() - t0, 2))
     metrics_path = metrics_path_for(out)
     write_results_with_metrics(ds, out, summary, metrics_path)  # both or neither
-    if print_summary:
-        print(format_summary(summary))
     return EvalOutput(out, metrics_path, summary, time.perf_counter() - t0)
 
 

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from torch import nn
 from diffpose_viz import distributed as ddp
 from diffpose_viz import inputs
 from diffpose_viz.atomic import (abort_replacement, begin_replacement, clean_stale_temporaries, commit_replacement,
-                                 staging_dir)
+                                 recover_replacement, staging_dir)
 from diffpose_viz.checkpoint import (
     load_checkpoint,
     load_weights,
@@ -94,6 +95,9 @@ class Trainer:
         self.out_dir = self.final_dir = Path(out_dir)
         self.resume = resume
         self.force = force
+        if recover_replacement(self.final_dir):  # a killed swap: the earlier run is back (kept, or replaced by force)
+            print(f"note: {self.final_dir} was left mid-replacement by an interrupted `train --force`; the earlier "
+                  "run was restored", file=sys.stderr)
         # --force over an earlier run: train in a folder beside it, swapped in only when training succeeded.
         self.replacing = force and not resume and self.final_dir.is_dir() and any(
             (self.final_dir / name).exists() for name in self.RUN_FILES)

@@ -35,8 +35,7 @@ def diffpose_run(tiny_data, tmp_path_factory):  # noqa: F811
 
 
 def test_evaluate_writes_schema_conforming_results(diffpose_run, tmp_path):
-    res = evaluate(diffpose_run.best, tmp_path / "diffpose.nc", sampling=SamplingSetting(record=True), progress=False,
-                   print_summary=False)
+    res = evaluate(diffpose_run.best, tmp_path / "diffpose.nc", sampling=SamplingSetting(record=True), progress=False)
     ds = load_results(res.results_path)  # validates
     n = ds.sizes["sample"]
     assert n == 24 and ds.sizes["hypothesis"] == 3 and ds.sizes["joint"] == 17 and ds.sizes["kernel"] == 2
@@ -64,8 +63,7 @@ def test_evaluate_writes_schema_conforming_results(diffpose_run, tmp_path):
 
 
 def test_loader_names_file_and_missing_variable(diffpose_run, tmp_path):
-    res = evaluate(diffpose_run.best, tmp_path / "full.nc", sampling=SamplingSetting(2, 2), progress=False,
-                   print_summary=False)
+    res = evaluate(diffpose_run.best, tmp_path / "full.nc", sampling=SamplingSetting(2, 2), progress=False)
     ds = load_results(res.results_path)
     assert "trajectory" not in ds and ds.sizes["hypothesis"] == 2
     broken = tmp_path / "broken.nc"
@@ -80,8 +78,7 @@ def test_loader_names_file_and_missing_variable(diffpose_run, tmp_path):
 def test_baselines_evaluate_too(tiny_data, tmp_path, method):  # noqa: F811
     run = train(tiny_config(tiny_data, **{"method": method, "train.max_steps": 3}), tmp_path / method,
                 progress=False)
-    ds = load_results(evaluate(run.best, tmp_path / f"{method}.nc", progress=False,
-                               print_summary=False).results_path)
+    ds = load_results(evaluate(run.best, tmp_path / f"{method}.nc", progress=False).results_path)
     assert ds.attrs["model"] == {"lifter": "deterministic_lifter"}.get(method, method)
     assert ("gmm_mean" in ds) == (method == "init_only")
 
@@ -104,7 +101,7 @@ def test_evaluate_adds_the_out_of_domain_score_and_sample_reuses_it(diffpose_run
     from diffpose_viz.evaluation.ood_file import annotate, load_ood_model
     from diffpose_viz.errors import InputError
 
-    res = evaluate(diffpose_run.best, tmp_path / "d.nc", progress=False, print_summary=False)
+    res = evaluate(diffpose_run.best, tmp_path / "d.nc", progress=False)
     ds = load_results(res.results_path)
     unc = json.loads(res.metrics_path.read_text())["uncertainty"]
     assert {"ood_score", "ood_flag", "radius"} <= set(ds.data_vars) and "ood_threshold" in ds.attrs
@@ -122,7 +119,7 @@ def test_evaluate_adds_the_out_of_domain_score_and_sample_reuses_it(diffpose_run
     back = load_results(tmp_path / "user.nc")
     score = back["ood_score"].values
     assert np.median(score[len(kp):]) > np.median(score[:len(kp)])
-    twice = evaluate(diffpose_run.best, tmp_path / "d2.nc", progress=False, print_summary=False,
+    twice = evaluate(diffpose_run.best, tmp_path / "d2.nc", progress=False,
                      data=EvalData(calibrate_with=(json.loads(ds.attrs["config"])["data"]["path"],)))
     assert "held-out-domain validation rows" in twice.summary["uncertainty"]["calibration_source"]
     # the unconditional calibration is fitted on the same rows as without them (only sampling noise differs: the

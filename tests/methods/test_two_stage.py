@@ -194,7 +194,6 @@ def test_evaluate_on_the_validation_split(stage2, tmp_path):
 
     _, out = stage2
     res = evaluate(out / "best.pt", tmp_path / "val.nc", data=EvalData(split="val"), progress=False,
-                   print_summary=False,
                    sampling=SamplingSetting(overrides=("diffusion.start_t=12", "diffusion.start_from=context")))
     from diffpose_viz.results import load_results
 
@@ -214,7 +213,7 @@ def test_evaluate_on_another_file_calibrates_on_the_training_file(stage2, tiny_d
     other = tmp_path / "other_people.npz"
     shutil.copy(tiny_data, other)
     res = evaluate(out / "best.pt", tmp_path / "x.nc", data=EvalData(data_path=other, subjects=("syn_t",)),
-                   progress=False, print_summary=False)
+                   progress=False)
     assert res.summary["uncertainty"]["calibration_source"].startswith("validation split")
 
 

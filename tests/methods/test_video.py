@@ -27,7 +27,7 @@ def video_lifter(tiny_data, tmp_path_factory):  # noqa: F811
 
 def test_video_lifter_trains_and_evaluates_on_windows(video_lifter, tmp_path):
     assert METHODS["video_lifter"].uses_windows(load_model(video_lifter.best).cfg)
-    res = evaluate(video_lifter.best, tmp_path / "v.nc", progress=False, print_summary=False)
+    res = evaluate(video_lifter.best, tmp_path / "v.nc", progress=False)
     assert np.isfinite(res.summary["P1_mm_action_wise"]) and res.summary["n_hypotheses"] == 1
 
 
@@ -53,7 +53,7 @@ def test_two_stage_diffpose_with_a_video_phi_st(video_lifter, tiny_data, tmp_pat
     run = train(cfg, tmp_path / "dp", progress=False)
     model = load_model(run.best)
     assert model.method.uses_windows(model.cfg) and model.network.video
-    res = evaluate(run.best, tmp_path / "dp.nc", progress=False, print_summary=False, calibrate=False)
+    res = evaluate(run.best, tmp_path / "dp.nc", progress=False, calibrate=False)
     assert np.isfinite(res.summary["P1_mm_action_wise"]) and res.summary["n_hypotheses"] == cfg.diffusion.n_hypotheses
 
 
@@ -87,7 +87,7 @@ def test_thinned_rows_keep_their_windows_frames(tiny_data):  # noqa: F811
 
 
 def test_mpjve_is_reported_for_all_frame_evaluation(video_lifter, tmp_path):
-    res = evaluate(video_lifter.best, tmp_path / "all.nc", progress=False, print_summary=False, calibrate=False,
+    res = evaluate(video_lifter.best, tmp_path / "all.nc", progress=False, calibrate=False,
                    data=EvalData(max_samples=100_000))
     assert res.summary["MPJVE_mm_per_frame"] > 0
 
@@ -106,7 +106,7 @@ def test_official_video_mode_starts_from_the_temporal_lifter(video_lifter, tiny_
     want = METHODS["video_lifter"].predict(lifter, cond, None, n_hypotheses=1, n_steps=0).hypotheses[:, 0]
     with torch.no_grad():
         np.testing.assert_allclose(model.extras["lifter"](cond).numpy(), want, atol=1e-5)
-    res = evaluate(run.best, tmp_path / "off.nc", progress=False, print_summary=False, calibrate=False)
+    res = evaluate(run.best, tmp_path / "off.nc", progress=False, calibrate=False)
     assert np.isfinite(res.summary["P1_mm_action_wise"]) and res.summary["n_hypotheses"] == 1
     frame = train(tiny_config(tiny_data, method="lifter", **{"train.max_steps": 2}), tmp_path / "frame",
                   progress=False)
