@@ -15,6 +15,11 @@ Score components (raw values, per sample; larger = further from what the model w
   is outside its training.
 - `spread_vs_hk`: log ratio of the hypotheses' mean spread to the spread their start distribution H_K implies;
   two-sided (collapse or blow-up), and only for methods with N > 1 hypotheses from H_K.
+- `proportions`: squared Mahalanobis distance per dimension of the prediction's log body proportions (hip and
+  shoulder width, upper arms, neck-head, thighs over the pelvis-thorax length) under a Gaussian of the in-domain
+  VALIDATION predictions (fitting half). View-independent: it moves with a body shift, little with a view shift.
+  It is NOT averaged into the score (SCORE_COMPONENTS; so flag, AUROC and the single slope are as before it);
+  only the per-component calibration weighs it.
 
 Each component is put on one scale by the robust z = (log value - median) / (1.4826 MAD) over VALIDATION rows
 (held-out sequences of every training source); the score is the mean of the available z's (|z| for the two-sided
@@ -28,6 +33,14 @@ function of the input):
   table * max(spread, floor) * exp(slope * score). Extrapolates beyond the validation scores.
 - "mondrian": one `Calibration` per score bin (validation quantiles); exact within the range of validation scores,
   the top bin's radius beyond it.
+- "per_component": radius = table * max(spread, floor) * exp(w . z), z the component z's (NaN = 0), one weight
+  w_c >= 0 per component, so that a shift that moves one component (bodies: `proportions`) can widen the radius
+  without a shift that moves another (views: `pose_2d`, `spread_vs_hk`) widening with it. With held-out
+  validation domains (`--calibrate-with`), w minimises the mean log radius subject to every held-out domain's
+  EVEN rows being covered at RADIUS_LEVEL (`fit_component_weights`); the table is conformal on the in-domain odd
+  rows; the held-out domains' odd rows stay unseen by it and give the `validation` check. Without them w is the
+  non-negative least-squares fit of log nonconformity on z.
+Which one gives the per-sample `radius`: `OODModel.radius_from`, chosen on validation odd halves (`choose_radius`).
 """
 from __future__ import annotations
 
