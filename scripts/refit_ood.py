@@ -31,12 +31,15 @@ def main(argv=None) -> int:
     ap.add_argument("--other", nargs="*", default=[], metavar="NAME=RESULTS", help="more results files")
     ap.add_argument("--shift-fit-half", action="store_true", help="the single slope on the held-out domains' "
                     "even rows only")
+    ap.add_argument("--radius-from", choices=["auto", "normalised", "per_component"], default="auto",
+                    help="as evaluate --ood-radius")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers as JSON")
     args = ap.parse_args(argv)
     rows = ood.load_calibration_rows(args.rows)
     rows.pop("calibrate_with")
     model = ood.fit_ood_model(rows.pop("train_keypoints"), rows.pop("train_confidence"),
-                              shift_fit_half=args.shift_fit_half, **rows)
+                              shift_fit_half=args.shift_fit_half,
+                              radius_from=None if args.radius_from == "auto" else args.radius_from, **rows)
     out = {"slope": model.normalised.slope,
            "weights": None if model.per_component is None else model.per_component.weights,
            "radius_from": model.radius_from, "validation_heldout_half": {k: model.validation.get(k) for k in ("coverage_90", "mean_radius_mm")}, "sets": {}}
