@@ -115,7 +115,8 @@ def cmd_evaluate(args) -> int:
     sampling = SamplingSetting(args.hypotheses, args.steps, batch_size=args.batch_size, amp=args.amp,
                                record=args.record_trajectory, overrides=tuple(args.sampling))
     data = EvalData(split=args.split, data_path=args.data, subjects=tuple(args.subjects) if args.subjects else None,
-                    test_2d=args.test_2d, max_samples=args.max_samples, calibrate_with=tuple(args.calibrate_with))
+                    test_2d=args.test_2d, max_samples=args.max_samples, calibrate_with=tuple(args.calibrate_with),
+                    save_calibration_rows=args.save_calibration_rows, ood_radius=args.ood_radius)
     out = evaluate(args.checkpoint, args.out, device=_check_device(args.device), sampling=sampling, data=data,
                    progress=not args.no_progress, overwrite=args.force)
     if current().is_main:
@@ -333,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate-with", action="append", default=[], metavar="DATA_3D", help="another data file "
                    "whose validation rows of the training subjects join the error-bar calibration (e.g. the "
                    "held-out validation views); never a test set")
+    p.add_argument("--save-calibration-rows", default=None, metavar="NPZ", help="also write the calibration's "
+                   "validation rows (inputs, hypotheses, ground truth, domain) here, for scripts/refit_ood.py")
+    p.add_argument("--ood-radius", choices=["auto", "normalised", "per_component"], default="auto",
+                   help="which score-conditional calibration gives the results' radius: normalised (one slope on the "
+                   "mean score), per_component (one weight per score component), auto (per_component when, with "
+                   "--calibrate-with, it covers the held-out validation halves with a smaller radius)")
     p.add_argument("--amp", choices=["none", "bf16"], default="none", help="bf16: run the networks under autocast "
                    "in bfloat16 (GPU, or a CPU with bf16 instructions); the DDIM state stays float32")
     p.add_argument("--force", action="store_true", help="replace an existing results file and its metrics "

@@ -15,6 +15,11 @@ Score components (raw values, per sample; larger = further from what the model w
   is outside its training.
 - `spread_vs_hk`: log ratio of the hypotheses' mean spread to the spread their start distribution H_K implies;
   two-sided (collapse or blow-up), and only for methods with N > 1 hypotheses from H_K.
+- `proportions`: squared Mahalanobis distance per dimension of the prediction's log body proportions (hip and
+  shoulder width, upper arms, neck-head, thighs over the pelvis-thorax length) under a Gaussian of the in-domain
+  VALIDATION predictions (fitting half). View-independent: it moves with a body shift, little with a view shift.
+  It is NOT averaged into the score (SCORE_COMPONENTS; so flag, AUROC and the single slope are as before it);
+  only the per-component calibration weighs it.
 
 Each component is put on one scale by the robust z = (log value - median) / (1.4826 MAD) over VALIDATION rows
 (held-out sequences of every training source); the score is the mean of the available z's (|z| for the two-sided
@@ -28,6 +33,14 @@ function of the input):
   table * max(spread, floor) * exp(slope * score). Extrapolates beyond the validation scores.
 - "mondrian": one `Calibration` per score bin (validation quantiles); exact within the range of validation scores,
   the top bin's radius beyond it.
+- "per_component": radius = table * max(spread, floor) * exp(w . z), z the component z's (NaN = 0), one weight
+  w_c >= 0 per component, so that a shift that moves one component (bodies: `proportions`) can widen the radius
+  without a shift that moves another (views: `pose_2d`, `spread_vs_hk`) widening with it. With held-out
+  validation domains (`--calibrate-with`), w minimises the mean log radius subject to every held-out domain's
+  EVEN rows being covered at RADIUS_LEVEL (`fit_component_weights`); the table is conformal on the in-domain odd
+  rows; the held-out domains' odd rows stay unseen by it and give the `validation` check. Without them w is the
+  non-negative least-squares fit of log nonconformity on z.
+Which one gives the per-sample `radius`: `OODModel.radius_from`, chosen on validation odd halves (`choose_radius`).
 """
 from __future__ import annotations
 
@@ -52,8 +65,15 @@ from diffpose_viz.uncertainty import (
     scored_joints,
 )
 
-COMPONENTS: tuple[str, ...] = ("pose_2d", "reprojection", "spread_vs_hk")
+COMPONENTS: tuple[str, ...] = ("pose_2d", "reprojection", "spread_vs_hk", "proportions")
+#: Components averaged into the score (and so into the flag, the AUROC and the single-slope calibration);
+#: `proportions` only feeds the per-component calibration, which weighs each component on its own.
+SCORE_COMPONENTS: tuple[str, ...] = ("pose_2d", "reprojection", "spread_vs_hk")
 TWO_SIDED = ("spread_vs_hk",)
+#: (joint, joint) pairs of the body proportions (H36M17 order) and the torso (pelvis-thorax) they are divided by:
+#: hip width, shoulder width, upper arms, neck-head, thighs.
+PROPORTION_BONES = (((1, 4),), ((11, 14),), ((11, 12), (14, 15)), ((8, 10),), ((1, 2), (4, 5)))
+TORSO = (0, 8)
 #: Validation quantile of the score above which a sample is flagged out of domain (1 % of in-domain rows are).
 FLAG_LEVEL = 0.99
 #: Level of the per-joint radius written to results files.
@@ -174,6 +194,47 @@ def reprojection_residual(keypoints_px: np.ndarray, confidence: np.ndarray | Non
     return out
 
 
+def proportion_features(pred: np.ndarray) -> np.ndarray:
+    """(S,17,3) -> (S, len(PROPORTION_BONES)) log of each bone group's mean length over the torso length."""
+    x = np.asarray(pred, np.float64)
+    length = lambda a, b: np.linalg.norm(x[:, a] - x[:, b], axis=-1)  # noqa: E731
+    torso = length(*TORSO)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.stack([_log(np.mean([length(a, b) for a, b in group], 0) / torso) for group in PROPORTION_BONES], 1)
+
+
+@dataclass
+class ProportionDensity:
+    """Gaussian over the prediction's log body proportions (`proportion_features`), fitted on in-domain
+    VALIDATION predictions (the training rows' predictions are not at hand in `evaluate`). Its squared Mahalanobis
+    distance per dimension is the `proportions` component: large when the lifted body is built unlike the ones
+    the model saw, whatever the camera (a body shift moves it, a view shift much less)."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+
+    @classmethod
+    def fit(cls, pred: np.ndarray, shrinkage: float = SHRINKAGE) -> ProportionDensity:
+        f = proportion_features(pred)
+        f = f[np.isfinite(f).all(1)]
+        if len(f) < 20:
+            raise ValueError(f"the proportion density needs at least 20 finite validation rows, found {len(f)}")
+        c = np.cov(f, rowvar=False)
+        k = f.shape[1]
+        return cls(f.mean(0), (1 - shrinkage) * c + shrinkage * np.trace(c) / k * np.eye(k))
+
+    def distance(self, pred: np.ndarray) -> np.ndarray:
+        d = proportion_features(pred) - self.mean
+        return np.einsum("ij,ij->i", d, np.linalg.solve(self.cov, d.T).T) / d.shape[1]
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "cov": self.cov.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> ProportionDensity:
+        return cls(np.asarray(d["mean"], np.float64), np.asarray(d["cov"], np.float64))
+
+
 def hk_spread_mm(weights: np.ndarray, means: np.ndarray, variances: np.ndarray) -> np.ndarray:
     """(S,17,M), (S,17,M,3), (S,17,M,3) -> (S,17) mm: RMS distance of H_K draws to the mixture mean per joint."""
     w = np.asarray(weights, np.float64)[..., None]
@@ -196,11 +257,13 @@ def spread_vs_hk(hypotheses: np.ndarray, gmm: Mapping | None) -> np.ndarray:
 
 
 def raw_components(density: PoseDensity2D, keypoints_px, confidence, pred, hypotheses,
-                   gmm: Mapping | None = None) -> dict[str, np.ndarray]:
-    """{component: (S,) raw value} (definitions: module docstring)."""
+                   gmm: Mapping | None = None, proportions: ProportionDensity | None = None) -> dict[str, np.ndarray]:
+    """{component: (S,) raw value} (definitions: module docstring); `proportions` NaN without its density."""
     return {"pose_2d": density.distance(keypoints_px, confidence),
             "reprojection": reprojection_residual(keypoints_px, confidence, pred),
-            "spread_vs_hk": spread_vs_hk(hypotheses, gmm)}
+            "spread_vs_hk": spread_vs_hk(hypotheses, gmm),
+            "proportions": np.full(len(np.asarray(pred)), np.nan) if proportions is None
+            else proportions.distance(pred)}
 
 
 def gmm_of(ds) -> dict | None:
@@ -227,6 +290,7 @@ class OODScorer:
     scale: dict[str, float]
     threshold: float = float("inf")
     flag_level: float = FLAG_LEVEL
+    proportions: ProportionDensity | None = None
 
     @property
     def components(self) -> tuple[str, ...]:
@@ -244,29 +308,40 @@ class OODScorer:
         return z
 
     def score(self, raw: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """(score (S,), z (S, len(COMPONENTS))): the mean of the available z's per sample."""
+        """(score (S,), z (S, len(COMPONENTS))): the mean of the available SCORE_COMPONENTS z's per sample."""
         z = self.standardise(raw)
+        cols = [i for i, c in enumerate(COMPONENTS) if c in SCORE_COMPONENTS]
         with warnings.catch_warnings():  # all-NaN rows (no usable 2D) score NaN
             warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(z, 1), z
+            return np.nanmean(z[:, cols], 1), z
+
+    def raw(self, keypoints_px, confidence, pred, hypotheses, gmm=None) -> dict[str, np.ndarray]:
+        return raw_components(self.density, keypoints_px, confidence, pred, hypotheses, gmm, self.proportions)
 
     def to_dict(self) -> dict:
-        return {"density_2d": self.density.to_dict(), "centre": self.centre, "scale": self.scale,
-                "threshold": _num(self.threshold), "flag_level": self.flag_level, "components": list(self.components)}
+        out = {"density_2d": self.density.to_dict(), "centre": self.centre, "scale": self.scale,
+               "threshold": _num(self.threshold), "flag_level": self.flag_level, "components": list(self.components)}
+        if self.proportions is not None:
+            out["proportions"] = self.proportions.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping) -> OODScorer:
         t = d.get("threshold")
         return cls(PoseDensity2D.from_dict(d["density_2d"]), {k: float(v) for k, v in d["centre"].items()},
                    {k: float(v) for k, v in d["scale"].items()}, float("inf") if t is None else float(t),
-                   float(d.get("flag_level", FLAG_LEVEL)))
+                   float(d.get("flag_level", FLAG_LEVEL)),
+                   None if d.get("proportions") is None else ProportionDensity.from_dict(d["proportions"]))
 
 
-def fit_scorer(density: PoseDensity2D, raw_val: Mapping[str, np.ndarray]) -> OODScorer:
+def fit_scorer(density: PoseDensity2D, raw_val: Mapping[str, np.ndarray],
+               proportions: ProportionDensity | None = None) -> OODScorer:
     """Reference statistics (median, 1.4826 MAD of the log) of each component on VALIDATION rows; components
     that are NaN on most validation rows (no H_K, N = 1) or constant are left out."""
     centre, scale = {}, {}
     for c in COMPONENTS:
+        if raw_val.get(c) is None:
+            continue
         v = _log(raw_val[c])
         v = v[np.isfinite(v)]
         if v.size < max(10, 0.5 * len(raw_val[c])):
@@ -277,7 +352,9 @@ def fit_scorer(density: PoseDensity2D, raw_val: Mapping[str, np.ndarray]) -> OOD
             centre[c], scale[c] = med, mad
     if not centre:
         raise ValueError("no out-of-domain score component is usable on the validation rows")
-    scorer = OODScorer(density, centre, scale)
+    if not set(centre) & set(SCORE_COMPONENTS):
+        raise ValueError("no out-of-domain score component is usable on the validation rows")
+    scorer = OODScorer(density, centre, scale, proportions=proportions if "proportions" in centre else None)
     scorer.threshold = float(np.nanquantile(scorer.score(raw_val)[0], FLAG_LEVEL))
     return scorer
 
@@ -295,8 +372,16 @@ def auroc(in_domain: np.ndarray, out_domain: np.ndarray) -> float:
 # --------------------------------------------------------------------------- conditional calibration
 
 
+KINDS = ("normalised", "mondrian", "per_component")
+
+
 def _exponent(slope: float, score: np.ndarray) -> np.ndarray:
     return np.clip(slope * np.nan_to_num(np.asarray(score, np.float64), nan=0.0), -MAX_EXPONENT, MAX_EXPONENT)
+
+
+def _component_exponent(weights: np.ndarray, z: np.ndarray) -> np.ndarray:
+    z = np.nan_to_num(np.asarray(z, np.float64), nan=0.0, posinf=MAX_EXPONENT, neginf=-MAX_EXPONENT)
+    return np.clip(z @ np.asarray(weights, np.float64), -MAX_EXPONENT, MAX_EXPONENT)
 
 
 @dataclass
@@ -307,22 +392,44 @@ class ScoreCalibration:
     parts: list[Calibration]
     slope: float = 0.0
     edges: list[float] = field(default_factory=list)  # inner bin edges (mondrian)
+    weights: dict[str, float] = field(default_factory=dict)  # per score component (per_component)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("normalised", "mondrian"):
-            raise ValueError(f"kind must be 'normalised' or 'mondrian', got {self.kind!r}")
-        if len(self.parts) != (1 if self.kind == "normalised" else len(self.edges) + 1):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {list(KINDS)}, got {self.kind!r}")
+        unknown = set(self.weights) - set(COMPONENTS)
+        if unknown:
+            raise ValueError(f"per_component weights: unknown components {sorted(unknown)}")
+        if len(self.parts) != (len(self.edges) + 1 if self.kind == "mondrian" else 1):
             raise ValueError(f"{self.kind}: {len(self.parts)} calibrations for {len(self.edges)} inner edges")
 
     @property
     def levels(self) -> tuple[float, ...]:
         return self.parts[0].levels
 
+    def scale(self, score: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
+        """(S,) factor on the table's radius: exp(slope * score) ("normalised"), exp(w . z) ("per_component"; z the
+        (S, len(COMPONENTS)) component z's of `OODScorer.score`, NaN counting 0); 1 for "mondrian"."""
+        score = np.asarray(score, np.float64)
+        if self.kind == "per_component":
+            if z is None:
+                raise ValueError("the per_component calibration needs the score's component z's")
+            return np.exp(_component_exponent(self.weight_vector(), z))
+        if self.kind == "normalised":
+            return np.exp(_exponent(self.slope, score))
+        return np.ones(score.shape)
+
+    def weight_vector(self) -> np.ndarray:
+        return np.array([self.weights.get(c, 0.0) for c in COMPONENTS], np.float64)
+
     def radii(self, spread: np.ndarray, occluded: np.ndarray | None, score: np.ndarray,
-              level: float = RADIUS_LEVEL) -> np.ndarray:
-        """(S,J) spreads, occlusion flags and (S,) scores -> (S,J) radii in mm."""
+              level: float = RADIUS_LEVEL, z: np.ndarray | None = None) -> np.ndarray:
+        """(S,J) spreads, occlusion flags and (S,) scores (and (S, C) component z's for "per_component") -> (S,J)
+        radii in mm."""
         s = np.asarray(spread, np.float64)
         score = np.asarray(score, np.float64)
+        if self.kind == "per_component":
+            return self.parts[0].radii(s, occluded, level) * self.scale(score, z)[:, None]
         if self.kind == "normalised":
             return self.parts[0].radii(s, occluded, level) * np.exp(_exponent(self.slope, score))[:, None]
         bins = np.searchsorted(np.asarray(self.edges), np.nan_to_num(score, nan=-np.inf), side="right")
@@ -334,19 +441,22 @@ class ScoreCalibration:
         return out
 
     def coverage(self, spread, err, occluded, score, levels: Iterable[float] | None = None,
-                 mask: np.ndarray | None = None) -> dict[float, float]:
+                 mask: np.ndarray | None = None, z: np.ndarray | None = None) -> dict[float, float]:
         e = np.asarray(err, np.float64)
-        return {p: coverage(e, self.radii(spread, occluded, score, p), mask)
+        return {p: coverage(e, self.radii(spread, occluded, score, p, z), mask)
                 for p in (self.levels if levels is None else _levels(levels))}
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "slope": self.slope, "edges": list(map(float, self.edges)),
-                "parts": [c.to_dict() for c in self.parts]}
+        out = {"kind": self.kind, "slope": self.slope, "edges": list(map(float, self.edges)),
+               "parts": [c.to_dict() for c in self.parts]}
+        if self.weights:
+            out["weights"] = {k: float(v) for k, v in self.weights.items()}
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping) -> ScoreCalibration:
         return cls(d["kind"], [Calibration.from_dict(c) for c in d["parts"]], float(d.get("slope", 0.0)),
-                   [float(e) for e in d.get("edges", [])])
+                   [float(e) for e in d.get("edges", [])], {k: float(v) for k, v in (d.get("weights") or {}).items()})
 
 
 def fit_slope(spread: np.ndarray, err: np.ndarray, score: np.ndarray, nonconformity: str = "scaled") -> float:
@@ -364,46 +474,162 @@ def fit_slope(spread: np.ndarray, err: np.ndarray, score: np.ndarray, nonconform
 SLOPE_STEP = 0.02
 
 
+#: Direction grid (step on the simplex of the used components) and finest step of the per-component search.
+DIRECTION_STEP, WEIGHT_STEP = 0.1, 0.01
+
+
+def fit_component_weights(h: np.ndarray, gt: np.ndarray, occ: np.ndarray | None, p: np.ndarray, z: np.ndarray,
+                          domain: np.ndarray, fit_rows: np.ndarray, components: Iterable[str], *,
+                          level: float = RADIUS_LEVEL, **kwargs) -> dict[str, float]:
+    """Weights w >= 0 (one per used score component) of the "per_component" calibration, on VALIDATION rows only.
+
+    Without held-out domains (`domain` all 0): the non-negative least-squares fit of the per-sample mean log
+    nonconformity on the component z's (the multi-component analogue of `fit_slope`). With them: w minimises the
+    mean (over domains: in domain and each held-out one, equally weighted) log radius at `level`, subject to
+    every held-out domain's fitting half being covered at `level`, the conformal table being fitted on the
+    in-domain fitting half for each trial w (so the search sees what conformalising does). Search: every direction
+    of a grid on the simplex of the components, the smallest feasible length along it (bisection), then a
+    pattern search around the best down to WEIGHT_STEP. No feasible w: the one whose worst domain is best covered."""
+    comps = [c for c in components if c in COMPONENTS]
+    cols = [COMPONENTS.index(c) for c in comps]
+    zz = np.nan_to_num(np.asarray(z, np.float64), nan=0.0)
+    spread, err = hypothesis_spread_mm(h), joint_errors_mm(p, gt)
+    score_kind = "scaled" if h.shape[1] > 1 else "absolute"
+    in_fit = fit_rows & (domain == 0)
+    shifted = [fit_rows & (domain == d) for d in np.unique(domain[domain > 0])]
+    sub = lambda x, rows: None if x is None else x[rows]  # noqa: E731
+    if not cols:
+        return {}
+    if not shifted:  # least squares of log nonconformity on z, w >= 0
+        from scipy.optimize import nnls
+        r = nonconformity_scores(spread[in_fit], err[in_fit], score_kind)
+        m = scored_joints(r.shape)
+        y = np.array([np.mean(_log(row[mm])) for row, mm in zip(r, m)])
+        x = zz[in_fit][:, cols]
+        ok = np.isfinite(y)
+        if ok.sum() < len(cols) + 2:
+            return {c: 0.0 for c in comps}
+        xc, yc = x[ok] - x[ok].mean(0), y[ok] - y[ok].mean()
+        w = nnls(xc, yc)[0] if np.ptp(xc, 0).max() > 0 else np.zeros(len(cols))
+        return {c: float(np.clip(v, 0.0, MAX_SLOPE)) for c, v in zip(comps, w)}
+
+    groups = [in_fit] + shifted
+    cache: dict[tuple, tuple[float, float]] = {}
+
+    def trial(w: np.ndarray) -> tuple[float, float]:
+        key = tuple(np.round(w, 6))
+        if key not in cache:
+            full = np.zeros(len(COMPONENTS))
+            full[cols] = w
+            e = _component_exponent(full, zz)
+            cal = fit_calibration(h[in_fit], gt[in_fit], sub(occ, in_fit), (level,), val_pred=p[in_fit],
+                                  scale=np.exp(e[in_fit]), **kwargs)
+            rad = cal.radii(spread, occ, level) * np.exp(e)[:, None]
+            worst = min(coverage(err[g], rad[g]) for g in shifted)
+            logr = _log(rad[:, 1:])
+            cache[key] = (worst, float(np.mean([np.nanmean(np.where(np.isfinite(logr[g]), logr[g], np.nan))
+                                                for g in groups])))
+        return cache[key]
+
+    def better(a, b) -> bool:  # feasible and narrower, else better covered
+        (ca, oa), (cb, ob) = trial(a), trial(b)
+        if (ca >= level) != (cb >= level):
+            return ca >= level
+        return oa < ob if ca >= level else ca > cb
+
+    k = len(cols)
+    ticks = np.round(np.arange(0, 1 + 1e-9, DIRECTION_STEP), 6)
+    directions = [np.array(t) for t in np.array(np.meshgrid(*[ticks] * k)).reshape(k, -1).T
+                  if abs(sum(t) - 1) < 1e-6]
+    best = np.zeros(k)
+    top = MAX_SLOPE
+    for u in directions:
+        lengths = np.arange(0.0, top / max(u.max(), 1e-9) + 1e-9, 0.25)
+        hi = next((t for t in lengths if trial(t * u)[0] >= level), None)
+        if hi is None:
+            cand = lengths[-1] * u
+        else:
+            lo = max(hi - 0.25, 0.0)
+            for _ in range(5):
+                mid = (lo + hi) / 2
+                lo, hi = (lo, mid) if trial(mid * u)[0] >= level else (mid, hi)
+            cand = hi * u
+        if better(np.minimum(cand, top), best):
+            best = np.minimum(cand, top)
+    step = 0.05
+    while step >= WEIGHT_STEP - 1e-12:
+        moved = False
+        for i in range(k):
+            for sgn in (-1, 1):
+                cand = best.copy()
+                cand[i] = float(np.clip(cand[i] + sgn * step, 0.0, top))
+                if better(cand, best):
+                    best, moved = cand, True
+        if not moved:
+            step /= 2
+    return {c: float(v) for c, v in zip(comps, best)}
+
+
 def fit_score_calibration(hyps: np.ndarray, gt: np.ndarray, occluded: np.ndarray | None, score: np.ndarray, *,
                           kind: str = "normalised", fit_rows: np.ndarray | None = None,
                           shift_rows: np.ndarray | None = None, levels: Iterable[float] = DEFAULT_LEVELS,
-                          pred: np.ndarray | None = None, n_bins: int = MONDRIAN_BINS,
+                          pred: np.ndarray | None = None, n_bins: int = MONDRIAN_BINS, z: np.ndarray | None = None,
+                          components: Iterable[str] | None = None, shift_fit_half: bool = False,
                           **kwargs) -> ScoreCalibration:
-    """Fit on VALIDATION rows: `fit_rows` (bool (S,)) fix the slope / bin edges, the others the conformal
-    quantiles (default: alternate rows). `shift_rows` ((S,) bool, or int: 0 in domain, k > 0 held-out domain k):
-    validation rows of held-out domains (the training subjects' held-out takes through held-out cameras, on other
-    bodies, a held-out source); they are left out of the normalised conformal quantiles and choose its slope
-    instead: the smallest slope >= the least-squares one at which every held-out domain is covered at
-    RADIUS_LEVEL (an in-domain slope is attenuated: the score is a noisy proxy of the
-    shift). Mondrian bins pool them with the rest. kwargs go to `uncertainty.fit_calibration`."""
+    """Fit on VALIDATION rows: `fit_rows` (bool (S,)) fix the slope / weights / bin edges, the other in-domain
+    rows the conformal quantiles (default: alternate rows). `shift_rows` ((S,) bool, or int: 0 in domain, k > 0
+    held-out domain k): validation rows of held-out domains (the training subjects' held-out takes through
+    held-out cameras, on other bodies, a held-out source); they are left out of the conformal quantiles of the
+    "normalised" and "per_component" kinds and choose their scale instead:
+    - "normalised": the smallest slope >= the least-squares one at which every held-out domain is covered at
+      RADIUS_LEVEL (an in-domain slope is attenuated: the score is a noisy proxy of the shift); all of each
+      held-out domain's rows, or with `shift_fit_half` only its `fit_rows`.
+    - "per_component": one weight per score component (`fit_component_weights`; needs `z`, the (S, C) component
+      z's, and uses only the held-out domains' `fit_rows`, so their other half stays a clean check).
+    Mondrian bins pool them with the rest. kwargs go to `uncertainty.fit_calibration`."""
     h = np.asarray(hyps, np.float64)
     score = np.asarray(score, np.float64)
     p = h.mean(1) if pred is None else np.asarray(pred, np.float64)
     domain = np.zeros(len(h), np.int64) if shift_rows is None else np.asarray(shift_rows).astype(np.int64)
     shift = domain > 0
-    a = ((np.arange(len(h)) % 2 == 0) if fit_rows is None else np.asarray(fit_rows, bool)) & ~shift
+    fit = (np.arange(len(h)) % 2 == 0) if fit_rows is None else np.asarray(fit_rows, bool)
+    a = fit & ~shift
     b = ~a & ~shift
     occ = None if occluded is None else np.asarray(occluded, bool)
     sub = lambda x, rows: None if x is None else x[rows]  # noqa: E731
     score_kind = "scaled" if h.shape[1] > 1 else "absolute"
+    if kind == "per_component":
+        if z is None:
+            raise ValueError("the per_component calibration needs z, the score's component z's")
+        z = np.asarray(z, np.float64)
+        used = [c for i, c in enumerate(COMPONENTS) if np.isfinite(z[:, i]).mean() > 0.5] if components is None \
+            else list(components)
+        levels_t = _levels(levels)
+        level = RADIUS_LEVEL if any(abs(q - RADIUS_LEVEL) < 1e-9 for q in levels_t) else levels_t[-1]
+        weights = fit_component_weights(h, gt, occ, p, z, domain, fit, used, level=level, **kwargs)
+        full = np.array([weights.get(c, 0.0) for c in COMPONENTS])
+        cal = fit_calibration(h[b], gt[b], sub(occ, b), levels, val_pred=p[b],
+                              scale=np.exp(_component_exponent(full, z[b])), **kwargs)
+        return ScoreCalibration("per_component", [cal], weights=weights)
     if kind == "normalised":
         spread, err = hypothesis_spread_mm(h), joint_errors_mm(p, gt)
-        fit = lambda k: fit_calibration(h[b], gt[b], sub(occ, b), levels, val_pred=p[b],  # noqa: E731
-                                        scale=np.exp(_exponent(k, score[b])), **kwargs)
+        fit_k = lambda k: fit_calibration(h[b], gt[b], sub(occ, b), levels, val_pred=p[b],  # noqa: E731
+                                          scale=np.exp(_exponent(k, score[b])), **kwargs)
         slope = fit_slope(spread[a], err[a], score[a], score_kind)
-        cal = fit(slope)
+        cal = fit_k(slope)
         if shift.any():
             level = RADIUS_LEVEL if any(abs(q - RADIUS_LEVEL) < 1e-9 for q in cal.levels) else cal.levels[-1]
+            pick = fit if shift_fit_half else np.ones(len(h), bool)
             for k in np.arange(slope, MAX_SLOPE + 1e-9, SLOPE_STEP):
-                cal = fit(float(k))
+                cal = fit_k(float(k))
                 c = ScoreCalibration("normalised", [cal], slope=float(k))
                 if all(c.coverage(spread[d], err[d], sub(occ, d), score[d], [level])[level] >= level
-                       for d in (domain == i for i in np.unique(domain[shift]))):  # every held-out domain
+                       for d in ((domain == i) & pick for i in np.unique(domain[shift]))):  # every held-out domain
                     break
             slope = float(k)
         return ScoreCalibration("normalised", [cal], slope=slope)
     if kind != "mondrian":
-        raise ValueError(f"kind must be 'normalised' or 'mondrian', got {kind!r}")
+        raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
     fin = score[a][np.isfinite(score[a])]
     edges = sorted(set(np.quantile(fin, np.linspace(0, 1, n_bins + 1)[1:-1]).tolist())) if fin.size else []
     bins = np.searchsorted(np.asarray(edges), np.nan_to_num(score, nan=-np.inf), side="right")
@@ -422,48 +648,155 @@ def fit_score_calibration(hyps: np.ndarray, gt: np.ndarray, occluded: np.ndarray
 @dataclass
 class OODModel:
     """What `evaluate` fits on validation and stores in the metrics JSON (`uncertainty` -> `ood`), so that
-    `sample` / `wild` can score new input and give it a radius."""
+    `sample` / `wild` can score new input and give it a radius. `radius_from` names the calibration that gives the
+    per-sample radius ("normalised", or "per_component" when fitted); `validation` holds, per calibration kind,
+    the coverage at RADIUS_LEVEL on each held-out validation domain's half that did not fit it (JSON keys of
+    `ood_summary`)."""
 
     scorer: OODScorer
     normalised: ScoreCalibration
     mondrian: ScoreCalibration | None = None
     fitted_on: str = "validation"
+    per_component: ScoreCalibration | None = None
+    radius_from: str = "normalised"
+    validation: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.radius_from not in ("normalised", "per_component"):
+            raise ValueError(f"radius_from must be 'normalised' or 'per_component', got {self.radius_from!r}")
+        if self.radius_from == "per_component" and self.per_component is None:
+            raise ValueError("radius_from 'per_component' without a per_component calibration")
+
+    @property
+    def radius_calibration(self) -> ScoreCalibration:
+        return self.per_component if self.radius_from == "per_component" else self.normalised
+
+    def calibrations(self) -> dict[str, ScoreCalibration]:
+        return {k: c for k, c in (("normalised", self.normalised), ("mondrian", self.mondrian),
+                                  ("per_component", self.per_component)) if c is not None}
 
     def to_dict(self) -> dict:
-        return {"scorer": self.scorer.to_dict(), "normalised": self.normalised.to_dict(),
-                "mondrian": None if self.mondrian is None else self.mondrian.to_dict(), "fitted_on": self.fitted_on}
+        out = {"scorer": self.scorer.to_dict(), "normalised": self.normalised.to_dict(),
+               "mondrian": None if self.mondrian is None else self.mondrian.to_dict(), "fitted_on": self.fitted_on}
+        if self.per_component is not None:
+            out["per_component"] = self.per_component.to_dict()
+        out["radius_from"] = self.radius_from
+        if self.validation:
+            out["validation"] = self.validation
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping) -> OODModel:
         try:
             return cls(OODScorer.from_dict(d["scorer"]), ScoreCalibration.from_dict(d["normalised"]),
                        None if d.get("mondrian") is None else ScoreCalibration.from_dict(d["mondrian"]),
-                       d.get("fitted_on", "validation"))
+                       d.get("fitted_on", "validation"),
+                       None if d.get("per_component") is None else ScoreCalibration.from_dict(d["per_component"]),
+                       d.get("radius_from", "normalised"), dict(d.get("validation") or {}))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not an out-of-domain model dict ({type(exc).__name__}: {exc})") from None
 
 
+#: With held-out validation domains, the per-component calibration gives the radius when, on the validation rows'
+#: odd halves, it covers every held-out domain at >= RADIUS_LEVEL - CHOICE_TOLERANCE and its mean radius (mean over
+#: the domains of their mean radius) is below the single slope's (docs/BENCHMARKS.md round 6; never a test set).
+CHOICE_TOLERANCE = 0.01
+
+
+def choose_radius(validation: Mapping) -> str:
+    """"per_component" or "normalised" from `OODModel.validation` (rule: CHOICE_TOLERANCE)."""
+    cov, rad = validation.get("coverage_90") or {}, validation.get("mean_radius_mm") or {}
+    if "per_component" not in cov or "normalised" not in cov:
+        return "normalised"
+    held = [k for k in cov["per_component"] if k != "domain0"]
+    ok = all((cov["per_component"][k] or 0.0) >= RADIUS_LEVEL - CHOICE_TOLERANCE for k in held)
+    mean = lambda kind: float(np.mean([v for v in rad[kind].values() if v is not None]))  # noqa: E731
+    return "per_component" if ok and mean("per_component") < mean("normalised") else "normalised"
+
+
 def fit_ood_model(train_keypoints: np.ndarray, train_confidence: np.ndarray | None, *, val_keypoints,
                   val_confidence, val_hyps, val_gt, val_occluded=None, val_pred=None, val_gmm=None,
-                  shift_rows: np.ndarray | None = None, levels: Iterable[float] = DEFAULT_LEVELS) -> OODModel:
-    """2D density on training rows, then on the VALIDATION rows: reference statistics and slope / bins on the
-    even in-domain rows, conformal quantiles on the odd ones; `shift_rows` (held-out-domain validation rows)
-    choose the normalised calibration's slope (`fit_score_calibration`)."""
+                  shift_rows: np.ndarray | None = None, levels: Iterable[float] = DEFAULT_LEVELS,
+                  radius_from: str | None = None, per_component: bool = True,
+                  shift_fit_half: bool = False, proportions: bool = True) -> OODModel:
+    """2D density on training rows, then on the VALIDATION rows: reference statistics and slope / weights / bins
+    on the even in-domain rows, conformal quantiles on the odd ones; `shift_rows` (held-out-domain validation
+    rows) choose the normalised calibration's slope and (their even rows) the per-component weights
+    (`fit_score_calibration`). `radius_from` default: `choose_radius` on the validation odd halves with held-out
+    domains, else "normalised". `validation`: coverage of each kind on each held-out domain's odd rows."""
     density = PoseDensity2D.fit(train_keypoints, train_confidence)
     h = np.asarray(val_hyps, np.float64)
     pred = h.mean(1) if val_pred is None else np.asarray(val_pred, np.float64)
-    raw = raw_components(density, val_keypoints, val_confidence, pred, h, val_gmm)
-    shift = np.zeros(len(h), bool) if shift_rows is None else np.asarray(shift_rows).astype(np.int64) > 0
-    even = (np.arange(len(h)) % 2 == 0) & ~shift
-    scorer = fit_scorer(density, {k: v[even] for k, v in raw.items()})
-    score, _ = scorer.score(raw)
-    common = dict(fit_rows=even, shift_rows=shift_rows, levels=levels, pred=pred)
-    normalised = fit_score_calibration(h, val_gt, val_occluded, score, kind="normalised", **common)
+    domain = np.zeros(len(h), np.int64) if shift_rows is None else np.asarray(shift_rows).astype(np.int64)
+    shift = domain > 0
+    even_all = np.arange(len(h)) % 2 == 0
+    even = even_all & ~shift
+    try:
+        props = ProportionDensity.fit(pred[even]) if proportions else None
+    except ValueError:
+        props = None
+    raw = raw_components(density, val_keypoints, val_confidence, pred, h, val_gmm, props)
+    scorer = fit_scorer(density, {k: v[even] for k, v in raw.items()}, props)
+    score, z = scorer.score(raw)
+    common = dict(fit_rows=even_all, shift_rows=domain, levels=levels, pred=pred)
+    normalised = fit_score_calibration(h, val_gt, val_occluded, score, kind="normalised",
+                                       shift_fit_half=shift_fit_half, **common)
     try:
         mondrian = fit_score_calibration(h, val_gt, val_occluded, score, kind="mondrian", **common)
     except ValueError:
         mondrian = None
-    return OODModel(scorer, normalised, mondrian)
+    comp = fit_score_calibration(h, val_gt, val_occluded, score, kind="per_component", z=z,
+                                 components=scorer.components, **common) if per_component else None
+    model = OODModel(scorer, normalised, mondrian, per_component=comp,
+                     radius_from="normalised" if radius_from is None else radius_from)
+    if shift.any():
+        spread = hypothesis_spread_mm(h) if h.shape[1] > 1 else np.zeros(h.shape[:1] + h.shape[2:3])
+        err = joint_errors_mm(pred, val_gt)
+        occ = None if val_occluded is None else np.asarray(val_occluded, bool)
+        held = {f"domain{d}": (domain == d) & ~even_all for d in np.unique(domain)}  # domain0: in-domain odd
+        cov, rad = {}, {}
+        for kind, cal in model.calibrations().items():
+            r = cal.radii(spread, occ, score, RADIUS_LEVEL, z)
+            cov[kind] = {k: _num(coverage(err[rows], r[rows])) for k, rows in held.items()}
+            rad[kind] = {k: _num(np.nanmean(np.where(np.isfinite(r[rows][:, 1:]), r[rows][:, 1:], np.nan)))
+                         for k, rows in held.items()}
+        model.validation = {"rows": "odd rows of each validation domain (domain0: the training data's own, which "
+                                    "the conformal tables were fitted on; k > 0: --calibrate-with file k, whose odd "
+                                    "rows chose the single slope unless shift_fit_half, and the Mondrian bins' "
+                                    "quantiles, but not the per-component weights)",
+                            "coverage_90": cov, "mean_radius_mm": rad}
+        if radius_from is None:
+            model.radius_from = choose_radius(model.validation)
+            model.validation["radius_from_rule"] = (
+                f"per_component if it covers every held-out domain's odd half at >= {RADIUS_LEVEL - CHOICE_TOLERANCE:g} "
+                "and its mean radius there is below the single slope's, else normalised")
+    return model
+
+
+ROW_KEYS = ("train_keypoints", "train_confidence", "val_keypoints", "val_confidence", "val_hyps", "val_gt",
+            "val_occluded", "val_pred", "shift_rows")
+
+
+def save_calibration_rows(path, *, val_gmm: Mapping | None = None, calibrate_with=(), **arrays) -> None:
+    """The arguments of `fit_ood_model` (VALIDATION rows only) as one .npz (`load_calibration_rows` reads it)."""
+    out = {k: np.asarray(v) for k, v in arrays.items() if v is not None}
+    unknown = set(out) - set(ROW_KEYS)
+    if unknown:
+        raise ValueError(f"save_calibration_rows: unknown arrays {sorted(unknown)}")
+    if val_gmm is not None:
+        out.update({f"val_gmm_{k}": np.asarray(v) for k, v in val_gmm.items()})
+    np.savez_compressed(path, calibrate_with=np.asarray(list(calibrate_with), dtype=str), **out)
+
+
+def load_calibration_rows(path) -> dict:
+    """{argument of `fit_ood_model`: array} from `save_calibration_rows` (plus 'calibrate_with')."""
+    with np.load(path, allow_pickle=False) as f:
+        d = {k: f[k] for k in f.files}
+    gmm = {k[len("val_gmm_"):]: d.pop(k) for k in list(d) if k.startswith("val_gmm_")}
+    out = {k: d.get(k) for k in ROW_KEYS}
+    out["val_gmm"] = gmm or None
+    out["calibrate_with"] = [str(c) for c in d.get("calibrate_with", [])]
+    return out
 
 
 def model_from_metrics(metrics: Mapping | None) -> OODModel | None:
@@ -488,12 +821,11 @@ class Scored:
 
 def score_arrays(model: OODModel, keypoints_px, confidence, pred, hypotheses, gmm=None, occluded=None) -> Scored:
     h = np.asarray(hypotheses, np.float64)
-    raw = raw_components(model.scorer.density, keypoints_px, confidence, pred, h, gmm)
-    score, z = model.scorer.score(raw)
+    score, z = model.scorer.score(model.scorer.raw(keypoints_px, confidence, pred, h, gmm))
     spread = hypothesis_spread_mm(h) if h.shape[1] > 1 else np.zeros(h.shape[:1] + h.shape[2:3])
-    level = RADIUS_LEVEL if any(abs(p - RADIUS_LEVEL) < 1e-9 for p in model.normalised.levels) else \
-        model.normalised.levels[-1]
-    radius = model.normalised.radii(spread, occluded, score, level)
+    cal = model.radius_calibration
+    level = RADIUS_LEVEL if any(abs(p - RADIUS_LEVEL) < 1e-9 for p in cal.levels) else cal.levels[-1]
+    radius = cal.radii(spread, occluded, score, level, z)
     with np.errstate(invalid="ignore"):
         flag = np.nan_to_num(score, nan=np.inf) > model.scorer.threshold
     return Scored(score, flag, z, radius, spread)
@@ -517,18 +849,22 @@ def ood_summary(model: OODModel, ds, scored: Scored | None = None) -> dict:
         "score_quantiles": {q: _num(np.quantile(fin, float(q) / 100)) for q in ("10", "50", "90")} if fin.size else {},
         "mean_component_z": {c: _num(np.nanmean(s.components[:, i])) if np.isfinite(s.components[:, i]).any()
                              else None for i, c in enumerate(COMPONENTS)},
-        "slope": model.normalised.slope, "radius_level": RADIUS_LEVEL,
+        "slope": model.normalised.slope, "radius_level": RADIUS_LEVEL, "radius_from": model.radius_from,
+        "weights": None if model.per_component is None else model.per_component.weights,
         "mean_radius_mm": _num(s.radius[:, 1:][np.isfinite(s.radius[:, 1:])].mean()) if np.isfinite(
             s.radius[:, 1:]).any() else None,
         "model": model.to_dict(),
     }
+    radii = {k: c.radii(s.spread, None if "occluded" not in ds else ds["occluded"].values.astype(bool), s.score,
+                        RADIUS_LEVEL, s.components) for k, c in model.calibrations().items()
+             if any(abs(p - RADIUS_LEVEL) < 1e-9 for p in c.levels)}
+    out["mean_radius_mm_by_kind"] = {k: _num(r[:, 1:][np.isfinite(r[:, 1:])].mean()) if np.isfinite(r[:, 1:]).any()
+                                     else None for k, r in radii.items()}
     if "err" in ds or "gt" in ds:
         err = ds["err"].values.astype(np.float64) if "err" in ds else joint_errors_mm(ds["pred"].values,
                                                                                      ds["gt"].values)
         occ = ds["occluded"].values.astype(bool) if "occluded" in ds else None
-        cov = {"normalised": model.normalised.coverage(s.spread, err, occ, s.score)}
-        if model.mondrian is not None:
-            cov["mondrian"] = model.mondrian.coverage(s.spread, err, occ, s.score)
+        cov = {k: c.coverage(s.spread, err, occ, s.score, z=s.components) for k, c in model.calibrations().items()}
         out["coverage_conditional"] = {k: {level_key(p): _num(v) for p, v in c.items()} for k, c in cov.items()}
         for name, rows in (("flagged", s.flag), ("not_flagged", ~s.flag)):
             m = np.broadcast_to(rows[:, None], err.shape)
@@ -537,7 +873,8 @@ def ood_summary(model: OODModel, ds, scored: Scored | None = None) -> dict:
     return out
 
 
-__all__ = ["COMPONENTS", "FLAG_LEVEL", "OODModel", "OODScorer", "PoseDensity2D", "RADIUS_LEVEL", "ScoreCalibration",
-           "Scored", "auroc", "fit_ood_model", "fit_score_calibration", "fit_scorer", "model_from_metrics",
+__all__ = ["COMPONENTS", "SCORE_COMPONENTS", "ProportionDensity", "proportion_features", "FLAG_LEVEL", "OODModel", "OODScorer", "PoseDensity2D", "RADIUS_LEVEL", "ScoreCalibration",
+           "Scored", "auroc", "fit_ood_model", "fit_component_weights", "fit_score_calibration", "fit_scorer",
+           "load_calibration_rows", "save_calibration_rows", "model_from_metrics",
            "normalise_2d", "ood_summary", "raw_components", "reprojection_residual", "score_arrays",
            "score_results", "spread_vs_hk"]

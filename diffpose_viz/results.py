@@ -177,7 +177,7 @@ def add_ood(ds: xr.Dataset, scored, model) -> xr.Dataset:
         out[name] = xr.DataArray(arr.astype(np.float32) if arr.dtype.kind == "f" else arr, dims=dims,
                                  attrs={"units": units, "long_name": long_name})
     out = out.assign_coords(ood_component=list(ood.COMPONENTS))
-    out["radius"].attrs.update(level=ood.RADIUS_LEVEL, calibration="normalised conformal on validation rows")
+    out["radius"].attrs.update(level=ood.RADIUS_LEVEL, calibration=f"{getattr(model, 'radius_from', 'normalised')} conformal on validation rows")
     out.attrs.update(ood_threshold=float(model.scorer.threshold), ood_flag_level=float(model.scorer.flag_level),
                      ood_components_used=json.dumps(list(model.scorer.components)))
     return out

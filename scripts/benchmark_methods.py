@@ -212,8 +212,9 @@ def table(rows: list[Row], config: Path, device: str, wall: float) -> str:
              "- Cross-body: bodies never seen in training (other people's motion capture); unseen views: the test "
              "subjects from four new cameras (`scripts/unseen_views.py`). Ratio = their P1 / in-domain P1. Spread r: "
              "Pearson r of per-joint hypothesis spread and error (N > 1). 90 % cal.: coverage of the validation-"
-             "calibrated 90 % interval on test (docs/RESULTS_SCHEMA.md); cond.: the score-conditional (normalised) "
-             "one, in-domain / cross-body / unseen views / held-out source. AUROC: the out-of-domain score, in-domain "
+             "calibrated 90 % interval on test (docs/RESULTS_SCHEMA.md); cond.: the score-conditional one that gives "
+             "the radius (`radius_from`: normalised or per_component), in-domain / cross-body / unseen views / "
+             "held-out source. AUROC: the out-of-domain score, in-domain "
              "test rows against cross-body / unseen-view / held-out-source rows. Leave-one-source-out rows are trained "
              "without one `data.extra_train` source and tested on it (P1 there; ratio to their in-domain P1).",
              "", "| setting | method | variant | P1 | P2 | J-Agg P1 | P-Best P1 (oracle) | J-Best P1 (oracle) | PCK | "
@@ -240,8 +241,9 @@ def table(rows: list[Row], config: Path, device: str, wall: float) -> str:
         labels = ("cross-body", "unseen views", "held-out source")
 
         def cond(metrics: dict) -> str:
-            v = (((metrics.get("uncertainty") or {}).get("ood") or {}).get("coverage_conditional") or {})
-            v = (v.get("normalised") or {}).get("90")
+            o = (metrics.get("uncertainty") or {}).get("ood") or {}
+            v = o.get("coverage_conditional") or {}  # the calibration the results' radius comes from
+            v = (v.get(o.get("radius_from", "normalised")) or {}).get("90")
             return "—" if v is None else f"{100 * v:.0f}"
 
         conds = " / ".join([cond(m), *(cond(r.extra_metrics[k]) for k in labels if k in r.extra_metrics)])

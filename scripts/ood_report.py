@@ -4,7 +4,7 @@
         --other unseen=results/r5/diffpose_plain_unseen.nc cross=results/r5/diffpose_plain_cross.nc
 
 Reads each results file and its `.metrics.json` (written by `diffpose-viz evaluate`, calibration fitted on
-validation rows only). AUROC: the `ood_score` of the in-domain test rows against each other set's rows
+validation rows only; files written before the per-component calibration show "—" in its columns). AUROC: the `ood_score` of the in-domain test rows against each other set's rows
 (1 = every out-of-domain row scores above every in-domain row; 0.5 = no better than chance). Coverage is over the
 16 non-root joints at the nominal 90 %.
 """
@@ -30,8 +30,12 @@ def row(name: str, path: Path, reference=None) -> dict:
            "cov90 unconditional": pct((unc.get("coverage_calibrated") or {}).get("90")),
            "cov90 normalised": pct((cond.get("normalised") or {}).get("90")),
            "cov90 mondrian": pct((cond.get("mondrian") or {}).get("90")),
-           "flagged %": pct(ood.get("frac_flagged")), "mean radius (mm)": ood.get("mean_radius_mm"),
-           "AUROC vs in-domain": None}
+           "cov90 per-component": pct((cond.get("per_component") or {}).get("90")),
+           "flagged %": pct(ood.get("frac_flagged")), "radius from": ood.get("radius_from", "normalised"),
+           "mean radius (mm)": ood.get("mean_radius_mm"), "AUROC vs in-domain": None}
+    by_kind = ood.get("mean_radius_mm_by_kind") or {}
+    for kind in ("normalised", "per_component"):
+        out[f"mean radius {kind} (mm)"] = None if by_kind.get(kind) is None else round(by_kind[kind], 1)
     if out["mean radius (mm)"] is not None:
         out["mean radius (mm)"] = round(out["mean radius (mm)"], 1)
     if reference is not None and "ood_score" in ds and "ood_score" in reference:

@@ -137,7 +137,7 @@ def test_score_and_radius_round_trip_through_the_results_file(tmp_path):
     again = ood.OODModel.from_dict(json.loads(json.dumps(model.to_dict())))
     np.testing.assert_allclose(ood.score_results(again, ds).radius, scored.radius)
     summary = ood.ood_summary(model, back)
-    assert set(summary["coverage_conditional"]) == {"normalised", "mondrian"}
+    assert set(summary["coverage_conditional"]) == {"normalised", "mondrian", "per_component"}
     json.dumps(summary)
 
 
@@ -186,3 +186,109 @@ def test_every_held_out_domain_is_covered_not_just_their_pool():
     small = domain == 2
     assert each.slope >= pooled.slope
     assert cov90(each, hyps[small], gt[small], score[small]) >= 0.9
+
+
+def _two_shifts(n_in: int, n_body: int, n_view: int, seed: int):
+    """Rows of three domains with known z's: in domain (z ~ 0); a body-like shift where component 0 is up and the
+    error grows as exp(0.8 z0); a view-like shift where component 1 is far up but the error barely grows
+    (exp(0.05 z1)). z columns follow ood.COMPONENTS (only the first two used)."""
+    rng = np.random.default_rng(seed)
+    z = np.full((n_in + n_body + n_view, len(ood.COMPONENTS)), np.nan)
+    z[:, :2] = rng.normal(0.0, 1.0, (len(z), 2))
+    z[n_in:n_in + n_body, 0] += 2.0
+    z[n_in + n_body:, 1] += 3.0
+    log_scale = np.r_[0.1 * z[:n_in, 0], 0.8 * z[n_in:n_in + n_body, 0], 0.05 * z[n_in + n_body:, 1]]
+    hyps, gt = shifted(len(z), log_scale / C, seed + 100)
+    domain = np.r_[np.zeros(n_in, int), np.ones(n_body, int), np.full(n_view, 2)]
+    return hyps, gt, z, domain
+
+
+def test_per_component_scale_covers_two_different_shifts_where_one_slope_over_widens_one():
+    hyps, gt, z, domain = _two_shifts(3000, 1500, 1500, 20)
+    score = np.nanmean(z, 1)
+    single = ood.fit_score_calibration(hyps, gt, None, score, shift_rows=domain, by_occlusion=False)
+    comp = ood.fit_score_calibration(hyps, gt, None, score, kind="per_component", z=z, shift_rows=domain,
+                                     components=("pose_2d", "reprojection"), by_occlusion=False)
+    assert comp.weights["pose_2d"] > 0.5 and comp.weights["reprojection"] < 0.2  # it knows which shift is which
+    th, tg, tz, td = _two_shifts(2000, 2000, 2000, 21)  # fresh rows of the same domains
+    spread, err = U.hypothesis_spread_mm(th), U.joint_errors_mm(th.mean(1), tg)
+    ts = np.nanmean(tz, 1)
+    for d in (0, 1, 2):
+        rows = td == d
+        c = comp.coverage(spread[rows], err[rows], None, ts[rows], [0.9], z=tz[rows])[0.9]
+        assert c > 0.86, (d, c)
+        assert single.coverage(spread[rows], err[rows], None, ts[rows], [0.9])[0.9] > 0.86
+    view = td == 2
+    r_single = single.radii(spread[view], None, ts[view])[:, 1:].mean()
+    r_comp = comp.radii(spread[view], None, ts[view], z=tz[view])[:, 1:].mean()
+    assert r_comp < 0.5 * r_single  # one slope must be steep for the bodies and so over-widens the views
+    assert ood.ScoreCalibration.from_dict(json.loads(json.dumps(comp.to_dict()))).weights == comp.weights
+    with pytest.raises(ValueError, match="component z"):
+        comp.radii(spread[view], None, ts[view])
+
+
+def test_per_component_without_held_out_domains_is_a_non_negative_regression():
+    hyps, gt, z, _ = _two_shifts(4000, 0, 0, 22)
+    w = ood.fit_score_calibration(hyps, gt, None, np.nanmean(z, 1), kind="per_component", z=z,
+                                  components=("pose_2d", "reprojection"), by_occlusion=False).weights
+    assert w["pose_2d"] == pytest.approx(0.1, abs=0.05) and w["reprojection"] == pytest.approx(0.0, abs=0.05)
+
+
+def test_proportions_component_rises_on_other_bodies_and_not_in_the_mean_score():
+    train, body = _poses(400, 30)[1], _poses(400, 31, widen=1.6)[1]
+    dens = ood.ProportionDensity.fit(train)
+    assert np.median(dens.distance(body)) > 3 * np.median(dens.distance(_poses(400, 32)[1]))
+    assert "proportions" in ood.COMPONENTS and "proportions" not in ood.SCORE_COMPONENTS
+
+
+def test_per_component_fields_round_trip_and_old_model_dicts_still_open(tmp_path):
+    ds = make_results_dataset(n_clean=40, n_occluded=10, seed=3)
+    train = make_results_dataset(n_clean=200, n_occluded=0, seed=4)
+    val = make_results_dataset(n_clean=240, n_occluded=40, seed=5)
+    domain = (np.arange(280) >= 140).astype(int)
+    model = ood.fit_ood_model(train["input_2d"].values, train["confidence"].values,
+                              val_keypoints=val["input_2d"].values, val_confidence=val["confidence"].values,
+                              val_hyps=val["hypotheses"].values, val_gt=val["gt"].values,
+                              val_occluded=val["occluded"].values.astype(bool), val_gmm=ood.gmm_of(val),
+                              shift_rows=domain, radius_from="per_component")
+    assert model.per_component is not None and model.radius_from == "per_component"
+    assert "proportions" in model.scorer.components
+    assert set(model.validation["coverage_90"]) == {"normalised", "mondrian", "per_component"}
+    scored = ood.score_results(model, ds)
+    summary = ood.ood_summary(model, ds, scored)
+    back = ood.model_from_metrics(json.loads(json.dumps({"uncertainty": {"ood": summary}})))
+    assert back.radius_from == "per_component" and back.per_component.weights == model.per_component.weights
+    assert back.validation == json.loads(json.dumps(model.validation))
+    np.testing.assert_allclose(ood.score_results(back, ds).radius, scored.radius)
+    write_results(add_ood(ds, scored, model), tmp_path / "r.nc")
+    again = load_results(tmp_path / "r.nc")
+    np.testing.assert_allclose(again["radius"].values, scored.radius, rtol=1e-6)
+    assert again["radius"].attrs["calibration"].startswith("per_component")
+    assert list(again["ood_component"].values) == list(ood.COMPONENTS)
+    old = model.to_dict()  # a model dict written before round 6: no per_component, radius_from, proportions
+    for key in ("per_component", "radius_from", "validation"):
+        old.pop(key, None)
+    old["scorer"].pop("proportions")
+    old["scorer"]["centre"].pop("proportions")
+    old["scorer"]["scale"].pop("proportions")
+    legacy = ood.OODModel.from_dict(json.loads(json.dumps(old)))
+    assert legacy.radius_from == "normalised" and legacy.per_component is None
+    assert "proportions" not in legacy.scorer.components
+    ls = ood.score_results(legacy, ds)
+    np.testing.assert_allclose(ls.score, scored.score)  # the score never included the proportions
+    assert np.isnan(ls.components[:, ood.COMPONENTS.index("proportions")]).all()
+    ood.ood_summary(legacy, ds, ls)
+
+
+def test_calibration_rows_round_trip(tmp_path):
+    val = make_results_dataset(n_clean=30, n_occluded=5, seed=6)
+    arrays = dict(train_keypoints=val["input_2d"].values, train_confidence=val["confidence"].values,
+                  val_keypoints=val["input_2d"].values, val_confidence=val["confidence"].values,
+                  val_hyps=val["hypotheses"].values, val_gt=val["gt"].values, val_occluded=val["occluded"].values,
+                  shift_rows=np.zeros(35, int))
+    ood.save_calibration_rows(tmp_path / "rows.npz", val_gmm=ood.gmm_of(val), calibrate_with=["a.npz"], **arrays)
+    back = ood.load_calibration_rows(tmp_path / "rows.npz")
+    for k, v in arrays.items():
+        np.testing.assert_array_equal(back[k], v)
+    assert back["val_pred"] is None and back["calibrate_with"] == ["a.npz"]
+    assert set(back["val_gmm"]) == set(ood.gmm_of(val))

@@ -43,7 +43,10 @@ class EvalData:
     rows' 2D from a VideoPose3D data_2d or DiffPose GMM file (data.input_2d 'file'), whatever 2D input the
     model was trained with. `max_samples`: evenly thinned rows (video windows keep their frames).
     `calibrate_with`: more data files whose validation rows of the training subjects join the calibration
-    (held-out views); never test rows."""
+    (held-out views); never test rows. `save_calibration_rows`: also write the calibration's validation rows
+    (training 2D for the density, validation 2D, hypotheses, ground truth, domain) to this .npz, so that
+    `scripts/refit_ood.py` can refit the out-of-domain calibration without sampling again. `ood_radius`: which
+    conditional calibration gives the results' `radius` ('auto': `ood.choose_radius` on validation)."""
 
     split: str = "test"
     data_path: str | None = None
@@ -51,8 +54,12 @@ class EvalData:
     test_2d: str | None = None
     max_samples: int | None = None
     calibrate_with: tuple[str, ...] = ()
+    save_calibration_rows: str | None = None
+    ood_radius: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.ood_radius not in ("auto", "normalised", "per_component"):
+            raise ValueError(f"--ood-radius: expected auto, normalised or per_component, found {self.ood_radius!r}")
         if self.max_samples is not None and self.max_samples < 1:
             raise ValueError(f"--max-samples: expected an integer >= 1, found {self.max_samples}")
         if self.split not in ("test", "val"):
@@ -153,7 +160,8 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", sa
     # out-of-domain score and the radius conditional on it join the results before they are written
     summary["uncertainty"], ds = _uncertainty(trained, ds, replace(setting, record=False),
                                               enabled=calibrate and not info.enabled,
-                                              calibrate_with=data.calibrate_with)
+                                              calibrate_with=data.calibrate_with,
+                                              save_rows=data.save_calibration_rows, ood_radius=data.ood_radius)
     summary.update(checkpoint=str(checkpoint), results=str(out), device=str(dev), world_size=info.world_size,
                    wall_s=round(time.perf_counter() - t0, 2))
     metrics_path = metrics_path_for(out)
@@ -197,7 +205,8 @@ def apply_sampling_settings(model: LoadedModel, settings: list[str]) -> LoadedMo
 CALIBRATION_ROWS = 2000
 
 
-def _uncertainty(model: LoadedModel, ds, sampling: SamplingSetting, *, enabled: bool, calibrate_with=()):
+def _uncertainty(model: LoadedModel, ds, sampling: SamplingSetting, *, enabled: bool, calibrate_with=(),
+                 save_rows: str | None = None, ood_radius: str = "auto"):
     """(JSON, ds): raw spread-vs-error numbers on test, plus coverage after a calibration fitted on the validation
     split of `model`'s own (training) data: held-out sequences of the training subjects, in the training data file
     even when test rows come from another file; and the out-of-domain model (`diffpose_viz.ood`: 2D density of the
@@ -229,7 +238,13 @@ def _uncertainty(model: LoadedModel, ds, sampling: SamplingSetting, *, enabled: 
             ood_model = ood.fit_ood_model(
                 train_kp, train_conf, val_keypoints=det.keypoints, val_confidence=det.confidence,
                 val_hyps=lifted.hypotheses, val_gt=val.pose3d, val_occluded=det.occluded, val_pred=lifted.pred,
-                val_gmm=lifted.gmm, shift_rows=domain)
+                val_gmm=lifted.gmm, shift_rows=domain, radius_from=None if ood_radius == "auto" else ood_radius)
+            if save_rows:
+                ood.save_calibration_rows(save_rows, train_keypoints=train_kp, train_confidence=train_conf,
+                                          val_keypoints=det.keypoints, val_confidence=det.confidence,
+                                          val_hyps=lifted.hypotheses, val_gt=val.pose3d, val_occluded=det.occluded,
+                                          val_pred=lifted.pred, val_gmm=lifted.gmm, shift_rows=domain,
+                                          calibrate_with=[str(c) for c in calibrate_with])
     out = uncertainty.uncertainty_summary(ds, cal)
     out["calibration_source"] = (f"validation split ({int(own.sum())} rows of the training subjects)"
                                  + (f"; the score-conditional one also {int(shift.sum())} held-out-domain validation "
