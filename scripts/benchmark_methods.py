@@ -7,6 +7,7 @@ exact command of every row, the hardware and the wall time.
     python scripts/benchmark_methods.py                                   # configs/bandai_cpu.yaml, ~1 h on 2 cores
     python scripts/benchmark_methods.py --config configs/smoke.yaml --out runs/bench_smoke   # a minute
     python scripts/benchmark_methods.py --dry-run                          # print the plan only
+    python scripts/benchmark_methods.py --methods diffpose                 # main rows: lifter + diffpose only
     python scripts/benchmark_methods.py --no-ablations --settings detector+occlusion --leave-one-source-out \
         --calibrate-with data/cache/unseen_views/data_3d_bandai17_val_views.npz \
         --override "data.extra_train=[{path: data/cache/cmu_bvh/data_3d_cmu_bvh.npz, subjects: [cmu131], name: cmu}]"
@@ -63,8 +64,10 @@ class Row:
     error: str | None = None
 
 
-def plan(out: Path, ablations: bool, settings: list[str], cfg, loso: bool = False) -> list[Row]:
-    """The rows for the methods `cfg` can run (methods.applicable), stage 1 of each two-stage method first."""
+def plan(out: Path, ablations: bool, settings: list[str], cfg, loso: bool = False,
+         methods: list[str] | None = None) -> list[Row]:
+    """The rows for the methods `cfg` can run (methods.applicable), stage 1 of each two-stage method first;
+    with `methods`, the main rows of those only (plus the stage 1 a two-stage one needs)."""
 
     def overrides(method: str, slug: str, setting: str) -> list[str]:
         ov = [f"method={method}", *SETTINGS[setting]]
@@ -73,10 +76,14 @@ def plan(out: Path, ablations: bool, settings: list[str], cfg, loso: bool = Fals
             ov.append(f"{METHODS[method].lifter_checkpoint_key}={stage1}")
         return ov
 
+    chosen = applicable(cfg)
+    if methods is not None:
+        wanted = set(methods) | {METHODS[m].stage1(cfg) for m in methods} - {None}
+        chosen = [m for m in chosen if m in wanted]
     rows: list[Row] = []
     for setting in settings:
         slug = SLUG[setting]
-        for method in training_order(applicable(cfg)):  # dependencies first: the official mode starts from the lifter
+        for method in training_order(chosen):  # dependencies first: the official mode starts from the lifter
             rows.append(Row(setting, method, "main", out / "runs" / slug / method, overrides(method, slug, setting),
                             results=out / "results" / slug / f"{METHODS[method].model_name}.nc"))
     if loso:  # leave one source of data.extra_train out: the lifter and DiffPose trained without it, tested on it
@@ -268,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--override", action="append", default=[], help="applied to every training run")
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     ap.add_argument("--no-ablations", action="store_true")
+    ap.add_argument("--methods", nargs="+", default=None, choices=list(METHODS), metavar="METHOD",
+                    help="main rows for these methods only (a two-stage method brings its stage 1); default: "
+                         "every method the config can run")
     ap.add_argument("--record-trajectory", action="store_true", help="store trajectories of the main diffusion rows")
     ap.add_argument("--force", action="store_true", help="retrain even when a run folder has best.pt")
     ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
@@ -293,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(config, args.override)
     if args.leave_one_source_out and not cfg.data.extra_train:
         ap.error("--leave-one-source-out needs data.extra_train sources (in the config or an --override)")
-    rows = plan(out, not args.no_ablations, args.settings, cfg, args.leave_one_source_out)
+    rows = plan(out, not args.no_ablations, args.settings, cfg, args.leave_one_source_out, args.methods)
     t0 = time.perf_counter()
     for i, r in enumerate(rows, 1):
         label = f"[{i}/{len(rows)}] {r.setting} / {r.method} / {r.variant}"

@@ -29,3 +29,13 @@ def test_leave_one_source_out_rows(tmp_path):
     kept = json.loads(next(o for o in rows[0].train_overrides if o.startswith("data.extra_train=")).split("=", 1)[1])
     assert [s["name"] for s in kept] == ["b"] and rows[0].held_out[1] == ["s1"]
     assert any(str(rows[0].run_dir / "best.pt") in o for o in rows[1].train_overrides)  # DiffPose on its own lifter
+
+
+def test_methods_restricts_the_main_rows_and_keeps_stage1(tmp_path):
+    bm = _script()
+    cfg = load_config(REPO / "configs" / "smoke.yaml")
+    rows = bm.plan(tmp_path, False, ["detector+occlusion"], cfg, methods=["diffpose"])
+    assert [(r.method, r.variant) for r in rows] == [("lifter", "main"), ("diffpose", "main")]
+    assert any(str(rows[0].run_dir / "best.pt") in o for o in rows[1].train_overrides)
+    every = {r.method for r in bm.plan(tmp_path, False, ["detector+occlusion"], cfg)}
+    assert {"lifter", "diffpose"} < every and len(every) > 2  # without `methods`: every applicable method
