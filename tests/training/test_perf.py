@@ -82,7 +82,7 @@ def test_speed_settings_are_checked():
     from diffpose_viz.config import validate
     from diffpose_viz.errors import ConfigError
 
-    for key, value in (("threads", 0), ("window_stride", 0), ("amp", "fp8")):
+    for key, value in (("threads", 0), ("window_stride", 0), ("amp", "fp8"), ("dropout_mask", "uniform")):
         cfg = ExperimentConfig()
         setattr(cfg.train, key, value)
         with pytest.raises(ConfigError, match=f"train.{key}"):
