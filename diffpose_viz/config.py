@@ -151,10 +151,14 @@ class TrainConfig:
     # under bf16 autocast (weights, optimiser state, diffusion state and loss stay float32), CPUs with bf16
     # instructions or a GPU; it changes the numbers, so it is opt-in. threads: intra-op threads of this process
     # (null: torch's default; 1 when several runs share a small machine). compile: torch.compile the network
-    # (opt-in; one line and eager mode where unavailable).
+    # (opt-in; one line and eager mode where unavailable). dropout_mask: how dropout draws its random mask while
+    # training: 'bernoulli' is torch's (bernoulli_, one generator call per element); 'bits' reads four 16-bit
+    # levels from each 64-bit random word (diffpose_viz/models/dropout.py): ~2.5x cheaper dropout, p rounded to
+    # 1/65536, a different random stream, so the numbers change: opt-in (validation in docs/BENCHMARKS.md).
     amp: Literal["none", "bf16"] = "none"
     threads: int | None = None
     compile: bool = False
+    dropout_mask: Literal["bernoulli", "bits"] = "bernoulli"
     # Video windows only: train on the windows centred on every window_stride-th frame of a sequence instead of
     # on every frame. With the seq2seq loss over all T frames (video_lifter), window_stride = model.frames tiles
     # each sequence with non-overlapping windows, as MixSTE trains: every frame is still supervised once per
@@ -280,6 +284,8 @@ def validate(cfg: ExperimentConfig, source: str = "config") -> None:
         bad("train.window_stride", f"expected an integer >= 1, found {cfg.train.window_stride}")
     if cfg.train.amp not in ("none", "bf16"):
         bad("train.amp", f"expected 'none' or 'bf16', found {cfg.train.amp!r}")
+    if cfg.train.dropout_mask not in ("bernoulli", "bits"):
+        bad("train.dropout_mask", f"expected 'bernoulli' or 'bits', found {cfg.train.dropout_mask!r}")
     for key in ("lr", "grad_clip"):
         if not getattr(cfg.train, key) > 0:
             bad(f"train.{key}", f"expected a number > 0, found {getattr(cfg.train, key)}")

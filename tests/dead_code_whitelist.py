@@ -14,6 +14,7 @@ MODE_FIELDS  # detector_sim: the field order of Detections2D.modes
 # hooks called by torch, pickle or users of a public record
 _.alphas  # diffusion.schedule.NoiseSchedule, moved with .to()
 _.extra_repr  # torch.nn.Module.__repr__
+_.__class__  # models.dropout.use_dropout_mask: switching nn.Dropout to BitsDropout in place (read by Python)
 _.find_class  # pickle.Unpickler
 _.persistent_load  # pickle.Unpickler
 _.mpjpe_mm  # lab.LabResult, for notebooks

@@ -54,6 +54,7 @@ class GraphMultiHeadAttention(nn.Module):
         if dim % heads:
             raise ValueError(f"GraphMultiHeadAttention: dim {dim} is not divisible by heads {heads}")
         self.heads, self.dropout = heads, dropout
+        self.dropout_mask = "bernoulli"  # models.dropout.use_dropout_mask
         self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -63,7 +64,7 @@ class GraphMultiHeadAttention(nn.Module):
             return t.view(B, J, self.heads, C // self.heads).transpose(1, 2)
 
         y = attention(split(self.q(x)), split(self.k(x)), split(self.v(x)),
-                      dropout_p=self.dropout if self.training else 0.0)
+                      dropout_p=self.dropout if self.training else 0.0, dropout_mask=self.dropout_mask)
         return self.out(y.transpose(1, 2).reshape(B, J, C))
 
 

@@ -57,6 +57,7 @@ class SelfAttention(nn.Module):
         if dim % heads:
             raise ValueError(f"SelfAttention: dim {dim} is not divisible by heads {heads}")
         self.heads, self.attn_dropout = heads, attn_dropout
+        self.dropout_mask = "bernoulli"  # models.dropout.use_dropout_mask
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.drop = nn.Dropout(dropout)
@@ -64,7 +65,7 @@ class SelfAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         N, L, D = x.shape
         q, k, v = self.qkv(x).view(N, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
-        y = attention(q, k, v, dropout_p=self.attn_dropout if self.training else 0.0)
+        y = attention(q, k, v, dropout_p=self.attn_dropout if self.training else 0.0, dropout_mask=self.dropout_mask)
         return self.drop(self.proj(y.transpose(1, 2).reshape(N, L, D)))
 
 

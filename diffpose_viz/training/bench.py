@@ -33,6 +33,7 @@ from diffpose_viz import inputs
 from diffpose_viz.config import ExperimentConfig
 from diffpose_viz.initialization.pose_init import PoseGMM
 from diffpose_viz.methods import get_method
+from diffpose_viz.models.dropout import use_dropout_mask
 from diffpose_viz.training import perf
 from diffpose_viz.training.ema import EMA
 from diffpose_viz.training.trainer import apply_update, make_batch
@@ -261,7 +262,7 @@ def time_steps(method, cfg: ExperimentConfig, data: inputs.Feed, device: torch.d
                amp: str, compile_net: bool, peaks: tuple[float, float | None], row: str, size: str) -> TrainBenchRow:
     """Train `warmup + steps` real steps on `data` and time each phase; FLOPs from one more step."""
     torch.manual_seed(cfg.train.seed)
-    net = method.build_network(cfg).to(device)
+    net = use_dropout_mask(method.build_network(cfg).to(device), cfg.train.dropout_mask)
     net.train()
     fwd = perf.forward_module(net, device, amp, compile_net)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.train.lr)

@@ -56,17 +56,45 @@ def apply_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
+def _unavailable(what: str, err: BaseException) -> None:
+    log.warning("%s: torch.compile is unavailable here (%s: %s); training eagerly", what, type(err).__name__,
+                str(err).splitlines()[0] if str(err) else "")
+
+
+class CompiledOrEager(nn.Module):
+    """torch.compile(net), falling back to net itself (one line) if compiling fails at the first call, where
+    torch.compile's own failures show (no C compiler, an unsupported backend). Holds no parameters of its own."""
+
+    def __init__(self, net: nn.Module, what: str = "train.compile") -> None:
+        super().__init__()
+        self.net, self.what, self.checked = net, what, False
+        self.fast = torch.compile(net)
+
+    def forward(self, *args, **kwargs):
+        if self.checked:
+            return self.fast(*args, **kwargs)
+        try:
+            out = self.fast(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - a failure to compile: eager from now on, said once
+            if is_out_of_memory(err):
+                raise
+            _unavailable(self.what, err)
+            self.fast = self.net
+            out = self.net(*args, **kwargs)  # a genuine error in the network raises here, unchanged
+        self.checked = True
+        return out
+
+
 def compiled(net: nn.Module, enabled: bool, what: str = "train.compile") -> nn.Module:
     """torch.compile(net) when enabled and available; otherwise net, with one line saying why."""
     if not enabled:
         return net
     try:
-        import torch._dynamo  # noqa: F401  (absent or broken builds fail here, not in the first step)
+        import torch._dynamo  # noqa: F401  (absent or broken builds fail here; a failing compiler at the first call)
 
-        return torch.compile(net)
+        return CompiledOrEager(net, what)
     except Exception as err:  # noqa: BLE001 - any failure: eager mode, said once
-        log.warning("%s: torch.compile is unavailable here (%s: %s); training eagerly", what, type(err).__name__,
-                    str(err).splitlines()[0] if str(err) else "")
+        _unavailable(what, err)
         return net
 
 

@@ -39,6 +39,7 @@ from diffpose_viz.config import ExperimentConfig, config_diff, from_dict, save_c
 from diffpose_viz.errors import CheckpointError, InputError
 from diffpose_viz.inference import SamplingSetting, gather_cond, predict
 from diffpose_viz.methods import LoadedModel, Method, TrainBatch, check_config
+from diffpose_viz.models.dropout import use_dropout_mask
 from diffpose_viz.progress import Progress
 from diffpose_viz.training import perf
 from diffpose_viz.training.ema import EMA
@@ -153,7 +154,7 @@ class Trainer:
         self.noise_gen = torch.Generator(device=self.device).manual_seed(cfg.train.seed * 1000 + info.rank)
         torch.manual_seed(cfg.train.seed + info.rank)  # dropout differs per rank, as with independent batches
         if self.net is not None:
-            self.net = self.net.to(self.device)
+            self.net = use_dropout_mask(self.net.to(self.device), cfg.train.dropout_mask)
             self.model: nn.Module = self.net
             if info.enabled:
                 ids = [self.device.index] if self.device.type == "cuda" else None

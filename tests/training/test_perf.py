@@ -67,6 +67,37 @@ def test_compile_unavailable_falls_back_with_one_line(monkeypatch, caplog):
     assert len(caplog.records) == 1 and "training eagerly" in caplog.records[0].getMessage()
 
 
+def test_compile_that_fails_at_the_first_step_falls_back_with_one_line(monkeypatch, caplog):
+    def fails_when_called(net):
+        def run(*_a, **_k):
+            raise RuntimeError("InductorError: no C++ compiler found\nlong traceback")
+        return run
+
+    monkeypatch.setattr(torch, "compile", fails_when_called)
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    x = torch.randn(4, 3)
+    fwd = perf.compiled(net, True)
+    with caplog.at_level(logging.WARNING):
+        y = fwd(x)
+        fwd(x)
+    torch.testing.assert_close(y, net(x))  # eager numbers, not different ones
+    assert len(caplog.records) == 1 and "training eagerly" in caplog.records[0].getMessage()
+    assert "\n" not in caplog.records[0].getMessage()
+    assert not list(fwd.parameters()) or {id(p) for p in fwd.parameters()} == {id(p) for p in net.parameters()}
+
+
+def test_bench_with_bf16_on_a_cpu_without_it_says_so_and_times_float32(monkeypatch, caplog):
+    from diffpose_viz.training.bench import run_train_bench
+
+    monkeypatch.setattr(perf, "cpu_has_bf16", lambda: False)
+    with caplog.at_level(logging.WARNING):
+        report = run_train_bench(overrides=["train.amp=bf16"], rows=("lifter",), steps=1, warmup=0, batch_size=4,
+                                 synthetic_rows=16, verbose=False)
+    assert [r.amp for r in report.rows] == ["none"]  # the row says what it ran
+    assert sum("no bf16 instructions" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_a_batch_that_does_not_fit_stops_with_one_line():
     with pytest.raises(perf.BatchTooLarge, match=r"train.batch_size 4096: .* lower train.batch_size") as err:
         with perf.memory_guard(4096, torch.device("cpu")):
@@ -82,7 +113,7 @@ def test_speed_settings_are_checked():
     from diffpose_viz.config import validate
     from diffpose_viz.errors import ConfigError
 
-    for key, value in (("threads", 0), ("window_stride", 0), ("amp", "fp8")):
+    for key, value in (("threads", 0), ("window_stride", 0), ("amp", "fp8"), ("dropout_mask", "uniform")):
         cfg = ExperimentConfig()
         setattr(cfg.train, key, value)
         with pytest.raises(ConfigError, match=f"train.{key}"):
