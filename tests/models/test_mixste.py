@@ -303,5 +303,4 @@ def test_tiny_mixste_learns_a_synthetic_lifting_task():
     with torch.no_grad():
         after = _mpjpe(FlipTestTime(net.eval())(test2d), test3d).item()  # flip TTA at test
     print(f"\n[mixste] MPJPE {before * 1000:.0f} mm -> {after * 1000:.0f} mm in 30 steps, {elapsed:.1f} s")
-    assert after < 0.7 * before
-    assert elapsed < 20
+    assert after < 0.7 * before  # no time bound: speed is measured by `bench --train`, not by tests
