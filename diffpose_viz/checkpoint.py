@@ -163,10 +163,10 @@ def _without_torch_advice(text: str) -> str:
     return " ".join(kept) or "unreadable"
 
 
-def restore_run_folder(path: str | os.PathLike) -> bool:
-    """If the run folder holding checkpoint `path` was left mid-replacement by a killed `train --force` (the
-    folder gone, its `.NAME.old` present), put the earlier run back and say so on stderr. True when it did."""
-    folder = Path(path).parent
+def restore_run_folder(folder: str | os.PathLike) -> bool:
+    """If run folder `folder` was left mid-replacement by a killed `train --force` (the folder gone, its
+    `.NAME.old` present), put the earlier run back and say so on stderr. True when it did."""
+    folder = Path(folder)
     if recover_replacement(folder):
         print(f"note: {folder} was left mid-replacement by an interrupted `train --force`; the earlier run "
               f"was restored from {folder.parent / ('.' + folder.name + '.old')}", file=sys.stderr)
@@ -178,7 +178,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Read and check a checkpoint; raises CheckpointError naming the file on any problem."""
     path = Path(path)
     if not path.exists():
-        restore_run_folder(path)
+        restore_run_folder(path.parent)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     ckpt = safe_torch_load(path, map_location)

@@ -51,7 +51,7 @@ def _check_checkpoint(path: str, label: str) -> None:
     from diffpose_viz.safe_io import SafeLoadError, check_input_file
 
     if not Path(path).exists():
-        restore_run_folder(path)
+        restore_run_folder(Path(path).parent)
     try:
         check_input_file(path, "a checkpoint (.pt) written by `diffpose-viz train`")
     except FileNotFoundError:

@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +25,11 @@ from torch import nn
 from diffpose_viz import distributed as ddp
 from diffpose_viz import inputs
 from diffpose_viz.atomic import (abort_replacement, begin_replacement, clean_stale_temporaries, commit_replacement,
-                                 recover_replacement, staging_dir)
+                                 staging_dir)
 from diffpose_viz.checkpoint import (
     load_checkpoint,
     load_weights,
+    restore_run_folder,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -96,9 +96,7 @@ class Trainer:
         self.out_dir = self.final_dir = Path(out_dir)
         self.resume = resume
         self.force = force
-        if recover_replacement(self.final_dir):  # a killed swap: the earlier run is back (kept, or replaced by force)
-            print(f"note: {self.final_dir} was left mid-replacement by an interrupted `train --force`; the earlier "
-                  "run was restored", file=sys.stderr)
+        restore_run_folder(self.final_dir)  # a killed swap: the earlier run is back (kept, or replaced by force)
         # --force over an earlier run: train in a folder beside it, swapped in only when training succeeded.
         self.replacing = force and not resume and self.final_dir.is_dir() and any(
             (self.final_dir / name).exists() for name in self.RUN_FILES)
