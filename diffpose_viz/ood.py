@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
+from diffpose_viz.atomic import atomic_target
+from diffpose_viz.safe_io import load_npz
 from diffpose_viz.uncertainty import (
     DEFAULT_LEVELS,
     Calibration,
@@ -785,13 +787,13 @@ def save_calibration_rows(path, *, val_gmm: Mapping | None = None, calibrate_wit
         raise ValueError(f"save_calibration_rows: unknown arrays {sorted(unknown)}")
     if val_gmm is not None:
         out.update({f"val_gmm_{k}": np.asarray(v) for k, v in val_gmm.items()})
-    np.savez_compressed(path, calibrate_with=np.asarray(list(calibrate_with), dtype=str), **out)
+    with atomic_target(path) as tmp, open(tmp, "wb") as fh:  # never a half-written file under the name
+        np.savez_compressed(fh, calibrate_with=np.asarray(list(calibrate_with), dtype=str), **out)
 
 
 def load_calibration_rows(path) -> dict:
     """{argument of `fit_ood_model`: array} from `save_calibration_rows` (plus 'calibrate_with')."""
-    with np.load(path, allow_pickle=False) as f:
-        d = {k: f[k] for k in f.files}
+    d = load_npz(path)  # checked before opening (regular file, sane headers); restricted unpickling
     gmm = {k[len("val_gmm_"):]: d.pop(k) for k in list(d) if k.startswith("val_gmm_")}
     out = {k: d.get(k) for k in ROW_KEYS}
     out["val_gmm"] = gmm or None
