@@ -124,16 +124,16 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
 
 
 def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
-                    what: str = "checkpoint") -> Any:
-    """torch.load with weights_only=True (legacy numpy arrays allow-listed); CheckpointError naming the file
-    and, for a refused global (a file that would run code), that global."""
+                    what: str = "checkpoint", allow: list | None = None) -> Any:
+    """torch.load with weights_only=True (legacy numpy arrays allow-listed, plus `allow`: (stand-in, name)
+    pairs); CheckpointError naming the file and, for a refused global (a file that would run code), that global."""
     path = Path(path)
     try:
         check_input_file(path, f"a {what}")
     except SafeLoadError as err:
         raise CheckpointError(str(err)) from None
     try:
-        with torch.serialization.safe_globals(_numpy_legacy_globals()), warnings.catch_warnings():
+        with torch.serialization.safe_globals(_numpy_legacy_globals() + list(allow or ())), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling/zip error means the same to the user

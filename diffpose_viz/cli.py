@@ -8,6 +8,7 @@ the YAML config (`--override key=value` is for quick smoke sizes).
     diffpose-viz bench --device cpu
     diffpose-viz dashboard --results results/demo
     diffpose-viz wild video.mp4 --checkpoint runs/demo/best.pt --out runs/wild
+    diffpose-viz import diffpose-frame gcn_xyz_cpn.pth diffpose_uvxyz_cpn.pth --out runs/diffpose_released
 
 Multi-process training: `torchrun --standalone --nproc-per-node 2 -m diffpose_viz.cli train ...`.
 """
@@ -278,6 +279,19 @@ def cmd_wild(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from diffpose_viz.released import import_released
+
+    _check_positive(frames=args.frames, heads=args.heads)
+    for f in args.files:
+        if not Path(f).exists():
+            raise CLIError(f"{f}: does not exist")
+    written = import_released(args.kind, args.files, args.out, force=args.force, frames=args.frames, heads=args.heads,
+                              input_layout=args.input, protocol=args.protocol)
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
 #: What `wild` writes into its --out folder (besides overlay.mp4 / overlay*.png).
 WILD_OUTPUTS = ("detections.npz", "results.nc")
 
@@ -426,6 +440,25 @@ def build_parser() -> argparse.ArgumentParser:
                    "this checkpoint: adds the out-of-domain score, flag and calibrated per-joint radius")
     _device_arg(p)
     p.set_defaults(func=cmd_wild)
+
+    from diffpose_viz.released import KINDS, PROTOCOLS
+
+    p = sub.add_parser("import", help="a released network's file(s) -> a kit checkpoint (docs/RELEASED_MODELS.md)",
+                       description="diffpose-frame: gcn_xyz_*.pth [+ diffpose_uvxyz_*.pth]; diffpose-video: "
+                       "mixste_cpn_243f.bin + diffpose_video_uvxyz_cpn.pth; mixste: a MixSTE2 .bin; videopose3d: "
+                       "a TemporalModel .bin. Writes OUT/best.pt (and OUT/lifter/best.pt for the pairs).")
+    p.add_argument("kind", choices=KINDS)
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--out", required=True, help="run folder to write, e.g. runs/diffpose_released")
+    p.add_argument("--force", action="store_true", help="replace an existing OUT (refused without it)")
+    p.add_argument("--frames", type=int, default=None, help="the receptive field you expect (checked against the file)")
+    p.add_argument("--heads", type=int, default=None, help="attention heads (not stored in the files; default the "
+                   "released 4 for GCNpose/GCNdiff, 8 for MixSTE2)")
+    p.add_argument("--input", choices=["h36m", "coco"], default="h36m", help="videopose3d: the 2D layout the file "
+                   "was trained on (h36m: pretrained_h36m_cpn.bin; coco: pretrained_h36m_detectron_coco.bin)")
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default="cpn", help="diffpose-frame: the released test "
+                   "steps of that config (cpn: 24 -> 2 steps; gt: 12 -> 2 steps)")
+    p.set_defaults(func=cmd_import)
     return ap
 
 

@@ -130,6 +130,10 @@ class ModelConfig:
     frames: int = 27  # video context: frames per window (odd), taken at the data's frame stride
     martinez_hidden: int = 1024
     martinez_blocks: int = 2
+    # The network as the released code builds it (`diffpose-viz import`, docs/RELEASED_MODELS.md): the GraFormer
+    # nets with the released layer norm and learnt-adjacency degrees and (u, v) input; MixSTE embedding (u, v).
+    # Its weights are the released ones with their parameter names mapped. Off: the kit's own variants.
+    released: bool = False
 
 
 @dataclass

@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                              "diffpose_viz.distributed")),
     ("inputs", ("diffpose_viz.inputs",)),
     ("methods", ("diffpose_viz.methods",)),
-    ("inference", ("diffpose_viz.inference",)),
+    ("inference", ("diffpose_viz.inference", "diffpose_viz.released")),
     ("training, evaluation", ("diffpose_viz.training", "diffpose_viz.evaluation")),
     ("figures", ("diffpose_viz.figures",)),
     ("apps", ("diffpose_viz.cli", "diffpose_viz.wild", "diffpose_viz.bench", "diffpose_viz.lab")),

@@ -59,7 +59,7 @@ class DiffusionMethod(Method):
     samples_with_ddim = True
     has_trajectory = True
     sampler_mode = "gmm"
-    ignores = ("official", "model.context_checkpoint", "diffusion.forward")
+    ignores = ("official", "model.context_checkpoint", "diffusion.forward", "model.released")
 
     def check(self, cfg: ExperimentConfig, source: str) -> None:
         if cfg.diffusion.n_sampling_steps > cfg.diffusion.schedule.num_steps:
@@ -137,7 +137,7 @@ class DiffPoseJoint(DiffusionMethod):
     hk_at_test = True
     # No pre-trained context encoder: z always comes from the depth prior (a shared config may still say
     # init.depth_source 'context' for the two-stage 'diffpose'; the config check warns).
-    ignores = ("official", "model.context_checkpoint", "init.depth_source", "diffusion.forward")
+    ignores = ("official", "model.context_checkpoint", "init.depth_source", "diffusion.forward", "model.released")
 
     def forward_sample(self, batch: TrainBatch, t: torch.Tensor):
         g = batch.gmm
@@ -148,7 +148,7 @@ class GaussianDiffusion(DiffusionMethod):
     name = "gaussian_diffusion"
     summary = "same network and sampler, N(0, s^2 I) forward, no pose-specific initialization"
     sampler_mode = "gaussian"
-    ignores = ("official", "init", "model.context_checkpoint", "diffusion.forward")
+    ignores = ("official", "init", "model.context_checkpoint", "diffusion.forward", "model.released")
 
     def forward_sample(self, batch: TrainBatch, t: torch.Tensor):
         return gaussian_q_sample(batch.x0, t, batch.schedule, batch.noise_gen, scale=batch.cfg.diffusion.gaussian_scale)

@@ -49,7 +49,8 @@ class OfficialNetwork(nn.Module):
     def __init__(self, cfg: ExperimentConfig) -> None:
         super().__init__()
         m = cfg.model
-        self.denoiser = OfficialDenoiser(5, hidden=m.hidden, layers=m.layers, heads=m.heads, dropout=m.dropout)
+        self.denoiser = OfficialDenoiser(5, hidden=m.hidden, layers=m.layers, heads=m.heads, dropout=m.dropout,
+                                         released=m.released)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, context=None) -> torch.Tensor:
         return self.denoiser(x_t, t)

@@ -47,8 +47,8 @@ class Lifter(RegressionMethod):
 
     def build_network(self, cfg: ExperimentConfig) -> nn.Module:
         m = cfg.model
-        return RegressionNetwork(GraFormerLifter(3, hidden=m.hidden, layers=m.layers, heads=m.heads,
-                                                 dropout=m.dropout))
+        return RegressionNetwork(GraFormerLifter(2 if m.released else 3, hidden=m.hidden, layers=m.layers,
+                                                 heads=m.heads, dropout=m.dropout, released=m.released))
 
 
 class Martinez(RegressionMethod):

@@ -213,7 +213,7 @@ class TwoStageDiffPose(DiffusionMethod):
     hk_at_test = True
     lifter_checkpoint_key = "model.context_checkpoint"
     ignores = ("official", "model.context_dim", "model.context_hidden", "model.context_layers",
-               "model.context_raw_2d")
+               "model.context_raw_2d", "model.released")
 
     def check(self, cfg: ExperimentConfig, source: str) -> None:
         super().check(cfg, source)

@@ -17,7 +17,8 @@ from diffpose_viz.models.flip import FlipTestTime, random_flip
 
 def build_mixste(cfg: ExperimentConfig) -> MixSTELifter:
     m = cfg.model
-    return MixSTELifter(m.frames, embed_dim=m.hidden, depth=m.layers, heads=m.heads, dropout=min(m.dropout, 0.1))
+    return MixSTELifter(m.frames, embed_dim=m.hidden, depth=m.layers, heads=m.heads, dropout=min(m.dropout, 0.1),
+                        released=m.released)
 
 
 class VideoLifter(RegressionMethod):

@@ -68,15 +68,36 @@ class GraphMultiHeadAttention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(B, J, C))
 
 
-class GraphAttentionLayer(nn.Module):
-    """Pre-LayerNorm residual attention, then a pre-LayerNorm residual LAM-GConv feed-forward."""
+class StdLayerNorm(nn.Module):
+    """The released GraFormer code's layer norm: weight * (x - mean) / (std + eps) + bias, with the unbiased
+    standard deviation outside the epsilon (nn.LayerNorm divides by sqrt(biased variance + eps)); same
+    parameter shapes and names as nn.LayerNorm."""
 
-    def __init__(self, dim: int, heads: int = 4, dropout: float = 0.25, attn_dropout: float = 0.1) -> None:
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean = x.mean(-1, keepdim=True)
+        return self.weight * (x - mean) / (x.std(-1, keepdim=True) + self.eps) + self.bias
+
+
+class GraphAttentionLayer(nn.Module):
+    """Pre-LayerNorm residual attention, then a pre-LayerNorm residual LAM-GConv feed-forward.
+
+    released=True: the released GraFormer code's numerics (StdLayerNorm, its learnt-adjacency degrees), so its
+    trained weights (parameter names mapped by diffpose_viz.released) give its outputs."""
+
+    def __init__(self, dim: int, heads: int = 4, dropout: float = 0.25, attn_dropout: float = 0.1, *,
+                 released: bool = False) -> None:
+        super().__init__()
+        norm = StdLayerNorm if released else (lambda d: nn.LayerNorm(d, eps=1e-6))
+        self.norm1 = norm(dim)
         self.attn = GraphMultiHeadAttention(dim, heads, attn_dropout)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.ffn = GraphFeedForward(dim, 2 * dim)
+        self.norm2 = norm(dim)
+        self.ffn = GraphFeedForward(dim, 2 * dim, released=released)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -109,11 +130,11 @@ class GraFormerTrunk(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, *, hidden: int = 96, layers: int = 5, heads: int = 4,
                  dropout: float = 0.25, attn_dropout: float = 0.1, conv_dropout: float = 0.1,
-                 temb_dim: int = 0, cond_dim: int = 0) -> None:
+                 temb_dim: int = 0, cond_dim: int = 0, released: bool = False) -> None:
         super().__init__()
         self.temb_dim, self.cond_dim = temb_dim, cond_dim
         self.input = ChebConv(in_dim, hidden)
-        self.attention = nn.ModuleList(GraphAttentionLayer(hidden, heads, dropout, attn_dropout)
+        self.attention = nn.ModuleList(GraphAttentionLayer(hidden, heads, dropout, attn_dropout, released=released)
                                        for _ in range(layers))
         self.blocks = nn.ModuleList(ResChebBlock(hidden, temb_dim=temb_dim, cond_dim=cond_dim,
                                                  dropout=conv_dropout) for _ in range(layers))
@@ -267,27 +288,34 @@ class ConditionedDenoiser:
 
 class GraFormerLifter(nn.Module):
     """Deterministic 2D -> 3D lifter on the same trunk without a step embedding (GraFormer / the official
-    GCNpose): forward(pose2d (B,17,in_dim)) -> (B,17,3), root joint set to the origin."""
+    GCNpose): forward(pose2d (B,17,in_dim)) -> (B,17,3), root joint set to the origin.
+
+    A lifter built for in_dim 2 (u, v), as the released GCNpose, also takes the package's (u, v, confidence):
+    missing joints are zeroed (clean_2d_input), then the confidence is dropped."""
 
     def __init__(self, in_dim: int = 2, *, hidden: int = 96, layers: int = 5, heads: int = 4,
                  dropout: float = 0.25, attn_dropout: float = 0.1, conv_dropout: float = 0.1,
-                 out_dim: int = 3) -> None:
+                 out_dim: int = 3, released: bool = False) -> None:
         super().__init__()
         self.in_dim = in_dim
         self.trunk = GraFormerTrunk(in_dim, out_dim, hidden=hidden, layers=layers, heads=heads, dropout=dropout,
-                                    attn_dropout=attn_dropout, conv_dropout=conv_dropout)
+                                    attn_dropout=attn_dropout, conv_dropout=conv_dropout, released=released)
+
+    def _input(self, pose2d: Tensor) -> Tensor:
+        if self.in_dim == 2 and pose2d.ndim == 3 and pose2d.shape[-1] == 3:
+            return clean_2d_input(pose2d)[..., :2]
+        _check_joints(pose2d, self.in_dim, "GraFormerLifter", "pose2d")
+        return clean_2d_input(pose2d)
 
     def forward(self, pose2d: Tensor) -> Tensor:
-        _check_joints(pose2d, self.in_dim, "GraFormerLifter", "pose2d")
-        out = self.trunk(clean_2d_input(pose2d))
+        out = self.trunk(self._input(pose2d))
         return out - out[:, :1]
 
     def features(self, pose2d: Tensor) -> Tensor:
         """(B,17,in_dim) -> (B,17,hidden): the per-joint hidden features that the trunk's output
         projection reads (after the last ResChebBlock)."""
-        _check_joints(pose2d, self.in_dim, "GraFormerLifter", "pose2d")
         trunk = self.trunk
-        h = trunk.input(clean_2d_input(pose2d))
+        h = trunk.input(self._input(pose2d))
         for attn, block in zip(trunk.attention, trunk.blocks):
             h = block(attn(h))
         return h

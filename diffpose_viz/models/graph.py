@@ -78,15 +78,22 @@ class ChebConv(nn.Module):
 
 
 class LearnableAdjacency(nn.Module):
-    """A J x J adjacency initialised to I, used symmetric-normalised (D^-1/2 A D^-1/2)."""
+    """A J x J adjacency initialised to I, used symmetric-normalised (D^-1/2 A D^-1/2).
 
-    def __init__(self, n_joints: int = H36M17.num_joints) -> None:
+    released=True: the degrees as the released GraFormer code takes them (column sums, no absolute value), so
+    its trained weights give its outputs; the kit's own (row sums, |degree|) stays finite when training drives
+    a sum negative."""
+
+    def __init__(self, n_joints: int = H36M17.num_joints, *, released: bool = False) -> None:
         super().__init__()
+        self.released = released
         self.weight = nn.Parameter(torch.eye(n_joints))
 
     def forward(self) -> Tensor:
-        # |degree| keeps the normalisation finite if training drives a row sum negative.
-        d = (self.weight.sum(-1).abs() + 1e-5).rsqrt()
+        if self.released:
+            d = (self.weight.sum(0) + 1e-5).rsqrt()
+        else:
+            d = (self.weight.sum(-1).abs() + 1e-5).rsqrt()
         return d[:, None] * self.weight * d[None, :]
 
 
@@ -113,9 +120,9 @@ class GraphFeedForward(nn.Module):
     """GraFormer's 'feed-forward' (GraphNet): two LAM-GConvs (dim -> hidden, ReLU -> dim) sharing one
     learnable adjacency."""
 
-    def __init__(self, dim: int, hidden: int, n_joints: int = H36M17.num_joints) -> None:
+    def __init__(self, dim: int, hidden: int, n_joints: int = H36M17.num_joints, *, released: bool = False) -> None:
         super().__init__()
-        self.adjacency = LearnableAdjacency(n_joints)
+        self.adjacency = LearnableAdjacency(n_joints, released=released)
         self.conv1 = LAMGConv(dim, hidden, activation=nn.ReLU(), own_adjacency=False)
         self.conv2 = LAMGConv(hidden, dim, own_adjacency=False)
 

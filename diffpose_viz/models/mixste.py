@@ -98,7 +98,7 @@ class MixSTELifter(nn.Module):
 
     def __init__(self, num_frames: int = 27, *, in_dim: int = 3, embed_dim: int = 64, depth: int = 4,
                  heads: int = 4, mlp_ratio: float = 2.0, qkv_bias: bool = True, dropout: float = 0.0,
-                 attn_dropout: float = 0.0, drop_path: float = 0.0, out_dim: int = 3) -> None:
+                 attn_dropout: float = 0.0, drop_path: float = 0.0, out_dim: int = 3, released: bool = False) -> None:
         super().__init__()
         if num_frames < 1:
             raise ValueError(f"MixSTELifter: num_frames must be >= 1, found {num_frames}")
@@ -107,7 +107,9 @@ class MixSTELifter(nn.Module):
         if depth < 1:
             raise ValueError(f"MixSTELifter: depth must be >= 1, found {depth}")
         self.num_frames, self.in_dim, self.embed_dim, self.depth = int(num_frames), in_dim, embed_dim, depth
-        self.joint_embed = nn.Linear(4, embed_dim)
+        # released=True: the released MixSTE2 embeds (u, v) only (missing joints zeroed), so its weights fit
+        self.released = released
+        self.joint_embed = nn.Linear(2 if released else 4, embed_dim)
         self.joint_pos = nn.Parameter(torch.zeros(N_JOINTS, embed_dim))
         self.time_pos = nn.Parameter(torch.zeros(self.num_frames, embed_dim))
         nn.init.trunc_normal_(self.joint_pos, std=0.02)
@@ -151,7 +153,8 @@ class MixSTELifter(nn.Module):
         self.check_input(pose2d)
         B, T = pose2d.shape[:2]
         J, D = N_JOINTS, self.embed_dim
-        x = self.joint_embed(masked_2d_features(pose2d)) + self.joint_pos  # (B,T,J,D)
+        feats = masked_2d_features(pose2d)
+        x = self.joint_embed(feats[..., :2] if self.released else feats) + self.joint_pos  # (B,T,J,D)
         x = self.pos_drop(x)
         for i, (spatial, temporal) in enumerate(zip(self.spatial, self.temporal)):
             x = self.spatial_norm(spatial(x.reshape(B * T, J, D)))
