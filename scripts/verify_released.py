@@ -16,10 +16,9 @@ copied into the kit. For every released network the script
      against the kit's `official` method) on the same inputs,
 and prints max |Δ| per network; it fails (exit 1) if any exceeds --tol (default 1e-5).
 
-What the released code needs besides torch: scipy and PyYAML (Diffpose), einops (Diffpose_video's MixSTE2,
-`pip install einops`). timm is imported by the MixSTE files only for DropPath; without timm installed the script
-registers a stand-in `timm.models.layers.DropPath` (the identity: drop_path_rate is 0 in Diffpose_video's
-runner and dropout is off in eval mode). The released sampler moves its step tensors with `.cuda()`; on a
+What the released code needs besides torch: scipy and PyYAML (Diffpose), einops (the MixSTE2 files,
+`pip install einops`). The MixSTE files import a few timm names, of which only DropPath runs (the identity in
+eval mode); if timm does not import (it needs torchvision) the script registers stand-ins (ensure_timm_names). The released sampler moves its step tensors with `.cuda()`; on a
 machine without CUDA the script makes `.cuda()` return the tensor itself for that call only.
 """
 from __future__ import annotations
@@ -68,20 +67,35 @@ def official_repo(path: Path):
         purge()
 
 
-def ensure_timm_droppath() -> None:
+def ensure_timm_names() -> None:
+    """The MixSTE files import a few timm names (timm needs torchvision, which this kit does not install). If
+    timm does not import, stand-ins are registered: DropPath as the identity (stochastic depth is off in eval
+    mode and drop_path_rate is 0 in Diffpose_video's runner), trunc_normal_ as torch's, and the names the model
+    files import but never call (IMAGENET constants, load_pretrained, register_model, to_2tuple)."""
     try:
+        import timm.data  # noqa: F401
         import timm.models.layers  # noqa: F401
+        return
     except ImportError:
-        mod = types.ModuleType("timm.models.layers")
+        pass
 
-        class DropPath(torch.nn.Identity):
-            def __init__(self, *args, **kwargs):
-                super().__init__()
+    class DropPath(torch.nn.Identity):
+        def __init__(self, *args, **kwargs):
+            super().__init__()
 
-        mod.DropPath = DropPath
-        for name in ("timm", "timm.models"):
-            sys.modules.setdefault(name, types.ModuleType(name))
-        sys.modules["timm.models.layers"] = mod
+    def unused(*args, **kwargs):
+        raise RuntimeError("a timm stand-in of scripts/verify_released.py was called")
+
+    names = {"timm": {}, "timm.models": {},
+             "timm.data": {"IMAGENET_DEFAULT_MEAN": (0.485, 0.456, 0.406), "IMAGENET_DEFAULT_STD": (0.229, 0.224, 0.225)},
+             "timm.models.helpers": {"load_pretrained": unused},
+             "timm.models.layers": {"DropPath": DropPath, "to_2tuple": lambda x: (x, x),
+                                    "trunc_normal_": torch.nn.init.trunc_normal_},
+             "timm.models.registry": {"register_model": lambda fn: fn}}
+    for mod_name, attrs in names.items():
+        mod = types.ModuleType(mod_name)
+        mod.__dict__.update(attrs)
+        sys.modules[mod_name] = mod
 
 
 @contextlib.contextmanager
@@ -260,7 +274,7 @@ def flip_average(net, windows: torch.Tensor) -> torch.Tensor:
 
 def verify_mixste(repo: Path, work: Path, uv_real: torch.Tensor, rows: list, frames: int) -> None:
     print(f"MixSTE2 from {repo} (T = {frames})")
-    ensure_timm_droppath()
+    ensure_timm_names()
     with official_repo(repo):
         from common.model_cross import MixSTE2
 
@@ -287,7 +301,7 @@ def compare_video_lifter(rows, name, kit_net, ref_net, uv_real, frames) -> None:
 def verify_diffpose_video(repo: Path, work: Path, uv_real: torch.Tensor, rows: list) -> None:
     frames = 243
     print(f"Diffpose_video from {repo} (MixSTE2-243 as its runner builds it + GCNdiff)")
-    ensure_timm_droppath()
+    ensure_timm_names()
     with official_repo(repo):
         from common.utils_diff import generalized_steps, get_beta_schedule
         from models.gcndiff import GCNdiff, adj_mx_from_edges
@@ -307,7 +321,7 @@ def verify_diffpose_video(repo: Path, work: Path, uv_real: torch.Tensor, rows: l
         import_released("diffpose-video", [work / "mixste_cpn_243f.bin", work / "diffpose_video_uvxyz_cpn.pth"],
                         work / "video", force=True)
         kit = load_model(work / "video" / "best.pt")
-        compare_video_lifter(rows, "MixSTE2-243 (Diffpose_video)", kit.extras["lifter"].net.net, mix, uv_real, frames)
+        compare_video_lifter(rows, "MixSTE2-243 (Diffpose_video)", kit.extras["lifter"].net.model, mix, uv_real, frames)
         mask = torch.ones(1, 1, 17, dtype=torch.bool)
         betas = torch.from_numpy(get_beta_schedule(
             beta_schedule=config.diffusion.beta_schedule, beta_start=config.diffusion.beta_start,
