@@ -27,6 +27,7 @@ from diffpose_viz.detector_sim import DetectorSimConfig
 from diffpose_viz.diffusion.schedule import ScheduleConfig
 from diffpose_viz.errors import ConfigError
 from diffpose_viz.initialization.pose_init import InitConfig
+from diffpose_viz.models.tcn import filter_widths_for
 from diffpose_viz.safe_io import check_input_file
 
 #: A config is a page of YAML; anything larger is not one.
@@ -110,6 +111,20 @@ class DiffusionConfig:
 
 
 @dataclass
+class VideoLifterConfig:
+    """The temporal lifter of the video setting (method video_lifter; the frozen phi_ST of video diffpose and the
+    official video mode). 'mixste': MixSTE-style seq2seq transformer, model.hidden wide and model.layers deep
+    (a GPU model: seconds per step on a CPU). 'tcn': VideoPose3D's dilated temporal convolutions, trained on the
+    centre frame with the strided model and evaluated with the dense one; its receptive field is model.frames,
+    a power of filter_width (27, 81, 243 for width 3)."""
+
+    kind: Literal["mixste", "tcn"] = "mixste"
+    channels: int = 1024  # tcn: convolution channels (VideoPose3D: 1024)
+    filter_width: int = 3  # tcn: the width of every temporal convolution
+    dropout: float = 0.25  # tcn (VideoPose3D: 0.25); mixste reads model.dropout, capped at 0.1
+
+
+@dataclass
 class ModelConfig:
     hidden: int = 96
     layers: int = 5
@@ -128,6 +143,7 @@ class ModelConfig:
     # validation (bandai17, docs/BENCHMARKS.md: 50.6 mm with it, 57.8+ without at equal epochs).
     residual_to_context: bool = True
     frames: int = 27  # video context: frames per window (odd), taken at the data's frame stride
+    video_lifter: VideoLifterConfig = field(default_factory=VideoLifterConfig)
     martinez_hidden: int = 1024
     martinez_blocks: int = 2
     # The network as the released code builds it (`diffpose-viz import`, docs/RELEASED_MODELS.md): the GraFormer
@@ -208,7 +224,7 @@ COUNT_MINIMA = {
     "init.depth_prior_components": 1, "init.min_bones_for_depth": 0, "init.chunk_size": 1,
     "diffusion.schedule.num_steps": 1, "model.hidden": 1, "model.layers": 1, "model.heads": 1,
     "model.context_dim": 1, "model.context_hidden": 1, "model.context_layers": 0, "model.frames": 1,
-    "model.martinez_hidden": 1, "model.martinez_blocks": 0, "train.eval_every": 0, "train.val_max_samples": 1,
+    "model.video_lifter.channels": 1, "model.video_lifter.filter_width": 1, "model.martinez_hidden": 1, "model.martinez_blocks": 0, "train.eval_every": 0, "train.val_max_samples": 1,
     "train.val_hypotheses": 1, "train.log_every": 1, "official.test_num_diffusion_timesteps": 1,
     "official.test_timesteps": 1,
 }
@@ -275,6 +291,16 @@ def validate(cfg: ExperimentConfig, source: str = "config") -> None:
         bad("diffusion.loss", "'mpjpe' needs diffusion.prediction: x0 (an MPJPE on noise has no meaning)")
     if cfg.model.context == "video" and cfg.model.frames % 2 == 0:
         bad("model.frames", f"video context needs an odd window, found {cfg.model.frames}")
+    vl = cfg.model.video_lifter
+    if vl.kind not in ("mixste", "tcn"):
+        bad("model.video_lifter.kind", f"expected 'mixste' or 'tcn', found {vl.kind!r}")
+    if not 0.0 <= vl.dropout < 1.0:
+        bad("model.video_lifter.dropout", f"expected a value in [0, 1), found {vl.dropout}")
+    if cfg.model.context == "video" and vl.kind == "tcn":
+        try:
+            filter_widths_for(cfg.model.frames, vl.filter_width)
+        except ValueError as err:
+            bad("model.frames", f"the tcn video lifter's receptive field: {err}")
     if cfg.train.epochs < 1:
         bad("train.epochs", f"expected an integer >= 1, found {cfg.train.epochs} (an untrained model is never "
             "saved as 'best')")

@@ -178,6 +178,10 @@ class Method:
         return None
 
     # ------------------------------------------------------------------ train / predict
+    def start_epoch(self, net: nn.Module, cfg: ExperimentConfig, epoch: int) -> None:
+        """Called by the trainer before every epoch (0-based), after the learning rate is set: a schedule the
+        network holds itself (e.g. VideoPose3D's BatchNorm momentum). A function of the epoch, so resume is exact."""
+
     def loss(self, model: nn.Module, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, MPJPE in mm of the clean-pose estimate) for one batch."""
         raise NotImplementedError(f"method {self.name} is not trained")

@@ -37,7 +37,7 @@ from diffpose_viz.methods.base import (
 from diffpose_viz.methods.regression import Lifter
 from diffpose_viz.methods.two_stage import load_context_payload, phi_st_from_payload
 from diffpose_viz.methods.video import VideoLifter
-from diffpose_viz.models import OfficialDenoiser
+from diffpose_viz.models import OfficialDenoiser, window_centre
 from diffpose_viz.models.flip import FlipTestTime
 
 
@@ -141,7 +141,7 @@ class CentreFramePose(nn.Module):
         self.net = FlipTestTime(net)
 
     def forward(self, window: torch.Tensor) -> torch.Tensor:
-        out = self.net(window)[:, window.shape[1] // 2]
+        out = window_centre(self.net(window), window.shape[1])
         return out - out[:, :1]
 
 

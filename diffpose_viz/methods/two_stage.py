@@ -33,8 +33,8 @@ from diffpose_viz.errors import CheckpointError, ConfigError
 from diffpose_viz.methods.base import LoadedModel, TrainBatch, centre_frame
 from diffpose_viz.methods.diffusion import DiffusionMethod
 from diffpose_viz.methods.regression import Lifter
-from diffpose_viz.methods.video import VideoLifter, build_mixste
-from diffpose_viz.models import GraFormerDenoiser, GraFormerLifter, masked_2d_features
+from diffpose_viz.methods.video import VideoLifter, build_video_lifter
+from diffpose_viz.models import GraFormerDenoiser, GraFormerLifter, masked_2d_features, window_centre
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class ContextDiffusionNetwork(nn.Module):
         m = cfg.model
         self.video = m.context == "video"
         if phi_st is None:  # shape-only stand-in (e.g. `bench` without a checkpoint): an untrained lifter
-            phi_st = (build_mixste(cfg) if self.video else
+            phi_st = (build_video_lifter(cfg) if self.video else
                       GraFormerLifter(3, hidden=m.hidden, layers=m.layers, heads=m.heads, dropout=m.dropout))
         self.__dict__["phi_st"] = freeze(phi_st)
         with torch.no_grad():
@@ -91,8 +91,8 @@ class ContextDiffusionNetwork(nn.Module):
         frame = centre_frame(cond)
         if self.video:  # the temporal phi_ST reads the whole window; the denoiser is conditioned on its centre
             pose, feats = self.phi_st.forward_with_features(cond)
-            c = cond.shape[1] // 2
-            pose, feats = pose[:, c] - pose[:, c, :1], feats[:, c]
+            pose, feats = window_centre(pose, cond.shape[1]), window_centre(feats, cond.shape[1])
+            pose = pose - pose[:, :1]
         else:
             pose, feats = self.phi_st.forward_with_features(frame)
         return torch.cat([feats, pose.to(feats.dtype), masked_2d_features(frame).to(feats.dtype)], -1)

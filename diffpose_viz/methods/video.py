@@ -1,8 +1,18 @@
-"""The temporal lifter of the video setting: a MixSTE-style seq2seq network over T frames (Zhang et al.,
-CVPR 2022), trained with MPJPE on all T frames and random left/right flips, tested with flip averaging on
-the centre frame of an edge-padded window (VideoPose3D / MixSTE padding). It is also phi_ST of the
-two-stage DiffPose in the video setting."""
+"""The temporal lifter of the video setting, `model.video_lifter.kind`:
+
+* 'mixste': a MixSTE-style seq2seq network over T frames (Zhang et al., CVPR 2022), trained with MPJPE on all
+  T frames;
+* 'tcn': VideoPose3D's dilated temporal convolutions (Pavllo et al., CVPR 2019) whose receptive field is the
+  T-frame window, trained as its authors train it: MPJPE on the window's centre frame through the strided
+  model (`models.tcn`), the BatchNorm momentum decayed from 0.1 to 0.001 over the epochs, evaluated with the
+  dense model and the same weights.
+
+Both train with random left/right flips and are tested with flip averaging on the centre frame of an
+edge-padded window (VideoPose3D / MixSTE padding). Either is phi_ST of the two-stage DiffPose in the video
+setting and the official video mode's initial pose."""
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -11,19 +21,32 @@ from diffpose_viz.config import ExperimentConfig
 from diffpose_viz.errors import ConfigError
 from diffpose_viz.methods.base import LoadedModel, Prediction, TrainBatch
 from diffpose_viz.methods.regression import RegressionMethod, RegressionNetwork
-from diffpose_viz.models import MixSTELifter
+from diffpose_viz.models import MixSTELifter, TCNLifter, window_centre
 from diffpose_viz.models.flip import FlipTestTime, random_flip
 
+#: VideoPose3D's BatchNorm momentum schedule: exponential from the first to the last over the epochs.
+BN_MOMENTUM = (0.1, 0.001)
 
-def build_mixste(cfg: ExperimentConfig) -> MixSTELifter:
-    m = cfg.model
+
+def build_video_lifter(cfg: ExperimentConfig) -> MixSTELifter | TCNLifter:
+    """The temporal lifter `model.video_lifter.kind` names, for model.frames-frame windows."""
+    m, v = cfg.model, cfg.model.video_lifter
+    if v.kind == "tcn":
+        return TCNLifter(m.frames, channels=v.channels, filter_width=v.filter_width, dropout=v.dropout)
     return MixSTELifter(m.frames, embed_dim=m.hidden, depth=m.layers, heads=m.heads, dropout=min(m.dropout, 0.1),
                         released=m.released)
 
 
+def bn_momentum(epoch: int, epochs: int) -> float:
+    """VideoPose3D's momentum at the start of `epoch` (0-based) of `epochs`."""
+    first, last = BN_MOMENTUM
+    return first * math.exp(-epoch / max(epochs, 1) * math.log(first / last))
+
+
 class VideoLifter(RegressionMethod):
     name = "video_lifter"
-    summary = "MixSTE-style temporal lifter (seq2seq over model.frames frames, flip augmentation and test-time flip)"
+    summary = ("temporal lifter over model.frames frames, MixSTE-style or VideoPose3D's TCN (model.video_lifter.kind); "
+               "flip augmentation and test-time flip")
     ignores = ("diffusion", "init", "official", "model.context_dim", "model.context_hidden", "model.context_layers",
                "model.context_raw_2d", "model.martinez_hidden", "model.martinez_blocks")
 
@@ -36,20 +59,26 @@ class VideoLifter(RegressionMethod):
         return True
 
     def build_network(self, cfg: ExperimentConfig) -> nn.Module:
-        return RegressionNetwork(build_mixste(cfg))
+        return RegressionNetwork(build_video_lifter(cfg))
+
+    def start_epoch(self, net: nn.Module, cfg: ExperimentConfig, epoch: int) -> None:
+        if cfg.model.video_lifter.kind == "tcn":
+            net.net.set_bn_momentum(bn_momentum(epoch, cfg.train.epochs))
 
     def loss(self, model: nn.Module, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
         if batch.x0_window is None:
             raise ConfigError(f"method {self.name}: training needs the targets of every frame of a window")
         cond, target, _ = random_flip(batch.cond, batch.x0_window, 0.5, generator=batch.noise_gen)
         out = model(cond)
-        err = torch.linalg.vector_norm(out - target, dim=-1)  # (B,T,17): every frame of the window
-        centre = err[:, err.shape[1] // 2]
+        if out.shape[1] == 1:  # a TCN: the window determines its centre frame only
+            target = target[:, target.shape[1] // 2, None]
+        err = torch.linalg.vector_norm(out - target, dim=-1)  # (B,T_out,17): every output frame
+        centre = window_centre(err, cond.shape[1])
         return err.mean(), centre.detach().mean() * 1000
 
     @torch.no_grad()
     def predict(self, model: LoadedModel, cond: torch.Tensor, gmm, *, n_hypotheses: int, n_steps: int,
                 record: bool = False, generator: torch.Generator | None = None) -> Prediction:
-        out = FlipTestTime(model.network.net)(cond)[:, cond.shape[1] // 2].float()
+        out = window_centre(FlipTestTime(model.network.net)(cond), cond.shape[1]).float()
         out = out - out[:, :1]
         return Prediction(out[:, None].cpu().numpy(), None, None, None)

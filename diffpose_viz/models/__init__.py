@@ -28,8 +28,14 @@ from diffpose_viz.models.graph import (
 from diffpose_viz.models.martinez import MartinezBaseline
 from diffpose_viz.models.mixste import MixSTELifter
 from diffpose_viz.models.official import OfficialDenoiser
-from diffpose_viz.models.tcn import StridedTemporalConvNet, TemporalConvNet, filter_widths_for, receptive_field
-from diffpose_viz.models.temporal import chunk_indices, evaluate_centre, evaluate_sequence, windows
+from diffpose_viz.models.tcn import (
+    StridedTemporalConvNet,
+    TCNLifter,
+    TemporalConvNet,
+    filter_widths_for,
+    receptive_field,
+)
+from diffpose_viz.models.temporal import chunk_indices, evaluate_centre, evaluate_sequence, window_centre, windows
 
 
 def count_parameters(module) -> int:
@@ -44,5 +50,5 @@ __all__ = [
     "masked_2d_features", "normalized_adjacency", "sinusoidal_embedding",
     "FlipTestTime", "MixSTELifter", "chunk_indices", "evaluate_centre", "evaluate_sequence", "flip_2d", "flip_3d",
     "flip_average", "flip_features", "random_flip", "swap_left_right", "windows",
-    "StridedTemporalConvNet", "TemporalConvNet", "filter_widths_for", "receptive_field",
+    "StridedTemporalConvNet", "TCNLifter", "TemporalConvNet", "filter_widths_for", "receptive_field", "window_centre",
 ]

@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diffpose_viz.models.context import N_JOINTS, masked_2d_features
+
 Tensor = torch.Tensor
 
 
@@ -131,34 +133,45 @@ class _TemporalConvBase(nn.Module):
         x = self.drop(self.relu(self.layers_bn[2 * i](conv(self.layers_conv[2 * i], x))))
         return self.drop(self.relu(self.layers_bn[2 * i + 1](self.layers_conv[2 * i + 1](x))))
 
-    def _hidden(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
-
-    def features(self, x: Tensor) -> Tensor:
-        """(B, T, J_in, C_in) -> (B, T', channels): the hidden state the shrink layer reads, per output frame."""
-        self.check_input(x, type(self).__name__)
-        B, T = x.shape[:2]
-        return self._hidden(x.reshape(B, T, -1).transpose(1, 2)).transpose(1, 2)
-
-    def output_head(self, features: Tensor) -> Tensor:
-        """(B, T', channels) -> (B, T', J_out, 3)."""
-        out = F.conv1d(features.transpose(1, 2), self.shrink.weight, self.shrink.bias).transpose(1, 2)
-        return out.reshape(*out.shape[:2], self.num_joints_out, 3)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.output_head(self.features(x))
-
-
-class TemporalConvNet(_TemporalConvBase):
-    """Dense dilated model (VideoPose3D's TemporalModel): (B, T, J_in, C_in) -> (B, T - R + 1, J_out, 3)."""
-
-    def _hidden(self, x: Tensor) -> Tensor:
+    def _dense(self, x: Tensor) -> Tensor:
+        """(B, J_in * C_in, T) -> (B, channels, T - R + 1) through the dilated convolutions."""
         x = self.drop(self.relu(self.expand_bn(self.expand_conv(x))))
         for i, pad in enumerate(self.pads[1:]):
             shift = pad if self.causal else 0  # causal: the output frame is the last of the window
             res = x[:, :, pad + shift: x.shape[2] - pad + shift]
             x = res + self._block(i, x, lambda conv, y: conv(y))
         return x
+
+    def _strided(self, x: Tensor) -> Tensor:
+        """(B, J_in * C_in, R) -> (B, channels, 1): the same weights as strided convolutions, no dilation."""
+        x = F.conv1d(x, self.expand_conv.weight, stride=self.filter_widths[0])
+        x = self.drop(self.relu(self.expand_bn(x)))
+        for i, w in enumerate(self.filter_widths[1:]):
+            # each group of w frames becomes one: keep its middle (last, if causal) frame for the residual
+            res = x[:, :, (w - 1 if self.causal else w // 2)::w]
+            x = res + self._block(i, x, lambda conv, y, w=w: F.conv1d(y, conv.weight, stride=w))
+        return x
+
+    def _hidden(self, x: Tensor) -> Tensor:
+        return self._dense(x)
+
+    def hidden(self, x: Tensor) -> Tensor:
+        """(B, T, J_in, C_in) -> (B, T', channels): the hidden state the shrink layer reads, per output frame."""
+        self.check_input(x, type(self).__name__)
+        B, T = x.shape[:2]
+        return self._hidden(x.reshape(B, T, -1).transpose(1, 2)).transpose(1, 2)
+
+    def output_head(self, hidden: Tensor) -> Tensor:
+        """(B, T', channels) -> (B, T', J_out, 3)."""
+        out = F.conv1d(hidden.transpose(1, 2), self.shrink.weight, self.shrink.bias).transpose(1, 2)
+        return out.reshape(*out.shape[:2], self.num_joints_out, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.output_head(self.hidden(x))
+
+
+class TemporalConvNet(_TemporalConvBase):
+    """Dense dilated model (VideoPose3D's TemporalModel): (B, T, J_in, C_in) -> (B, T - R + 1, J_out, 3)."""
 
 
 class StridedTemporalConvNet(_TemporalConvBase):
@@ -173,11 +186,52 @@ class StridedTemporalConvNet(_TemporalConvBase):
                              "longer sequences")
 
     def _hidden(self, x: Tensor) -> Tensor:
-        w0 = self.filter_widths[0]
-        x = F.conv1d(x, self.expand_conv.weight, stride=w0)
-        x = self.drop(self.relu(self.expand_bn(x)))
-        for i, w in enumerate(self.filter_widths[1:]):
-            # each group of w frames becomes one: keep its middle (last, if causal) frame for the residual
-            res = x[:, :, (w - 1 if self.causal else w // 2)::w]
-            x = res + self._block(i, x, lambda conv, y, w=w: F.conv1d(y, conv.weight, stride=w))
-        return x
+        return self._strided(x)
+
+
+class TCNLifter(TemporalConvNet):
+    """The package's video lifter on VideoPose3D's network: screen-normalised 2D (B, T, 17, 2|3) -> root-relative
+    3D (B, T - R + 1, 17, 3), metres; R = num_frames (the receptive field).
+
+    No parameters of its own: its state dict is TemporalConvNet's, i.e. the released one. `in_features` picks what
+    each joint feeds the network: 2 = (u, v) (the released models), 3 = (u, v, confidence), 4 = (u, v,
+    confidence, missing mask) (`masked_2d_features`); missing joints read as zeros, never NaN.
+
+    In training mode a window of exactly R frames runs through the strided path (VideoPose3D trains
+    TemporalModelOptimized1f; BatchNorm's batch statistics then see only the frames the output reads); in eval
+    mode, and for longer inputs, the dense dilated path runs: the same weights, the same outputs in eval mode.
+
+    `features` are per joint for DiffPose's f_ST: the frame's hidden state (channels) given to each of the 17
+    joints (the network has no per-joint hidden state; the denoiser tells joints apart by the pose and 2D
+    channels beside it)."""
+
+    def __init__(self, num_frames: int, *, in_features: int = 4, channels: int = 1024, filter_width: int = 3,
+                 dropout: float = 0.25, causal: bool = False, bn_momentum: float = 0.1) -> None:
+        if in_features not in (2, 3, 4):
+            raise ValueError(f"TCNLifter: in_features must be 2 (u, v), 3 (+ confidence) or 4 (+ mask), "
+                             f"found {in_features}")
+        super().__init__(N_JOINTS, in_features, N_JOINTS, filter_widths_for(num_frames, filter_width), causal=causal,
+                         dropout=dropout, channels=channels, bn_momentum=bn_momentum)
+
+    def _hidden(self, x: Tensor) -> Tensor:
+        if self.training and x.shape[-1] == self.receptive_field():
+            return self._strided(x)
+        return self._dense(x)
+
+    def prepare(self, pose2d: Tensor) -> Tensor:
+        """(B, T, 17, 2|3) screen-normalised 2D -> (B, T, 17, in_features) network input."""
+        if pose2d.ndim != 4:
+            raise ValueError(f"TCNLifter: expected (B, T, {N_JOINTS}, 2|3) 2D poses, found {tuple(pose2d.shape)}")
+        return masked_2d_features(pose2d)[..., :self.in_features]
+
+    def forward_with_features(self, pose2d: Tensor) -> tuple[Tensor, Tensor]:
+        """((B, T', 17, 3) root-relative pose, (B, T', 17, channels) per-joint features) from one pass."""
+        h = self.hidden(self.prepare(pose2d))
+        out = self.output_head(h)
+        return out - out[..., :1, :], h[:, :, None].expand(-1, -1, N_JOINTS, -1)
+
+    def features(self, pose2d: Tensor) -> Tensor:
+        return self.forward_with_features(pose2d)[1]
+
+    def forward(self, pose2d: Tensor) -> Tensor:
+        return self.forward_with_features(pose2d)[0]

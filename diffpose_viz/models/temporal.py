@@ -96,3 +96,15 @@ def evaluate_centre(fn: Callable[[Tensor], Tensor], pose2d: Tensor, num_frames: 
     T = _frames_of(fn, num_frames, "evaluate_centre")
     idx = windows(pose2d.shape[0], T)
     return _run_batched(lambda x: fn(x)[:, T // 2], pose2d, idx, batch_size)
+
+
+def window_centre(out: Tensor, frames: int) -> Tensor:
+    """A temporal lifter's output for a window of `frames` frames -> the window's centre frame: (B, T_out, ...)
+    -> (B, ...). A seq2seq lifter (MixSTE) gives T_out = frames (the centre is frames // 2); a temporal
+    convolution whose receptive field is the window (TCNLifter) gives T_out = 1, the centre frame's own."""
+    if out.shape[1] == frames:
+        return out[:, frames // 2]
+    if out.shape[1] == 1:
+        return out[:, 0]
+    raise ValueError(f"window_centre: a {frames}-frame window gave {out.shape[1]} output frames; expected "
+                     f"{frames} (seq2seq) or 1 (receptive field = window)")

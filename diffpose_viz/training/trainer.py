@@ -330,6 +330,7 @@ class Trainer:
         while not done and self.epoch < cfg.train.epochs:
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.train.lr * cfg.train.lr_gamma ** self.epoch
+            self.method.start_epoch(self.net, cfg, self.epoch)
             order = ddp.shard_indices(ddp.epoch_permutation(n, cfg.train.seed, self.epoch), info.rank,
                                       info.world_size)
             order_t = torch.as_tensor(order, device=self.device)

@@ -3,7 +3,13 @@ dense one with shared weights, and the released parameter names."""
 import pytest
 import torch
 
-from diffpose_viz.models.tcn import StridedTemporalConvNet, TemporalConvNet, filter_widths_for, receptive_field
+from diffpose_viz.models.tcn import (
+    StridedTemporalConvNet,
+    TCNLifter,
+    TemporalConvNet,
+    filter_widths_for,
+    receptive_field,
+)
 
 
 def _pair(widths, *, causal=False, channels=32, joints_in=17, features=2, seed=0):
@@ -53,7 +59,7 @@ def test_strided_and_dense_agree_on_the_frame_a_window_determines(widths, causal
             one = strided(seq[:, k:k + R])
             assert one.shape == (3, 1, 17, 3)
             torch.testing.assert_close(one[:, 0], full[:, k], atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(strided.features(seq[:, k:k + R])[:, 0], dense.features(seq)[:, k],
+            torch.testing.assert_close(strided.hidden(seq[:, k:k + R])[:, 0], dense.hidden(seq)[:, k],
                                        atol=1e-5, rtol=1e-5)
 
 
@@ -134,3 +140,47 @@ def test_set_bn_momentum_reaches_every_batchnorm():
     dense, _ = _pair([3, 3, 3])
     dense.set_bn_momentum(0.001)
     assert all(bn.momentum == 0.001 for bn in [dense.expand_bn, *dense.layers_bn])
+
+
+def _uvc(B, T, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, T, 17, 3, generator=g) * 0.3
+    x[..., 2] = torch.rand(B, T, 17, generator=g)
+    return x
+
+
+def test_tcn_lifter_keeps_the_released_keys_and_reads_the_package_2d():
+    torch.manual_seed(0)
+    lifter = TCNLifter(27, in_features=4, channels=16).eval()
+    assert set(lifter.state_dict()) == set(TemporalConvNet(17, 4, 17, [3, 3, 3], channels=16).state_dict())
+    x = _uvc(2, 27)
+    x[0, 5, 3, :2] = float("nan")  # a missing joint reads as zeros, never NaN
+    pose, feats = lifter.forward_with_features(x)
+    assert pose.shape == (2, 1, 17, 3) and feats.shape == (2, 1, 17, 16)
+    assert torch.isfinite(pose).all() and torch.all(pose[..., 0, :] == 0)  # root-relative
+    assert torch.equal(feats[:, :, 0], feats[:, :, 16])  # the frame's hidden state, given to every joint
+    torch.testing.assert_close(lifter(x), pose)
+    # the released models read (u, v) only
+    released = TCNLifter(27, in_features=2, channels=16)
+    assert tuple(released.state_dict()["expand_conv.weight"].shape) == (16, 34, 3)
+    with pytest.raises(ValueError, match="in_features"):
+        TCNLifter(27, in_features=5)
+
+
+def test_tcn_lifter_trains_strided_and_evaluates_dense_with_the_same_weights():
+    torch.manual_seed(0)
+    lifter = TCNLifter(27, channels=16, dropout=0.0)
+    calls = []
+    for name in ("_strided", "_dense"):
+        orig = getattr(lifter, name)
+        setattr(lifter, name, lambda x, orig=orig, name=name: calls.append(name) or orig(x))
+    x = _uvc(4, 27)
+    lifter.train()(x)
+    lifter.eval()(x)
+    lifter.eval()(_uvc(1, 40))  # a whole sequence: 14 output frames
+    assert calls == ["_strided", "_dense", "_dense"]
+    # in eval mode the two paths are the same function
+    lifter.eval()
+    with torch.no_grad():
+        flat = lifter.prepare(x).reshape(4, 27, -1).transpose(1, 2)
+        torch.testing.assert_close(lifter._strided(flat), lifter._dense(flat), atol=1e-5, rtol=1e-5)
