@@ -150,6 +150,9 @@ class ModelConfig:
     # nets with the released layer norm and learnt-adjacency degrees and (u, v) input; MixSTE embedding (u, v).
     # Its weights are the released ones with their parameter names mapped. Off: the kit's own variants.
     released: bool = False
+    # The joint order a released video lifter reads (coco17: VideoPose3D's detectron COCO model; the kit's H36M-17
+    # 2D is re-laid out, COCO's eyes and ears taken from H36M-17's head point: models/coco_input.py).
+    released_input: Literal["h36m17", "coco17"] = "h36m17"
 
 
 @dataclass

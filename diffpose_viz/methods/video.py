@@ -22,6 +22,7 @@ from diffpose_viz.errors import ConfigError
 from diffpose_viz.methods.base import LoadedModel, Prediction, TrainBatch
 from diffpose_viz.methods.regression import RegressionMethod, RegressionNetwork
 from diffpose_viz.models import MixSTELifter, TCNLifter, window_centre
+from diffpose_viz.models.coco_input import COCOInputTCNLifter
 from diffpose_viz.models.flip import FlipTestTime, random_flip
 
 #: VideoPose3D's BatchNorm momentum schedule: exponential from the first to the last over the epochs.
@@ -31,8 +32,10 @@ BN_MOMENTUM = (0.1, 0.001)
 def build_video_lifter(cfg: ExperimentConfig) -> MixSTELifter | TCNLifter:
     """The temporal lifter `model.video_lifter.kind` names, for model.frames-frame windows."""
     m, v = cfg.model, cfg.model.video_lifter
-    if v.kind == "tcn":
-        return TCNLifter(m.frames, channels=v.channels, filter_width=v.filter_width, dropout=v.dropout)
+    if v.kind == "tcn":  # released: VideoPose3D's (u, v) input, in the joint order the file was trained on
+        cls = COCOInputTCNLifter if m.released_input == "coco17" else TCNLifter
+        return cls(m.frames, in_features=2 if m.released else 4, channels=v.channels, filter_width=v.filter_width,
+                   dropout=v.dropout)
     return MixSTELifter(m.frames, embed_dim=m.hidden, depth=m.layers, heads=m.heads, dropout=min(m.dropout, 0.1),
                         released=m.released)
 
@@ -54,6 +57,9 @@ class VideoLifter(RegressionMethod):
         if cfg.model.context != "video":
             raise ConfigError(f"{source}: model.context: method {self.name} lifts windows of model.frames frames; "
                               f"expected 'video', found {cfg.model.context!r}")
+        if cfg.model.released_input == "coco17" and not (cfg.model.released and cfg.model.video_lifter.kind == "tcn"):
+            raise ConfigError(f"{source}: model.released_input 'coco17' is for an imported VideoPose3D COCO model "
+                              "(model.released true, model.video_lifter.kind 'tcn')")
 
     def uses_windows(self, cfg: ExperimentConfig) -> bool:
         return True
