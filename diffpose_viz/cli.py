@@ -286,8 +286,9 @@ def cmd_import(args) -> int:
     for f in args.files:
         if not Path(f).exists():
             raise CLIError(f"{f}: does not exist")
+    data = {k: v for k, v in (("path", args.data), ("train_2d", args.train_2d), ("test_2d", args.test_2d)) if v}
     written = import_released(args.kind, args.files, args.out, force=args.force, frames=args.frames, heads=args.heads,
-                              input_layout=args.input, protocol=args.protocol)
+                              input_layout=args.input, protocol=args.protocol, data=data)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
@@ -458,6 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "was trained on (h36m: pretrained_h36m_cpn.bin; coco: pretrained_h36m_detectron_coco.bin)")
     p.add_argument("--protocol", choices=list(PROTOCOLS), default="cpn", help="diffpose-frame: the released test "
                    "steps of that config (cpn: 24 -> 2 steps; gt: 12 -> 2 steps)")
+    p.add_argument("--data", default=None, metavar="DATA_3D", help="the runs' data.path (default "
+                   "../data/h36m/data_3d_h36m.npz, as configs/h36m_*.yaml): the Human3.6M file evaluate reads")
+    p.add_argument("--train-2d", default=None, metavar="FILE", help="data.train_2d (the 2D of the calibration rows)")
+    p.add_argument("--test-2d", default=None, metavar="FILE", help="data.test_2d (default: the CPN file; GT with "
+                   "--protocol gt; Detectron COCO with --input coco)")
     p.set_defaults(func=cmd_import)
     return ap
 

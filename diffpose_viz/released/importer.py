@@ -27,12 +27,12 @@ import torch
 from diffpose_viz import inputs
 from diffpose_viz.atomic import atomic_write_json, replacing_dir
 from diffpose_viz.checkpoint import restore_run_folder, save_checkpoint
-from diffpose_viz.config import ExperimentConfig, ModelConfig, OfficialConfig, save_config, to_dict
+from diffpose_viz.config import DataConfig, ExperimentConfig, ModelConfig, OfficialConfig, from_dict, save_config, to_dict
 from diffpose_viz.errors import CheckpointError, ConfigError, OutputExistsError
 from diffpose_viz.methods import Lifter, Official, VideoLifter, check_config, get_method
 from diffpose_viz.released import layouts
 from diffpose_viz.released.files import load_released_state
-from diffpose_viz.released.kinds import KINDS, PROTOCOLS, VIDEO_PROTOCOL
+from diffpose_viz.released.kinds import HUMAN36M_DATA, KINDS, PROTOCOLS, TWO_D, VIDEO_PROTOCOL
 
 GCN_WHAT = "Diffpose GCNpose/GCNdiff"
 MIXSTE_WHAT = "MixSTE2"
@@ -166,14 +166,25 @@ def _by_role(networks: list[Network], kind: str, wanted: tuple[str, ...], option
     return found
 
 
+def data_section(kind: str, protocol: str, input_layout: str, overrides: dict | None) -> DataConfig:
+    """The imported run's `data`: Human3.6M as the released models were trained (kinds.HUMAN36M_DATA), with
+    `overrides` (e.g. {'path': ...}) on top."""
+    two_d = TWO_D[f"diffpose-frame/{protocol}" if kind == "diffpose-frame" else f"video/{input_layout}"]
+    return from_dict(DataConfig, {**HUMAN36M_DATA, **two_d, **(overrides or {})}, source=f"import {kind} data")
+
+
 def import_released(kind: str, files: list[str | os.PathLike], out: str | os.PathLike, *, force: bool = False,
                     frames: int | None = None, heads: int | None = None, input_layout: str = "h36m",
-                    protocol: str = "cpn") -> list[Path]:
-    """Read the released file(s) of `kind` and write kit checkpoint(s) under `out`; returns their paths."""
+                    protocol: str = "cpn", data: dict | None = None) -> list[Path]:
+    """Read the released file(s) of `kind` and write kit checkpoint(s) under `out`; returns their paths.
+    `data`: settings of the runs' `data` section over the Human3.6M defaults (data_section)."""
     if kind not in KINDS:
         raise ConfigError(f"import: kind must be one of {list(KINDS)}, found {kind!r}")
     if protocol not in PROTOCOLS:
         raise ConfigError(f"import: --protocol must be one of {list(PROTOCOLS)}, found {protocol!r}")
+    if input_layout not in ("h36m", "coco"):
+        raise ConfigError(f"import: --input must be 'h36m' or 'coco', found {input_layout!r}")
+    data_cfg = data_section(kind, protocol, input_layout, data)
     out = Path(out)
     restore_run_folder(out)
     if out.exists() and not force:
@@ -181,39 +192,10 @@ def import_released(kind: str, files: list[str | os.PathLike], out: str | os.Pat
     paths = [Path(p) for p in files]
     if not paths:
         raise ConfigError(f"import {kind}: give the released file(s)")
-    if kind == "videopose3d":
-        from diffpose_viz.released.videopose3d import read_tcn
-
-        nets = [read_tcn(p, frames, input_layout) for p in paths]
-        runs = {"": (nets[0].cfg, nets[0].weights, {}, nets)} if len(nets) == 1 else None
-        if runs is None:
-            raise ConfigError(f"import {kind}: give one TemporalModel file, found {len(nets)}")
-    elif kind == "mixste":
-        nets = [read_mixste(p, heads or 8, frames) for p in paths]
-        if len(nets) != 1:
-            raise ConfigError(f"import {kind}: give one MixSTE2 file, found {len(nets)}")
-        runs = {"": (nets[0].cfg, nets[0].weights, {}, nets)}
-    elif kind == "diffpose-frame":
-        roles = _by_role([read_gcn(p, heads or 4) for p in paths], kind, ("gcnpose",), ("gcndiff",))
-        pose = roles["gcnpose"]
-        if "gcndiff" not in roles:
-            runs = {"": (pose.cfg, pose.weights, {}, [pose])}
-        else:
-            diff = roles["gcndiff"]
-            cfg = official_config(pose, diff, PROTOCOLS[protocol], f"released diffpose-frame ({protocol})")
-            runs = {"": (cfg, diff.weights, {"lifter": lifter_payload(pose)}, [pose, diff]),
-                    "lifter": (pose.cfg, pose.weights, {}, [pose])}
-    else:  # diffpose-video
-        nets = []
-        for p in paths:  # a MixSTE2 file or a GCNdiff file, told apart by MixSTE2's embedding
-            state = load_released_state(p, "MixSTE2 or GCNdiff")
-            nets.append(read_mixste(p, heads or 8, frames, state) if "Spatial_patch_to_embedding.weight" in state
-                        else read_gcn(p, 4, state))
-        roles = _by_role(nets, kind, ("mixste", "gcndiff"))
-        cfg = official_config(roles["mixste"], roles["gcndiff"], VIDEO_PROTOCOL, "released diffpose-video")
-        runs = {"": (cfg, roles["gcndiff"].weights, {"lifter": lifter_payload(roles["mixste"])},
-                     [roles["mixste"], roles["gcndiff"]]),
-                "lifter": (roles["mixste"].cfg, roles["mixste"].weights, {}, [roles["mixste"]])}
+    nets = read_networks(kind, paths, frames=frames, heads=heads, input_layout=input_layout)
+    for net in nets:
+        net.cfg.data = data_cfg
+    runs = plan_runs(kind, nets, protocol)
     written = []
     with replacing_dir(out) as stage:
         for sub, (cfg, weights, extras, nets) in runs.items():
@@ -221,3 +203,44 @@ def import_released(kind: str, files: list[str | os.PathLike], out: str | os.Pat
             written.append(write_run(stage / sub if sub else stage, cfg, weights, extras, kind, [n.path for n in nets]))
     return [out / p.relative_to(stage) for p in written]
 
+
+
+def read_networks(kind: str, paths: list[Path], *, frames: int | None, heads: int | None,
+                  input_layout: str) -> list[Network]:
+    """Every file of `kind`, read and checked (a MixSTE2 or GCNdiff file for diffpose-video is told apart by
+    MixSTE2's embedding)."""
+    if kind == "videopose3d":
+        from diffpose_viz.released.videopose3d import read_tcn
+
+        return [read_tcn(p, frames, input_layout) for p in paths]
+    if kind == "mixste":
+        return [read_mixste(p, heads or 8, frames) for p in paths]
+    if kind == "diffpose-frame":
+        return [read_gcn(p, heads or 4) for p in paths]
+    nets = []
+    for p in paths:
+        state = load_released_state(p, "MixSTE2 or GCNdiff")
+        nets.append(read_mixste(p, heads or 8, frames, state) if "Spatial_patch_to_embedding.weight" in state
+                    else read_gcn(p, 4, state))
+    return nets
+
+
+def plan_runs(kind: str, nets: list[Network], protocol: str) -> dict[str, tuple]:
+    """{sub-folder ('' = --out itself): (config, weights, extras, networks)} for the networks of `kind`."""
+    if kind in ("videopose3d", "mixste"):
+        if len(nets) != 1:
+            raise ConfigError(f"import {kind}: give one file, found {len(nets)}")
+        return {"": (nets[0].cfg, nets[0].weights, {}, nets)}
+    if kind == "diffpose-frame":
+        roles = _by_role(nets, kind, ("gcnpose",), ("gcndiff",))
+        lifter, steps, name = roles["gcnpose"], PROTOCOLS[protocol], f"released diffpose-frame ({protocol})"
+        if "gcndiff" not in roles:
+            return {"": (lifter.cfg, lifter.weights, {}, [lifter])}
+    else:
+        roles = _by_role(nets, kind, ("mixste", "gcndiff"))
+        lifter, steps, name = roles["mixste"], VIDEO_PROTOCOL, "released diffpose-video"
+    diff = roles["gcndiff"]
+    cfg = official_config(lifter, diff, steps, name)
+    cfg.data = lifter.cfg.data
+    return {"": (cfg, diff.weights, {"lifter": lifter_payload(lifter)}, [lifter, diff]),
+            "lifter": (lifter.cfg, lifter.weights, {}, [lifter])}
