@@ -135,11 +135,12 @@ def file_record(path: Path) -> dict[str, Any]:
     return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
-def write_run(folder: Path, cfg: ExperimentConfig, weights: dict, extras: dict, kind: str, files: list[Path]) -> Path:
-    """A run folder as the trainer leaves one: best.pt (+ last.pt, the same), config.yaml, imported.json."""
+def write_run(folder: Path, cfg: ExperimentConfig, weights: dict, extras: dict, kind: str, nets: list[Network]) -> Path:
+    """A run folder as the trainer leaves one: best.pt (+ last.pt, the same), config.yaml, and imported.json (each
+    file's path, size, SHA-256, and what its shapes implied)."""
     check_config(cfg, f"{kind} import", warn=False)
     folder.mkdir(parents=True, exist_ok=True)
-    imported = {"kind": kind, "files": [file_record(p) for p in files]}
+    imported = {"kind": kind, "files": [{**file_record(n.path), "network": n.role, **n.note} for n in nets]}
     payload = {"method": cfg.method, "config": to_dict(cfg), "model": weights, "ema": {"module": weights},
                "optimizer": None, "normaliser": inputs.NORMALISER, "depth_prior": None, "detection_error": None,
                "extras": extras, "history": [], "n_params": sum(int(w.numel()) for w in weights.values()),
@@ -200,7 +201,7 @@ def import_released(kind: str, files: list[str | os.PathLike], out: str | os.Pat
     with replacing_dir(out) as stage:
         for sub, (cfg, weights, extras, nets) in runs.items():
             cfg.name = out.name if not sub else f"{out.name}/{sub}"
-            written.append(write_run(stage / sub if sub else stage, cfg, weights, extras, kind, [n.path for n in nets]))
+            written.append(write_run(stage / sub if sub else stage, cfg, weights, extras, kind, nets))
     return [out / p.relative_to(stage) for p in written]
 
 

@@ -90,3 +90,21 @@ def test_every_dashboard_page_opens_an_imported_runs_results(runs, tiny_data, tm
         at = AppTest.from_file(str(page), default_timeout=90).run()
         assert not at.exception, (page.name, [e.value for e in at.exception])
         assert not at.error, (page.name, [e.value for e in at.error])
+
+
+@pytest.mark.parametrize("run, context", [("lifter", "frame"), ("tcn_coco", "video")])
+def test_an_imported_lifter_is_phi_st_of_the_two_stage_diffpose(runs, tiny_data, tmp_path, run, context):  # noqa: F811
+    """GCNpose (frame) and a VideoPose3D TCN (video) as the frozen pre-trained phi_ST: DiffPose trains on them."""
+    from diffpose_viz.inference import load_model
+    from diffpose_viz.training.trainer import train
+
+    from tiny_runs import tiny_config
+
+    extra = {"method": "diffpose", "model.context_checkpoint": str(runs[run]), "train.max_steps": 2,
+             "model.context": context, "init.depth_source": "prior"}
+    if context == "video":
+        extra.update({"model.frames": 9, "augmentation.view.enabled": False})
+    result = train(tiny_config(tiny_data, **extra), tmp_path / "diffpose", progress=False)
+    model = load_model(result.best)
+    assert model.cfg.model.context_checkpoint == str(runs[run])
+    assert model.extras["phi_st"] is not None
