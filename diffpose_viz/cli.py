@@ -457,8 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "released 4 for GCNpose/GCNdiff, 8 for MixSTE2)")
     p.add_argument("--input", choices=["h36m", "coco"], default="h36m", help="videopose3d: the 2D layout the file "
                    "was trained on (h36m: pretrained_h36m_cpn.bin; coco: pretrained_h36m_detectron_coco.bin)")
-    p.add_argument("--protocol", choices=list(PROTOCOLS), default="cpn", help="diffpose-frame: the released test "
-                   "steps of that config (cpn: 24 -> 2 steps; gt: 12 -> 2 steps)")
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default="cpn", help="diffpose-frame/-video: the 2D the "
+                   "diffusion model was trained for; sets the released test steps of that config (frame cpn: 2 steps "
+                   "from t = 24, gt: 2 from 12; video cpn: 1 from 6, gt: 2 from 12) and the default test 2D file")
     p.add_argument("--data", default=None, metavar="DATA_3D", help="the runs' data.path (default "
                    "../data/h36m/data_3d_h36m.npz, as configs/h36m_*.yaml): the Human3.6M file evaluate reads")
     p.add_argument("--train-2d", default=None, metavar="FILE", help="data.train_2d (the 2D of the calibration rows)")

@@ -32,7 +32,7 @@ from diffpose_viz.errors import CheckpointError, ConfigError, OutputExistsError
 from diffpose_viz.methods import Lifter, Official, VideoLifter, check_config, get_method
 from diffpose_viz.released import layouts
 from diffpose_viz.released.files import load_released_state
-from diffpose_viz.released.kinds import HUMAN36M_DATA, KINDS, PROTOCOLS, TWO_D, VIDEO_PROTOCOL
+from diffpose_viz.released.kinds import HUMAN36M_DATA, KINDS, PROTOCOLS, TWO_D, VIDEO_PROTOCOLS
 
 GCN_WHAT = "Diffpose GCNpose/GCNdiff"
 MIXSTE_WHAT = "MixSTE2"
@@ -170,7 +170,8 @@ def _by_role(networks: list[Network], kind: str, wanted: tuple[str, ...], option
 def data_section(kind: str, protocol: str, input_layout: str, overrides: dict | None) -> DataConfig:
     """The imported run's `data`: Human3.6M as the released models were trained (kinds.HUMAN36M_DATA), with
     `overrides` (e.g. {'path': ...}) on top."""
-    two_d = TWO_D[f"diffpose-frame/{protocol}" if kind == "diffpose-frame" else f"video/{input_layout}"]
+    key = f"{kind}/{protocol}"
+    two_d = TWO_D[key if key in TWO_D else f"video/{input_layout}"]
     return from_dict(DataConfig, {**HUMAN36M_DATA, **two_d, **(overrides or {})}, source=f"import {kind} data")
 
 
@@ -239,7 +240,7 @@ def plan_runs(kind: str, nets: list[Network], protocol: str) -> dict[str, tuple]
             return {"": (lifter.cfg, lifter.weights, {}, [lifter])}
     else:
         roles = _by_role(nets, kind, ("mixste", "gcndiff"))
-        lifter, steps, name = roles["mixste"], VIDEO_PROTOCOL, "released diffpose-video"
+        lifter, steps, name = roles["mixste"], VIDEO_PROTOCOLS[protocol], f"released diffpose-video ({protocol})"
     diff = roles["gcndiff"]
     cfg = official_config(lifter, diff, steps, name)
     cfg.data = lifter.cfg.data

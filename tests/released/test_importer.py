@@ -96,6 +96,10 @@ def test_mixste_and_diffpose_video_round_trip(files, tmp_path):
     assert (official.cfg.official.test_num_diffusion_timesteps, official.cfg.official.test_timesteps) == (6, 1)
     assert np.isfinite(predict(official, window(2, 9))).all()
     assert load_model(video[1]).cfg.method == "video_lifter"
+    gt = load_model(import_released("diffpose-video", [files["gcndiff"], files["mixste"]], tmp_path / "gt",
+                                    protocol="gt")[0]).cfg
+    assert (gt.official.test_num_diffusion_timesteps, gt.official.test_timesteps) == (12, 2)
+    assert gt.data.test_2d.endswith("data_2d_h36m_gt.npz") and gt.data.train_subjects == ["S1", "S5", "S6", "S7", "S8"]
 
 
 @pytest.mark.parametrize("layout", ["h36m", "coco"])
