@@ -102,26 +102,6 @@ def test_mixste_and_diffpose_video_round_trip(files, tmp_path):
     assert gt.data.test_2d.endswith("data_2d_h36m_gt.npz") and gt.data.train_subjects == ["S1", "S5", "S6", "S7", "S8"]
 
 
-@pytest.mark.parametrize("layout", ["h36m", "coco"])
-def test_videopose3d_round_trip(files, tmp_path, layout):
-    path = import_released("videopose3d", [files["tcn"]], tmp_path / layout, input_layout=layout)[0]
-    model = load_model(path)
-    m = model.cfg.model
-    assert (m.frames, m.video_lifter.kind, m.video_lifter.channels) == (9, "tcn", 16)
-    assert m.released_input == {"h36m": "h36m17", "coco": "coco17"}[layout]
-    state = torch.load(files["tcn"], weights_only=False)["model_pos"]
-    torch.testing.assert_close(model.network.net.layers_bn[1].running_var, state["layers_bn.1.running_var"])
-    hyp = predict(model, window(2, 9))
-    assert hyp.shape == (2, 1, 17, 3) and np.isfinite(hyp).all()
-
-
-def test_coco_layout_changes_what_the_network_reads(files, tmp_path):
-    h36m = load_model(import_released("videopose3d", [files["tcn"]], tmp_path / "a", input_layout="h36m")[0])
-    coco = load_model(import_released("videopose3d", [files["tcn"]], tmp_path / "b", input_layout="coco")[0])
-    cond = window(1, 9)
-    assert not torch.allclose(h36m.network(cond), coco.network(cond))
-
-
 # --------------------------------------------------------------------------- refusals
 
 
