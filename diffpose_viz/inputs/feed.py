@@ -49,7 +49,7 @@ class MethodNeeds(Protocol):
     def uses_windows(self, cfg: ExperimentConfig) -> bool: ...
 
     def hk_depth(self, cfg: ExperimentConfig, extras: dict[str, Any], cond: torch.Tensor,
-                 occluded: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None: ...
+                 occluded: np.ndarray, windows: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray] | None: ...
 
 
 def hk_needed(method: MethodNeeds, split: str) -> bool:
@@ -121,8 +121,12 @@ class Feed:
             return self
         idx = np.arange(len(self)) if rows is None else np.asarray(rows)
         sub = self.det if rows is None else self.det.subset(idx)
-        cond = self.cond.cpu() if rows is None else self.cond[torch.as_tensor(idx, device=self.cond.device)].cpu()
-        depth = self.method.hk_depth(self.cfg, extras or {}, cond, sub.occluded)
+        if self.windows is None:
+            cond = self.cond.cpu() if rows is None else self.cond[torch.as_tensor(idx, device=self.cond.device)].cpu()
+            depth = self.method.hk_depth(self.cfg, extras or {}, cond, sub.occluded)
+        else:  # a temporal phi_ST reads each row's window: all rows' 2D, and the windows of the rows asked for
+            win = self.windows if rows is None else self.windows[torch.as_tensor(idx, device=self.windows.device)]
+            depth = self.method.hk_depth(self.cfg, extras or {}, self.cond.cpu(), sub.occluded, win.cpu())
         file = None if cache is None else hk_cache_file(cache, self.cfg, self.split, len(idx), prior, checkpoint)
         gmm = build_hk(sub, np.asarray(self.intrinsics)[idx], prior, self.cfg.init,
                        seed=SPLIT_SEEDS[self.split] if seed is None else seed, device=self.device, cache=file,

@@ -150,9 +150,10 @@ class Method:
         return self.build_network(cfg)
 
     def hk_depth(self, cfg: ExperimentConfig, extras: dict[str, Any], cond: torch.Tensor,
-                 occluded: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+                 occluded: np.ndarray, windows: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray] | None:
         """Per-row (z_mean, z_std), each (N,17) metres, for H_K instead of the depth prior, or None (the
-        prior). cond: (N,17,3) screen-normalised 2D of the rows; occluded: (N,17) bool."""
+        prior). cond: (N,17,3) screen-normalised 2D of the rows; occluded: (N,17) bool. With video windows,
+        `windows` (N,T) are the rows' windows as indices into cond (which then holds every row of the split)."""
         return None
 
     def build_schedule(self, cfg: ExperimentConfig, device: torch.device | str = "cpu") -> NoiseSchedule | None:

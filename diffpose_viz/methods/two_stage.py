@@ -163,10 +163,19 @@ def load_context_payload(path, *, method: str = "diffpose", key: str = "model.co
 
 
 @torch.no_grad()
-def predict_z(phi_st: nn.Module, cond: torch.Tensor, batch: int = 4096) -> np.ndarray:
-    """phi_ST's root-relative z (N,17) metres for screen-normalised 2D (N,17,3)."""
+def predict_z(phi_st: nn.Module, cond: torch.Tensor, batch: int = 4096, windows: torch.Tensor | None = None) -> np.ndarray:
+    """phi_ST's root-relative z (N,17) metres for screen-normalised 2D (N,17,3); with `windows` (N,T) (a temporal
+    phi_ST) the z of each window's centre frame, the windows indexing into cond."""
     device = next(phi_st.parameters()).device
-    out = [phi_st(cond[s:s + batch].to(device).float())[..., 2].double().cpu() for s in range(0, len(cond), batch)]
+    rows = len(cond) if windows is None else len(windows)
+    out = []
+    for s in range(0, rows, batch):
+        x = cond[s:s + batch] if windows is None else cond[windows[s:s + batch]]
+        pose = phi_st(x.to(device).float())
+        if windows is not None:
+            pose = window_centre(pose, windows.shape[1])
+            pose = pose - pose[:, :1]
+        out.append(pose[..., 2].double().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, N_JOINTS))
 
 
@@ -181,22 +190,28 @@ def residual_spread(cfg: ExperimentConfig, method, phi_st: nn.Module, lifter_cfg
             log.warning("model.context_checkpoint: the lifter was trained with other data settings or seed; its "
                         "training rows may overlap this run's validation rows, which would understate its spread")
     splits = inputs.load_splits(cfg.data, cfg.train.seed, with_test=False)
-    val = inputs.thin(splits.val, SPREAD_MAX_ROWS)
-    if len(val) == 0:
+    val = inputs.scored_rows(splits.val, SPREAD_MAX_ROWS, cfg, method)  # video: the windows' frames stay
+    if len(val.scored) == 0:
         raise ConfigError("init.depth_source 'context' needs validation rows to measure phi_ST's z spread "
                           "(data.validation_fraction > 0)")
-    feed = inputs.build_feed(val, cfg, "val", method, need_modes=False)  # keypoints, confidence, occlusion only
-    err2 = (predict_z(phi_st, feed.cond) - val.pose3d[..., 2].astype(np.float64)) ** 2  # (N,17)
-    occ = np.asarray(feed.det.occluded, bool)
+    # keypoints, confidence, occlusion only
+    feed = inputs.build_feed(val.poses, cfg, "val", method, windows=val.windows, need_modes=False)
+    scored = torch.as_tensor(val.scored)
+    if feed.windows is None:
+        z = predict_z(phi_st, feed.cond[scored])
+    else:
+        z = predict_z(phi_st, feed.cond, windows=feed.windows.cpu()[scored])
+    err2 = (z - val.poses.pose3d[val.scored][..., 2].astype(np.float64)) ** 2  # (N,17)
+    occ = np.asarray(feed.det.occluded, bool)[val.scored]
     overall = np.sqrt(err2.mean(0))
-    out: dict[str, Any] = {"split": "validation", "rows": len(val)}
+    out: dict[str, Any] = {"split": "validation", "rows": len(val.scored)}
     for name, mask in (("visible", ~occ), ("occluded", occ)):
         n = mask.sum(0)
         rms = np.sqrt((err2 * mask).sum(0) / np.maximum(n, 1))
         rms = np.where(n >= MIN_SPREAD_SAMPLES, rms, overall)
         out[f"std_{name}"] = torch.as_tensor(np.maximum(rms, MIN_Z_STD), dtype=torch.float64)
         out[f"n_{name}"] = torch.as_tensor(n, dtype=torch.int64)
-    log.info("phi_ST z residual (validation, %d rows): RMS %.1f mm visible, %.1f mm occluded", len(val),
+    log.info("phi_ST z residual (validation, %d rows): RMS %.1f mm visible, %.1f mm occluded", len(val.scored),
              1000 * float(out["std_visible"][1:].mean()), 1000 * float(out["std_occluded"][1:].mean()))
     return out
 
@@ -219,9 +234,6 @@ class TwoStageDiffPose(DiffusionMethod):
         super().check(cfg, source)
         if cfg.diffusion.forward == "gaussian" and cfg.diffusion.start_from == "hk" and cfg.init.depth_source != "prior":
             raise ConfigError(f"{source}: init.depth_source: a Gaussian forward process does not use H_K's z")
-        if cfg.model.context == "video" and cfg.init.depth_source == "context":
-            raise ConfigError(f"{source}: init.depth_source: 'context' is the frame setting's (phi_ST's z per row); "
-                              "with a video phi_ST use 'prior'")
 
     def uses_windows(self, cfg: ExperimentConfig) -> bool:
         return cfg.model.context == "video"
@@ -241,7 +253,7 @@ class TwoStageDiffPose(DiffusionMethod):
         payload = load_context_payload(cfg.model.context_checkpoint)
         video = cfg.model.context == "video"
         phi = phi_st_from_payload(payload, str(cfg.model.context_checkpoint), video, cfg.model.frames)
-        payload["z_residual"] = None if video else residual_spread(cfg, self, phi, payload["config"])
+        payload["z_residual"] = residual_spread(cfg, self, phi, payload["config"])
         return {"context": payload}
 
     def restore_extras(self, cfg: ExperimentConfig, payload: dict[str, Any], where: str,
@@ -255,13 +267,13 @@ class TwoStageDiffPose(DiffusionMethod):
         return {"phi_st": phi.to(device), "z_residual": ctx.get("z_residual")}
 
     def hk_depth(self, cfg: ExperimentConfig, extras: dict[str, Any], cond: torch.Tensor,
-                 occluded: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+                 occluded: np.ndarray, windows: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray] | None:
         if cfg.init.depth_source != "context":
             return None
         spread = extras.get("z_residual")
         if spread is None:
             raise CheckpointError("init.depth_source 'context': the checkpoint holds no phi_ST residual spread")
-        z_mean = predict_z(extras["phi_st"], torch.as_tensor(cond))
+        z_mean = predict_z(extras["phi_st"], torch.as_tensor(cond), windows=windows)
         occ = np.asarray(occluded, bool)
         z_std = np.where(occ, spread["std_occluded"].numpy()[None], spread["std_visible"].numpy()[None])
         return z_mean, z_std

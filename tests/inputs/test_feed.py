@@ -42,7 +42,7 @@ class Needs:
     def uses_windows(self, cfg) -> bool:
         return self.windows
 
-    def hk_depth(self, cfg, extras, cond, occluded):
+    def hk_depth(self, cfg, extras, cond, occluded, windows=None):
         return None
 
 

@@ -96,3 +96,27 @@ def test_two_stage_diffpose_and_official_mode_on_a_frozen_tcn(tcn_lifter, tiny_d
                                            n_steps=0).hypotheses[:, 0]
     with torch.no_grad():
         np.testing.assert_allclose(off.extras["lifter"](cond).numpy(), want, atol=1e-5)
+
+
+def test_hk_depth_from_a_temporal_phi_st(tcn_lifter, tiny_data, tmp_path):  # noqa: F811
+    """init.depth_source 'context' with a video phi_ST: H_K's z is the TCN's z of each row's window centre, with
+    the residual spread measured on validation windows."""
+    from diffpose_viz.methods.two_stage import predict_z
+    from tiny_runs import train_run
+
+    cfg = tiny_config(tiny_data, method="diffpose", **TCN, **{"model.context_checkpoint": str(tcn_lifter.best),
+                                                              "init.depth_source": "context", "train.max_steps": 2})
+    tr = train_run(cfg, tmp_path / "ctx")
+    spread = tr.extras["z_residual"]
+    assert spread["rows"] > 0 and (spread["std_visible"][1:] > 1e-3).all()
+    data = tr.val_data
+    z = predict_z(tr.extras["phi_st"], data.cond, windows=data.windows)
+    phi = tr.extras["phi_st"]
+    with torch.no_grad():
+        pose = phi(data.cond[data.windows[:4]])[:, 0]
+    np.testing.assert_allclose(z[:4], (pose - pose[:, :1])[..., 2].numpy(), atol=1e-6)
+    zm, _ = tr.method.hk_depth(tr.cfg, tr.extras, data.cond, data.det.occluded, data.windows)
+    np.testing.assert_array_equal(zm, z)
+    assert data.z_from_method and tr.train_data.z_from_method
+    res = evaluate(tr.out_dir / "best.pt", tmp_path / "ctx.nc", progress=False, calibrate=False)
+    assert np.isfinite(res.summary["P1_mm_action_wise"])
