@@ -9,7 +9,8 @@ it also times the once-per-run data preparation (2D simulation, augmentation, de
 that config's training rows; without one the rows are synthetic (timing does not depend on the values).
 
 Rows: `lifter` (frame GraFormer lifter), `diffpose` (two-stage stage 2: frozen phi_ST stand-in + denoiser,
-GMM forward from H_K), `video_lifter_T<T>` (MixSTE-style temporal lifter), `diffpose_T<T>` (stage 2 on a
+GMM forward from H_K), `video_lifter_T<T>` (the temporal lifter `model.video_lifter.kind` names: MixSTE-style by default, `--override
+model.video_lifter.kind=tcn` for the TCN, whose receptive field is then T), `diffpose_T<T>` (stage 2 on a
 temporal phi_ST), `official` (the official-code mode), and with `official_code` (a checkout of the released DiffPose code, imported from where the user
 points, never copied) `official_code_gcndiff` / `official_code_gcnpose`: the released networks trained with
 their own loss at their own batch and size.
@@ -301,7 +302,8 @@ def time_steps(method, cfg: ExperimentConfig, data: inputs.Feed, device: torch.d
     step = statistics.median(totals)
     fb = statistics.median([a + b for a, b in zip(per["forward"], per["backward"])])
     frames = inputs.window_length(cfg, method) or 1
-    supervised = frames if cfg.method == "video_lifter" else 1
+    # the MixSTE-style lifter's loss covers all T frames of a window, a TCN's only the centre frame
+    supervised = frames if cfg.method == "video_lifter" and cfg.model.video_lifter.kind == "mixste" else 1
     gflops = flops / fb / 1e9 if fb > 0 else float("nan")
     fp32, bf16 = peaks
     return TrainBenchRow(row, size, cfg.method, frames, cfg.model.hidden, cfg.model.layers,

@@ -50,3 +50,14 @@ def test_official_code_path_that_is_not_a_checkout_is_reported(tmp_path):
     run_train_bench(rows=("lifter",), steps=1, warmup=0, batch_size=4, synthetic_rows=16, official_code=str(tmp_path),
                     out=str(out), verbose=False)
     assert "models/gcndiff.py" in json.loads(out.read_text())["not_run"]["official_code"]
+
+
+def test_tcn_rows_supervise_the_centre_frame_only(tmp_path):
+    out = tmp_path / "tcn.json"
+    run_train_bench(rows=("video_lifter_T9", "diffpose_T9"), steps=1, warmup=0, batch_size=8, synthetic_rows=64,
+                    overrides=["model.video_lifter.kind=tcn", "model.video_lifter.channels=16"], out=str(out),
+                    verbose=False)
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["frames"] for r in rows] == [9, 9]
+    assert rows[0]["frames_supervised_per_s"] == pytest.approx(rows[0]["samples_per_s"])
+    assert rows[0]["flops_per_step"] > 0 and rows[1]["context_cache_s"] > 0
