@@ -17,7 +17,8 @@ copied into the kit. For every released network the script
 and prints max |Δ| per network; it fails (exit 1) if any exceeds --tol (default 1e-5).
 
 What the released code needs besides torch: scipy and PyYAML (Diffpose), einops (the MixSTE2 files,
-`pip install einops`). The MixSTE files import a few timm names, of which only DropPath runs (the identity in
+`pip install einops`), and for MixSTE's common/model_cross.py also `pip install --no-deps local-attention
+hyper-connections` (imported there, unused by MixSTE2; --no-deps keeps the installed torch). The MixSTE files import a few timm names, of which only DropPath runs (the identity in
 eval mode); if timm does not import (it needs torchvision) the script registers stand-ins (ensure_timm_names). The released sampler moves its step tensors with `.cuda()`; on a
 machine without CUDA the script makes `.cuda()` return the tensor itself for that call only.
 """
