@@ -136,8 +136,8 @@ def file_record(path: Path) -> dict[str, Any]:
 
 
 def write_run(folder: Path, cfg: ExperimentConfig, weights: dict, extras: dict, kind: str, nets: list[Network]) -> Path:
-    """A run folder as the trainer leaves one: best.pt (+ last.pt, the same), config.yaml, and imported.json (each
-    file's path, size, SHA-256, and what its shapes implied)."""
+    """A run folder like the trainer's: best.pt, config.yaml, and imported.json (each file's path, size, SHA-256,
+    and what its shapes implied). No last.pt: there is no training state to `--resume` from."""
     check_config(cfg, f"{kind} import", warn=False)
     folder.mkdir(parents=True, exist_ok=True)
     imported = {"kind": kind, "files": [{**file_record(n.path), "network": n.role, **n.note} for n in nets]}
@@ -146,8 +146,7 @@ def write_run(folder: Path, cfg: ExperimentConfig, weights: dict, extras: dict, 
                "extras": extras, "history": [], "n_params": sum(int(w.numel()) for w in weights.values()),
                "progress": {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_val": float("nan"), "best_step": 0},
                "imported": imported}
-    for name in ("best.pt", "last.pt"):
-        save_checkpoint(folder / name, payload)
+    save_checkpoint(folder / "best.pt", payload)
     save_config(cfg, folder / "config.yaml")
     atomic_write_json(folder / "imported.json", imported)
     return folder / "best.pt"
