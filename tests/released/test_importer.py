@@ -175,3 +175,24 @@ def test_cli_import_prints_and_refuses_in_one_line(files, tmp_path, capsys):
     assert main(["import", "mixste", str(files["gcnpose"]), "--out", str(tmp_path / "other")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a released MixSTE2 file" in err
+
+
+def test_imported_official_run_follows_the_released_sampler(files, tmp_path):
+    """The released test procedure written out here (Diffpose common/utils_diff.py `generalized_steps`, eta 0, the
+    CPN config's seq [0, 12], linear betas 1e-4 -> 1e-3 over 51 steps) against the kit's `official` predict."""
+    model = load_model(import_released("diffpose-frame", [files["gcnpose"], files["gcndiff"]], tmp_path / "o")[0])
+    cond = window(5, 1, seed=3)[:, 0]
+    betas = torch.from_numpy(np.linspace(1e-4, 1e-3, 51, dtype=np.float64)).float()
+    abar = torch.cat([torch.ones(1), (1 - betas).cumprod(0)])  # abar[t + 1]; abar[0] = 1 for the last move
+
+    with torch.no_grad():
+        x = torch.cat([cond[..., :2], model.extras["lifter"](cond)], -1)
+        seq = list(range(0, 24, 12))
+        for i, j in zip(reversed(seq), reversed([-1] + seq[:-1])):
+            at, at_next = abar[i + 1], abar[j + 1]
+            eps = model.network.denoiser(x, torch.full((len(x),), i))
+            x0 = (x - eps * (1 - at).sqrt()) / at.sqrt()
+            x = at_next.sqrt() * x0 + (1 - at_next).sqrt() * eps
+    expected = x[..., 2:] - x[:, :1, 2:]
+    got = torch.as_tensor(predict(model, cond))[:, 0]
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
