@@ -454,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing OUT (refused without it)")
     p.add_argument("--frames", type=int, default=None, help="the receptive field you expect (checked against the file)")
     p.add_argument("--heads", type=int, default=None, help="attention heads (not stored in the files; default the "
-                   "released 4 for GCNpose/GCNdiff, 8 for MixSTE2)")
+                   "released 4 for GCNpose/GCNdiff, 8 for MixSTE2; with diffpose-video it sets MixSTE2's)")
     p.add_argument("--input", choices=["h36m", "coco"], default="h36m", help="videopose3d: the 2D layout the file "
                    "was trained on (h36m: pretrained_h36m_cpn.bin; coco: pretrained_h36m_detectron_coco.bin)")
     p.add_argument("--protocol", choices=list(PROTOCOLS), default="cpn", help="diffpose-frame/-video: the 2D the "

@@ -185,6 +185,8 @@ def import_released(kind: str, files: list[str | os.PathLike], out: str | os.Pat
         raise ConfigError(f"import: --protocol must be one of {list(PROTOCOLS)}, found {protocol!r}")
     if input_layout not in ("h36m", "coco"):
         raise ConfigError(f"import: --input must be 'h36m' or 'coco', found {input_layout!r}")
+    if frames is not None and kind == "diffpose-frame":
+        raise ConfigError("import diffpose-frame: --frames is for the video kinds (a frame model has no receptive field)")
     data_cfg = data_section(kind, protocol, input_layout, data)
     out = Path(out)
     restore_run_folder(out)
@@ -199,11 +201,10 @@ def import_released(kind: str, files: list[str | os.PathLike], out: str | os.Pat
     runs = plan_runs(kind, nets, protocol)
     written = []
     with replacing_dir(out) as stage:
-        for sub, (cfg, weights, extras, nets) in runs.items():
+        for sub, (cfg, weights, extras, sources) in runs.items():
             cfg.name = out.name if not sub else f"{out.name}/{sub}"
-            written.append(write_run(stage / sub if sub else stage, cfg, weights, extras, kind, nets))
+            written.append(write_run(stage / sub if sub else stage, cfg, weights, extras, kind, sources))
     return [out / p.relative_to(stage) for p in written]
-
 
 
 def read_networks(kind: str, paths: list[Path], *, frames: int | None, heads: int | None,
