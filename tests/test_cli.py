@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -42,7 +43,10 @@ def test_smoke_train_evaluate_sample(tiny_data, tmp_path):  # noqa: F811
     for o in overrides:
         args += ["--override", o]
     out = cli(*args)
-    assert "trained diffpose_joint for 6 steps" in out.stdout
+    # the demo data has more than 6 steps per run; the tiny file's few rows can end the epochs first
+    steps = re.search(r"trained diffpose_joint for (\d+) steps", out.stdout)
+    assert steps, out.stdout
+    assert int(steps.group(1)) == 6 if DEMO.exists() else 1 <= int(steps.group(1)) <= 6
     assert {"config.yaml", "last.pt", "best.pt", "train_log.jsonl"} <= {p.name for p in run.iterdir()}
 
     res = tmp_path / "diffpose.nc"
