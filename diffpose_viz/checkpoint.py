@@ -13,6 +13,7 @@ only and call nothing else). Any other global in the file is refused with a Chec
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from diffpose_viz.atomic import atomic_target, recover_replacement
-from diffpose_viz.errors import CheckpointError
+from diffpose_viz.errors import CheckpointError, ProvenanceError
 from diffpose_viz.safe_io import SafeLoadError, check_input_file
 import diffpose_viz
 
@@ -118,9 +119,130 @@ def to_plain(obj: Any) -> Any:
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
-    """Add format/version stamps to `payload`, convert it to tensors and plain values, write it atomically."""
-    return atomic_torch_save({"format": FORMAT, "format_version": FORMAT_VERSION, "versions": versions(),
-                              **to_plain(payload)}, path)
+    """Add format/version stamps and the content fingerprint to `payload`, convert it to tensors and plain
+    values, write it atomically."""
+    plain = to_plain(payload)
+    plain.pop(FINGERPRINT_KEY, None)  # always recomputed: it must describe what is written
+    fingerprint = content_fingerprint(plain)
+    path = atomic_torch_save({"format": FORMAT, "format_version": FORMAT_VERSION, "versions": versions(),
+                              **plain, FINGERPRINT_KEY: fingerprint}, path)
+    _remember(path, fingerprint)
+    return path
+
+
+# --------------------------------------------------------------------------- content fingerprint
+#: What a checkpoint's fingerprint covers: everything that decides what the model predicts (weights, EMA
+#: weights, config, input normaliser, depth prior, detection-error model, method extras). Optimiser state,
+#: RNG states, progress and history are left out: they change nothing a derived artifact depends on.
+FINGERPRINT_CONTENT = ("method", "config", "model", "ema", "normaliser", "depth_prior", "detection_error", "extras")
+FINGERPRINT_KEY = "fingerprint"
+
+
+def content_fingerprint(ckpt: dict) -> str:
+    """sha256 (hex) of the FINGERPRINT_CONTENT of a checkpoint dict: tensors by dtype, shape and bytes, dicts
+    by sorted keys. The same weights and config give the same value wherever the file lies."""
+    h = hashlib.sha256(b"diffpose_viz.fingerprint.v1")
+    for key in FINGERPRINT_CONTENT:
+        _digest(h, key)
+        _digest(h, ckpt.get(key))
+    return h.hexdigest()
+
+
+def _digest(h, obj: Any) -> None:
+    if isinstance(obj, dict):
+        h.update(b"{%d" % len(obj))
+        for k in sorted(obj, key=str):
+            _digest(h, str(k))
+            _digest(h, obj[k])
+        h.update(b"}")
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"[%d" % len(obj))
+        for v in obj:
+            _digest(h, v)
+        h.update(b"]")
+    elif isinstance(obj, np.ndarray) and obj.dtype.kind in "biufc":
+        _digest(h, torch.from_numpy(np.ascontiguousarray(obj)))
+    elif torch.is_tensor(obj):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, np.generic):
+        _digest(h, obj.item())
+    elif isinstance(obj, str):
+        b = obj.encode("utf-8", "surrogatepass")
+        h.update(b"s%d:" % len(b) + b)
+    else:  # None, bool, int, float and anything plain: its type and repr
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+
+
+def short(fingerprint: str | None) -> str:
+    """The first 16 hex digits, for messages (as git shows a commit)."""
+    return "none" if not fingerprint else str(fingerprint)[:16]
+
+
+#: (resolved path, inode, size, mtime) -> fingerprint of checkpoints read or written by this process.
+_KNOWN: dict[tuple, str] = {}
+
+
+def _file_key(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _remember(path: Path, fingerprint: str) -> None:
+    key = _file_key(Path(path))
+    if key is not None:
+        _KNOWN[key] = fingerprint
+
+
+def checkpoint_fingerprint(path: str | os.PathLike) -> str:
+    """The content fingerprint of the checkpoint at `path` (read and verified by `load_checkpoint`, once per
+    file version in this process). What every derived artifact records (`provenance`), and what exports call."""
+    key = _file_key(Path(path))
+    if key is not None and key in _KNOWN:
+        return _KNOWN[key]
+    return load_checkpoint(path)[FINGERPRINT_KEY]
+
+
+def provenance(path: str | os.PathLike) -> dict:
+    """{"checkpoint": path as given, "checkpoint_fingerprint": its fingerprint}: the two keys a derived artifact
+    (metrics JSON, calibration rows, results attributes, exports) records."""
+    return {"checkpoint": str(path), "checkpoint_fingerprint": checkpoint_fingerprint(path)}
+
+
+def check_made_from(recorded: str | None, artifact: str | os.PathLike, checkpoint: str | os.PathLike,
+                    what: str = "file") -> str:
+    """ProvenanceError unless the fingerprint `recorded` by `artifact` (a metrics JSON, calibration rows, a
+    results file) is that of `checkpoint`'s content; names both files and both fingerprints. Paths never
+    decide: a moved or copied run still matches, a retrained folder does not. Returns the fingerprint."""
+    actual = checkpoint_fingerprint(checkpoint)
+    if not recorded:
+        raise ProvenanceError(f"{artifact}: this {what} records no checkpoint fingerprint, so it cannot be tied to "
+                              f"{checkpoint} (fingerprint {short(actual)}); it predates fingerprints or was edited: "
+                              "make it again from that checkpoint (e.g. `diffpose-viz evaluate`)")
+    if str(recorded) != actual:
+        raise ProvenanceError(f"{artifact}: this {what} was made from the checkpoint with fingerprint "
+                              f"{short(str(recorded))}, not from {checkpoint} (fingerprint {short(actual)}): another "
+                              "model, or the same folder retrained since; make it again from this checkpoint")
+    return actual
+
+
+def _check_finite(path: Path, ckpt: dict) -> None:
+    """Non-finite weights are refused: evaluation would give NaN and `--resume` would train on them."""
+    groups = {"model": ckpt.get("model")}
+    ema = ckpt.get("ema")
+    if isinstance(ema, dict):
+        groups["ema"] = ema.get("module", ema)
+    for group, state in groups.items():
+        if not isinstance(state, dict):
+            continue
+        for name, value in state.items():
+            if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise CheckpointError(f"{path}: {group} weight '{name}' holds NaN or inf (a corrupted checkpoint); "
+                                      "expected finite weights as `diffpose-viz train` writes them")
 
 
 def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
@@ -191,6 +313,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     for key in ("config", "model", "method"):
         if key not in ckpt:
             raise CheckpointError(f"{path}: checkpoint lacks '{key}'")
+    computed = content_fingerprint(ckpt)
+    stored = ckpt.get(FINGERPRINT_KEY)
+    if stored is not None and stored != computed:
+        raise CheckpointError(f"{path}: its content does not match the fingerprint written when it was saved (stored "
+                              f"{short(stored)}, content {short(computed)}): the weights or config were changed or "
+                              "corrupted since; restore the file or train again")
+    _check_finite(path, ckpt)
+    ckpt[FINGERPRINT_KEY] = computed  # checkpoints written before fingerprints get theirs computed
+    _remember(path, computed)
     return ckpt
 
 

@@ -71,6 +71,16 @@ class CheckpointError(ValueError):
     """A checkpoint is unreadable, from another format version, or does not fit the model/config."""
 
 
+class ProvenanceError(ValueError):
+    """A derived file (metrics JSON, calibration, calibration rows, results) was made from another checkpoint
+    than the one it is used with: the content fingerprints differ (or the file records none)."""
+
+
+class LeakageError(ValueError):
+    """Test rows would reach training or calibration (a test subject in a training source, a calibration file
+    that is the training data)."""
+
+
 class ResultsError(ValueError):
     """A results file does not follow docs/RESULTS_SCHEMA.md.
 

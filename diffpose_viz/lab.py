@@ -31,14 +31,15 @@ import torch
 import xarray as xr
 
 from diffpose_viz.camera import Camera, h36m_cameras
-from diffpose_viz.checkpoint import load_checkpoint
+from diffpose_viz.checkpoint import check_made_from, load_checkpoint
 from diffpose_viz.config import config_diff, parse_config, to_dict
-from diffpose_viz.errors import CheckpointError
+from diffpose_viz.errors import CheckpointError, ProvenanceError
 from diffpose_viz.figures.errors import hypothesis_spread_mm
 from diffpose_viz.figures.gmm import mixture_std
-from diffpose_viz.inference import LoadedModel, SamplingSetting, gather_cond, predict
+from diffpose_viz.inference import LoadedModel, SamplingSetting, current_method_name, gather_cond, predict
 from diffpose_viz.initialization.pose_init import intrinsics_from_camera
 from diffpose_viz.inputs import SPLIT_SEEDS, feed_from_keypoints
+from diffpose_viz.methods import get_method
 from diffpose_viz.skeleton import H36M17
 
 #: The 2D uncertainty (px, per joint) H_K assumes for a lab sample unless edited (lift_2d's default).
@@ -151,14 +152,29 @@ def _comparable(cfg: dict) -> dict:
     return out
 
 
-def check_checkpoint(checkpoint: Path, file_config: dict, results_path: Path) -> None:
-    """LabError unless `checkpoint` exists and its embedded config is the results file's."""
+def check_checkpoint(checkpoint: Path, file_config: dict, results_path: Path, fingerprint: str | None = None,
+                     model_name: str | None = None) -> None:
+    """LabError unless `checkpoint` exists and is the model that wrote the results file: the same content
+    fingerprint (when the file records one: a moved or copied run still matches, a retrained one does not), the
+    same model name (the file's `model` attribute) and the same embedded config."""
     if not checkpoint.exists():
         raise LabError(f"{results_path.name}: its checkpoint {checkpoint} does not exist (retrain it, or rerun "
                        f"`diffpose-viz evaluate` with a checkpoint you have)")
     try:
-        ckpt_cfg = to_dict(parse_config(load_checkpoint(checkpoint)["config"], f"{checkpoint} (embedded config)"))
+        ckpt = load_checkpoint(checkpoint)
+        if fingerprint is not None:
+            check_made_from(fingerprint, results_path, checkpoint, "results file")
+        if model_name is not None:
+            made_by = get_method(current_method_name(ckpt), str(checkpoint)).model_name
+            if made_by != model_name:
+                raise LabError(f"{results_path.name}: attribute 'model' is {model_name!r} but checkpoint {checkpoint} "
+                               f"holds a {made_by!r} model")
+        ckpt_cfg = to_dict(parse_config(ckpt["config"], f"{checkpoint} (embedded config)"))
         file_cfg = to_dict(parse_config(file_config, f"{results_path.name} (config attribute)"))
+    except LabError:
+        raise
+    except ProvenanceError as err:
+        raise LabError(str(err)) from None
     except (CheckpointError, ValueError, KeyError) as err:
         raise LabError(f"{results_path.name}: cannot compare with checkpoint {checkpoint}: {err}") from None
     diff = config_diff(_comparable(file_cfg), _comparable(ckpt_cfg))
@@ -218,7 +234,7 @@ def open_sample(results_path: str | Path, index: int, *, check: bool = True) -> 
     cfg = json.loads(ds.attrs["config"])
     checkpoint = resolve_checkpoint(ds.attrs["checkpoint"], path)
     if check:
-        check_checkpoint(checkpoint, cfg, path)
+        check_checkpoint(checkpoint, cfg, path, ds.attrs.get("checkpoint_fingerprint"), str(ds.attrs.get("model")))
     kp = ds["input_2d"].values[i].astype(np.float64)
     conf = ds["confidence"].values[i].astype(np.float64) if "confidence" in ds else np.isfinite(kp).all(-1) * 1.0
     occ = ds["occluded"].values[i].astype(bool) if "occluded" in ds else np.zeros(17, bool)
@@ -226,18 +242,25 @@ def open_sample(results_path: str | Path, index: int, *, check: bool = True) -> 
 
     return LabSample(path, i, describe_sample(ds, i), str(ds.attrs.get("model", "?")), checkpoint, cfg, kp, conf,
                      occ, np.full(17, DEFAULT_STD_PX), _camera(ds, i, cfg),
-                     ds["gt"].values[i].astype(np.float64) if "gt" in ds else None, ood_model=_ood_model(path))
+                     ds["gt"].values[i].astype(np.float64) if "gt" in ds else None, ood_model=_ood_model(path, ds.attrs.get("checkpoint_fingerprint")))
 
 
-def _ood_model(results_path: Path):
-    """The out-of-domain model `evaluate` stored next to the results, or None (absent or unreadable)."""
+def _ood_model(results_path: Path, fingerprint: str | None = None):
+    """The out-of-domain model `evaluate` stored next to the results, or None (absent or unreadable). One fitted
+    for another checkpoint than the results file's (fingerprints differ) is refused: LabError naming both."""
     from diffpose_viz import ood
+    from diffpose_viz.checkpoint import short
 
     metrics = results_path.with_suffix(".metrics.json")
     try:
-        return ood.model_from_metrics(json.loads(metrics.read_text())) if metrics.exists() else None
+        model = ood.model_from_metrics(json.loads(metrics.read_text())) if metrics.exists() else None
     except (OSError, ValueError):
         return None
+    if model is not None and fingerprint is not None and model.checkpoint_fingerprint != fingerprint:
+        raise LabError(f"{metrics.name}: its calibration was fitted for the checkpoint with fingerprint "
+                       f"{short(model.checkpoint_fingerprint)}, but {results_path.name} was made by "
+                       f"{short(fingerprint)}; rerun `diffpose-viz evaluate` to pair them")
+    return model
 
 
 # --------------------------------------------------------------------------- editing

@@ -662,6 +662,8 @@ class OODModel:
     per_component: ScoreCalibration | None = None
     radius_from: str = "normalised"
     validation: dict = field(default_factory=dict)
+    #: The content fingerprint of the checkpoint whose validation rows fitted it (`checkpoint.check_made_from`).
+    checkpoint_fingerprint: str | None = None
 
     def __post_init__(self) -> None:
         if self.radius_from not in ("normalised", "per_component"):
@@ -685,18 +687,94 @@ class OODModel:
         out["radius_from"] = self.radius_from
         if self.validation:
             out["validation"] = self.validation
+        if self.checkpoint_fingerprint:
+            out["checkpoint_fingerprint"] = self.checkpoint_fingerprint
+        out[DIGEST_KEY] = content_digest(out)
         return out
 
     @classmethod
     def from_dict(cls, d: Mapping) -> OODModel:
+        """The model of `to_dict`; ValueError naming the key for a dict edited since it was written (its digest
+        no longer matches) or holding values no fit produces (NaN, negative slopes/scales/radii, wrong shapes)."""
+        stored = d.get(DIGEST_KEY) if isinstance(d, Mapping) else None
+        if stored is not None and stored != content_digest(d):
+            raise ValueError(f"{DIGEST_KEY}: the values were changed after `evaluate` wrote them (stored digest "
+                             f"{str(stored)[:16]}, content {content_digest(d)[:16]}); make the calibration again")
         try:
-            return cls(OODScorer.from_dict(d["scorer"]), ScoreCalibration.from_dict(d["normalised"]),
-                       None if d.get("mondrian") is None else ScoreCalibration.from_dict(d["mondrian"]),
-                       d.get("fitted_on", "validation"),
-                       None if d.get("per_component") is None else ScoreCalibration.from_dict(d["per_component"]),
-                       d.get("radius_from", "normalised"), dict(d.get("validation") or {}))
+            model = cls(OODScorer.from_dict(d["scorer"]), ScoreCalibration.from_dict(d["normalised"]),
+                        None if d.get("mondrian") is None else ScoreCalibration.from_dict(d["mondrian"]),
+                        d.get("fitted_on", "validation"),
+                        None if d.get("per_component") is None else ScoreCalibration.from_dict(d["per_component"]),
+                        d.get("radius_from", "normalised"), dict(d.get("validation") or {}),
+                        d.get("checkpoint_fingerprint"))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not an out-of-domain model dict ({type(exc).__name__}: {exc})") from None
+        check_model(model)
+        return model
+
+
+DIGEST_KEY = "content_digest"
+
+
+def content_digest(d: Mapping) -> str:
+    """sha256 of a model dict's JSON (keys sorted, the digest itself left out): any edit changes it."""
+    import hashlib
+    import json
+
+    body = {k: v for k, v in d.items() if k != DIGEST_KEY}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def check_model(model: OODModel) -> None:
+    """ValueError naming the key unless every parameter is one a fit can produce: finite (an infinite flag
+    threshold or table cell is allowed: 'no threshold', 'too few rows'), slopes, weights and scales >= 0 or > 0,
+    and shapes that fit the 17-joint model. Hand-edited values would give error bars that mean nothing."""
+    def bad(key: str, expected: str, found) -> None:
+        raise ValueError(f"{key}: expected {expected}, found {found}")
+
+    sc = model.scorer
+    mean, cov = np.asarray(sc.density.mean), np.asarray(sc.density.cov)
+    if not (np.isfinite(mean).all() and np.isfinite(cov).all()):
+        bad("scorer.density_2d", "finite mean and covariance", "NaN or inf")
+    if not (np.diag(cov) > 0).all():
+        bad("scorer.density_2d.cov", "a positive diagonal (variances)", f"min {np.diag(cov).min():g}")
+    if set(sc.centre) != set(sc.scale) or not set(sc.centre) <= set(COMPONENTS):
+        bad("scorer.centre/scale", f"the same components of {list(COMPONENTS)}", f"{sorted(sc.centre)} / "
+            f"{sorted(sc.scale)}")
+    for c in sc.centre:
+        if not np.isfinite(sc.centre[c]):
+            bad(f"scorer.centre.{c}", "a finite number", sc.centre[c])
+        if not (np.isfinite(sc.scale[c]) and sc.scale[c] > 0):
+            bad(f"scorer.scale.{c}", "a finite number > 0", sc.scale[c])
+    if np.isnan(sc.threshold) or sc.threshold == -np.inf:
+        bad("scorer.threshold", "a number (or null: no threshold)", sc.threshold)
+    if not 0 < sc.flag_level < 1:
+        bad("scorer.flag_level", "a level in (0, 1)", sc.flag_level)
+    if sc.proportions is not None:
+        pm, pc = np.asarray(sc.proportions.mean), np.asarray(sc.proportions.cov)
+        if pc.shape != (pm.size, pm.size) or not (np.isfinite(pm).all() and np.isfinite(pc).all()):
+            bad("scorer.proportions", "a finite mean (d,) and covariance (d, d)", f"{pm.shape}, {pc.shape}")
+    for kind, cal in model.calibrations().items():
+        if not (np.isfinite(cal.slope) and 0 <= cal.slope <= MAX_SLOPE):
+            bad(f"{kind}.slope", f"a number in [0, {MAX_SLOPE:g}] (an error bar never narrows off domain)", cal.slope)
+        for c, w in cal.weights.items():
+            if not (np.isfinite(w) and w >= 0):
+                bad(f"{kind}.weights.{c}", "a finite number >= 0", w)
+        edges = np.asarray(cal.edges, np.float64)
+        if not np.isfinite(edges).all() or (np.diff(edges) < 0).any():
+            bad(f"{kind}.edges", "finite, increasing bin edges", list(cal.edges))
+        for i, part in enumerate(cal.parts):
+            key = f"{kind}.parts[{i}]"
+            if len(part.joint_names) != 17:
+                bad(f"{key}.joint_names", "the 17 H36M joints of the model", len(part.joint_names))
+            table = np.asarray(part.table)
+            if np.isnan(table).any() or (table < 0).any():
+                bad(f"{key}.table", "radius factors >= 0 (inf: too few rows)",
+                    "NaN" if np.isnan(table).any() else f"min {table.min():g}")
+            if not all(0 < lv < 1 for lv in part.levels):
+                bad(f"{key}.levels", "levels in (0, 1)", list(part.levels))
+            if not (np.isfinite(part.spread_floor_mm) and part.spread_floor_mm >= 0):
+                bad(f"{key}.spread_floor_mm", "a finite number >= 0", part.spread_floor_mm)
 
 
 #: With held-out validation domains, the per-component calibration gives the radius when, on the validation rows'
@@ -779,8 +857,10 @@ ROW_KEYS = ("train_keypoints", "train_confidence", "val_keypoints", "val_confide
             "val_occluded", "val_pred", "shift_rows")
 
 
-def save_calibration_rows(path, *, val_gmm: Mapping | None = None, calibrate_with=(), **arrays) -> None:
-    """The arguments of `fit_ood_model` (VALIDATION rows only) as one .npz (`load_calibration_rows` reads it)."""
+def save_calibration_rows(path, *, val_gmm: Mapping | None = None, calibrate_with=(),
+                          checkpoint_fingerprint: str | None = None, **arrays) -> None:
+    """The arguments of `fit_ood_model` (VALIDATION rows only) as one .npz (`load_calibration_rows` reads it),
+    with the fingerprint of the checkpoint that lifted them (results scored with a refit must share it)."""
     out = {k: np.asarray(v) for k, v in arrays.items() if v is not None}
     unknown = set(out) - set(ROW_KEYS)
     if unknown:
@@ -788,16 +868,20 @@ def save_calibration_rows(path, *, val_gmm: Mapping | None = None, calibrate_wit
     if val_gmm is not None:
         out.update({f"val_gmm_{k}": np.asarray(v) for k, v in val_gmm.items()})
     with atomic_target(path) as tmp, open(tmp, "wb") as fh:  # never a half-written file under the name
-        np.savez_compressed(fh, calibrate_with=np.asarray(list(calibrate_with), dtype=str), **out)
+        np.savez_compressed(fh, calibrate_with=np.asarray(list(calibrate_with), dtype=str),
+                            checkpoint_fingerprint=np.asarray(checkpoint_fingerprint or "", dtype=str), **out)
 
 
 def load_calibration_rows(path) -> dict:
-    """{argument of `fit_ood_model`: array} from `save_calibration_rows` (plus 'calibrate_with')."""
+    """{argument of `fit_ood_model`: array} from `save_calibration_rows` (plus 'calibrate_with' and
+    'checkpoint_fingerprint', None for files written before fingerprints)."""
     d = load_npz(path)  # checked before opening (regular file, sane headers); restricted unpickling
     gmm = {k[len("val_gmm_"):]: d.pop(k) for k in list(d) if k.startswith("val_gmm_")}
     out = {k: d.get(k) for k in ROW_KEYS}
     out["val_gmm"] = gmm or None
     out["calibrate_with"] = [str(c) for c in d.get("calibrate_with", [])]
+    fp = d.get("checkpoint_fingerprint")
+    out["checkpoint_fingerprint"] = str(fp) if fp is not None and str(fp) else None
     return out
 
 

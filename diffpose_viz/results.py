@@ -336,6 +336,14 @@ def _check_json_attrs(ds: xr.Dataset, source: str) -> None:
                                found=f"{type(text).__name__} {str(text)[:60]!r}")
 
 
+def _check_fingerprint_attr(ds: xr.Dataset, source: str) -> None:
+    """`checkpoint_fingerprint` (optional: files written before it lack it) is a sha256 hex digest."""
+    fp = ds.attrs.get("checkpoint_fingerprint")
+    if fp is not None and not (isinstance(fp, str) and len(fp) == 64 and all(c in "0123456789abcdef" for c in fp)):
+        raise ResultsError("not a content fingerprint", source=source, attribute="checkpoint_fingerprint",
+                           expected="64 lowercase hex digits (sha256)", found=repr(fp)[:80])
+
+
 def validate_results(ds: xr.Dataset, source: str = "results") -> xr.Dataset:
     """Check `ds` against docs/RESULTS_SCHEMA.md: structure, then values (finite, non-negative, metres,
     errors consistent with the poses, JSON attributes). Raises ResultsError naming source and variable."""
@@ -374,6 +382,7 @@ def validate_results(ds: xr.Dataset, source: str = "results") -> xr.Dataset:
     if ds.sizes.get("sample", 0) == 0:
         raise ResultsError("no samples", source=source, expected="at least 1 sample", found="0 samples")
     _check_json_attrs(ds, source)
+    _check_fingerprint_attr(ds, source)
     missing = _missing_flags(ds, source)
     _check_finite(ds, source, missing)
     _check_non_negative(ds, source, missing)

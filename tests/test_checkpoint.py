@@ -126,6 +126,7 @@ def _old_format_payload(ckpt: dict) -> dict:
                                        "torch": torch.get_rng_state()}, "noise": r["noise"]}
                            for r in ckpt["rng_per_rank"]]
     old["n_params"] = np.int64(ckpt["n_params"])
+    old.pop(ck.FINGERPRINT_KEY, None)  # written since; an old file gets its fingerprint computed on load
     return old
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from diffpose_viz import distributed as ddp
+from diffpose_viz.checkpoint import checkpoint_fingerprint
 from diffpose_viz.config import DataConfig, to_dict
 from diffpose_viz.errors import InputError, OutputExistsError
 from diffpose_viz.results import metrics_path_for, write_results_with_metrics
@@ -109,6 +110,7 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", sa
     data = EvalData() if data is None else data
     info, dev = ddp.init(device)
     trained = load_model(checkpoint, dev)
+    fingerprint = checkpoint_fingerprint(checkpoint)  # every file written below records it
     if sampling.overrides:
         trained = apply_sampling_settings(trained, list(sampling.overrides))
     model = replace(trained, cfg=replace(trained.cfg, data=data.data_config(trained)))  # the scored rows' data
@@ -153,7 +155,8 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", sa
                                   if split == "test" else
                                   f"{Path(cfg.data.path).name} validation rows of {list(cfg.data.train_subjects)}"),
                          split=split,
-                         extra_attrs={"input_2d_source": cfg.data.input_2d, "occlusion": int(cfg.data.occlusion),
+                         extra_attrs={"checkpoint_fingerprint": fingerprint,
+                                      "input_2d_source": cfg.data.input_2d, "occlusion": int(cfg.data.occlusion),
                                       "amp": setting.amp or "none", **_file_input_attrs(cfg, det)})
     summary = summarize(ds)
     # the calibration's validation rows come from the training data and 2D input, whatever `data` changed; the
@@ -161,8 +164,9 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", sa
     summary["uncertainty"], ds = _uncertainty(trained, ds, replace(setting, record=False),
                                               enabled=calibrate and not info.enabled,
                                               calibrate_with=data.calibrate_with,
-                                              save_rows=data.save_calibration_rows, ood_radius=data.ood_radius)
-    summary.update(checkpoint=str(checkpoint), results=str(out), device=str(dev), world_size=info.world_size,
+                                              save_rows=data.save_calibration_rows, ood_radius=data.ood_radius,
+                                              fingerprint=fingerprint)
+    summary.update(checkpoint=str(checkpoint), checkpoint_fingerprint=fingerprint, results=str(out), device=str(dev), world_size=info.world_size,
                    wall_s=round(time.perf_counter() - t0, 2))
     metrics_path = metrics_path_for(out)
     write_results_with_metrics(ds, out, summary, metrics_path)  # both or neither
@@ -206,7 +210,7 @@ CALIBRATION_ROWS = 2000
 
 
 def _uncertainty(model: LoadedModel, ds, sampling: SamplingSetting, *, enabled: bool, calibrate_with=(),
-                 save_rows: str | None = None, ood_radius: str = "auto"):
+                 save_rows: str | None = None, ood_radius: str = "auto", fingerprint: str | None = None):
     """(JSON, ds): raw spread-vs-error numbers on test, plus coverage after a calibration fitted on the validation
     split of `model`'s own (training) data: held-out sequences of the training subjects, in the training data file
     even when test rows come from another file; and the out-of-domain model (`diffpose_viz.ood`: 2D density of the
@@ -239,12 +243,14 @@ def _uncertainty(model: LoadedModel, ds, sampling: SamplingSetting, *, enabled: 
                 train_kp, train_conf, val_keypoints=det.keypoints, val_confidence=det.confidence,
                 val_hyps=lifted.hypotheses, val_gt=val.pose3d, val_occluded=det.occluded, val_pred=lifted.pred,
                 val_gmm=lifted.gmm, shift_rows=domain, radius_from=None if ood_radius == "auto" else ood_radius)
+            ood_model.checkpoint_fingerprint = fingerprint  # `--calibration` refuses it for any other model
             if save_rows:
                 ood.save_calibration_rows(save_rows, train_keypoints=train_kp, train_confidence=train_conf,
                                           val_keypoints=det.keypoints, val_confidence=det.confidence,
                                           val_hyps=lifted.hypotheses, val_gt=val.pose3d, val_occluded=det.occluded,
                                           val_pred=lifted.pred, val_gmm=lifted.gmm, shift_rows=domain,
-                                          calibrate_with=[str(c) for c in calibrate_with])
+                                          calibrate_with=[str(c) for c in calibrate_with],
+                                          checkpoint_fingerprint=fingerprint)
     out = uncertainty.uncertainty_summary(ds, cal)
     out["calibration_source"] = (f"validation split ({int(own.sum())} rows of the training subjects)"
                                  + (f"; the score-conditional one also {int(shift.sum())} held-out-domain validation "

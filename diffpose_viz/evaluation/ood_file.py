@@ -11,13 +11,17 @@ from pathlib import Path
 import numpy as np
 
 from diffpose_viz import ood
+from diffpose_viz.checkpoint import check_made_from, short
 from diffpose_viz.errors import InputError
 from diffpose_viz.results import add_ood
 
 
 def load_ood_model(metrics_path: str | Path, checkpoint: str | Path | None = None) -> ood.OODModel:
     """The OODModel in a metrics JSON written by `evaluate`; InputError naming the file and key otherwise.
-    With `checkpoint`, a file written for another checkpoint is refused (its score and radius mean nothing)."""
+
+    Its parameters are checked (finite, the right signs, shapes of the 17-joint model; a digest written with them
+    catches hand edits). With `checkpoint`, the calibration must have been fitted for that checkpoint's content:
+    the fingerprints must match (`checkpoint.check_made_from`); where the files lie does not matter."""
     path = Path(metrics_path)
     try:
         metrics = json.loads(path.read_text())
@@ -30,9 +34,15 @@ def load_ood_model(metrics_path: str | Path, checkpoint: str | Path | None = Non
     if model is None:
         raise InputError(f"--calibration {path}: no uncertainty -> ood -> model (expected the metrics JSON of "
                          "`diffpose-viz evaluate` with calibration on, i.e. not --split val)")
-    written_for = metrics.get("checkpoint")
-    if checkpoint is not None and written_for and Path(written_for).resolve() != Path(checkpoint).resolve():
-        raise InputError(f"--calibration {path}: fitted for checkpoint {written_for}, not {checkpoint}")
+    if ood.DIGEST_KEY not in metrics["uncertainty"]["ood"]["model"]:
+        raise InputError(f"--calibration {path}: uncertainty -> ood -> model has no {ood.DIGEST_KEY} (written before "
+                         "calibrations were sealed, or edited); run `diffpose-viz evaluate` on the checkpoint again")
+    if checkpoint is not None:
+        recorded = model.checkpoint_fingerprint
+        if metrics.get("checkpoint_fingerprint") not in (None, recorded):
+            raise InputError(f"--calibration {path}: checkpoint_fingerprint {short(metrics['checkpoint_fingerprint'])} "
+                             f"disagrees with uncertainty -> ood -> model's {short(recorded)} (an edited file)")
+        check_made_from(recorded, path, checkpoint, "calibration (metrics JSON)")
     return model
 
 

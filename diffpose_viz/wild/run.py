@@ -164,5 +164,8 @@ def lift_detections(
 
         ds, ood_line = annotate(ds, load_ood_model(calibration, checkpoint))
         ood_line = "; " + ood_line
+    from diffpose_viz.checkpoint import checkpoint_fingerprint
+
+    ds.attrs["checkpoint_fingerprint"] = checkpoint_fingerprint(checkpoint)  # which model made it, by content
     write_results(ds, out_path)
     return out_path, f"lifted {len(found)} of {len(det.person_found)} frames with {n_hypotheses} hypotheses{ood_line}"
