@@ -3,6 +3,7 @@ half-written checkpoint, results or data file. Folders (a run) are replaced the 
 the old one and swapped in only once complete."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -21,8 +22,9 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     try:
         try:
             yield tmp
-        except OSError as err:
-            if err.filename is not None and Path(err.filename) == tmp:  # e.g. disk full: name the target
+        except Exception as err:  # noqa: BLE001 - disk full / read-only while writing: name the target in words
+            if (isinstance(err, OSError) and err.filename is not None and Path(err.filename) == tmp) or \
+                    disk_full(path, err) is not None:
                 raise not_writable(path, err) from None
             raise
         os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp creates 0600; give the usual mode
@@ -80,11 +82,56 @@ def clean_stale_temporaries(folder: str | os.PathLike, names: tuple[str, ...] | 
     return removed
 
 
-def not_writable(path: str | os.PathLike, err: OSError) -> OSError:
-    """The OSError to raise when `path` cannot be written: it names `path` and its folder, not a temp file."""
+class WriteError(OSError):
+    """A file could not be written; the message names the file (never a temporary), and says why in words."""
+
+    def __str__(self) -> str:
+        return str(self.strerror or super().__str__())
+
+
+def write_problem(path: str | os.PathLike, err: BaseException) -> str | None:
+    """'no space left on device writing FILE' / 'cannot write FILE (read-only)' / '... (permission denied)' when
+    `err` (or an error it was raised from: torch and netCDF wrap the OSError) is one of those; else None."""
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        code = getattr(e, "errno", None)
+        if code == errno.ENOSPC or code == errno.EDQUOT:
+            return f"no space left on device writing {path}"
+        if code == errno.EROFS:
+            return f"cannot write {path} (read-only file system)"
+        if code in (errno.EACCES, errno.EPERM):
+            return f"cannot write {path} (permission denied)"
+        e = e.__cause__ or e.__context__
+    text = str(err).lower()  # torch/HDF5 keep only a message: "No space left on device", "Read-only file system"
+    if "no space left" in text:
+        return f"no space left on device writing {path}"
+    if "read-only file system" in text:
+        return f"cannot write {path} (read-only file system)"
+    return None
+
+
+def disk_full(path: str | os.PathLike, err: BaseException, min_free: int = 1 << 16) -> str | None:
+    """`write_problem`, or 'no space left on device writing FILE' when a writer failed with its own message (the
+    netCDF library says 'HDF error') and the folder has (almost) no free space left."""
+    known = write_problem(path, err)
+    if known is not None:
+        return known
+    try:
+        st = os.statvfs(Path(path).parent)
+    except OSError:
+        return None
+    return f"no space left on device writing {path}" if st.f_bavail * st.f_frsize < min_free else None
+
+
+def not_writable(path: str | os.PathLike, err: BaseException) -> WriteError:
+    """The error to raise when `path` cannot be written: it names `path` (and its folder), not a temporary file,
+    and says 'no space left on device' / 'read-only' / 'permission denied' in words."""
     path = Path(path)
-    message = f"{path}: cannot write into folder {path.parent} ({err.strerror or err})"
-    return type(err)(err.errno, message) if err.errno is not None else type(err)(message)
+    code = getattr(err, "errno", None)
+    message = disk_full(path, err) or f"{path}: cannot write into folder {path.parent} ({getattr(err, 'strerror', None) or err})"
+    return WriteError(code, message) if code is not None else WriteError(message)
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -104,7 +151,14 @@ def atomic_targets(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     try:
         for p in paths:
             tmps.append(_temp_beside(p))
-        yield list(tmps)
+        try:
+            yield list(tmps)
+        except Exception as err:  # noqa: BLE001 - disk full / read-only while writing: name the target in words
+            named = [p for tmp, p in zip(tmps, paths) if str(tmp) == str(getattr(err, "filename", None))]
+            target = named[0] if named else " and ".join(map(str, paths))
+            if named or disk_full(paths[0], err) is not None:
+                raise not_writable(target, err) from None
+            raise
         for tmp in tmps:
             os.chmod(tmp, 0o666 & ~_current_umask())
         for tmp, p in zip(tmps, paths):

@@ -22,6 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from diffpose_viz.entry import guarded
 
 EXIT_USAGE = 2
 
@@ -91,7 +92,8 @@ def cmd_train(args) -> int:
         raise CLIError("--resume and --force contradict each other: continue the run, or replace it")
     cfg = load_config(args.config, args.override)
     device = _check_device(args.device or cfg.device)
-    result = train(cfg, args.out, device=device, resume=args.resume, progress=not args.no_progress, force=args.force)
+    result = train(cfg, args.out, device=device, resume=args.resume, progress=not args.no_progress, force=args.force,
+                   allow_leakage=args.allow_leakage)
 
     if current().is_main:
         best = "n/a" if result.best_val_mpjpe_mm is None else f"{result.best_val_mpjpe_mm:.1f} mm"
@@ -108,16 +110,21 @@ def cmd_evaluate(args) -> int:
     from diffpose_viz.results import metrics_path_for
     from diffpose_viz.inference import SamplingSetting
 
+    from diffpose_viz.outputs import check_output_files
+
     _check_positive(batch_size=args.batch_size, max_samples=args.max_samples, hypotheses=args.hypotheses,
                     steps=args.steps)
-    _check_out_file(args.out, args.force, metrics_path_for(args.out))
+    check_output_files([("--out", args.out), ("--out's metrics JSON", metrics_path_for(args.out)),
+                        ("--save-calibration-rows", args.save_calibration_rows)], force=args.force,
+                       suffixes={"--out": ".nc"})
     _check_checkpoint(args.checkpoint, "checkpoint")
 
     sampling = SamplingSetting(args.hypotheses, args.steps, batch_size=args.batch_size, amp=args.amp,
                                record=args.record_trajectory, overrides=tuple(args.sampling))
     data = EvalData(split=args.split, data_path=args.data, subjects=tuple(args.subjects) if args.subjects else None,
                     test_2d=args.test_2d, max_samples=args.max_samples, calibrate_with=tuple(args.calibrate_with),
-                    save_calibration_rows=args.save_calibration_rows, ood_radius=args.ood_radius)
+                    save_calibration_rows=args.save_calibration_rows, ood_radius=args.ood_radius,
+                    allow_leakage=args.allow_leakage)
     out = evaluate(args.checkpoint, args.out, device=_check_device(args.device), sampling=sampling, data=data,
                    progress=not args.no_progress, overwrite=args.force)
     if current().is_main:
@@ -134,28 +141,16 @@ def _check_positive(**options) -> None:
             raise CLIError(f"--{name.replace('_', '-')}: expected an integer >= 1, found {value}")
 
 
-def _check_out_file(out: str, force: bool, *companions: Path) -> None:
-    """--out must be a writable file path; an existing results file (or its metrics) is kept unless --force."""
-    from diffpose_viz.atomic import check_writable
-
-    if Path(out).is_dir():
-        raise CLIError(f"--out {out}: is a folder; give the results file to write (e.g. {Path(out) / 'results.nc'})")
-    existing = [str(p) for p in (Path(out), *companions) if p.exists() or p.is_symlink()]
-    if existing and not force:
-        raise CLIError(f"--out {out}: {' and '.join(existing)} already {'exists' if len(existing) == 1 else 'exist'} "
-                       "(an earlier result); choose another --out, or replace it with --force")
-    check_writable(out)
-
-
 def cmd_sample(args) -> int:
     from diffpose_viz.checkpoint import checkpoint_fingerprint
     from diffpose_viz.datasets.keypoints_file import load_keypoints_h36m17
+    from diffpose_viz.outputs import check_output_files
     from diffpose_viz.results import write_results
     from diffpose_viz.inference import MIN_VISIBLE_JOINTS, SamplingSetting, lift_2d, load_model
     from diffpose_viz.inputs import default_camera
 
     _check_positive(hypotheses=args.hypotheses, steps=args.steps)
-    _check_out_file(args.out, args.force)
+    check_output_files([("--out", args.out)], force=args.force)
     if not args.std_px > 0:
         raise CLIError(f"--std-px: expected a 2D spread > 0 pixels, found {args.std_px}")
     w, h = args.image_size
@@ -329,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress display (a bar on a terminal, a periodic line otherwise)")
     p.add_argument("--device", default=None,
                    help="cpu, cuda or cuda:N (default: the config's `device`, cpu in every shipped CPU config)")
+    p.add_argument("--allow-leakage", action="store_true", help="train even though a training source holds test "
+                   "rows of this run (refused without it; docs/SECURITY.md)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="run a checkpoint on its test split -> results .nc + .metrics.json")
@@ -361,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "in bfloat16 (GPU, or a CPU with bf16 instructions); the DDIM state stays float32")
     p.add_argument("--force", action="store_true", help="replace an existing results file and its metrics "
                    "(refused without it)")
+    p.add_argument("--allow-leakage", action="store_true", help="use a --calibrate-with file even though it is the "
+                   "training data or shares its rows (refused without it; docs/SECURITY.md)")
     p.add_argument("--no-progress", action="store_true")
     _device_arg(p)
     p.set_defaults(func=cmd_evaluate)
@@ -476,19 +475,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     debug = args.debug or bool(os.environ.get("DIFFPOSE_VIZ_DEBUG"))
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (CLIError, OSError, KeyError, ValueError, FloatingPointError, RuntimeError, ImportError) as err:
-        # Foreseeable errors (bad files, options, data, a missing optional package) are one line; a real bug
-        # in our code is anything else and keeps its traceback, as does every error under --debug.
-        if debug:
-            raise
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"diffpose-viz {args.command}: error: {msg}", file=sys.stderr)
-        return 1
+    # Foreseeable errors (bad files, options, data, a full disk, a missing optional package) are one line, exit 1;
+    # a real bug in our code is anything else and keeps its traceback, as does every error under --debug.
+    return guarded(lambda: args.func(args), f"diffpose-viz {args.command}", code=1, debug=debug, extra=(CLIError,))
 
 
 if __name__ == "__main__":

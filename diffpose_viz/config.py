@@ -12,6 +12,7 @@ and what that method needs or ignores, is the method table's business (`diffpose
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -245,10 +246,37 @@ def _check_counts(cfg: "ExperimentConfig", bad) -> None:
 _OPTIONAL_COUNTS = ("data.max_frames", "data.max_test_samples")
 
 
+#: No setting is a number this large (pixels, metres, rates, weights); larger is a typo or a hostile file.
+MAX_CONFIG_NUMBER = 1e6
+#: An extra training source is repeated at most this many times per epoch (its `weight`).
+MAX_SOURCE_WEIGHT = 100.0
+
+
+def _numbers(node: Any, key: str = "") -> typing.Iterator[tuple[str, float]]:
+    """(dotted key, value) of every float setting of a config, lists and nested dataclasses included."""
+    if dataclasses.is_dataclass(node):
+        for f in dataclasses.fields(node):
+            yield from _numbers(getattr(node, f.name), f"{key}.{f.name}" if key else f.name)
+    elif isinstance(node, (list, tuple)):
+        for i, item in enumerate(node):
+            yield from _numbers(item, f"{key}[{i}]")
+    elif isinstance(node, float):
+        yield key, node
+
+
+def _check_numbers(cfg: "ExperimentConfig", bad) -> None:
+    for key, value in _numbers(cfg):
+        if not math.isfinite(value):
+            bad(key, f"expected a finite number, found {value}")
+        if abs(value) > MAX_CONFIG_NUMBER:
+            bad(key, f"expected a number of magnitude <= {MAX_CONFIG_NUMBER:g}, found {value:g}")
+
+
 def validate(cfg: ExperimentConfig, source: str = "config") -> None:
     def bad(key: str, msg: str) -> None:
         raise ConfigError(f"{source}: {key}: {msg}")
 
+    _check_numbers(cfg, bad)
     if cfg.data.input_2d not in ("detector_sim", "gt", "file"):
         bad("data.input_2d", f"expected 'detector_sim', 'gt' or 'file', found {cfg.data.input_2d!r}")
     _check_counts(cfg, bad)
@@ -256,8 +284,9 @@ def validate(cfg: ExperimentConfig, source: str = "config") -> None:
         key = f"data.extra_train[{i}]"
         if not src.subjects:
             bad(f"{key}.subjects", "expected at least one subject of that file")
-        if not (src.weight > 0):
-            bad(f"{key}.weight", f"expected a positive number (rows per epoch relative to the source), found {src.weight!r}")
+        if not (0 < src.weight <= MAX_SOURCE_WEIGHT):
+            bad(f"{key}.weight", f"expected a number in (0, {MAX_SOURCE_WEIGHT:g}] (rows per epoch relative to the "
+                f"source), found {src.weight!r}")
         if cfg.data.input_2d == "file" and cfg.data.train_2d is not None:
             bad(key, "extra motion has no detections in data.train_2d; train on GT projections (train_2d: null) or "
                      "drop the extra source")

@@ -857,6 +857,10 @@ ROW_KEYS = ("train_keypoints", "train_confidence", "val_keypoints", "val_confide
             "val_occluded", "val_pred", "shift_rows")
 
 
+#: What a calibration-rows file must hold (key: number of dimensions).
+REQUIRED_ROWS = {"train_keypoints": 3, "val_keypoints": 3, "val_hyps": 4, "val_gt": 3}
+
+
 def save_calibration_rows(path, *, val_gmm: Mapping | None = None, calibrate_with=(),
                           checkpoint_fingerprint: str | None = None, **arrays) -> None:
     """The arguments of `fit_ood_model` (VALIDATION rows only) as one .npz (`load_calibration_rows` reads it),
@@ -876,6 +880,16 @@ def load_calibration_rows(path) -> dict:
     """{argument of `fit_ood_model`: array} from `save_calibration_rows` (plus 'calibrate_with' and
     'checkpoint_fingerprint', None for files written before fingerprints)."""
     d = load_npz(path)  # checked before opening (regular file, sane headers); restricted unpickling
+    for key, ndim in REQUIRED_ROWS.items():
+        if key not in d:
+            raise ValueError(f"{path}: key {key!r}: missing (expected the .npz of `diffpose-viz evaluate "
+                             f"--save-calibration-rows`, found keys {sorted(d)})")
+        if np.ndim(d[key]) != ndim or np.asarray(d[key]).dtype.kind != "f":
+            raise ValueError(f"{path}: key {key!r}: expected a float array with {ndim} dimensions, found "
+                             f"{np.asarray(d[key]).dtype} {np.shape(d[key])}")
+    if len(d["val_hyps"]) != len(d["val_keypoints"]) or len(d["val_gt"]) != len(d["val_keypoints"]):
+        raise ValueError(f"{path}: keys 'val_keypoints', 'val_hyps', 'val_gt': expected one row each per validation "
+                         f"row, found {len(d['val_keypoints'])}, {len(d['val_hyps'])}, {len(d['val_gt'])}")
     gmm = {k[len("val_gmm_"):]: d.pop(k) for k in list(d) if k.startswith("val_gmm_")}
     out = {k: d.get(k) for k in ROW_KEYS}
     out["val_gmm"] = gmm or None

@@ -24,6 +24,7 @@ from diffpose_viz.models.dropout import use_dropout_mask
 from diffpose_viz.training import bench, perf
 from diffpose_viz.training.ema import EMA
 from diffpose_viz.training.trainer import apply_update, make_batch
+from diffpose_viz.entry import run_script
 
 
 def setup(row: str, overrides: list[str], dev: torch.device):
@@ -90,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))  # one-line errors, exit 2 (diffpose_viz.entry)

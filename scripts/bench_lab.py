@@ -16,6 +16,7 @@ import torch
 
 from diffpose_viz import lab
 from diffpose_viz.inference import load_model
+from diffpose_viz.entry import run_script
 
 
 def main() -> None:
@@ -42,4 +43,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))  # one-line errors, exit 2 (diffpose_viz.entry)

@@ -16,6 +16,7 @@ import numpy as np
 
 from diffpose_viz.datasets import load_3d
 from diffpose_viz.datasets.cross_body import MEASUREMENTS, body_measurements, format_measurements
+from diffpose_viz.entry import run_script
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,4 +39,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))  # one-line errors, exit 2 (diffpose_viz.entry)

@@ -21,6 +21,7 @@ from diffpose_viz.datasets.poses import build_pose_set
 from diffpose_viz.datasets.vp3d import load_3d
 from diffpose_viz.inputs import camera_selection, load_poses, make_inputs, thin
 from diffpose_viz.methods import load_config
+from diffpose_viz.entry import run_script
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,4 +70,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))  # one-line errors, exit 2 (diffpose_viz.entry)

@@ -19,6 +19,7 @@ from diffpose_viz.camera import Camera
 from diffpose_viz.datasets.poses import build_pose_set
 from diffpose_viz.datasets.vp3d import load_3d
 from diffpose_viz.detector_sim import DetectorSimConfig, simulate_detections, simulate_from_poseset
+from diffpose_viz.entry import run_script
 
 CAM = Camera(id="synthetic", res_w=1000, res_h=1000, focal=(1145.0, 1145.0), center=(500.0, 500.0))
 BODY = np.array([
@@ -74,4 +75,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))  # one-line errors, exit 2 (diffpose_viz.entry)

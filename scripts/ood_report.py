@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from diffpose_viz.results import load_results
 from diffpose_viz.ood import auroc
+from diffpose_viz.atomic import atomic_write_text
+from diffpose_viz.entry import read_json, run_script
+from diffpose_viz.errors import InputError
+from diffpose_viz.outputs import check_output_file
 
 
 def row(name: str, path: Path, reference=None) -> dict:
     ds = load_results(path)
-    metrics = json.loads(path.with_suffix(".metrics.json").read_text())
+    metrics = read_json(path.with_suffix(".metrics.json"), "metrics JSON written by `diffpose-viz evaluate`")
+    if not isinstance(metrics, dict) or "P1_mm_action_wise" not in metrics:
+        raise InputError(f"{path.with_suffix('.metrics.json')}: key 'P1_mm_action_wise': missing (expected the "
+                         "metrics JSON of `diffpose-viz evaluate`)")
     unc = metrics.get("uncertainty") or {}
     ood = unc.get("ood") or {}
     cond = ood.get("coverage_conditional") or {}
@@ -48,13 +54,15 @@ def main(argv=None) -> int:
     ap.add_argument("--in-domain", required=True, type=Path, help="results of the in-domain test rows")
     ap.add_argument("--other", nargs="+", default=[], metavar="NAME=RESULTS", help="out-of-domain results files")
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
+    ap.add_argument("--force", action="store_true", help="replace an existing --json file")
     args = ap.parse_args(argv)
+    if args.json is not None:
+        check_output_file(args.json, force=args.force, label="--json")
     ref = load_results(args.in_domain)
     rows = [row("in-domain", args.in_domain)]
     for item in args.other:
         if "=" not in item:
-            print(f"--other {item!r}: expected NAME=RESULTS", file=sys.stderr)
-            return 2
+            raise InputError(f"--other {item!r}: expected NAME=RESULTS")
         name, path = item.split("=", 1)
         rows.append(row(name, Path(path), ref))
     cols = list(rows[0])
@@ -62,9 +70,9 @@ def main(argv=None) -> int:
     for r in rows:
         print("| " + " | ".join("—" if r[c] is None else str(r[c]) for c in cols) + " |")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+        atomic_write_text(args.json, json.dumps(rows, indent=1))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))  # one-line errors, exit 2 (diffpose_viz.entry)

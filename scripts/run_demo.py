@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from diffpose_viz.methods import METHODS, applicable, load_config, training_order
+from diffpose_viz.entry import run_script
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,4 +68,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_script(main))  # one-line errors, exit 2 (diffpose_viz.entry)

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from diffpose_viz.entry import run_script
+
 REPO = Path(__file__).resolve().parents[1]
 
 #: row -> (method, extra overrides, stage-1 checkpoint key or None)
@@ -206,4 +208,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))  # one-line errors, exit 2 (diffpose_viz.entry)

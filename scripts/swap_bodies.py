@@ -27,6 +27,7 @@ import numpy as np
 from diffpose_viz.augmentation import rescale_bones
 from diffpose_viz.datasets.vp3d import Mocap3D, load_3d, save_3d
 from diffpose_viz.skeleton import H36M17
+from diffpose_viz.entry import run_script
 
 
 def median_bone_lengths(mocap: Mocap3D, subjects: list[str]) -> np.ndarray:
@@ -88,4 +89,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))  # one-line errors, exit 2 (diffpose_viz.entry)

@@ -26,6 +26,7 @@ import numpy as np
 
 from diffpose_viz.augmentation import ViewAugConfig, virtual_cameras
 from diffpose_viz.datasets.vp3d import load_3d, save_3d
+from diffpose_viz.entry import run_script
 
 YAWS = (45.0, 135.0, 225.0, 315.0)
 
@@ -63,4 +64,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))  # one-line errors, exit 2 (diffpose_viz.entry)

@@ -23,6 +23,7 @@ import numpy as np
 
 from diffpose_viz.augmentation import BODY_GROUPS, bone_scale_matrix, rescale_bones
 from diffpose_viz.datasets.vp3d import load_3d, save_3d
+from diffpose_viz.entry import run_script
 
 SCALES = {"hips": 1.4, "shoulders": 1.6, "neck_head": 1.2, "upper_arms": 1.15}
 
@@ -46,4 +47,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))  # one-line errors, exit 2 (diffpose_viz.entry)

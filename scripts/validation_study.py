@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from diffpose_viz.entry import run_script
+
 REPO = Path(__file__).resolve().parents[1]
 
 # name -> overrides. Each names one suspect: training length, loss form, H_K spread, conditioning.
@@ -132,4 +134,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))  # one-line errors, exit 2 (diffpose_viz.entry)

@@ -35,6 +35,10 @@ class KeypointFile:
     source: str
 
 
+#: Largest pixel coordinate accepted (a 1-megapixel-wide image is far beyond any camera).
+MAX_PIXEL = 1e6
+
+
 def _npz(source: str, data: bytes) -> tuple[np.ndarray, np.ndarray | None, str | None]:
     # safe_io checks every array header against the data before allocating (a tiny file claiming a huge array)
     try:
@@ -155,6 +159,13 @@ def read_keypoints(source: str | Path, fmt: str = "auto", data: bytes | None = N
     if np.isinf(kp).any():
         raise DataError("infinite keypoint coordinates", path=source, key="keypoints",
                         expected="finite pixels or NaN for a missing joint", found=f"{int(np.isinf(kp).sum())} inf")
+    with np.errstate(invalid="ignore"):
+        huge = np.abs(kp) > MAX_PIXEL
+    if huge.any():  # no image is this large: a unit mistake or a hostile file (sampling would overflow)
+        frame = int(np.argwhere(huge)[0][0])
+        raise DataError("keypoint coordinates out of range", path=source, key="keypoints",
+                        expected=f"pixels within +-{MAX_PIXEL:g}",
+                        found=f"{float(np.nanmax(np.abs(kp))):g} (frame {frame})")
     J = kp.shape[1]
     if declared is not None and declared not in FORMATS:
         raise DataError("unknown declared layout", path=source, key="format", expected=sorted(FORMATS), found=declared)

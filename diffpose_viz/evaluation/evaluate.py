@@ -17,11 +17,13 @@ import numpy as np
 from diffpose_viz import distributed as ddp
 from diffpose_viz.checkpoint import checkpoint_fingerprint
 from diffpose_viz.config import DataConfig, to_dict
-from diffpose_viz.errors import InputError, OutputExistsError
+from diffpose_viz.errors import InputError
+from diffpose_viz.outputs import check_output_files
 from diffpose_viz.results import metrics_path_for, write_results_with_metrics
 from diffpose_viz.evaluation.summary import summarize
 from diffpose_viz.inference import LoadedModel, Lifted, SamplingSetting, lift, load_model, results_dataset
 from diffpose_viz.inputs import SPLIT_SEEDS, build_feed, scored_rows
+from diffpose_viz.inputs.leakage import check_calibration_files
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class EvalData:
     calibrate_with: tuple[str, ...] = ()
     save_calibration_rows: str | None = None
     ood_radius: str = "auto"
+    allow_leakage: bool = False  # use calibrate_with files that are (or share rows with) the training data
 
     def __post_init__(self) -> None:
         if self.ood_radius not in ("auto", "normalised", "per_component"):
@@ -65,6 +68,10 @@ class EvalData:
             raise ValueError(f"--max-samples: expected an integer >= 1, found {self.max_samples}")
         if self.split not in ("test", "val"):
             raise ValueError(f"--split: expected 'test' or 'val', found {self.split!r}")
+        if self.split == "val" and (self.calibrate_with or self.save_calibration_rows):
+            raise ValueError(f"{'--calibrate-with' if self.calibrate_with else '--save-calibration-rows'}: does "
+                             "nothing with --split val (the validation rows are what is scored, so no calibration is "
+                             "fitted); drop it, or evaluate the test split")
 
     def data_config(self, model: LoadedModel) -> DataConfig:
         """The checkpoint's data settings with these changes (a new value; the model's config is untouched)."""
@@ -102,15 +109,17 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", sa
     replaced only once the new pair is complete. `format_summary(result.summary)` prints the headline."""
     t0 = time.perf_counter()
     out = Path(out)
-    earlier = [str(p) for p in (out, metrics_path_for(out)) if p.exists() or p.is_symlink()]
-    if earlier and not overwrite:
-        raise OutputExistsError(f"{' and '.join(earlier)}: an earlier result; write elsewhere, or pass "
-                                "overwrite=True (`--force` on the command line) to replace it")
     sampling = SamplingSetting() if sampling is None else sampling
     data = EvalData() if data is None else data
+    check_output_files([("--out", out), ("--out's metrics JSON", metrics_path_for(out)),
+                        ("--save-calibration-rows", data.save_calibration_rows)], force=overwrite,
+                       suffixes={"--out": ".nc"}, option="overwrite=True (`--force` on the command line)")
     info, dev = ddp.init(device)
     trained = load_model(checkpoint, dev)
     fingerprint = checkpoint_fingerprint(checkpoint)  # every file written below records it
+    if calibrate and data.calibrate_with:  # before any lifting: a calibration file must not be the training data
+        check_calibration_files(trained.cfg.data, data.calibrate_with, trained.cfg.train.seed,
+                                allow=data.allow_leakage)
     if sampling.overrides:
         trained = apply_sampling_settings(trained, list(sampling.overrides))
     model = replace(trained, cfg=replace(trained.cfg, data=data.data_config(trained)))  # the scored rows' data

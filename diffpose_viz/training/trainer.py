@@ -13,8 +13,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
+import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,11 +39,14 @@ from diffpose_viz.checkpoint import (
     versions,
 )
 from diffpose_viz.config import ExperimentConfig, config_diff, from_dict, save_config, to_dict
+from diffpose_viz.datasets.poses import concatenate
 from diffpose_viz.errors import CheckpointError, InputError
 from diffpose_viz.inference import SamplingSetting, gather_cond, predict
+from diffpose_viz.inputs.leakage import check_training_sources
 from diffpose_viz.methods import LoadedModel, Method, TrainBatch, check_config
 from diffpose_viz.models.dropout import use_dropout_mask
 from diffpose_viz.progress import Progress
+from diffpose_viz.run_lock import run_lock
 from diffpose_viz.training import perf
 from diffpose_viz.training.ema import EMA
 
@@ -88,10 +94,12 @@ class TrainResult:
 
 class Trainer:
     def __init__(self, cfg: ExperimentConfig, out_dir: str | Path, *, device: str | None = None,
-                 resume: bool = False, progress: bool | None = None, force: bool = False) -> None:
+                 resume: bool = False, progress: bool | None = None, force: bool = False,
+                 allow_leakage: bool = False) -> None:
         if device is not None:
             cfg.device = device
         self.cfg = cfg
+        self.allow_leakage = allow_leakage
         self.method: Method = check_config(cfg, "config", warn=False)  # load_config warned already
         self.out_dir = self.final_dir = Path(out_dir)
         self.resume = resume
@@ -124,6 +132,9 @@ class Trainer:
         splits = inputs.load_splits(cfg.data, cfg.train.seed, with_test=False)
         if len(splits.train) == 0:
             raise InputError(f"{cfg.data.path}: no training rows for subjects {cfg.data.train_subjects}")
+        # test rows must not reach training or model selection, whatever their source calls them
+        check_training_sources(cfg.data, concatenate([splits.train, splits.val]), cfg.train.seed,
+                               allow=self.allow_leakage)
         # Thinned validation rows; for video windows their neighbouring frames stay (unscored).
         val_rows = inputs.scored_rows(splits.val, cfg.train.val_max_samples, cfg, method)
         # Body/view augmentation: one seeded draw over the training rows (validation stays real).
@@ -190,7 +201,11 @@ class Trainer:
         if self.replacing:
             begin_replacement(self.final_dir)
             return
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RunFolderError(f"--out {self.out_dir}: cannot create this folder ({err.strerror or err}"
+                                 f"{': ' + str(err.filename) if err.filename else ''})") from None
         clean_stale_temporaries(self.out_dir)
         existing = [name for name in self.RUN_FILES if (self.out_dir / name).exists()]
         if self.resume:
@@ -421,16 +436,49 @@ def _seed_everything(seed: int) -> None:
 
 
 def train(cfg: ExperimentConfig, out_dir: str | Path, *, device: str | None = None, resume: bool = False,
-          progress: bool | None = None, force: bool = False) -> TrainResult:
+          progress: bool | None = None, force: bool = False, allow_leakage: bool = False) -> TrainResult:
     """Set up and run training; the checkpoints are `out_dir/last.pt` and `out_dir/best.pt` (lowest
     validation MPJPE of the EMA weights). An earlier run in `out_dir` is continued with `resume`,
-    replaced with `force`, and otherwise refused."""
-    trainer = Trainer(cfg, out_dir, device=device, resume=resume, progress=progress, force=force)
-    try:
-        trainer.setup()
-        result = trainer.train()
-    except BaseException:
-        if trainer.replacing and trainer.info.is_main:
-            abort_replacement(trainer.final_dir)  # the earlier run stays as it was
-        raise
-    return trainer.publish(result)
+    replaced with `force`, and otherwise refused. One writer per run folder: a second `train` into `out_dir`
+    while this one runs is refused (`run_lock`). A run that fails before its first checkpoint leaves nothing
+    behind (no new folder, no config.yaml). Training rows that are test rows are refused unless `allow_leakage`."""
+    out_dir = Path(out_dir)
+    new_root = _first_missing(out_dir)  # what this run creates, removed again if it fails before a checkpoint
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    with run_lock(out_dir) if main_rank else nullcontext():
+        before = set(os.listdir(out_dir)) if out_dir.is_dir() else set()
+        trainer = Trainer(cfg, out_dir, device=device, resume=resume, progress=progress, force=force,
+                          allow_leakage=allow_leakage)
+        try:
+            trainer.setup()
+            result = trainer.train()
+        except BaseException:
+            if trainer.replacing and trainer.info.is_main:
+                abort_replacement(trainer.final_dir)  # the earlier run stays as it was
+            elif trainer.info.is_main and not resume:
+                _discard_unfinished(out_dir, new_root, before)
+            raise
+        return trainer.publish(result)
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost of `folder` and its parents that does not exist yet (None when `folder` exists)."""
+    missing = None
+    for p in (folder, *folder.parents):
+        if p.exists() or p.is_symlink():
+            break
+        missing = p
+    return missing
+
+
+def _discard_unfinished(out_dir: Path, new_root: Path | None, before: set[str]) -> None:
+    """After a failure before the first checkpoint: remove what the run created (the folders it made, or in a
+    folder that existed, the files that were not there). A run with a checkpoint is kept: --resume continues it."""
+    if not out_dir.is_dir() or any((out_dir / name).exists() for name in Trainer.RUN_FILES[:2]):
+        return
+    if new_root is not None:
+        shutil.rmtree(new_root, ignore_errors=True)
+        return
+    for name in set(os.listdir(out_dir)) - before:
+        target = out_dir / name
+        shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)

@@ -124,6 +124,11 @@ def iter_frames(info: MediaInfo, *, max_frames: int | None = None, stride: int =
             else:
                 ok, frame = cap.read()
             if not ok:
+                # the container declared more frames: a corrupt or truncated file, not the end of the video
+                # (one frame of slack: some containers round their estimate up)
+                if index + 1 < info.frame_count:
+                    raise ValueError(f"video {info.path}: reading stopped at frame {index} of the {info.frame_count} "
+                                     f"the file declares (corrupt or truncated video); {emitted} frames were read")
                 break
             if frame is not None:
                 yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
