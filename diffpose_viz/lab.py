@@ -221,8 +221,11 @@ def open_sample(results_path: str | Path, index: int, *, check: bool = True) -> 
     path = Path(results_path)
     if not path.exists():
         raise LabError(f"results file {path} does not exist")
-    with xr.open_dataset(path) as ds:
-        ds = ds.load()
+    try:
+        with xr.open_dataset(path) as ds:
+            ds = ds.load()
+    except (OSError, ValueError) as err:
+        raise LabError(f"{path}: cannot read as a netCDF results file ({type(err).__name__}: {err})") from None
     ds.encoding["source"] = str(path)
     n = ds.sizes.get("sample", 0)
     if not 0 <= int(index) < n:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffpose_viz.entry import run_script
+from diffpose_viz.methods import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -198,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [r for r in ROWS if r in a.rows]
     if any(ROWS[r][2] for r in rows) and "phi_ST (lifter)" not in rows:
         rows.insert(0, "phi_ST (lifter)")  # the stage-2 rows need their seed's phi_ST
+    load_config(a.config, a.override)  # a bad config is one line naming file and key, before anything runs
     steps = plan(a.config, a.out, a.seeds, a.override, rows)
     if not a.table_only:
         run_all(steps, a.jobs)

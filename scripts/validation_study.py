@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from diffpose_viz.entry import run_script
+from diffpose_viz.methods import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(names) - set(VARIANTS))
     if unknown:
         ap.error(f"unknown variants {unknown}; known: {list(VARIANTS)}")
+    for name in names:  # every variant's config is checked before anything runs (one line naming file and key)
+        load_config(args.config, [*args.extra, *VARIANTS[name]])
     rows = []
     for name in names:
         run = args.out / name
@@ -114,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         wall = None
         if args.force or not (run / "best.pt").exists():
             t0 = time.perf_counter()
-            subprocess.run(cmd, cwd=REPO, check=True)
+            if subprocess.run(cmd, cwd=REPO).returncode != 0:
+                raise RuntimeError(f"variant {name}: `{shown}` failed (its error is printed above)")
             wall = time.perf_counter() - t0
             (run / "study_wall_s.txt").write_text(f"{wall:.1f}\n")
         elif (run / "study_wall_s.txt").exists():
