@@ -256,9 +256,13 @@ def _ood_model(results_path: Path, fingerprint: str | None = None):
 
     metrics = results_path.with_suffix(".metrics.json")
     try:
-        model = ood.model_from_metrics(json.loads(metrics.read_text())) if metrics.exists() else None
-    except (OSError, ValueError):
+        text = metrics.read_text() if metrics.exists() else None
+    except OSError:
         return None
+    try:
+        model = ood.model_from_metrics(json.loads(text)) if text is not None else None
+    except ValueError as err:  # an edited or broken calibration is named, never silently dropped or used
+        raise LabError(f"{metrics.name}: its out-of-domain calibration is not usable ({err})") from None
     if model is not None and fingerprint is not None and model.checkpoint_fingerprint != fingerprint:
         raise LabError(f"{metrics.name}: its calibration was fitted for the checkpoint with fingerprint "
                        f"{short(model.checkpoint_fingerprint)}, but {results_path.name} was made by "

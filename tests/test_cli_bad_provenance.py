@@ -359,3 +359,57 @@ def test_calibrate_with_a_file_sharing_validation_rows_is_refused(runs, tiny_dat
     code, text = run_cli(capsys, *_evaluate(runs / "a" / "best.pt", tmp_path / "r.nc", "--calibrate-with",
                                             overlapping))
     assert_refused(code, text, str(overlapping), "validation rows", "rows of the training data")
+
+
+# --------------------------------------------------------------------------- the lab (and the dashboard's page on it)
+
+
+def _results_copy(src: Path, dst: Path, **attrs) -> Path:
+    import xarray as xr
+
+    with xr.open_dataset(src) as ds:
+        ds = ds.load()
+    ds.attrs.update(attrs)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    ds.to_netcdf(dst)
+    return dst
+
+
+def test_lab_refuses_a_results_file_paired_with_another_checkpoint(runs, tmp_path):
+    from diffpose_viz.lab import LabError, open_sample
+
+    path = _results_copy(runs / "eval" / "a.nc", tmp_path / "r.nc", checkpoint=str(runs / "b" / "best.pt"))
+    with pytest.raises(LabError, match="fingerprint") as err:
+        open_sample(path, 0)
+    assert ck.short(ck.checkpoint_fingerprint(runs / "b" / "best.pt")) in str(err.value)
+
+
+def test_lab_refuses_a_model_attribute_that_disagrees_with_the_checkpoint(runs, tmp_path):
+    from diffpose_viz.lab import LabError, open_sample
+
+    path = _results_copy(runs / "eval" / "a.nc", tmp_path / "r.nc", model="Deterministic lifter",
+                         checkpoint=str(runs / "a" / "best.pt"))
+    with pytest.raises(LabError, match="attribute 'model'"):
+        open_sample(path, 0)
+
+
+def test_lab_accepts_a_moved_run_and_refuses_a_calibration_of_another_model(runs, tmp_path):
+    from diffpose_viz.lab import LabError, open_sample
+
+    shutil.copytree(runs / "a", tmp_path / "moved" / "run")
+    path = _results_copy(runs / "eval" / "a.nc", tmp_path / "moved" / "r.nc", checkpoint="run/best.pt")
+    shutil.copy(runs / "eval" / "a.metrics.json", tmp_path / "moved" / "r.metrics.json")
+    sample = open_sample(path, 0)  # relative to the results file, found by content: accepted
+    assert sample.ood_model is not None
+    other = json.loads((runs / "eval" / "a.metrics.json").read_text())
+    model = other["uncertainty"]["ood"]["model"]
+    model["checkpoint_fingerprint"] = ck.checkpoint_fingerprint(runs / "b" / "best.pt")
+    (tmp_path / "moved" / "r.metrics.json").write_text(json.dumps(other))
+    with pytest.raises(LabError, match="changed after"):  # edited: the digest no longer matches
+        open_sample(path, 0)
+    from diffpose_viz.ood import DIGEST_KEY, content_digest
+
+    model[DIGEST_KEY] = content_digest(model)  # re-sealed: the fingerprint itself is what is wrong
+    (tmp_path / "moved" / "r.metrics.json").write_text(json.dumps(other))
+    with pytest.raises(LabError, match="fitted for the checkpoint"):
+        open_sample(path, 0)
