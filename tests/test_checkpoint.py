@@ -164,3 +164,39 @@ def test_killed_checkpoint_write_leaves_no_temporaries(trained, tiny_data, tmp_p
     tr = Trainer(tiny_config(tiny_data, **{"train.max_steps": 1}), run, progress=False)
     tr._claim_out_dir()
     assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_the_fingerprint_is_of_the_content_not_the_path(trained, tmp_path):
+    """Written at save time, verified on load; a copy elsewhere has the same one, an edit is refused."""
+    src = Path(trained) / "best.pt"
+    fp = ck.checkpoint_fingerprint(src)
+    raw = torch.load(src, weights_only=True)
+    assert raw[ck.FINGERPRINT_KEY] == fp == ck.content_fingerprint(raw)
+    moved = tmp_path / "elsewhere" / "best.pt"
+    moved.parent.mkdir()
+    moved.write_bytes(src.read_bytes())
+    assert ck.checkpoint_fingerprint(moved) == fp
+    raw["config"]["train"]["lr"] = 0.5  # an edited config: the stored fingerprint no longer fits
+    torch.save(raw, tmp_path / "edited.pt")
+    with pytest.raises(ck.CheckpointError, match="does not match the fingerprint"):
+        load_checkpoint(tmp_path / "edited.pt")
+
+
+def test_non_finite_weights_are_refused_even_with_a_fresh_fingerprint(trained, tmp_path):
+    raw = torch.load(Path(trained) / "last.pt", weights_only=True)
+    name = next(k for k, v in raw["model"].items() if v.is_floating_point())
+    raw["model"][name][..., 0] = float("nan")
+    ck.save_checkpoint(tmp_path / "nan.pt", raw)  # re-sealed: the content itself is what is wrong
+    with pytest.raises(ck.CheckpointError, match=f"model weight '{name}' holds NaN"):
+        load_checkpoint(tmp_path / "nan.pt")
+
+
+def test_check_made_from_names_both_files_and_fingerprints(trained, tmp_path):
+    from diffpose_viz.errors import ProvenanceError
+
+    ckpt = Path(trained) / "best.pt"
+    fp = ck.checkpoint_fingerprint(ckpt)
+    assert ck.check_made_from(fp, "m.json", ckpt) == fp
+    with pytest.raises(ProvenanceError, match=f"m.json: .*{'0' * 16}.*{ckpt}.*{fp[:16]}"):
+        ck.check_made_from("0" * 64, "m.json", ckpt)
+    assert ck.provenance(ckpt) == {"checkpoint": str(ckpt), "checkpoint_fingerprint": fp}

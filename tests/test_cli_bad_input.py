@@ -159,6 +159,8 @@ KEYPOINT_CASES = {
         {"keypoints": [_coco_pose()], "format": "h36m17"})), ["kp.json", "--format"]),
     "inf coordinates": ("kp.npz", lambda p: _npz(p, keypoints=np.full((2, 17, 2), np.inf), format="coco17"),
                         ["kp.npz", "infinite"]),
+    "1e30 coordinates": ("kp.npz", lambda p: _npz(p, keypoints=np.full((2, 17, 2), 1e30), format="coco17"),
+                         ["kp.npz", "keypoints", "out of range", "1e+30"]),
     "not a keypoint file type": ("kp.txt", lambda p: p.write_text("1 2 3"), ["kp.txt", ".npz, .json or .csv"]),
     "missing keypoint file": ("absent.json", lambda p: None, ["absent.json", "does not exist"]),
 }

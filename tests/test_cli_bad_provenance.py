@@ -413,3 +413,19 @@ def test_lab_accepts_a_moved_run_and_refuses_a_calibration_of_another_model(runs
     (tmp_path / "moved" / "r.metrics.json").write_text(json.dumps(other))
     with pytest.raises(LabError, match="fitted for the checkpoint"):
         open_sample(path, 0)
+
+
+def test_wild_on_a_truncated_video_exits_non_zero_naming_the_frame(tmp_path, capsys):
+    cv2 = pytest.importorskip("cv2")
+    from diffpose_viz.wild import mediapipe_detector
+
+    if not mediapipe_detector.mediapipe_available():
+        pytest.skip("MediaPipe (solutions.pose) is not usable here")
+    writer = cv2.VideoWriter(str(tmp_path / "v.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
+    for i in range(30):
+        writer.write(np.full((48, 64, 3), i * 8, np.uint8))
+    writer.release()
+    full = (tmp_path / "v.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(full[: len(full) // 2])
+    code, text = run_cli(capsys, "wild", tmp_path / "cut.avi", "--out", tmp_path / "out")
+    assert_refused(code, text, str(tmp_path / "cut.avi"), "reading stopped at frame")

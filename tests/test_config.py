@@ -92,3 +92,14 @@ def test_yaml_scientific_notation_and_overrides(tmp_path):
     assert cfg.data.cameras == ["0", "2"] and cfg.diffusion.schedule.kind == "linear"
     with pytest.raises(KeyError, match="train.epoch"):
         load_config(p, ["train.epoch=3"])
+
+
+@pytest.mark.parametrize("override,key", [
+    ("data.extra_train=[{path: x.npz, subjects: [a], weight: 1.0e9}]", "data.extra_train[0].weight"),
+    ("data.gt_noise_std_px=1.0e30", "data.gt_noise_std_px"),
+    ("train.lr=.nan", "train.lr"),
+    ("train.grad_clip=.inf", "train.grad_clip"),
+], ids=["extra_train weight 1e9", "1e30 input noise", "NaN lr", "inf grad clip"])
+def test_out_of_range_numbers_are_refused_naming_the_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        load_config(REPO / "configs" / "smoke.yaml", [override])
