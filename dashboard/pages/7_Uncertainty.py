@@ -22,13 +22,21 @@ NO_CALIBRATION = ("Raw coverage only: calibration needs validation residuals. `d
                   "coverage next to the raw one.")
 
 
-def stored_calibration(path: Path) -> tuple[str | None, str | None]:
-    """(calibration as JSON text, problem) from the results' metrics JSON; (None, None) when there is none."""
+def stored_calibration(path: Path, fingerprint: str | None = None) -> tuple[str | None, str | None]:
+    """(calibration as JSON text, problem) from the results' metrics JSON; (None, None) when there is none. A
+    metrics JSON made by another checkpoint than the results file (`fingerprint`, its checkpoint_fingerprint
+    attribute) is not used: its calibration belongs to another model."""
     metrics_path = path.with_suffix(".metrics.json")
     if not metrics_path.exists():
         return None, None
     try:
-        cal = U.calibration_from_metrics(json.loads(metrics_path.read_text()))
+        metrics = json.loads(metrics_path.read_text())
+        made_by = metrics.get("checkpoint_fingerprint") if isinstance(metrics, dict) else None
+        if fingerprint and made_by and made_by != fingerprint:
+            return None, (f"`{metrics_path.name}` was made by the checkpoint with fingerprint {made_by[:16]}, "
+                          f"`{path.name}` by {fingerprint[:16]}: its calibration belongs to another model; showing "
+                          "raw coverage.")
+        cal = U.calibration_from_metrics(metrics)
     except (OSError, ValueError) as exc:
         return None, f"`{metrics_path.name}`: calibration not usable ({exc}); showing raw coverage."
     return (None if cal is None else json.dumps(cal.to_dict())), None
@@ -51,7 +59,7 @@ for name, path in files.items():
     if "err" not in ds and "gt" not in ds:
         no_gt.append(name)
         continue
-    cal_json, problem = stored_calibration(path)
+    cal_json, problem = stored_calibration(path, ds.attrs.get("checkpoint_fingerprint"))
     if problem:
         st.warning(problem)
     summary = analyse(str(path), path.stat().st_mtime, cal_json, ds)
