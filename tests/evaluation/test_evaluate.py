@@ -120,7 +120,8 @@ def test_evaluate_adds_the_out_of_domain_score_and_sample_reuses_it(diffpose_run
     score = back["ood_score"].values
     assert np.median(score[len(kp):]) > np.median(score[:len(kp)])
     twice = evaluate(diffpose_run.best, tmp_path / "d2.nc", progress=False,
-                     data=EvalData(calibrate_with=(json.loads(ds.attrs["config"])["data"]["path"],)))
+                     data=EvalData(calibrate_with=(json.loads(ds.attrs["config"])["data"]["path"],),
+                                   allow_leakage=True))  # the training file itself: refused without it
     assert "held-out-domain validation rows" in twice.summary["uncertainty"]["calibration_source"]
     # the unconditional calibration is fitted on the same rows as without them (only sampling noise differs: the
     # hypotheses are drawn in other batches)
@@ -130,7 +131,22 @@ def test_evaluate_adds_the_out_of_domain_score_and_sample_reuses_it(diffpose_run
     bad.write_text(json.dumps({"uncertainty": {}}))
     with pytest.raises(InputError, match="no uncertainty -> ood -> model"):
         load_ood_model(bad)
-    with pytest.raises(InputError, match="fitted for checkpoint"):
+    # matched by content, not path: a copy is the same model, a retrained one (other weights) is not
+    import shutil
+
+    import torch
+
+    from diffpose_viz.checkpoint import save_checkpoint
+    from diffpose_viz.errors import ProvenanceError
+
+    shutil.copy(diffpose_run.best, tmp_path / "copy.pt")
+    assert load_ood_model(res.metrics_path, tmp_path / "copy.pt").checkpoint_fingerprint == \
+        model.checkpoint_fingerprint
+    other = torch.load(diffpose_run.best, weights_only=True)
+    name = next(k for k, v in other["ema"]["module"].items() if v.is_floating_point())
+    other["ema"]["module"][name] = other["ema"]["module"][name] * 1.01
+    save_checkpoint(tmp_path / "other.pt", other)
+    with pytest.raises(ProvenanceError, match="fingerprint"):
         load_ood_model(res.metrics_path, tmp_path / "other.pt")
 
 
