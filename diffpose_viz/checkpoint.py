@@ -10,6 +10,11 @@ tensors and plain Python values first (numpy arrays become tensors, numpy scalar
 RNG state a dict), so a new checkpoint needs nothing allow-listed. Checkpoints written before that hold
 numpy arrays; for them the numpy array/dtype/scalar reconstructors are allow-listed (they build arrays
 only and call nothing else). Any other global in the file is refused with a CheckpointError naming it.
+
+Every save writes a content fingerprint (sha256 of the weights, config and everything else predictions depend on;
+`content_fingerprint`); every load verifies it (or computes it for older files) and refuses non-finite weights.
+Files derived from a checkpoint record its fingerprint (`provenance`), and consumers compare it
+(`check_made_from`), so a derived file is tied to the model's content, never to where the checkpoint lies.
 """
 from __future__ import annotations
 
