@@ -23,7 +23,8 @@ class RunLockedError(RuntimeError):
 
 
 def lock_path(folder: str | os.PathLike) -> Path:
-    folder = Path(folder)
+    """`.NAME.lock` beside run folder NAME (absolute, so that `--out .` and `--out run/` name the same lock)."""
+    folder = Path(os.path.abspath(folder))
     return folder.parent / f".{folder.name}.lock"
 
 
