@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from diffpose_viz.config import DataConfig  # noqa: E402
+from diffpose_viz.entry import run_script  # noqa: E402
 from diffpose_viz.inference import load_model  # noqa: E402
 from diffpose_viz.inputs.splits import load_splits  # noqa: E402
 from diffpose_viz.released import import_released  # noqa: E402
@@ -415,4 +416,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))  # one-line errors, exit 2 (diffpose_viz.entry)

@@ -53,6 +53,7 @@ BAD_INPUT = {
     "unseen_views.py": ["--bandai", "{npz}", "--out", "{tmp}/views.npz"],
     "validation_bodies.py": ["--bandai", "{npz}", "--out", "{tmp}/vb.npz"],
     "validation_study.py": ["--config", "{yaml}", "--out", "{tmp}/study", "--only", "lifter"],
+    "verify_released.py": ["--data", "{npz}", "--diffpose", "{tmp}"],
 }
 
 
