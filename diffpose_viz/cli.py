@@ -278,14 +278,16 @@ def cmd_wild(args) -> int:
 
 def cmd_import(args) -> int:
     from diffpose_viz.released import import_released
+    from diffpose_viz.run_lock import run_lock
 
     _check_positive(frames=args.frames, heads=args.heads)
     for f in args.files:
         if not Path(f).exists():
             raise CLIError(f"{f}: does not exist")
     data = {k: v for k, v in (("path", args.data), ("train_2d", args.train_2d), ("test_2d", args.test_2d)) if v}
-    written = import_released(args.kind, args.files, args.out, force=args.force, frames=args.frames, heads=args.heads,
-                              input_layout=args.input, protocol=args.protocol, data=data)
+    with run_lock(args.out, what="import or train"):  # one writer per run folder, as `train`
+        written = import_released(args.kind, args.files, args.out, force=args.force, frames=args.frames,
+                                  heads=args.heads, input_layout=args.input, protocol=args.protocol, data=data)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
