@@ -7,8 +7,9 @@ the YAML config (`--override key=value` is for quick smoke sizes).
     diffpose-viz sample runs/demo/best.pt --input kp.json --format coco17 --image-size 1920 1080 --out mine.nc
     diffpose-viz bench --device cpu
     diffpose-viz dashboard --results results/demo
-    diffpose-viz wild video.mp4 --checkpoint runs/demo/best.pt --out runs/wild
+    diffpose-viz wild video.mp4 --checkpoint runs/demo/best.pt --out runs/wild [--open]
     diffpose-viz import diffpose-frame gcn_xyz_cpn.pth diffpose_uvxyz_cpn.pth --out runs/diffpose_released
+    diffpose-viz export mp4|bvh|rrd|csv|json runs/wild --out take.bvh
 
 Multi-process training: `torchrun --standalone --nproc-per-node 2 -m diffpose_viz.cli train ...`.
 """
@@ -207,17 +208,43 @@ def cmd_bench(args) -> int:
 
 
 def cmd_dashboard(args) -> int:
+    return open_dashboard(args.results, port=args.port, headless=args.headless, page=args.page)
+
+
+def open_dashboard(results: str | None, *, port: int = 8501, headless: bool = False, page: str | None = None) -> int:
+    """`streamlit run dashboard/Overview.py` on `results`; with `page` the browser opens on that page
+    (e.g. Timeline) instead of the overview. Returns streamlit's exit status."""
     app = Path(__file__).resolve().parents[1] / "dashboard" / "Overview.py"
     if not app.exists():
         raise CLIError(f"dashboard app not found at {app} (run from a source checkout)")
     env = dict(os.environ)
-    if args.results:
-        env["DIFFPOSE_VIZ_RESULTS"] = str(args.results)
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+    if results:
+        env["DIFFPOSE_VIZ_RESULTS"] = str(Path(results).resolve())
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
            "--browser.gatherUsageStats", "false"]
-    if args.headless:
+    if headless or page:  # with a page we open the browser ourselves, on that page
         cmd += ["--server.headless", "true"]
-    return subprocess.call(cmd, env=env)
+    proc = subprocess.Popen(cmd, env=env)
+    if page and not headless:
+        _open_when_up(f"http://localhost:{port}", page, proc)
+    return proc.wait()
+
+
+def _open_when_up(url: str, page: str, proc: subprocess.Popen, timeout_s: float = 60.0) -> None:
+    import time
+    import urllib.request
+    import webbrowser
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                print(f"opening {url}/{page}")
+                webbrowser.open(f"{url}/{page}")
+                return
+        except OSError:
+            time.sleep(0.5)
+    print(f"the dashboard did not answer within {timeout_s:.0f} s; open {url}/{page} yourself", file=sys.stderr)
 
 
 def cmd_wild(args) -> int:
@@ -273,6 +300,62 @@ def cmd_wild(args) -> int:
     names = [res.detections_path.name] + ([res.results_path.name] if res.results_path else [])
     note = f" ({res.lift_note})" if res.lift_note else ""
     print("wrote " + ", ".join(str(Path(args.out) / n) for n in names) + note)
+    if args.open:
+        if res.results_path is None:
+            raise CLIError("--open: no 3D results to show (give --checkpoint, and a video with a person in it)")
+        return open_dashboard(args.out, port=args.port, page="Timeline")
+    return 0
+
+
+def _results_of(path: str) -> Path:
+    """A results file, or the results.nc of a `wild` run folder."""
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "results.nc").exists():
+            raise CLIError(f"{p}: a folder without results.nc (give a results file, or a `wild` run with --checkpoint)")
+        p = p / "results.nc"
+    return p
+
+
+def _pick_sequence(ds, choice: str | None):
+    """--sequence: an index into the results' sequences or 'subject/action/camera'; default the first."""
+    from diffpose_viz.figures.sequence import SequenceKey, sequence_keys
+
+    keys = sequence_keys(ds)
+    if choice is None:
+        if len(keys) > 1:
+            print(f"{len(keys)} sequences; exporting the first ({keys[0][0].label}); choose with --sequence N "
+                  "or SUBJECT/ACTION/CAMERA")
+        return 0
+    if choice.isdigit():
+        return int(choice)
+    parts = choice.split("/")
+    if len(parts) != 3:
+        raise CLIError(f"--sequence {choice!r}: expected an index 0..{len(keys) - 1} or SUBJECT/ACTION/CAMERA")
+    return SequenceKey(*parts)
+
+
+def cmd_export(args) -> int:
+    from diffpose_viz.exports import export_sequence
+    from diffpose_viz.figures.sequence import open_timeline
+    from diffpose_viz.results import load_results
+
+    results = _results_of(args.results)
+    if not results.exists():
+        raise CLIError(f"{results}: does not exist (expected a results file or a `wild` run folder)")
+    if args.video is not None and not Path(args.video).is_file():
+        raise CLIError(f"--video {args.video}: does not exist or is not a file")
+    ds = load_results(results)
+    src = open_timeline(ds, results, _pick_sequence(ds, args.sequence), args.video)
+    if src.video_error:
+        raise CLIError(src.video_error.split(";")[0])
+    if src.video is None and args.fps is not None:
+        src.seq.fps = args.fps
+    for note in src.seq.notes:
+        print(note)
+    out = export_sequence(args.format, src.seq, args.out, force=args.force,
+                          video=src.video if args.format in ("mp4", "rrd") else None, hypothesis=args.hypothesis)
+    print(f"wrote {out.path} ({args.format}: {out.summary}; sequence {src.seq.label}, model {src.seq.model})")
     return 0
 
 
@@ -428,6 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "or results/demo)")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--headless", action="store_true")
+    p.add_argument("--page", default=None, help="open the browser on this page, e.g. Timeline")
     _device_arg(p)
     p.set_defaults(func=cmd_dashboard)
 
@@ -442,6 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "without it)")
     p.add_argument("--calibration", default=None, metavar="METRICS_JSON", help="the metrics JSON of `evaluate` on "
                    "this checkpoint: adds the out-of-domain score, flag and calibrated per-joint radius")
+    p.add_argument("--open", action="store_true", help="then open the dashboard on this run's Timeline")
+    p.add_argument("--port", type=int, default=8501, help="the dashboard's port (with --open)")
     _device_arg(p)
     p.set_defaults(func=cmd_wild)
 
@@ -469,6 +555,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-2d", default=None, metavar="FILE", help="data.test_2d (default: the CPN file; GT with "
                    "--protocol gt; Detectron COCO with --input coco)")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="one sequence of a results file as MP4, BVH, Rerun .rrd, CSV or JSON",
+                       description="MP4: video with the 2D input | 3D with the hypotheses, side by side. BVH: joint "
+                       "rotations on an H36M-17 skeleton with the person's median bone lengths (docs/EXPORTS.md). "
+                       "rrd: a Rerun recording (needs the 'rerun' extra). CSV/JSON: 3D poses, radius and scores "
+                       "per frame.")
+    p.add_argument("format", choices=["mp4", "bvh", "rrd", "csv", "json"])
+    p.add_argument("results", help="a results .nc file, or a `wild` run folder (its results.nc and video)")
+    p.add_argument("--out", required=True, help="the file to write")
+    p.add_argument("--sequence", default=None, help="which sequence: an index, or SUBJECT/ACTION/CAMERA "
+                   "(default: the first)")
+    p.add_argument("--video", default=None, help="the video under the 2D (default: a wild run's own source video)")
+    p.add_argument("--hypothesis", type=int, default=None, help="BVH: this hypothesis instead of the mean pose")
+    p.add_argument("--fps", type=float, default=None, help="frame rate when there is no video (default 30)")
+    p.add_argument("--force", action="store_true", help="replace an existing file (refused without it)")
+    p.set_defaults(func=cmd_export)
     return ap
 
 

@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("inference", ("diffpose_viz.inference", "diffpose_viz.released")),
     ("training, evaluation", ("diffpose_viz.training", "diffpose_viz.evaluation")),
     ("figures", ("diffpose_viz.figures",)),
-    ("apps", ("diffpose_viz.cli", "diffpose_viz.wild", "diffpose_viz.bench", "diffpose_viz.lab")),
+    ("apps", ("diffpose_viz.cli", "diffpose_viz.wild", "diffpose_viz.bench", "diffpose_viz.lab", "diffpose_viz.exports")),
 ]
 
 
