@@ -79,6 +79,8 @@ def draw_2d_panel(image: np.ndarray | None, kp: np.ndarray, conf: np.ndarray, oc
             draw.ellipse(box, fill=_conf_rgb(c), outline=(255, 255, 255))
         if c < LOW_CONFIDENCE:
             draw.line([x - r, y - r, x + r, y + r], fill=(255, 255, 255), width=1)
+    box = draw.textbbox((8, 6), label)
+    draw.rectangle([box[0] - 4, box[1] - 3, box[2] + 4, box[3] + 3], fill=(0, 0, 0))
     draw.text((8, 6), label, fill=(255, 255, 255))
     return np.asarray(base)
 
