@@ -1,0 +1,83 @@
+"""`diffpose-viz export` and `wild --open` through `cli.main`: files written, and every bad input one line
+naming the file (results without order, a video of another length, a missing, empty or corrupt video,
+an existing output), never a traceback."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from diffpose_viz.cli import build_parser, main
+from timeline_fixtures import sequence_results, wild_run_folder
+
+
+def run_cli(capsys, *args) -> tuple[int, str]:
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as stop:
+        code = stop.code
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_export_a_wild_run_folder(tmp_path, capsys):
+    pytest.importorskip("av")
+    run = wild_run_folder(tmp_path / "run", n_frames=24, n_rows=12)
+    code, text = run_cli(capsys, "export", "bvh", run, "--out", tmp_path / "take.bvh")
+    assert code == 0, text
+    assert "clip.mp4: 24 frames, the results cover frames 0-11" in text  # the frame-count note, one line
+    assert "12 frames of the mean pose at 24 fps" in text and (tmp_path / "take.bvh").exists()
+    code, text = run_cli(capsys, "export", "bvh", run, "--out", tmp_path / "take.bvh")
+    assert code == 1 and text.count("\n") == 2 and "take.bvh: already exists" in text and "Traceback" not in text
+    code, text = run_cli(capsys, "export", "bvh", run, "--out", tmp_path / "take.bvh", "--force", "--hypothesis", 2)
+    assert code == 0 and "hypothesis 2" in text
+    code, text = run_cli(capsys, "export", "bvh", run, "--out", tmp_path / "h.bvh", "--hypothesis", 9)
+    assert code == 1 and "hypotheses 0..3" in text
+
+
+def test_export_bad_inputs_are_one_line(tmp_path, capsys):
+    pytest.importorskip("av")
+    run = wild_run_folder(tmp_path / "run", n_frames=24, n_rows=12)
+    (run / "clip.mp4").unlink()  # the video moved away: a note, the export goes on without it
+    code, text = run_cli(capsys, "export", "csv", run, "--out", tmp_path / "a.csv")
+    assert code == 0 and "clip.mp4: video not found" in text
+    assert len(pd.read_csv(tmp_path / "a.csv")) == 12
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00garbage" * 64)
+    code, text = run_cli(capsys, "export", "mp4", run, "--out", tmp_path / "b.mp4", "--video", bad)
+    assert code == 1 and "bad.mp4" in text and "Traceback" not in text and len(text.strip().splitlines()) == 1
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    code, text = run_cli(capsys, "export", "mp4", run, "--out", tmp_path / "b.mp4", "--video", empty)
+    assert code == 1 and "empty.mp4" in text and "empty file" in text
+    assert not (tmp_path / "b.mp4").exists()
+    code, text = run_cli(capsys, "export", "csv", tmp_path, "--out", tmp_path / "c.csv")
+    assert code == 1 and "without results.nc" in text
+    code, text = run_cli(capsys, "export", "csv", tmp_path / "none.nc", "--out", tmp_path / "c.csv")
+    assert code == 1 and "none.nc: does not exist" in text
+    code, text = run_cli(capsys, "export", "csv", run, "--out", tmp_path / "c.csv", "--sequence", "a/b")
+    assert code == 1 and "SUBJECT/ACTION/CAMERA" in text
+
+
+def test_results_without_sequence_order_still_export(results_ds, tmp_path, capsys):
+    """The fixture repeats frames within a sequence: named in one line, rows exported in file order."""
+    path = tmp_path / "unordered.nc"
+    results_ds.to_netcdf(path)
+    code, text = run_cli(capsys, "export", "json", path, "--out", tmp_path / "u.json", "--sequence", 0)
+    assert code == 0 and "unordered.nc: sequence" in text and "no sequence order" in text
+
+
+def test_wild_open_is_an_option():
+    args = build_parser().parse_args(["wild", "clip.mp4", "--open", "--port", "8600"])
+    assert args.open and args.port == 8600
+    args = build_parser().parse_args(["dashboard", "--page", "Timeline"])
+    assert args.page == "Timeline"
+
+
+def test_a_sample_run_exports_at_the_given_fps(tmp_path, capsys):
+    ds = sequence_results(6, frames=np.arange(6))
+    ds.attrs["split"] = "wild"
+    ds.to_netcdf(tmp_path / "s.nc")
+    code, text = run_cli(capsys, "export", "bvh", tmp_path / "s.nc", "--out", tmp_path / "s.bvh", "--fps", "50")
+    assert code == 0 and "at 50 fps" in text
+    assert "Frame Time: 0.02000000" in (tmp_path / "s.bvh").read_text()
