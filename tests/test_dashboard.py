@@ -275,3 +275,102 @@ def test_lab_hiding_a_joint_reports_a_larger_spread(tmp_path, monkeypatch, smoke
     at.slider(key="lab_n").set_value(5).run()
     at.slider(key="lab_k").set_value(3).run()
     _ok(at)
+
+
+# --------------------------------------------------------------------------- Timeline
+
+
+def _timeline_folder(tmp_path, video: str = "ok"):
+    """A wild-run-like folder (results.nc + detections.npz naming clip.mp4) plus a second model's results of
+    the same clip for A/B. video: 'ok', 'missing' or 'corrupt'."""
+    pytest.importorskip("av")
+    from timeline_fixtures import sequence_results, wild_run_folder
+
+    run = wild_run_folder(tmp_path / "run", n_frames=24, n_rows=12, video=video == "ok")
+    if video == "corrupt":
+        (run / "clip.mp4").write_bytes(b"\x00garbage" * 64)
+    sequence_results(12, model="lifter", seed=4).to_netcdf(run / "lifter.nc")
+    return run
+
+
+def test_timeline_scrubs_frame_2d_and_3d_together(tmp_path, monkeypatch):
+    run = _timeline_folder(tmp_path)
+    monkeypatch.setenv("DIFFPOSE_VIZ_RESULTS", str(run))
+    at = AppTest.from_file(PAGE["Timeline"], default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.exception + at.error]
+    assert at.selectbox(key="tl_a").value == "lifter"  # files sorted by name, DiffPose first only by that name
+    at.selectbox(key="tl_a").set_value("results").run()
+    figs = _figures(at)
+    assert len(figs) == 4  # 2D, 3D, strips, joint traces
+    assert figs[0]["layout"]["images"][0]["source"].startswith("data:image/jpeg")
+    before_2d, before_3d = figs[0]["data"][1]["x"], figs[1]["data"][2]["x"]
+    assert at.markdown[0].value.startswith("frame 0 (0.00 s)")
+    at.button(key="tl_next").click().run()
+    assert at.session_state["tl_pos"] == 1 and at.markdown[0].value.startswith("frame 1 (0.04 s)")
+    figs = _figures(at)
+    assert figs[0]["data"][1]["x"] != before_2d and figs[1]["data"][2]["x"] != before_3d
+    assert figs[2]["layout"]["shapes"][-1]["x0"] == 1  # the strips' current-frame line moved too
+    at.slider(key="tl_pos").set_value(7).run()
+    assert at.markdown[0].value.startswith("frame 7")
+    worst = at.selectbox(key="tl_worst").options
+    assert len(worst) == 6  # "—" and the five worst frames
+    from diffpose_viz.figures.sequence import select_sequence
+
+    ranked, _ = select_sequence(xr.load_dataset(run / "results.nc"), 0).worst(5)
+    target = next(int(w) for w in ranked if int(w) != 7)
+    at.selectbox(key="tl_worst").set_value(target).run()
+    assert at.session_state["tl_pos"] == target
+    # A/B: the lifter's results of the same clip
+    at.selectbox(key="tl_b").set_value("lifter").run()
+    assert not at.exception and not at.error
+    names = [t.get("name") for t in _figures(at)[1]["data"]]
+    assert "B mean (lifter)" in names and "A mean (results)" in names
+    assert any("12 of 12 rows matched" in c.value for c in at.caption)
+    # exports: a download of each cheap format
+    for kind in ("csv", "bvh", "json"):
+        at.selectbox(key="tl_fmt").set_value(kind).run()
+        at.button(key="tl_export").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert any(f".{kind}" in el.proto.label for el in at.get("download_button"))
+
+
+def test_timeline_play_and_save_refuses_an_existing_file(tmp_path, monkeypatch):
+    run = _timeline_folder(tmp_path)
+    monkeypatch.setenv("DIFFPOSE_VIZ_RESULTS", str(run))
+    at = AppTest.from_file(PAGE["Timeline"], default_timeout=TIMEOUT)
+    at.run()
+    at.selectbox(key="tl_a").set_value("results").run()
+    at.button(key="tl_play").click().run()
+    assert at.session_state["tl_playing"] and at.button(key="tl_play").label == "❚❚ pause"
+    target = tmp_path / "mine.csv"
+    target.write_text("keep")
+    at.selectbox(key="tl_fmt").set_value("csv").run()
+    at.text_input(key="tl_save_to").input(str(target)).run()
+    at.button(key="tl_export").click().run()
+    assert not at.exception and "already exists" in at.error[0].value and target.read_text() == "keep"
+    at.checkbox(key="tl_overwrite").check().run()
+    at.button(key="tl_export").click().run()
+    assert not at.error and target.read_text().startswith("frame,")
+
+
+@pytest.mark.parametrize("video", ["missing", "corrupt"])
+def test_timeline_without_a_readable_video_shows_the_2d(tmp_path, monkeypatch, video):
+    run = _timeline_folder(tmp_path, video)
+    monkeypatch.setenv("DIFFPOSE_VIZ_RESULTS", str(run))
+    at = AppTest.from_file(PAGE["Timeline"], default_timeout=TIMEOUT)
+    at.run()
+    at.selectbox(key="tl_a").set_value("results").run()
+    assert not at.exception
+    if video == "missing":
+        assert not at.error and any("clip.mp4: video not found" in w.value for w in at.warning)
+    else:
+        assert len(at.error) == 1 and "clip.mp4" in at.error[0].value and "blank canvas" in at.error[0].value
+    figs = _figures(at)
+    assert len(figs) == 4 and not figs[0]["layout"].get("images")
+
+
+def test_timeline_on_results_without_sequence_order(results_env):
+    at = _run(PAGE["Timeline"])
+    assert any("no sequence order" in w.value for w in at.warning)
+    assert len(_figures(at)) == 4

@@ -219,11 +219,136 @@ def test_uncertainty_screenshot(page, server):
     page.screenshot(path=str(ARTIFACTS / "page_Uncertainty.png"))
 
 
+def _plots(page) -> list:
+    """The Timeline's plotly charts as JSON-able summaries: 2D joints x, the 2D image, 3D trace names and A's mean."""
+    return page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')].map(g => ({
+        names: (g._fullData || []).map(t => t.name),
+        x: JSON.stringify(((g._fullData || [])[1] || {}).x || null),
+        mean: JSON.stringify(((g._fullData || []).find(t => (t.name || '').startsWith('A mean')) || {}).x || null),
+        image: ((g._fullLayout || {}).images || []).map(i => i.source.length + ':' + i.source.slice(-40)).join()}))""")
+
+
+def _choose(page, key: str, option: str) -> None:
+    """Pick `option` in the selectbox with widget key `key` (a combobox: click its input, then the option)."""
+    page.locator(f".st-key-{key} input").click()
+    page.get_by_role("option", name=option).click()
+
+
+def _timeline_on(page, server, folder: Path, sequence_text: str, drawn_js: str) -> None:
+    """The Timeline on results folder `folder`, waiting until its sequence (`sequence_text`) is selected and
+    `drawn_js` (a predicate on the charts `g`) says its figures are the ones on screen."""
+    _open(page, server, "Timeline")
+    box = page.locator(".st-key-_results_dir_input input")
+    box.fill(str(folder))
+    box.press("Enter")
+    page.wait_for_function("(t) => { const s = document.querySelector('.st-key-tl_seq input');"
+                           " return s && s.value.includes(t) }", arg=sequence_text, timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 4 && "
+                           "[...document.querySelectorAll('.js-plotly-plot')].every(g => g._fullData)", timeout=60_000)
+    page.wait_for_function(f"() => {{ const g = [...document.querySelectorAll('.js-plotly-plot')]; return {drawn_js} }}",
+                           timeout=60_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    _no_exception(page)
+
+
+def _step_and_check(page, before: list, image_changes: bool) -> list:
+    """Click 'step ▶'; the 2D joints, the 3D mean (and the video frame) change together."""
+    page.locator(".st-key-tl_next button").click()
+    page.wait_for_function("(b) => { const g = document.querySelectorAll('.js-plotly-plot')[0];"
+                           " return g && g._fullData && JSON.stringify(g._fullData[1].x) !== b }", arg=before[0]["x"],
+                           timeout=30_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    after = _plots(page)
+    assert after[0]["x"] != before[0]["x"] and after[1]["mean"] != before[1]["mean"]
+    if image_changes:
+        assert after[0]["image"] and after[0]["image"] != before[0]["image"]
+    _no_exception(page)
+    return after
+
+
+def _download(page, kind_label: str | None, ext: str, tmp_path: Path) -> Path:
+    if kind_label:
+        _choose(page, "tl_fmt", kind_label)
+        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.locator(".st-key-tl_export button").click()
+    button = page.locator(".st-key-tl_download button").filter(has_text=f".{ext}")
+    button.wait_for(timeout=120_000)
+    with page.expect_download(timeout=60_000) as info:
+        button.click()
+    target = tmp_path / info.value.suggested_filename
+    info.value.save_as(target)
+    return target
+
+
+def test_timeline_on_a_test_sequence(page, server, smoke_run, tmp_path):
+    """Issue 30 on real (smoke) results: scrub, A/B against the one-stage model, two export buttons."""
+    results = os.environ.get("DIFFPOSE_VIZ_E2E_RESULTS") or str(smoke_run[0])
+    if not (Path(results) / "diffpose.nc").exists() or not (Path(results) / "diffpose_joint.nc").exists():
+        pytest.skip(f"{results} lacks diffpose.nc / diffpose_joint.nc")
+    _timeline_on(page, server, Path(results), "lafan_b",  # the strips of smoke results include the OOD score
+                 "g.length >= 3 && (g[2]._fullLayout.annotations || []).some(a => a.text === 'out-of-domain score')")
+    before = _plots(page)
+    assert any(n.startswith("A hypotheses") for n in before[1]["names"])
+    after = _step_and_check(page, before, image_changes=False)
+    assert "frame" in page.locator('[data-testid="stMarkdown"]').filter(has_text="(").first.inner_text()
+    _choose(page, "tl_b", "diffpose_joint")
+    page.wait_for_function("() => { const g = document.querySelectorAll('.js-plotly-plot')[1];"
+                           " return g && (g._fullData || []).some(t => (t.name || '').startsWith('B mean')) }",
+                           timeout=60_000)
+    names = _plots(page)[1]["names"]
+    assert any(n.startswith("A mean") for n in names) and "B mean (diffpose_joint)" in names
+    _no_exception(page)
+    mp4 = _download(page, None, "mp4", tmp_path)
+    assert mp4.suffix == ".mp4" and mp4.stat().st_size > 1000
+    csv = _download(page, "CSV: poses, radius, scores per frame", "csv", tmp_path)
+    assert csv.read_text().startswith("frame,time_s,subject")
+    _no_exception(page)
+    assert after
+
+
+@pytest.fixture(scope="module")
+def wild_timeline_run(synthetic_lab_results) -> Path:
+    """`wild` on the sports2d demo clip (BSD-3) lifted by the synthetic checkpoint: a picture with no licensed
+    motion capture in it."""
+    from diffpose_viz.wild.mediapipe_detector import mediapipe_available
+
+    if not mediapipe_available():
+        pytest.skip("mediapipe is not installed (the `detector` extra)")
+    pytest.importorskip("av")
+    from diffpose_viz.wild.demo_media import DEMO_NAME, fetch_demo_media
+    from diffpose_viz.wild.run import run_wild
+
+    clip = REPO / "data" / "media" / DEMO_NAME
+    if not clip.exists():
+        try:
+            clip = fetch_demo_media(cache_dir=REPO / "data" / "cache", out=ARTIFACTS / "media_timeline")
+        except Exception as err:  # offline machine
+            pytest.skip(f"demo media unavailable: {err}")
+    out = synthetic_lab_results.parent / "wild"
+    res = run_wild(clip, synthetic_lab_results.parent / "run" / "best.pt", out, n_hypotheses=5, max_frames=30,
+                   progress=False, overlay=False)
+    assert res.results_path is not None
+    return out
+
+
+def test_timeline_on_the_demo_video(page, server, wild_timeline_run):
+    """The sports2d clip's `wild` run: the video frame under the 2D, scrubbed together with the 3D."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    _timeline_on(page, server, wild_timeline_run, "wild /", "g.length && (g[0]._fullLayout.images || []).length > 0")
+    before = _plots(page)
+    assert before[0]["image"], "the video frame is drawn under the 2D"
+    _step_and_check(page, before, image_changes=True)
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    page.wait_for_timeout(1500)  # let WebGL paint before the screenshot
+    page.screenshot(path=str(ARTIFACTS / "page_Timeline.png"), full_page=True)
+
+
 def test_screenshots_are_kept_for_docs():
     """With DIFFPOSE_VIZ_UPDATE_SCREENSHOTS=1, copy the best views to docs/screenshots (small PNGs)."""
     wanted = {"trajectory_last_step.png": "trajectory.png", "figure_GMM_components.png": "gmm.png",
               "page_Model_comparison.png": "model_comparison.png"}
-    optional = {"page_What_if_lab.png": "lab.png", "page_Uncertainty.png": "uncertainty.png"}
+    optional = {"page_What_if_lab.png": "lab.png", "page_Uncertainty.png": "uncertainty.png",
+                "page_Timeline.png": "timeline.png"}
     if not all((ARTIFACTS / k).exists() for k in wanted):
         pytest.skip("browser screenshots not produced in this run")
     if os.environ.get("DIFFPOSE_VIZ_UPDATE_SCREENSHOTS") == "1":

@@ -35,8 +35,9 @@ name_a = st.sidebar.selectbox("Results (A)", list(files), key="tl_a")
 path_a = files[name_a]
 ds_a = common.open_results(path_a)
 keys = S.sequence_keys(ds_a)
-seq_i = st.sidebar.selectbox("Sequence", range(len(keys)), key="tl_seq",
-                             format_func=lambda i: f"{keys[i][0].label} ({keys[i][1]} frames)")
+# the labels themselves are the options: a new results file with other sequences never shows a stale label
+seq_labels = [f"{k.label} ({n} frames)" for k, n in keys]
+seq_i = seq_labels.index(st.sidebar.selectbox("Sequence", seq_labels, key="tl_seq"))
 others = [n for n in files if n != name_a]
 name_b = st.sidebar.selectbox("Compare with (B)", ["none", *others], key="tl_b",
                               help="Another results file of the same sequence (e.g. the lifter, another checkpoint).")
@@ -60,8 +61,8 @@ if name_b != "none":
     label_b = name_b
     (st.caption if seq_b is not None else st.warning)(f"A/B: {line}")
 
-if st.session_state.get("tl_seen") != (name_a, seq_i):  # a new sequence starts at its first frame
-    st.session_state["tl_seen"] = (name_a, seq_i)
+if st.session_state.get("tl_seen") != (str(path_a), seq_i):  # a new sequence starts at its first frame
+    st.session_state["tl_seen"] = (str(path_a), seq_i)
     st.session_state["tl_pos"] = 0
     st.session_state["tl_playing"] = False
 last = len(seq) - 1
@@ -168,10 +169,10 @@ if st.button("Prepare export", key="tl_export"):
         except Exception as exc:  # an existing file, a missing optional package: a message, not a traceback
             st.error(f"Export failed: {exc}")
         else:
-            st.session_state["tl_export_done"] = (str(done.path), done.summary, bool(save_to.strip()))
+            st.session_state["tl_export_done"] = (str(done.path), done.summary, bool(save_to.strip()), kind)
 if "tl_export_done" in st.session_state:
-    path, summary, saved = st.session_state["tl_export_done"]
-    if Path(path).exists():
+    path, summary, saved, done_kind = st.session_state["tl_export_done"]
+    if Path(path).exists() and done_kind == kind:  # a file of the format now chosen
         if saved:
             st.success(f"wrote `{path}` ({summary})")
         else:
