@@ -119,3 +119,16 @@ fig
 
 # %%
 F.per_joint_error_figure(err, occluded=ds["occluded"].values)
+
+# %% [markdown]
+# ## One sequence over time
+#
+# The Timeline page's figure for notebooks (`diffpose_viz.figures.timeline.timeline_figure`): the 3D pose with
+# its hypotheses under a frame slider (▶ plays it), beside the error of every frame. The dashboard's Timeline
+# page adds the video, the 2D input, the out-of-domain strip, per-joint traces, A/B and exports.
+
+# %%
+from diffpose_viz.figures.sequence import select_sequence
+from diffpose_viz.figures.timeline import timeline_figure
+
+timeline_figure(select_sequence(ds, 0, source=str(results / "diffpose.nc")), max_frames=60)

@@ -18,3 +18,5 @@ _.__class__  # models.dropout.use_dropout_mask: switching nn.Dropout to BitsDrop
 _.find_class  # pickle.Unpickler
 _.persistent_load  # pickle.Unpickler
 _.mpjpe_mm  # lab.LabResult, for notebooks
+_.pix_fmt  # exports.render: PyAV stream setting, read by FFmpeg's encoder
+_.thread_type  # figures.video_frames: PyAV decoder setting, read by FFmpeg

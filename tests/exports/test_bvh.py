@@ -45,6 +45,7 @@ def test_round_trip_matches_the_bone_length_normalised_prediction_within_1mm():
     # what normalised means, checked without normalised_poses: prediction's bone directions, median lengths
     bones_pred, bones_back = pred[:, CHI] - pred[:, PAR], back[:, CHI] - back[:, PAR]
     lengths = np.linalg.norm(bones_back, axis=-1)
+    np.testing.assert_allclose(export.lengths_cm, np.median(np.linalg.norm(bones_pred, axis=-1), 0) * 100, rtol=1e-9)
     np.testing.assert_allclose(lengths, np.broadcast_to(np.median(np.linalg.norm(bones_pred, axis=-1), 0),
                                                         lengths.shape), atol=1e-5)
     cos = np.einsum("tbi,tbi->tb", bones_pred, bones_back) / (np.linalg.norm(bones_pred, axis=-1) * lengths)
