@@ -108,6 +108,14 @@ def describe(i: int) -> str:
     return " · ".join(parts)
 
 
+def session_figure(name: str, key: tuple, build):
+    """This session's figure `name` for `key`, built once: while scrubbing only its current-frame line moves."""
+    store = st.session_state.setdefault("tl_figures", {})
+    if name not in store or store[name][0] != key:
+        store[name] = (key, build())
+    return store[name][1]
+
+
 @st.fragment(run_every=PLAY_INTERVAL_S if playing else None)
 def views() -> None:
     if playing:
@@ -135,10 +143,14 @@ def views() -> None:
             seq.gt[i] if seq.gt is not None else None, ranges,
             pred_b=seq_b.pred[i] if has_b else None, hypotheses_b=seq_b.hypotheses[i] if has_b else None,
             label_a=name_a, label_b=label_b, radius_level=seq.radius_level), key="tl_3d")
-    common.plot(T.strips_figure(seq, i, seq_b, name_a, label_b), key="tl_strips")
+    shown = (str(path_a), seq_i, name_b)
+    strips = session_figure("strips", shown, lambda: T.strips_figure(seq, i, seq_b, name_a, label_b))
+    common.plot(T.set_current_frame(strips, f), key="tl_strips")
     joint = st.selectbox("Joint for the x/y/z traces", H36M17.joint_names, index=H36M17.index("left_wrist"),
                          key="tl_joint")
-    common.plot(T.joint_traces_figure(seq, joint, i, seq_b, name_a, label_b), key="tl_traces")
+    traces = session_figure("traces", (*shown, joint), lambda: T.joint_traces_figure(seq, joint, i, seq_b, name_a,
+                                                                                     label_b))
+    common.plot(T.set_current_frame(traces, f), key="tl_traces")
 
 
 views()

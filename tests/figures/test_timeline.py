@@ -71,6 +71,9 @@ def test_strips_and_traces_follow_the_frame():
     mean_x = next(t for t in traces.data if t.name == "A mean (A)")
     np.testing.assert_allclose(mean_x.y, seq.pred[:, 13, 0] * 1000, rtol=1e-6)
     assert traces.layout.shapes[-1].x0 == seq.frames[7]
+    T.set_current_frame(traces, 3)
+    assert len(traces.layout.shapes) == 3  # one line per subplot, all moved
+    assert all(shape.x0 == shape.x1 == 3 for shape in traces.layout.shapes)
 
 
 def test_notebook_figure_has_one_frame_per_kept_row():
