@@ -33,5 +33,8 @@ st.markdown(
     "- **Failure cases**: worst samples by action, joint, occlusion and model, in 3D.\n"
     "- **Per-joint errors**: per joint and action, spread vs error, steps and hypotheses.\n"
     "- **Model comparison**: DiffPose against the baselines in the same folder.\n"
-    "- **Your own input**: upload 2D keypoints and lift them.")
+    "- **Your own input**: upload 2D keypoints and lift them.\n"
+    "- **Uncertainty**: is the hypotheses' spread a usable error bar; out-of-domain scores.\n"
+    "- **What-if lab**: hide a joint or move the 2D, re-sample live.\n"
+    "- **Timeline**: one sequence over time (video, 2D, 3D hypotheses, radius, strips), A/B, exports.")
 st.caption("Errors are MPJPE in millimetres, root-relative. J-Best and P-Best use ground truth (oracle).")

@@ -340,7 +340,7 @@ def test_timeline_on_the_demo_video(page, server, wild_timeline_run):
     _step_and_check(page, before, image_changes=True)
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
     page.wait_for_timeout(1500)  # let WebGL paint before the screenshot
-    page.screenshot(path=str(ARTIFACTS / "page_Timeline.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "page_Timeline.png"))
 
 
 def test_screenshots_are_kept_for_docs():
