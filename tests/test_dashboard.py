@@ -374,3 +374,14 @@ def test_timeline_on_results_without_sequence_order(results_env):
     at = _run(PAGE["Timeline"])
     assert any("no sequence order" in w.value for w in at.warning)
     assert len(_figures(at)) == 4
+
+
+def test_timeline_of_a_single_frame(tmp_path, monkeypatch):
+    """A `sample` of one image: no scrubber to move, the step buttons disabled, the views still drawn."""
+    from timeline_fixtures import sequence_results
+
+    sequence_results(1).to_netcdf(tmp_path / "one.nc")
+    monkeypatch.setenv("DIFFPOSE_VIZ_RESULTS", str(tmp_path))
+    at = _run(PAGE["Timeline"])
+    assert not at.get("slider") and at.button(key="tl_next").disabled
+    assert len(_figures(at)) == 4 and at.markdown[0].value.startswith("frame 0")
