@@ -302,7 +302,7 @@ def test_timeline_scrubs_frame_2d_and_3d_together(tmp_path, monkeypatch):
     assert at.selectbox(key="tl_a").value == "lifter"  # files sorted by name, DiffPose first only by that name
     at.selectbox(key="tl_a").set_value("results").run()
     figs = _figures(at)
-    assert len(figs) == 4  # 2D, 3D, strips, joint traces
+    assert len(figs) == 5  # 2D, 3D, strips, joint traces, the in-browser 3D
     assert figs[0]["layout"]["images"][0]["source"].startswith("data:image/jpeg")
     before_2d, before_3d = figs[0]["data"][1]["x"], figs[1]["data"][2]["x"]
     assert at.markdown[0].value.startswith("frame 0 (0.00 s)")
@@ -311,6 +311,10 @@ def test_timeline_scrubs_frame_2d_and_3d_together(tmp_path, monkeypatch):
     figs = _figures(at)
     assert figs[0]["data"][1]["x"] != before_2d and figs[1]["data"][2]["x"] != before_3d
     assert figs[2]["layout"]["shapes"][-1]["x0"] == 1  # the strips' current-frame line moved too
+    at.slider(key="tl_azimuth").set_value(0).run()  # the 3D view is kept while scrubbing
+    at.button(key="tl_next").click().run()
+    eye = _figures(at)[1]["layout"]["scene"]["camera"]["eye"]
+    assert abs(eye["x"] - 3 * np.cos(np.radians(10))) < 1e-6 and abs(eye["y"]) < 1e-6
     at.slider(key="tl_pos").set_value(7).run()
     assert at.markdown[0].value.startswith("frame 7")
     worst = at.selectbox(key="tl_worst").options
@@ -367,13 +371,13 @@ def test_timeline_without_a_readable_video_shows_the_2d(tmp_path, monkeypatch, v
     else:
         assert len(at.error) == 1 and "clip.mp4" in at.error[0].value and "blank canvas" in at.error[0].value
     figs = _figures(at)
-    assert len(figs) == 4 and not figs[0]["layout"].get("images")
+    assert len(figs) == 5 and not figs[0]["layout"].get("images")
 
 
 def test_timeline_on_results_without_sequence_order(results_env):
     at = _run(PAGE["Timeline"])
     assert any("no sequence order" in w.value for w in at.warning)
-    assert len(_figures(at)) == 4
+    assert len(_figures(at)) == 5
 
 
 def test_timeline_of_a_single_frame(tmp_path, monkeypatch):
@@ -383,5 +387,5 @@ def test_timeline_of_a_single_frame(tmp_path, monkeypatch):
     sequence_results(1).to_netcdf(tmp_path / "one.nc")
     monkeypatch.setenv("DIFFPOSE_VIZ_RESULTS", str(tmp_path))
     at = _run(PAGE["Timeline"])
-    assert not at.get("slider") and at.button(key="tl_next").disabled
-    assert len(_figures(at)) == 4 and at.markdown[0].value.startswith("frame 0")
+    assert "tl_pos" not in [s.key for s in at.slider] and at.button(key="tl_next").disabled
+    assert len(_figures(at)) == 5 and at.markdown[0].value.startswith("frame 0")

@@ -337,7 +337,23 @@ def test_timeline_on_the_demo_video(page, server, wild_timeline_run):
     _timeline_on(page, server, wild_timeline_run, "wild /", "g.length && (g[0]._fullLayout.images || []).length > 0")
     before = _plots(page)
     assert before[0]["image"], "the video frame is drawn under the 2D"
+    # turn the 3D view (the page's view slider: Streamlit redraws a chart whose data change, so the view is kept
+    # by the page, not by plotly); scrubbing keeps it
+    from diffpose_viz.figures.timeline import DEFAULT_VIEW, orbit_camera
+
+    page.locator('.st-key-tl_azimuth input[type="range"]').focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    expected = orbit_camera(DEFAULT_VIEW[0] + 10, DEFAULT_VIEW[1])["eye"]
+    eye_js = "() => document.querySelectorAll('.js-plotly-plot')[1]._fullLayout.scene.camera.eye"
+    page.wait_for_function(f"() => {{ const g = document.querySelectorAll('.js-plotly-plot')[1];"
+                           f" return g && g._fullLayout && Math.abs(g._fullLayout.scene.camera.eye.x - {expected['x']}) < 1e-6 }}",
+                           timeout=30_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    before = _plots(page)
     _step_and_check(page, before, image_changes=True)
+    kept = page.evaluate(eye_js)
+    assert all(abs(kept[k] - expected[k]) < 1e-6 for k in "xyz"), (expected, kept)
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
     page.wait_for_timeout(1500)  # let WebGL paint before the screenshot
     page.screenshot(path=str(ARTIFACTS / "page_Timeline.png"))

@@ -142,7 +142,12 @@ def views() -> None:
             seq.pred[i], seq.hypotheses[i], seq.radius_mm[i] if seq.radius_mm is not None else None,
             seq.gt[i] if seq.gt is not None else None, ranges,
             pred_b=seq_b.pred[i] if has_b else None, hypotheses_b=seq_b.hypotheses[i] if has_b else None,
-            label_a=name_a, label_b=label_b, radius_level=seq.radius_level), key="tl_3d")
+            label_a=name_a, label_b=label_b, radius_level=seq.radius_level,
+            camera=T.orbit_camera(st.session_state.get("tl_azimuth", T.DEFAULT_VIEW[0]),
+                                  st.session_state.get("tl_elevation", T.DEFAULT_VIEW[1]))), key="tl_3d")
+        v1, v2 = st.columns(2)  # the view lives here, not in the chart: Streamlit redraws the chart at every step
+        v1.slider("3D view: azimuth (°)", -180, 180, int(T.DEFAULT_VIEW[0]), step=5, key="tl_azimuth")
+        v2.slider("elevation (°)", -10, 80, int(T.DEFAULT_VIEW[1]), step=5, key="tl_elevation")
     shown = (str(path_a), seq_i, name_b)
     strips = session_figure("strips", shown, lambda: T.strips_figure(seq, i, seq_b, name_a, label_b))
     common.plot(T.set_current_frame(strips, f), key="tl_strips")
@@ -154,6 +159,10 @@ def views() -> None:
 
 
 views()
+with st.expander("Scrub the 3D in the browser (instant, the camera stays where you turn it)"):
+    st.caption("The whole sequence in one figure (at most 120 evenly spaced frames): its own slider and ▶ run in "
+               "the browser, without the video and the strips.")
+    common.plot(session_figure("browser", (str(path_a), seq_i), lambda: T.timeline_figure(seq)), key="tl_browser")
 if seq.radius_mm is None:
     st.caption("No calibrated radius in these results: `evaluate` writes one; `sample`/`wild` with "
                "`--calibration <metrics.json>`.")

@@ -2,8 +2,11 @@
 input, the 3D pose with its hypotheses and calibrated radius, strips over time and per-joint traces; and,
 for notebooks, one animated figure of the whole sequence.
 
-Every figure keeps a constant `uirevision`, so a zoomed 2D view or a turned 3D camera stays as the user
-left it while the frame changes; the 3D axes are fixed over the whole sequence so the person does not jump.
+The 3D axes are fixed over the whole sequence so the person does not jump, and the 3D camera is an explicit
+`orbit_camera(azimuth, elevation)` that the page keeps in its session: Streamlit (1.67) draws a chart whose data
+changed into a fresh plotly div, so a camera turned with the mouse (or plotly's `uirevision`, which the figures
+still set for other front ends) does not survive a step. `timeline_figure` scrubs inside plotly instead, where a
+turned camera stays.
 """
 from __future__ import annotations
 
@@ -113,6 +116,20 @@ def radius_rings(pose_plot: np.ndarray, radius_m: np.ndarray, n: int = 20) -> np
     return np.concatenate(out) if out else np.full((1, 3), np.nan)
 
 
+#: The 3D view the Timeline starts from: skeleton3d's default camera as azimuth/elevation (degrees), distance.
+DEFAULT_VIEW = (-65.0, 10.0, 3.0)
+
+
+def orbit_camera(azimuth_deg: float, elevation_deg: float, distance: float = DEFAULT_VIEW[2]) -> dict:
+    """A plotly scene camera looking at the centre from `azimuth_deg` (about the vertical, 0 = from +x) and
+    `elevation_deg` above the horizon. The page keeps the view as these numbers in its session: Streamlit
+    redraws a chart whose data change from scratch, so a camera turned with the mouse does not survive a step."""
+    a, e = np.deg2rad(azimuth_deg), np.deg2rad(elevation_deg)
+    eye = distance * np.array([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)])
+    return dict(eye=dict(x=float(eye[0]), y=float(eye[1]), z=float(eye[2])), up=dict(x=0, y=0, z=1),
+                center=dict(x=0, y=0, z=0))
+
+
 def _line3d(v: np.ndarray, name: str, color: str, width: float, showlegend: bool = True) -> go.Scatter3d:
     return go.Scatter3d(x=v[:, 0], y=v[:, 1], z=v[:, 2], mode="lines", name=name, line=dict(color=color, width=width),
                         hoverinfo="skip", showlegend=showlegend)
@@ -122,7 +139,7 @@ def pose_3d_figure(pred: np.ndarray, hypotheses: np.ndarray | None = None, radiu
                    gt: np.ndarray | None = None, ranges: list[list[float]] | None = None,
                    pred_b: np.ndarray | None = None, hypotheses_b: np.ndarray | None = None,
                    label_a: str = "A", label_b: str = "B", radius_level: float | None = None,
-                   title: str | None = None, height_px: int = 430) -> go.Figure:
+                   title: str | None = None, height_px: int = 430, camera: dict | None = None) -> go.Figure:
     """One frame in 3D (camera-frame metres): A's hypotheses, its mean, the calibrated radius around each
     joint, ground truth when known, and optionally B's mean and hypotheses.
 
@@ -148,6 +165,8 @@ def pose_3d_figure(pred: np.ndarray, hypotheses: np.ndarray | None = None, radiu
         traces.append(_line3d(bone_polyline(to_plot_axes(pred_b)), f"B mean ({label_b})", B_COLOR, 6))
     fig = go.Figure(traces)
     scene = scene_layout(ranges or axis_ranges(pred_p))
+    if camera is not None:
+        scene["camera"] = camera
     fig.update_layout(scene=scene, height=height_px, margin=dict(l=0, r=0, t=40 if title else 10, b=0),
                       title=dict(text=title) if title else None, uirevision="timeline3d",
                       legend=dict(orientation="h", x=0.0, y=1.0, yanchor="bottom", font=dict(size=10)))

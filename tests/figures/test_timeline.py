@@ -84,3 +84,14 @@ def test_notebook_figure_has_one_frame_per_kept_row():
     last = fig.frames[-1].data[1]
     v = np.c_[last.x, last.y, last.z].astype(float)
     np.testing.assert_allclose(v[0], to_plot_axes(seq.pred[-1])[0], atol=1e-6)  # bone 0 starts at the pelvis
+
+
+def test_orbit_camera_is_the_default_view_and_is_applied():
+    cam = T.orbit_camera(*T.DEFAULT_VIEW)
+    eye = np.array([cam["eye"][k] for k in "xyz"])
+    assert np.isclose(np.linalg.norm(eye), T.DEFAULT_VIEW[2]) and eye[1] < 0 < eye[2]  # in front, a little above
+    side = T.orbit_camera(0, 0, 2.0)["eye"]
+    assert np.allclose([side["x"], side["y"], side["z"]], [2, 0, 0])
+    seq = _seq()
+    fig = T.pose_3d_figure(seq.pred[0], camera=T.orbit_camera(0, 0, 2.0))
+    assert fig.layout.scene.camera.eye.x == 2.0
