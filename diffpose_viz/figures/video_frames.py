@@ -6,6 +6,7 @@ to the keyframe before it and decodes from there. A small cache keeps the frames
 """
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -59,6 +60,7 @@ class VideoFrames:
         self._decoder = None
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
+        self._lock = threading.Lock()  # the dashboard shares one open video between its sessions' threads
 
     def _count_frames(self) -> int:
         try:
@@ -88,7 +90,10 @@ class VideoFrames:
 
     def frame(self, index: int) -> np.ndarray:
         """RGB uint8 (out_height, out_width, 3) of frame `index` (0-based)."""
-        index = int(index)
+        with self._lock:
+            return self._frame(int(index))
+
+    def _frame(self, index: int) -> np.ndarray:
         if not 0 <= index < self.n_frames:
             raise IndexError(f"{self.path.name}: frame {index} out of range 0..{self.n_frames - 1}")
         if index in self._cache:
