@@ -81,3 +81,66 @@ def test_a_sample_run_exports_at_the_given_fps(tmp_path, capsys):
     code, text = run_cli(capsys, "export", "bvh", tmp_path / "s.nc", "--out", tmp_path / "s.bvh", "--fps", "50")
     assert code == 0 and "at 50 fps" in text
     assert "Frame Time: 0.02000000" in (tmp_path / "s.bvh").read_text()
+
+
+def test_wild_open_starts_the_dashboard_on_its_timeline(tmp_path, smoke_run):
+    """`wild CLIP --checkpoint ... --open`: detection and lifting, then the dashboard on that run's Timeline
+    (a real streamlit server; the page itself is checked in a real browser when chromium is there)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from diffpose_viz.wild.mediapipe_detector import mediapipe_available
+
+    if not mediapipe_available():
+        pytest.skip("mediapipe is not installed (the `detector` extra)")
+    repo = Path(__file__).resolve().parents[1]
+    from diffpose_viz.wild.demo_media import DEMO_NAME, fetch_demo_media
+
+    clip = repo / "data" / "media" / DEMO_NAME
+    if not clip.exists():
+        try:
+            clip = fetch_demo_media(cache_dir=repo / "data" / "cache", out=tmp_path / "media")
+        except Exception as err:  # offline machine
+            pytest.skip(f"demo media unavailable: {err}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(repo), "HOME": str(tmp_path), "BROWSER": "true"}
+    cmd = [sys.executable, "-m", "diffpose_viz.cli", "wild", str(clip), "--checkpoint",
+           str(smoke_run[1] / "diffpose" / "best.pt"), "--out", str(tmp_path / "run"), "--max-frames", "6",
+           "--hypotheses", "3", "--open", "--port", str(port)]
+    proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # its own group: the streamlit child goes down with it
+    lines: list[str] = []
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("opening "):
+                break
+        assert lines and lines[-1].strip() == f"opening http://localhost:{port}/Timeline", "".join(lines)[-2000:]
+        assert (tmp_path / "run" / "results.nc").exists()
+        chromium = Path(os.environ.get("DIFFPOSE_VIZ_CHROMIUM", "/usr/bin/chromium"))
+        if chromium.exists() and __import__("importlib").util.find_spec("playwright"):
+            from playwright.sync_api import sync_playwright
+
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=str(chromium), headless=True,
+                                             args=["--no-sandbox", "--disable-gpu"])
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{port}/Timeline")
+                page.wait_for_function("() => { const s = document.querySelector('.st-key-tl_seq input');"
+                                       " return s && s.value.startsWith('wild /') }", timeout=90_000)
+                assert page.locator("h1").first.inner_text() == "Timeline"
+                browser.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
