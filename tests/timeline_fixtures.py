@@ -62,3 +62,18 @@ def wild_run_folder(folder: Path, n_frames: int = 24, n_rows: int = 12, video: b
     sequence_results(n_rows).to_netcdf(folder / "results.nc")
     np.savez(folder / "detections.npz", source=np.array(str(clip)))
     return folder
+
+
+def calibrated_sequence(folder: Path):
+    """One clip of 12 rows with a radius, an out-of-domain score, ground truth and trajectories, saved to
+    `folder`/res.nc so that exports can fingerprint their source, and its attributes naming a checkpoint."""
+    from diffpose_viz.figures import sequence as S
+
+    ds = sequence_results(12)
+    ds["radius"] = (("sample", "joint"), np.full((12, 17), 35.0, np.float32), {"units": "mm", "level": 0.9})
+    ds["ood_score"] = (("sample",), np.linspace(-1, 3, 12).astype(np.float32))
+    ds["ood_flag"] = (("sample",), (np.linspace(-1, 3, 12) > 2).astype(np.int8))
+    ds.attrs.update(checkpoint="runs/x/best.pt", checkpoint_fingerprint="abc123")
+    path = folder / "res.nc"
+    ds.to_netcdf(path)
+    return S.select_sequence(ds, 0, source=str(path))
