@@ -148,7 +148,7 @@ def views() -> None:
         v1, v2 = st.columns(2)  # the view lives here, not in the chart: Streamlit redraws the chart at every step
         v1.slider("3D view: azimuth (°)", -180, 180, int(T.DEFAULT_VIEW[0]), step=5, key="tl_azimuth")
         v2.slider("elevation (°)", -10, 80, int(T.DEFAULT_VIEW[1]), step=5, key="tl_elevation")
-    shown = (str(path_a), seq_i, name_b)
+    shown = (str(path_a), path_a.stat().st_mtime, seq_i, name_b)
     strips = session_figure("strips", shown, lambda: T.strips_figure(seq, i, seq_b, name_a, label_b))
     common.plot(T.set_current_frame(strips, f), key="tl_strips")
     joint = st.selectbox("Joint for the x/y/z traces", H36M17.joint_names, index=H36M17.index("left_wrist"),
@@ -162,7 +162,8 @@ views()
 with st.expander("Scrub the 3D in the browser (instant, the camera stays where you turn it)"):
     st.caption("The whole sequence in one figure (at most 120 evenly spaced frames): its own slider and ▶ run in "
                "the browser, without the video and the strips.")
-    common.plot(session_figure("browser", (str(path_a), seq_i), lambda: T.timeline_figure(seq)), key="tl_browser")
+    whole = session_figure("browser", (str(path_a), path_a.stat().st_mtime, seq_i), lambda: T.timeline_figure(seq))
+    common.plot(whole, key="tl_browser")
 if seq.radius_mm is None:
     st.caption("No calibrated radius in these results: `evaluate` writes one; `sample`/`wild` with "
                "`--calibration <metrics.json>`.")
