@@ -245,7 +245,8 @@ def _timeline_on(page, server, folder: Path, sequence_text: str, drawn_js: str) 
                            " return s && s.value.includes(t) }", arg=sequence_text, timeout=60_000)
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 4 && "
                            "[...document.querySelectorAll('.js-plotly-plot')].every(g => g._fullData)", timeout=60_000)
-    page.wait_for_function(f"() => {{ const g = [...document.querySelectorAll('.js-plotly-plot')]; return {drawn_js} }}",
+    page.wait_for_function(f"() => {{ const g = [...document.querySelectorAll('.js-plotly-plot')];"
+                           f" return {drawn_js} }}",
                            timeout=60_000)
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
     _no_exception(page)
@@ -347,7 +348,8 @@ def test_timeline_on_the_demo_video(page, server, wild_timeline_run):
     expected = orbit_camera(DEFAULT_VIEW[0] + 10, DEFAULT_VIEW[1])["eye"]
     eye_js = "() => document.querySelectorAll('.js-plotly-plot')[1]._fullLayout.scene.camera.eye"
     page.wait_for_function(f"() => {{ const g = document.querySelectorAll('.js-plotly-plot')[1];"
-                           f" return g && g._fullLayout && Math.abs(g._fullLayout.scene.camera.eye.x - {expected['x']}) < 1e-6 }}",
+                           f" return g && g._fullLayout &&"
+                           f" Math.abs(g._fullLayout.scene.camera.eye.x - {expected['x']}) < 1e-6 }}",
                            timeout=30_000)
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
     before = _plots(page)

@@ -59,7 +59,8 @@ def _skeleton(draw: ImageDraw.ImageDraw, pts: np.ndarray, colour, width: int) ->
             draw.line([tuple(pts[p]), tuple(pts[c])], fill=colour, width=width)
 
 
-def draw_2d_panel(image: np.ndarray | None, kp: np.ndarray, conf: np.ndarray, occ: np.ndarray, src_size: tuple[int, int],
+def draw_2d_panel(image: np.ndarray | None, kp: np.ndarray, conf: np.ndarray, occ: np.ndarray,
+                  src_size: tuple[int, int],
                   panel: tuple[int, int], label: str) -> np.ndarray:
     """The video frame (or a grey canvas of the image's shape) scaled to `panel` (w, h), the 2D input on
     it: bones in cyan, joints coloured by confidence, occluded joints hollow, low-confidence ones crossed."""
