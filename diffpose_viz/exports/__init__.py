@@ -13,9 +13,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from diffpose_viz.errors import InputError, OutputExistsError
+from diffpose_viz.errors import InputError
 from diffpose_viz.figures.sequence import Sequence
 from diffpose_viz.figures.video_frames import VideoFrames
+from diffpose_viz.outputs import check_output_file
 
 FORMATS = ("mp4", "bvh", "rrd", "csv", "json")
 
@@ -26,14 +27,10 @@ class ExportResult:
     summary: str
 
 
-def check_output(out: str | Path, force: bool) -> Path:
-    """The output path, refused when it is a folder, or an existing file and `force` is not set."""
-    out = Path(out)
-    if out.is_dir():
-        raise InputError(f"{out}: is a folder; give the file to write")
-    if (out.exists() or out.is_symlink()) and not force:
-        raise OutputExistsError(f"{out}: already exists; choose another name, or replace it (--force / confirm)")
-    return out
+def check_output(out: str | Path, force: bool, kind: str | None = None) -> Path:
+    """The output path through the package's one output check (`outputs.check_output_file`): a folder, another
+    suffix than the format's, or an existing file without `force` is refused, naming the path."""
+    return check_output_file(out, force=force, label="--out", suffix=f".{kind}" if kind else None)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -58,7 +55,7 @@ def export_sequence(kind: str, seq: Sequence, out: str | Path, *, force: bool = 
     the mean pose. `video`: the frames under the 2D (MP4, .rrd)."""
     if kind not in FORMATS:
         raise InputError(f"export format {kind!r}: expected one of {', '.join(FORMATS)}")
-    out = check_output(out, force)
+    out = check_output(out, force, kind)
     meta = source_metadata(seq)
     if kind == "csv":
         from diffpose_viz.exports.tables import write_csv

@@ -25,3 +25,12 @@ def test_existing_file_is_refused_unless_forced(seq, tmp_path):
     with pytest.raises(ValueError, match="expected one of mp4, bvh, rrd, csv, json"):
         export_sequence("fbx", seq, tmp_path / "a.fbx")
     assert FORMATS == ("mp4", "bvh", "rrd", "csv", "json")
+
+
+def test_output_path_goes_through_the_shared_check(seq, tmp_path):
+    from diffpose_viz.outputs import OutputPathError
+
+    with pytest.raises(OutputPathError, match="a.json: expected a file name ending in .csv"):
+        export_sequence("csv", seq, tmp_path / "a.json")
+    with pytest.raises(OutputPathError, match="is a folder"):
+        export_sequence("bvh", seq, tmp_path)
