@@ -66,6 +66,14 @@ def _check_checkpoint(path: str, label: str) -> None:
 # --------------------------------------------------------------------------- commands
 
 
+#: `data NAME --from PATH`: the mocap converters beside cmu_bvh, and what PATH is.
+MOCAP_CONVERTERS = {
+    "hdm05": "a folder, clone or .tar.xz of HDM05 ASF/AMC takes, HDM_<actor>_*_120.amc; actor tr refused",
+    "cmu_asf": "a folder, clone or .tar.xz of CMU ASF/AMC takes, SS_TT.amc or named takes; subjects 01-10 refused",
+    "reactidle": "a folder, clone or .tar.xz of ReActIdle NNN_acted.bvh / NNN_genuine.bvh",
+}
+
+
 def cmd_data(args) -> int:
     if args.what == "cmu_bvh":  # converts what the user already has; never downloads
         from diffpose_viz.datasets.cmu_bvh import convert_cmu_bvh
@@ -74,8 +82,21 @@ def cmd_data(args) -> int:
             raise CLIError("data cmu_bvh: --from PATH is required (a folder or file of CMU SS_TT.bvh takes)")
         convert_cmu_bvh(args.source, args.out_dir or "data/cache/cmu_bvh")
         return 0
+    if args.what in MOCAP_CONVERTERS:  # converts what the user already has (folder, clone, archive); never downloads
+        if not args.source:
+            raise CLIError(f"data {args.what}: --from PATH is required ({MOCAP_CONVERTERS[args.what]})")
+        out_dir = args.out_dir or f"data/cache/{args.what}"
+        if args.what == "reactidle":
+            from diffpose_viz.datasets.reactidle import convert_reactidle
+
+            convert_reactidle(args.source, out_dir, force=args.force)
+        else:
+            from diffpose_viz.datasets.asf_amc_sources import convert_asf_amc
+
+            convert_asf_amc(args.what, args.source, out_dir, force=args.force)
+        return 0
     if args.what != "demo":
-        raise CLIError(f"unknown dataset {args.what!r}; available: demo, cmu_bvh")
+        raise CLIError(f"unknown dataset {args.what!r}; available: demo, cmu_bvh, {', '.join(MOCAP_CONVERTERS)}")
     from diffpose_viz.datasets.demo import build_demo
 
     args.out_dir = args.out_dir or "data/demo"
@@ -390,12 +411,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("data", help="build datasets (data demo: the embedded demo mocap)")
-    p.add_argument("what", choices=["demo", "cmu_bvh"])
-    p.add_argument("--out-dir", default=None, help="default data/demo (demo), data/cache/cmu_bvh (cmu_bvh)")
+    p.add_argument("what", choices=["demo", "cmu_bvh", *MOCAP_CONVERTERS])
+    p.add_argument("--out-dir", default=None, help="default data/demo (demo), data/cache/<what> (the converters)")
     p.add_argument("--from", dest="source", default=None, metavar="PATH",
-                   help="cmu_bvh: a folder or file of CMU takes you already have (SS_TT.bvh; subjects 01-10 refused)")
+                   help="cmu_bvh: a folder or file of CMU takes you already have (SS_TT.bvh; subjects 01-10 "
+                   "refused); " + "; ".join(f"{k}: {v}" for k, v in MOCAP_CONVERTERS.items()))
     p.add_argument("--cache-dir", default="data/cache")
-    p.add_argument("--force", action="store_true", help="rebuild even if a valid file exists")
+    p.add_argument("--force", action="store_true", help="rebuild even if a valid file exists (converters: replace "
+                   "an earlier conversion, refused without it)")
     _device_arg(p)
     p.set_defaults(func=cmd_data)
 

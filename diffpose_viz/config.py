@@ -29,7 +29,7 @@ from diffpose_viz.diffusion.schedule import ScheduleConfig
 from diffpose_viz.errors import ConfigError
 from diffpose_viz.initialization.pose_init import InitConfig
 from diffpose_viz.models.tcn import filter_widths_for
-from diffpose_viz.safe_io import check_input_file
+from diffpose_viz.safe_io import SafeLoadError, check_input_file, load_npz
 
 #: A config is a page of YAML; anything larger is not one.
 MAX_CONFIG_BYTES = 2**20
@@ -41,7 +41,7 @@ class MotionSource:
     The validation split takes its held-out sequences the same way as from `path`."""
 
     path: str
-    subjects: list[str]
+    subjects: list[str] = field(default_factory=list)  # required: validate() names the file's subjects when empty
     weight: float = 1.0  # rows per epoch relative to the source's size: 0.5 keeps every other row, 2 repeats each
     cameras: list[str] | None = None  # None: every camera of the file
     name: str | None = None  # row prefix; None: the file's stem
@@ -272,6 +272,17 @@ def _check_numbers(cfg: "ExperimentConfig", bad) -> None:
             bad(key, f"expected a number of magnitude <= {MAX_CONFIG_NUMBER:g}, found {value:g}")
 
 
+def _file_subjects(path: str) -> str:
+    """'it holds [...]' for a data_3d file (read only on this error path), or why that cannot be said."""
+    if not Path(path).is_file():
+        return "which does not exist (yet)"
+    try:
+        positions = load_npz(path, keys=["positions_3d"])["positions_3d"]
+        return f"it holds {sorted(positions.item())}"
+    except (SafeLoadError, KeyError, ValueError, OSError, AttributeError) as err:
+        return f"whose subjects could not be read ({type(err).__name__})"
+
+
 def validate(cfg: ExperimentConfig, source: str = "config") -> None:
     def bad(key: str, msg: str) -> None:
         raise ConfigError(f"{source}: {key}: {msg}")
@@ -283,7 +294,8 @@ def validate(cfg: ExperimentConfig, source: str = "config") -> None:
     for i, src in enumerate(cfg.data.extra_train):
         key = f"data.extra_train[{i}]"
         if not src.subjects:
-            bad(f"{key}.subjects", "expected at least one subject of that file")
+            bad(f"{key}.subjects", f"missing: expected a list of the subjects of {src.path} to train on, "
+                f"{_file_subjects(src.path)}")
         if not (0 < src.weight <= MAX_SOURCE_WEIGHT):
             bad(f"{key}.weight", f"expected a number in (0, {MAX_SOURCE_WEIGHT:g}] (rows per epoch relative to the "
                 f"source), found {src.weight!r}")

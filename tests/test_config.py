@@ -103,3 +103,24 @@ def test_yaml_scientific_notation_and_overrides(tmp_path):
 def test_out_of_range_numbers_are_refused_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
         load_config(REPO / "configs" / "smoke.yaml", [override])
+
+
+def test_people_config_trains_on_every_converted_source_without_reserved_people():
+    cfg = load_config(REPO / "configs" / "people_cpu.yaml")
+    sources = {s.name: s for s in cfg.data.extra_train}
+    assert set(sources) == {"hdm05", "cmu", "reactidle"} and all(s.subjects for s in sources.values())
+    assert "tr" not in sources["hdm05"].subjects and "mm" not in sources["hdm05"].subjects  # reserved; test person
+    assert not any(int(s[3:]) <= 10 for s in sources["cmu"].subjects)  # CMU 01-10 are reserved
+
+
+def test_missing_extra_train_subjects_names_the_key_and_the_files_subjects(tmp_path):
+    import numpy as np
+
+    from diffpose_viz.datasets import save_3d
+
+    data = tmp_path / "data_3d_people.npz"
+    save_3d(data, {p: {"walk": np.random.default_rng(0).normal(size=(4, 17, 3)) * 0.3} for p in ("bd", "mm")})
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({"name": "x", "data": {"extra_train": [{"path": str(data), "name": "hdm05"}]}}))
+    with pytest.raises(ConfigError, match=r"data.extra_train\[0\].subjects: missing.*it holds \['bd', 'mm'\]"):
+        load_config(p)

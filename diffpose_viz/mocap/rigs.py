@@ -167,6 +167,31 @@ CMU_BVH_MAX = Rig(
     notes="Chest = lowerback end (about half-way up the trunk); Neck at shoulder height; Head_end = head top.",
 )
 
+#: ReActIdle (Enekoassets/ReActIdle, markerless capture exported from a Rigify-style Blender armature): 19 joints
+#: pelvis, spine, spine.001, neck, face, shoulder/upper_arm/forearm .L/.R, pelvis.L/.R, thigh/shin/foot .L/.R;
+#: Y-up, metres, 24 fps. Joints are bone heads: thigh = hip joint, spine.001 = mid trunk (half-way from pelvis to
+#: neck), neck = base of the neck at shoulder height, face = skull base (neck -> face is 15-24 cm). The wrist is
+#: the forearm end site. H36M's neck/nose sits ~11 cm and its head top ~23 cm above the thorax (S1), so both are
+#: placed along neck -> face at 0.62 and 1.28 of its length.
+REACTIDLE = Rig(
+    name="reactidle",
+    table={
+        "pelvis": {"pelvis": 1.0},
+        **_limbs({"hip": ("thigh.L", "thigh.R"), "knee": ("shin.L", "shin.R"),
+                  "ankle": ("foot.L", "foot.R"), "shoulder": ("upper_arm.L", "upper_arm.R"),
+                  "elbow": ("forearm.L", "forearm.R"), "wrist": ("forearm.L_end", "forearm.R_end")}),
+        "spine": {"spine.001": 1.0},
+        "thorax": {"neck": 1.0},
+        "neck_nose": {"neck": 0.38, "face": 0.62},
+        "head_top": {"face": 1.28, "neck": -0.28},
+    },
+    notes="Wrists are the forearm end sites; neck/nose and head top placed along neck -> face (no head end).",
+)
+#: Every joint a ReActIdle file has (the rig check wants exactly these, not just the ones the table reads).
+REACTIDLE_JOINTS = frozenset({
+    "pelvis", "spine", "spine.001", "neck", "face", "shoulder.L", "upper_arm.L", "forearm.L", "shoulder.R",
+    "upper_arm.R", "forearm.R", "pelvis.L", "pelvis.R", "thigh.L", "shin.L", "foot.L", "thigh.R", "shin.R", "foot.R"})
+
 RIGS: dict[str, Rig] = {r.name: r for r in (LAFAN1, BANDAI, CMU_ASF, BLENDER_METARIG, CMU_BVH_MB, CMU_BVH_MAX)}
 #: The rigs a CMU BVH converter accepts.
 CMU_BVH_RIGS: tuple[Rig, ...] = (CMU_BVH_MB, CMU_BVH_MAX)
