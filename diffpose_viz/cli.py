@@ -453,9 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "sequences of the training subjects (where settings are compared; never the test split)")
     p.add_argument("--sampling", action="append", default=[], metavar="KEY=VALUE", help="change a sampling-only "
                    "setting, e.g. diffusion.start_t=12 or diffusion.start_from=context (repeatable)")
-    p.add_argument("--calibrate-with", action="append", default=[], metavar="DATA_3D", help="another data file "
-                   "whose validation rows of the training subjects join the error-bar calibration (e.g. the "
-                   "held-out validation views); never a test set")
+    p.add_argument("--calibrate-with", action="append", default=[], metavar="DATA_3D[:PEOPLE]", help="another data "
+                   "file whose validation rows of the training subjects join the error-bar calibration (e.g. the "
+                   "held-out validation views), or with :PEOPLE (e.g. data/cache/hdm05/data_3d_hdm05.npz:bk) all rows "
+                   "of those held-out people, a real shift no training source contains; never a test set")
     p.add_argument("--save-calibration-rows", default=None, metavar="NPZ", help="also write the calibration's "
                    "validation rows (inputs, hypotheses, ground truth, domain) here, for scripts/refit_ood.py")
     p.add_argument("--ood-radius", choices=["auto", "normalised", "per_component"], default="auto",

@@ -12,6 +12,16 @@ exact command of every row, the hardware and the wall time.
         --calibrate-with data/cache/unseen_views/data_3d_bandai17_val_views.npz \
         --override "data.extra_train=[{path: data/cache/cmu_bvh/data_3d_cmu_bvh.npz, subjects: [cmu131], name: cmu}]"
 
+Real people (docs/benchmarks/people.md): held-out people as extra test sets (`--people LABEL=DATA_3D:PEOPLE`, a
+cross-person row per label), leave-one-source-out restricted to named sources, and held-out calibration people:
+
+    python scripts/benchmark_methods.py --config configs/people_cpu.yaml --out runs/people --no-ablations \
+        --settings detector+occlusion --methods lifter diffpose --only-loso --leave-one-source-out cmu \
+        --people "HDM05 mm=data/cache/hdm05/data_3d_hdm05.npz:mm" \
+        --people "ReActIdle 012=data/cache/reactidle/data_3d_reactidle.npz:ri012" \
+        --calibrate-with data/cache/hdm05/data_3d_hdm05.npz:bk \
+        --calibrate-with data/cache/reactidle/data_3d_reactidle.npz:ri013
+
 Every step is a `diffpose-viz` command run as a subprocess, so the table's commands are exactly what
 ran. Finished runs are reused (a run folder with best.pt is not retrained) unless --force.
 Results files land in OUT/results/<setting>/<model>.nc, one folder per setting, ready for the dashboard.
@@ -65,8 +75,8 @@ class Row:
     error: str | None = None
 
 
-def plan(out: Path, ablations: bool, settings: list[str], cfg, loso: bool = False,
-         methods: list[str] | None = None) -> list[Row]:
+def plan(out: Path, ablations: bool, settings: list[str], cfg, loso: bool | list[str] = False,
+         methods: list[str] | None = None, main_rows: bool = True) -> list[Row]:
     """The rows for the methods `cfg` can run (methods.applicable), stage 1 of each two-stage method first;
     with `methods`, the main rows of those only (plus the stage 1 a two-stage one needs)."""
 
@@ -82,7 +92,7 @@ def plan(out: Path, ablations: bool, settings: list[str], cfg, loso: bool = Fals
         wanted = set(methods) | {METHODS[m].stage1(cfg) for m in methods} - {None}
         chosen = [m for m in chosen if m in wanted]
     rows: list[Row] = []
-    for setting in settings:
+    for setting in settings if main_rows else []:
         slug = SLUG[setting]
         for method in training_order(chosen):  # dependencies first: the official mode starts from the lifter
             rows.append(Row(setting, method, "main", out / "runs" / slug / method, overrides(method, slug, setting),
@@ -93,6 +103,8 @@ def plan(out: Path, ablations: bool, settings: list[str], cfg, loso: bool = Fals
         for i, src in enumerate(sources):
             keep = json.dumps([x for j, x in enumerate(sources) if j != i])
             name = src.get("name") or Path(src["path"]).stem
+            if isinstance(loso, list) and loso and name not in loso:  # only the named sources are left out
+                continue
             lifter_dir = out / "runs" / slug / f"lifter_without_{name}"
             for method, run_dir in (("lifter", lifter_dir), ("diffpose", out / "runs" / slug / f"diffpose_without_{name}")):
                 ov = [f"method={method}", *SETTINGS[setting], f"data.extra_train={keep}"]
@@ -268,6 +280,44 @@ def table(rows: list[Row], config: Path, device: str, wall: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def people_table(rows: list[Row]) -> str:
+    """One line per (model, test set): P1, P2, ratio to the model's in-domain P1, calibrated 90 % coverage (the
+    conditional calibration that gives the radius), mean radius, spread-error r and the out-of-domain AUROC."""
+    lines = ["| method | variant | test set | P1 | P2 | ratio | 90 % cov. (cond.) | mean radius mm | spread r | "
+             "AUROC |", "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def cells(m: dict) -> tuple[str, str, str]:
+        o = (m.get("uncertainty") or {}).get("ood") or {}
+        cov = ((o.get("coverage_conditional") or {}).get(o.get("radius_from", "normalised")) or {}).get("90")
+        r = ((m.get("uncertainty") or {}).get("correlation") or {}).get("pearson")
+        return ("—" if cov is None else f"{100 * cov:.0f} % ({o.get('radius_from')})", fmt(o.get("mean_radius_mm")),
+                fmt(r, 2))
+
+    for r in rows:
+        if r.error or not r.metrics:
+            continue
+        p1 = r.metrics.get("P1_mm_action_wise")
+        sets = [("in-domain test", r.metrics, None), *((k, v, r.extra_auroc.get(k)) for k, v in r.extra_metrics.items())]
+        for label, m, auc in sets:
+            g = m.get("P1_mm_action_wise")
+            ratio = "1.00" if m is r.metrics else ("—" if g is None or not p1 else f"{g / p1:.2f}")
+            lines.append(f"| {r.method} | {r.variant} | {label} | {fmt(g)} | {fmt(m.get('P2_mm_action_wise'))} | "
+                         f"{ratio} | {' | '.join(cells(m))} | {fmt(auc, 2)} |")
+    return "\n".join(lines) + "\n"
+
+
+def parse_people(specs: list[str]) -> Generalisation:
+    """`LABEL=DATA_3D:P1,P2` -> {LABEL: (path, [P1, P2])}: held-out people evaluated as a cross-person row."""
+    out: Generalisation = {}
+    for spec in specs:
+        label, eq, rest = spec.partition("=")
+        path, colon, people = rest.rpartition(":")
+        if not (eq and colon and path and people):
+            raise SystemExit(f"--people {spec!r}: expected LABEL=DATA_3D:PERSON[,PERSON...]")
+        out[label] = (Path(path).resolve(), people.split(","))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="configs/bandai_cpu.yaml")
@@ -290,21 +340,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibrate-with", action="append", default=[], metavar="DATA_3D",
                     help="passed to every evaluate: validation rows of a held-out domain choose the conditional "
                          "calibration's slope (e.g. data/cache/unseen_views/data_3d_bandai17_val_views.npz)")
-    ap.add_argument("--leave-one-source-out", action="store_true",
-                    help="add lifter and DiffPose rows trained without each data.extra_train source, tested on it")
+    ap.add_argument("--leave-one-source-out", nargs="*", default=None, metavar="SOURCE",
+                    help="add lifter and DiffPose rows trained without each data.extra_train source (or only the "
+                         "named ones), tested on it")
+    ap.add_argument("--only-loso", action="store_true", help="skip the main rows (train only the left-out models)")
+    ap.add_argument("--people", action="append", default=[], metavar="LABEL=DATA_3D:PEOPLE",
+                    help="held-out people as another test set of every main and left-out model (cross-person rows), "
+                         "e.g. 'HDM05 mm=data/cache/hdm05/data_3d_hdm05.npz:mm'; never trained or calibrated on")
     args = ap.parse_args(argv)
     generalisation: Generalisation = {}  # other people's mocap; the test styles from four new cameras
     if Path(args.cross_body).exists():
         generalisation["cross-body"] = (Path(args.cross_body).resolve(), list(args.cross_body_subjects))
     if Path(args.unseen_views).exists():
         generalisation["unseen views"] = (Path(args.unseen_views).resolve(), None)
+    generalisation.update(parse_people(args.people))
     config, out = Path(args.config).resolve(), Path(args.out).resolve()
     if not config.exists():
         ap.error(f"--config {config} does not exist")
     cfg = load_config(config, args.override)
-    if args.leave_one_source_out and not cfg.data.extra_train:
+    loso = args.leave_one_source_out  # None: off; []: every source; names: those
+    if loso is not None and not cfg.data.extra_train:
         ap.error("--leave-one-source-out needs data.extra_train sources (in the config or an --override)")
-    rows = plan(out, not args.no_ablations, args.settings, cfg, args.leave_one_source_out, args.methods)
+    rows = plan(out, not args.no_ablations, args.settings, cfg, [] if loso is None else (loso or True),
+                args.methods, main_rows=not args.only_loso)
     t0 = time.perf_counter()
     for i, r in enumerate(rows, 1):
         label = f"[{i}/{len(rows)}] {r.setting} / {r.method} / {r.variant}"
@@ -325,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     out.mkdir(parents=True, exist_ok=True)
     md = table(rows, Path(args.config), args.device, time.perf_counter() - t0)
+    if args.people or loso is not None:
+        md += "\n## Real people: every model on every test set\n\n" + people_table(rows)
     (out / "benchmark.md").write_text(md)
     print(md)
     print(f"wrote {out / 'benchmark.md'}")

@@ -141,11 +141,31 @@ def calibration_rows(own_val: PoseSet, cfg: DataConfig, seed: int, max_rows: int
     takes through held-out validation cameras), each thinned to `max_rows` and prefixed 'calib<i>' (the subjects
     too: evaluate tells them apart by it, and camera keys never collide). Never test rows."""
     sets = [thin(own_val, max_rows)]
-    for i, path in enumerate(extra_paths):
-        other = replace(cfg, path=str(path), extra_train=[])
-        val = load_splits(other, seed, with_test=False).val
+    for i, spec in enumerate(extra_paths):
+        path, people = held_out_people(str(spec))
+        trained = {s for src in cfg.extra_train if Path(src.path).resolve() == Path(path).resolve() for s in src.subjects}
+        if Path(cfg.path).resolve() == Path(path).resolve():
+            trained |= set(cfg.train_subjects)
+        if set(people) & trained:
+            raise InputError(f"--calibrate-with {spec}: {sorted(set(people) & trained)} are training people of "
+                             "this model; a held-out shift must be people no training source contains")
+        if people:  # people never trained on (a held-out real shift): every row of theirs is validation
+            other = replace(cfg, path=path, extra_train=[], train_subjects=people, validation_fraction=0.0)
+            split = load_splits(other, seed, with_test=False)
+            val = concatenate([split.train, split.val])
+        else:
+            val = load_splits(replace(cfg, path=path, extra_train=[]), seed, with_test=False).val
         if len(val) == 0:
-            raise InputError(f"--calibrate-with {path}: no validation rows of the training subjects "
-                             f"{list(cfg.train_subjects)}")
+            raise InputError(f"--calibrate-with {spec}: no validation rows of "
+                             f"{people or list(cfg.train_subjects)}")
         sets.append(prefixed(thin(val, max_rows), f"calib{i}"))
     return concatenate(sets)
+
+
+def held_out_people(spec: str) -> tuple[str, list[str]]:
+    """`PATH` -> (PATH, []): the training subjects' validation rows in another file (e.g. new views);
+    `PATH:bk,ri013` -> (PATH, [bk, ri013]): all rows of people no training source contains (real shifts)."""
+    path, sep, people = spec.rpartition(":")
+    if not sep or not path or Path(spec).exists() or "/" in people:
+        return spec, []
+    return path, [p for p in people.split(",") if p]
