@@ -781,17 +781,30 @@ def check_model(model: OODModel) -> None:
 #: odd halves, it covers every held-out domain at >= RADIUS_LEVEL - CHOICE_TOLERANCE and its mean radius (mean over
 #: the domains of their mean radius) is below the single slope's (docs/BENCHMARKS.md round 6; never a test set).
 CHOICE_TOLERANCE = 0.01
+#: ... and, whatever the held-out coverage, the single slope is not chosen when its mean radius on the in-domain
+#: validation half is more than this factor above the per-component one's: with held-out real people as
+#: `--calibrate-with` domains (docs/benchmarks/people.md) the single slope reached exp(2.3 * score) and metres of
+#: radius on in-domain rows, an error bar that widens where nothing has shifted.
+MAX_IN_DOMAIN_WIDENING = 2.0
+RADIUS_RULE = (f"per_component if it covers every held-out domain's odd half at >= {RADIUS_LEVEL - CHOICE_TOLERANCE:g} "
+               "and its mean radius there is below the single slope's, or if the single slope's in-domain mean radius "
+               f"is over {MAX_IN_DOMAIN_WIDENING:g}x the per-component one's; else normalised")
 
 
 def choose_radius(validation: Mapping) -> str:
-    """"per_component" or "normalised" from `OODModel.validation` (rule: CHOICE_TOLERANCE)."""
+    """"per_component" or "normalised" from `OODModel.validation` (RADIUS_RULE)."""
     cov, rad = validation.get("coverage_90") or {}, validation.get("mean_radius_mm") or {}
     if "per_component" not in cov or "normalised" not in cov:
         return "normalised"
     held = [k for k in cov["per_component"] if k != "domain0"]
     ok = all((cov["per_component"][k] or 0.0) >= RADIUS_LEVEL - CHOICE_TOLERANCE for k in held)
     mean = lambda kind: float(np.mean([v for v in rad[kind].values() if v is not None]))  # noqa: E731
-    return "per_component" if ok and mean("per_component") < mean("normalised") else "normalised"
+    if ok and mean("per_component") < mean("normalised"):
+        return "per_component"
+    own = {k: (rad.get(k) or {}).get("domain0") for k in ("normalised", "per_component")}
+    if None not in own.values() and own["normalised"] > MAX_IN_DOMAIN_WIDENING * own["per_component"]:
+        return "per_component"
+    return "normalised"
 
 
 def fit_ood_model(train_keypoints: np.ndarray, train_confidence: np.ndarray | None, *, val_keypoints,
@@ -847,9 +860,7 @@ def fit_ood_model(train_keypoints: np.ndarray, train_confidence: np.ndarray | No
                             "coverage_90": cov, "mean_radius_mm": rad}
         if radius_from is None:
             model.radius_from = choose_radius(model.validation)
-            model.validation["radius_from_rule"] = (
-                f"per_component if it covers every held-out domain's odd half at >= {RADIUS_LEVEL - CHOICE_TOLERANCE:g} "
-                "and its mean radius there is below the single slope's, else normalised")
+            model.validation["radius_from_rule"] = RADIUS_RULE
     return model
 
 

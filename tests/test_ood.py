@@ -292,3 +292,16 @@ def test_calibration_rows_round_trip(tmp_path):
         np.testing.assert_array_equal(back[k], v)
     assert back["val_pred"] is None and back["calibrate_with"] == ["a.npz"]
     assert set(back["val_gmm"]) == set(ood.gmm_of(val))
+
+
+def test_choose_radius_never_takes_a_single_slope_that_widens_in_domain():
+    cov = {"normalised": {"domain0": 0.90, "domain1": 0.98, "domain2": 0.89},
+           "per_component": {"domain0": 0.90, "domain1": 0.95, "domain2": 0.87}}  # misses domain2 by 2 points
+    sane = {"normalised": {"domain0": 150.0, "domain1": 400.0, "domain2": 200.0},
+            "per_component": {"domain0": 120.0, "domain1": 800.0, "domain2": 190.0}}
+    assert ood.choose_radius({"coverage_90": cov, "mean_radius_mm": sane}) == "normalised"
+    blown = {**sane, "normalised": {"domain0": 91445.0, "domain1": 813712.0, "domain2": 2795.0}}  # measured, lifter
+    assert ood.choose_radius({"coverage_90": cov, "mean_radius_mm": blown}) == "per_component"
+    good = {**cov, "per_component": {"domain0": 0.9, "domain1": 0.95, "domain2": 0.9}}
+    assert ood.choose_radius({"coverage_90": good, "mean_radius_mm": sane}) == "normalised"  # larger radius
+    assert ood.choose_radius({"coverage_90": good, "mean_radius_mm": blown}) == "per_component"
