@@ -84,3 +84,29 @@ if ds is not None and ds.sizes.get("hypothesis", 1) > 1:
 else:
     fig = None
 fig
+
+# %% [markdown]
+# ## Comparing people (issue 28)
+# Bodies of the real people converted by `diffpose-viz data hdm05|cmu_asf|reactidle` (git-ignored
+# `data/cache/<name>/`): per person the frames and the joint-centre widths and height the rigs give
+# (`scripts/body_stats.py`). Rigs place shoulders and hips differently (docs/AUGMENTATION.md), which is a large part of
+# the cross-person error in docs/benchmarks/people.md. Skipped when nothing has been converted on this machine.
+
+# %%
+from nb_setup import REPO
+
+from diffpose_viz.datasets import load_3d
+from diffpose_viz.datasets.cross_body import body_measurements
+
+rows = []
+for name in ("hdm05", "cmu_asf", "reactidle"):
+    path = REPO / "data" / "cache" / name / f"data_3d_{name}.npz"
+    if path.exists():
+        for person, m in body_measurements(load_3d(path)).items():
+            rows.append((name, person, m["frames"], m["hip_width"], m["shoulder_width"], m["height"]))
+if rows:
+    print(f"{'source':10s} {'person':8s} {'frames':>7s} {'hips m':>7s} {'shoulders m':>11s} {'height m':>8s}")
+    for name, person, frames, hips, shoulders, height in rows:
+        print(f"{name:10s} {person:8s} {frames:7d} {hips:7.3f} {shoulders:11.3f} {height:8.3f}")
+else:
+    print("no converted people in data/cache (run `diffpose-viz data hdm05 --from ...`): section skipped")
