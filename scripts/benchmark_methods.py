@@ -297,7 +297,8 @@ def people_table(rows: list[Row]) -> str:
         if r.error or not r.metrics:
             continue
         p1 = r.metrics.get("P1_mm_action_wise")
-        sets = [("in-domain test", r.metrics, None), *((k, v, r.extra_auroc.get(k)) for k, v in r.extra_metrics.items())]
+        sets = [("in-domain test", r.metrics, None),
+                *((k, v, r.extra_auroc.get(k)) for k, v in r.extra_metrics.items())]
         for label, m, auc in sets:
             g = m.get("P1_mm_action_wise")
             ratio = "1.00" if m is r.metrics else ("—" if g is None or not p1 else f"{g / p1:.2f}")

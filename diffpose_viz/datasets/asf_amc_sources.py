@@ -60,7 +60,8 @@ def check_rig(skel: asf_amc.ASFSkeleton, where: str) -> None:
     missing = sorted(rigs.CMU_ASF.required_names - {"root", *skel.bones})
     if missing:
         raise DataError("not the Vicon/CMU ASF rig", path=where, key=":bonedata",
-                        expected=f"the bones {sorted(rigs.CMU_ASF.required_names - {'root'})}", found=f"missing {missing}")
+                        expected=f"the bones {sorted(rigs.CMU_ASF.required_names - {'root'})}",
+                        found=f"missing {missing}")
 
 
 def check_skeleton_units(skel: asf_amc.ASFSkeleton, where: str) -> None:

@@ -143,12 +143,13 @@ def calibration_rows(own_val: PoseSet, cfg: DataConfig, seed: int, max_rows: int
     sets = [thin(own_val, max_rows)]
     for i, spec in enumerate(extra_paths):
         path, people = held_out_people(str(spec))
-        trained = {s for src in cfg.extra_train if Path(src.path).resolve() == Path(path).resolve() for s in src.subjects}
+        trained = {s for src in cfg.extra_train if Path(src.path).resolve() == Path(path).resolve()
+                   for s in src.subjects}
         if Path(cfg.path).resolve() == Path(path).resolve():
-            trained |= set(cfg.train_subjects)
+            trained |= set(cfg.train_subjects) | set(cfg.test_subjects)  # test people never calibrate either
         if set(people) & trained:
-            raise InputError(f"--calibrate-with {spec}: {sorted(set(people) & trained)} are training people of "
-                             "this model; a held-out shift must be people no training source contains")
+            raise InputError(f"--calibrate-with {spec}: {sorted(set(people) & trained)} are training or test people "
+                             "of this model; a held-out shift must be people no training source contains")
         if people:  # people never trained on (a held-out real shift): every row of theirs is validation
             other = replace(cfg, path=path, extra_train=[], train_subjects=people, validation_fraction=0.0)
             split = load_splits(other, seed, with_test=False)

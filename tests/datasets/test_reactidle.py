@@ -81,7 +81,8 @@ def test_converts_each_person_and_drops_a_borrowed_skeleton(tmp_path):
     report = reactidle.convert_reactidle(src, tmp_path / "out", log=None)
     assert set(report.subjects) == {"ri002", "ri003", "ri007"}
     assert any(s.startswith("003_genuine.bvh") and "person 002" in s for s in report.skipped)
-    assert report.subjects["ri007"]["takes"] == 2 and report.subjects["ri007"]["frames"] == 2 * 119  # 96 @ 24 fps span 95/24 s: 119 frames @ 30
+    # 96 frames at 24 fps span 95/24 s: 119 frames at 30 fps, per take
+    assert report.subjects["ri007"]["takes"] == 2 and report.subjects["ri007"]["frames"] == 2 * 119
     assert report.subjects["ri002"]["short"] and not report.subjects["ri007"]["short"]
     pose = load_3d(report.out).positions["ri007"]["acted"]
     thigh = np.linalg.norm(pose[:, 2] - pose[:, 1], axis=-1)

@@ -84,5 +84,7 @@ def test_calibration_with_held_out_people_uses_all_their_rows_and_refuses_traini
     every = load_splits(tiny_config(second_file, **{"data.train_subjects": "[syn_t]", "data.test_subjects": "[syn_c]",
                                                     "data.validation_fraction": 0.0}).data, 0, with_test=False)
     assert len(held) == len(every.train)  # all of the held-out person's rows, not a 10 % validation slice
-    with pytest.raises(InputError, match=r"\['syn_a'\] are training people"):
+    with pytest.raises(InputError, match=r"\['syn_a'\] are training or test people"):
         calibration_rows(own, cfg.data, 0, 10_000, [f"{second_file}:syn_a"])
+    with pytest.raises(InputError, match=r"\['syn_t'\] are training or test people"):  # the model's test person
+        calibration_rows(own, cfg.data, 0, 10_000, [f"{tiny_data}:syn_t"])
