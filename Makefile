@@ -9,7 +9,7 @@ DEVICE ?= cpu
 RESULTS ?= results/demo
 EXTRAS ?= dashboard,notebooks,dev,detector
 
-.PHONY: env demo demo-results test test-fast dashboard clean
+.PHONY: env demo demo-results test test-extras test-fast dashboard clean
 
 # torch first, from the pinned CPU build, so a version range never pulls CUDA wheels.
 $(BIN)/.installed: pyproject.toml
@@ -39,7 +39,11 @@ browser:
 # One OpenMP thread per pytest worker: two workers x two spinning threads on 2 cores run 10x slower.
 SMOKE_RESULTS := results/smoke
 
-test: env browser
+# The .rrd export's read-back test needs the optional `rerun` extra (a large wheel, so not in EXTRAS).
+test-extras: env
+	@$(BIN)/python -c "import rerun" 2>/dev/null || $(BIN)/python -m pip install -q -e ".[rerun]"
+
+test: env browser test-extras
 	$(BIN)/python scripts/run_demo.py --config configs/smoke.yaml --out $(SMOKE_RESULTS) --runs runs/smoke
 	OMP_NUM_THREADS=1 DIFFPOSE_VIZ_SMOKE=1 DIFFPOSE_VIZ_RESULTS=$(CURDIR)/$(SMOKE_RESULTS) DIFFPOSE_VIZ_E2E_RESULTS=$(CURDIR)/$(SMOKE_RESULTS) $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbmake --nbmake-timeout=900 -n 2 --dist loadfile
 
