@@ -30,6 +30,8 @@ import plotly.io as pio
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from diffpose_viz.entry import run_script  # noqa: E402
+from diffpose_viz.errors import InputError  # noqa: E402
 from diffpose_viz.figures import sequence as S  # noqa: E402
 from diffpose_viz.figures import timeline as T  # noqa: E402
 from diffpose_viz.results import build_results, load_results, write_results  # noqa: E402
@@ -99,7 +101,7 @@ def summary(name: str, times_s: list[float]) -> str:
     return f"{name:34s} median {statistics.median(ms):7.1f} ms   p90 {p90:7.1f} ms   (n={len(ms)})"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--fps", type=int, default=30)
@@ -108,9 +110,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30, help="timed steps (and as many jumps)")
     ap.add_argument("--page-steps", type=int, default=10, help="timed page reruns (AppTest)")
     ap.add_argument("--work", default="data/cache/bench_timeline")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    for key, value in (("--seconds", args.seconds), ("--fps", args.fps), ("--size", min(args.size)),
+                       ("--hypotheses", args.hypotheses), ("--steps", args.steps), ("--page-steps", args.page_steps)):
+        if not value > 0:
+            raise InputError(f"{key}: expected a positive number, found {value}")
     n = int(round(args.seconds * args.fps))
     work = REPO / args.work if not Path(args.work).is_absolute() else Path(args.work)
+    if work.exists() and not work.is_dir():
+        raise InputError(f"--work {work}: is a file, expected a folder")
     work.mkdir(parents=True, exist_ok=True)
     size = tuple(args.size)
     stamp = work / f"clip_{n}_{args.fps}_{size[0]}x{size[1]}.json"
@@ -160,4 +168,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))  # one-line errors, exit 2 (diffpose_viz.entry)

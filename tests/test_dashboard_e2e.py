@@ -347,9 +347,10 @@ def test_timeline_on_the_demo_video(page, server, wild_timeline_run):
     page.keyboard.press("ArrowRight")
     expected = orbit_camera(DEFAULT_VIEW[0] + 10, DEFAULT_VIEW[1])["eye"]
     eye_js = "() => document.querySelectorAll('.js-plotly-plot')[1]._fullLayout.scene.camera.eye"
+    # while Streamlit redraws, the chart at index 1 may not have its 3D scene yet: wait, don't throw
     page.wait_for_function(f"() => {{ const g = document.querySelectorAll('.js-plotly-plot')[1];"
-                           f" return g && g._fullLayout &&"
-                           f" Math.abs(g._fullLayout.scene.camera.eye.x - {expected['x']}) < 1e-6 }}",
+                           f" return !!(g && g._fullLayout && g._fullLayout.scene && g._fullLayout.scene.camera"
+                           f" && Math.abs(g._fullLayout.scene.camera.eye.x - {expected['x']}) < 1e-6) }}",
                            timeout=30_000)
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
     before = _plots(page)

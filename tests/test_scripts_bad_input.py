@@ -41,6 +41,7 @@ def _garbage(tmp_path: Path) -> dict[str, Path]:
 BAD_INPUT = {
     "ab_train_steps.py": ["--row", "lifter", "--a", "train.lr=-1", "--pairs", "1", "--warmup", "0"],
     "bench_lab.py": ["--results", "{nc}"],
+    "bench_timeline.py": ["--work", "{npz}"],
     "benchmark_methods.py": ["--config", "{yaml}", "--out", "{tmp}/bench", "--dry-run"],
     "body_stats.py": ["{npz}"],
     "detections_to_file.py": ["{yaml}", "--out", "{tmp}/det.npz"],
