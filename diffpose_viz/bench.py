@@ -113,7 +113,8 @@ def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), b
     from diffpose_viz.config import ExperimentConfig
     from diffpose_viz.inference import autocast, load_model
     from diffpose_viz.inputs import window_length
-    from diffpose_viz.methods import get_method, names
+    from diffpose_viz.diffusion import SamplingSetting, run_chain
+    from diffpose_viz.methods import LoadedModel, get_method, names
 
     for name, values in (("--batch-sizes", batch_sizes), ("--hypotheses", hypotheses), ("--steps", steps)):
         if not values or any(int(v) < 1 for v in values):
@@ -132,7 +133,8 @@ def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), b
         method = get_method(cfg.method)
         torch.manual_seed(0)
         net = method.build_network(cfg).to(dev).eval()
-    sampler = method.build_sampler(cfg, method.build_schedule(cfg, dev))
+        loaded = LoadedModel(cfg, method, net, None, device=dev)
+    num_steps = method.build_schedule(cfg, dev).num_steps
     peak = matmul_peak_gflops(dev)
     rows: list[BenchRow] = []
     gen = torch.Generator(device=dev).manual_seed(0)
@@ -141,15 +143,18 @@ def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), b
         cond, gmm = synthetic_inputs(B, kernels, dev)
         for N in hypotheses:
             for K in steps:
-                if K > sampler.schedule.num_steps:
+                if K > num_steps:
                     continue
+                # the whole schedule, as every row of the table (a checkpoint's own start_t is not timed)
+                asked = SamplingSetting(N, K, start_t=num_steps - 1)
+                sampler = method.sampler(loaded, method.sampling(cfg, asked))
 
                 @torch.inference_mode()
                 def batched(n_workers=workers):
                     with autocast(dev, amp):
                         ctx = net.encode(cond)
-                        sampler.sample(net.denoiser, ctx, gmm, N, K, generator=gen, chunk_frames=tile_frames,
-                                       workers=n_workers)
+                        run_chain(sampler, net.denoiser, ctx, N, gmm=gmm, generator=gen, chunk_frames=tile_frames,
+                                  workers=n_workers)
 
                 # The counter sees only its own thread, so count on one worker: the same work is done.
                 flops = _count_flops(lambda: batched(1))
@@ -166,7 +171,7 @@ def run_bench(*, device: str = "cpu", hypotheses=(1, 5, 10), steps=(1, 5, 10), b
                         g1 = gmm.select([i])
                         for _ in range(N):
                             with autocast(dev, amp):
-                                sampler.sample(net.denoiser, net.encode(cond[i:i + 1]), g1, 1, K, generator=gen)
+                                run_chain(sampler, net.denoiser, net.encode(cond[i:i + 1]), 1, gmm=g1, generator=gen)
 
                 t_n = _time(naive, dev, repeats)  # best of the same number of repeats as batched
                 batched_pps = B * N / t_b

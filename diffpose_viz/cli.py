@@ -37,6 +37,21 @@ def _device_arg(p: argparse.ArgumentParser) -> None:
                    help="cpu (default), cuda or cuda:N; never chosen automatically")
 
 
+def _sampling_arg(p: argparse.ArgumentParser) -> None:
+    from diffpose_viz.diffusion.setting import SETTING_KEYS
+
+    p.add_argument("--sampling", action="append", default=[], metavar="KEY=VALUE", help="change how the model "
+                   f"samples, e.g. eta=0.5 or start_t=12 (repeatable; keys: {', '.join(SETTING_KEYS)}; default: "
+                   "the checkpoint's own setting)")
+
+
+def _setting(args, **given):
+    """The sampling request of a command: its own options (None: not given), then --sampling key=value."""
+    from diffpose_viz.diffusion import SamplingSetting
+
+    return SamplingSetting.from_items(args.sampling, SamplingSetting(**given))
+
+
 def _check_device(device: str) -> str:
     import torch
 
@@ -130,19 +145,18 @@ def cmd_evaluate(args) -> int:
     from diffpose_viz.evaluation.evaluate import EvalData, evaluate
     from diffpose_viz.evaluation.summary import format_summary
     from diffpose_viz.results import metrics_path_for
-    from diffpose_viz.inference import SamplingSetting
 
     from diffpose_viz.outputs import check_output_files
 
     _check_positive(batch_size=args.batch_size, max_samples=args.max_samples, hypotheses=args.hypotheses,
                     steps=args.steps)
+    sampling = _setting(args, n_hypotheses=args.hypotheses, n_steps=args.steps, batch_size=args.batch_size,
+                        amp=args.amp, record=args.record_trajectory or None)
     check_output_files([("--out", args.out), ("--out's metrics JSON", metrics_path_for(args.out)),
                         ("--save-calibration-rows", args.save_calibration_rows)], force=args.force,
                        suffixes={"--out": ".nc"})
     _check_checkpoint(args.checkpoint, "checkpoint")
 
-    sampling = SamplingSetting(args.hypotheses, args.steps, batch_size=args.batch_size, amp=args.amp,
-                               record=args.record_trajectory, overrides=tuple(args.sampling))
     data = EvalData(split=args.split, data_path=args.data, subjects=tuple(args.subjects) if args.subjects else None,
                     test_2d=args.test_2d, max_samples=args.max_samples, calibrate_with=tuple(args.calibrate_with),
                     save_calibration_rows=args.save_calibration_rows, ood_radius=args.ood_radius,
@@ -168,10 +182,11 @@ def cmd_sample(args) -> int:
     from diffpose_viz.datasets.keypoints_file import load_keypoints_h36m17
     from diffpose_viz.outputs import check_output_files
     from diffpose_viz.results import write_results
-    from diffpose_viz.inference import MIN_VISIBLE_JOINTS, SamplingSetting, lift_2d, load_model
+    from diffpose_viz.inference import MIN_VISIBLE_JOINTS, lift_2d, load_model
     from diffpose_viz.inputs import default_camera
 
     _check_positive(hypotheses=args.hypotheses, steps=args.steps)
+    sampling = _setting(args, n_hypotheses=args.hypotheses, n_steps=args.steps, record=args.record_trajectory or None)
     check_output_files([("--out", args.out)], force=args.force)
     if not args.std_px > 0:
         raise CLIError(f"--std-px: expected a 2D spread > 0 pixels, found {args.std_px}")
@@ -190,7 +205,7 @@ def cmd_sample(args) -> int:
         ood_model = load_ood_model(args.calibration, args.checkpoint)
     cam = default_camera(w, h, args.focal, args.center)
     model = load_model(args.checkpoint, _check_device(args.device))
-    ds = lift_2d(model, kp17, cam, SamplingSetting(args.hypotheses, args.steps, record=args.record_trajectory),
+    ds = lift_2d(model, kp17, cam, sampling,
                  confidence=conf17, std_px=args.std_px, dataset=f"{Path(args.input).name} ({fmt})")
     ood_line = None
     if ood_model is not None:
@@ -284,6 +299,7 @@ def cmd_wild(args) -> int:
         raise CLIError(f"--max-frames: expected an integer >= 1, found {args.max_frames}")
     if args.hypotheses < 1:
         raise CLIError(f"--hypotheses: expected an integer >= 1, found {args.hypotheses}")
+    sampling = _setting(args, n_hypotheses=args.hypotheses)
     if not Path(args.input).exists():
         raise CLIError(f"{args.input}: does not exist (expected a video, an image or a folder of images)")
     if not (Path(args.input).is_dir() or Path(args.input).is_file()):  # a FIFO or device would block the reader
@@ -310,7 +326,7 @@ def cmd_wild(args) -> int:
         raise CLIError(f"{args.input}: detecting 2D keypoints needs MediaPipe (with the solutions.pose API), which "
                        "is not installed or does not import: pip install -e .[detector]; or lift your own 2D keypoints "
                        "with `diffpose-viz sample`")
-    run = lambda out: wild.run_wild(args.input, args.checkpoint, out, n_hypotheses=args.hypotheses,  # noqa: E731
+    run = lambda out: wild.run_wild(args.input, args.checkpoint, out, sampling=sampling,  # noqa: E731
                                     device=_check_device(args.device), max_frames=args.max_frames, stride=args.stride,
                                     calibration=args.calibration)
     if earlier:  # --force: the new outputs are made beside the earlier ones and swapped in only when complete
@@ -442,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hypotheses", type=int, default=None, help="N (default: the config's)")
     p.add_argument("--steps", type=int, default=None, help="K DDIM steps (default: the config's)")
     p.add_argument("--record-trajectory", action="store_true", help="store every reverse-diffusion state")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=None, help="frames per batch (default: the setting's, 256)")
     p.add_argument("--max-samples", type=int, default=None, help="evenly thin the test rows to this many")
     p.add_argument("--data", default=None, help="use this data file instead of the config's data.path")
     p.add_argument("--subjects", nargs="+", default=None, help="evaluate these subjects (of --data, or of the "
@@ -451,8 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "data_2d or DiffPose GMM file (matched by subject, action, camera and frame)")
     p.add_argument("--split", choices=["test", "val"], default="test", help="val: the held-out validation "
                    "sequences of the training subjects (where settings are compared; never the test split)")
-    p.add_argument("--sampling", action="append", default=[], metavar="KEY=VALUE", help="change a sampling-only "
-                   "setting, e.g. diffusion.start_t=12 or diffusion.start_from=context (repeatable)")
+    _sampling_arg(p)
     p.add_argument("--calibrate-with", action="append", default=[], metavar="DATA_3D[:PEOPLE]", help="another data "
                    "file whose validation rows of the training subjects join the error-bar calibration (e.g. the "
                    "held-out validation views), or with :PEOPLE (e.g. data/cache/hdm05/data_3d_hdm05.npz:bk) all rows "
@@ -463,8 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which score-conditional calibration gives the results' radius: normalised (one slope on the "
                    "mean score), per_component (one weight per score component), auto (per_component when, with "
                    "--calibrate-with, it covers the held-out validation halves with a smaller radius)")
-    p.add_argument("--amp", choices=["none", "bf16"], default="none", help="bf16: run the networks under autocast "
-                   "in bfloat16 (GPU, or a CPU with bf16 instructions); the DDIM state stays float32")
+    p.add_argument("--amp", choices=["none", "bf16"], default=None, help="bf16: run the networks under autocast "
+                   "in bfloat16 (GPU, or a CPU with bf16 instructions); the DDIM state stays float32 (default: the "
+                   "setting's, none)")
     p.add_argument("--force", action="store_true", help="replace an existing results file and its metrics "
                    "(refused without it)")
     p.add_argument("--allow-leakage", action="store_true", help="use a --calibrate-with file even though it is the "
@@ -490,6 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hypotheses", type=int, default=None)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--record-trajectory", action="store_true")
+    _sampling_arg(p)
     p.add_argument("--out", required=True)
     p.add_argument("--force", action="store_true", help="replace an existing results file (refused without it)")
     p.add_argument("--calibration", default=None, metavar="METRICS_JSON", help="the metrics JSON of `evaluate` on "
@@ -544,6 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="lift to 3D with this checkpoint (else 2D only)")
     p.add_argument("--out", default="runs/wild")
     p.add_argument("--hypotheses", type=int, default=10)
+    _sampling_arg(p)
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--stride", type=int, default=1)
     p.add_argument("--force", action="store_true", help="replace the outputs of an earlier run in OUT (refused "

@@ -26,6 +26,7 @@ from diffpose_viz.atomic import atomic_target
 from diffpose_viz.augmentation import AugmentationConfig, BodyAugConfig, ViewAugConfig
 from diffpose_viz.detector_sim import DetectorSimConfig
 from diffpose_viz.diffusion.schedule import ScheduleConfig
+from diffpose_viz.diffusion.setting import DEFAULT_SAMPLING, LEGACY_KEYS, SamplingSetting
 from diffpose_viz.errors import ConfigError
 from diffpose_viz.initialization.pose_init import InitConfig
 from diffpose_viz.models.tcn import filter_widths_for
@@ -85,26 +86,15 @@ class DataConfig:
 
 @dataclass
 class DiffusionConfig:
+    """What training fixes about the diffusion; how a trained model samples is the `sampling:` section."""
+
     schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(kind="cosine", num_steps=50))
     prediction: Literal["x0", "eps"] = "x0"
     # x0-prediction only. "mse": squared error (the released code's loss form, on noise). "mpjpe": mean
     # per-joint Euclidean error, the loss the lifters train with, so a comparison differs only in the method.
     loss: Literal["mse", "mpjpe"] = "mse"
-    n_hypotheses: int = 5
-    n_sampling_steps: int = 5
-    eta: float = 0.0
-    skip: Literal["uniform", "quad"] = "uniform"
     gaussian_scale: float = 1.0  # gaussian_diffusion: std of the N(0, s^2 I) prior, metres
-    # eps-prediction only: bound on |x0 estimate| in metres. At the noisy end of a cosine schedule
-    # sqrt(abar) ~ 1e-3, so x0 = (h - sqrt(1 - abar) eps) / sqrt(abar) amplifies any eps error a thousandfold.
-    clip_x0: float | None = 2.0
     antithetic: bool = True  # draw training steps t in antithetic pairs (as the official runner)
-    # Where the reverse chain starts. start_t null: the schedule's last step (the paper: h_K is a draw from H_K,
-    # abar_K ~ 1e-6 with the cosine schedule). An integer t: DDIM from step t (the official frame code starts at
-    # t = 12 of 50). start_from 'hk': the start state is a draw from H_K; 'context' (two-stage diffpose only):
-    # the frozen phi_ST's pose, as the official code starts from its lifter's pose.
-    start_t: int | None = None
-    start_from: Literal["hk", "context"] = "hk"
     # two-stage diffpose: 'gmm' (the paper: GMM forward from H_K) or 'gaussian' (N(0, s^2 I) forward and start,
     # the same frozen phi_ST and network): the ablation that isolates what the GMM and H_K add. Not the method
     # 'gaussian_diffusion', which trains its context encoder jointly (the baseline of the method table).
@@ -198,8 +188,7 @@ class TrainConfig:
 class OfficialConfig:
     lifter_checkpoint: str | None = None  # a trained `lifter` checkpoint: the deterministic initial pose
     uv_noise_scale: float = 0.5  # noise scale of the u, v channels (official runner; xyz use 1)
-    test_num_diffusion_timesteps: int = 24  # frame CPN config: seq [12, 0]
-    test_timesteps: int = 2
+    test_num_diffusion_timesteps: int = 24  # frame CPN config: seq [12, 0] with sampling.official_steps 2
 
 
 @dataclass
@@ -213,11 +202,18 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     official: OfficialConfig = field(default_factory=OfficialConfig)
+    # How the trained model samples by default (N, K, eta, start, ...): every knob that may change after training
+    # (diffpose_viz/diffusion/setting.py; requests from the command line change it per run).
+    sampling: SamplingSetting = field(default_factory=lambda: DEFAULT_SAMPLING)
     # Training-set body and viewpoint augmentation (docs/AUGMENTATION.md). Off when a config omits it, so
     # configs and checkpoints written before it existed keep their meaning; every shipped config turns it on.
     augmentation: AugmentationConfig = field(default_factory=lambda: AugmentationConfig(
         body=BodyAugConfig(enabled=False), view=ViewAugConfig(enabled=False)))
     device: str = "cpu"
+    # Settings this config holds for another run of it than its own method: dotted key -> the overrides that run
+    # uses (e.g. model.context_dim: [method=diffpose_joint]). The method check does not warn about such a key
+    # when those overrides make it read (it still warns when they do not).
+    for_overrides: dict[str, list[str]] = field(default_factory=dict)
 
 
 #: Counts and sizes with their least sensible value (null stays allowed where the field is optional), so a
@@ -230,7 +226,6 @@ COUNT_MINIMA = {
     "model.context_dim": 1, "model.context_hidden": 1, "model.context_layers": 0, "model.frames": 1,
     "model.video_lifter.channels": 1, "model.video_lifter.filter_width": 1, "model.martinez_hidden": 1, "model.martinez_blocks": 0, "train.eval_every": 0, "train.val_max_samples": 1,
     "train.val_hypotheses": 1, "train.log_every": 1, "official.test_num_diffusion_timesteps": 1,
-    "official.test_timesteps": 1,
 }
 
 
@@ -283,6 +278,25 @@ def _file_subjects(path: str) -> str:
         return f"whose subjects could not be read ({type(err).__name__})"
 
 
+def _check_sampling(cfg: "ExperimentConfig", bad) -> None:
+    """The model's own sampling setting against what training fixed (the schedule, the official step range)."""
+    s, num_steps = cfg.sampling, cfg.diffusion.schedule.num_steps
+    for key in ("n_hypotheses", "n_steps", "eta", "skip", "start_from", "official_steps", "amp", "record",
+                "batch_size", "start_step"):
+        if getattr(s, key) is None:
+            bad(f"sampling.{key}", "expected a value (only start_t, clip_x0, sampler and seed may be null)")
+    if s.n_steps < 1:
+        bad("sampling.n_steps", f"expected an integer >= 1, found {s.n_steps}")
+    if s.n_steps > num_steps:
+        bad("sampling.n_steps", f"{s.n_steps} exceeds the schedule's {num_steps} steps")
+    if s.start_t is not None and not s.start_t < num_steps:
+        bad("sampling.start_t", f"expected null or a step in [0, {num_steps - 1}], found {s.start_t}")
+    if s.start_t is not None and s.n_steps > s.start_t + 1:
+        bad("sampling.n_steps", f"{s.n_steps} steps do not fit below start_t {s.start_t}")
+    if s.official_steps > cfg.official.test_num_diffusion_timesteps:
+        bad("sampling.official_steps", "must not exceed official.test_num_diffusion_timesteps")
+
+
 def validate(cfg: ExperimentConfig, source: str = "config") -> None:
     def bad(key: str, msg: str) -> None:
         raise ConfigError(f"{source}: {key}: {msg}")
@@ -320,17 +334,7 @@ def validate(cfg: ExperimentConfig, source: str = "config") -> None:
     overlap = set(cfg.data.train_subjects) & set(cfg.data.test_subjects)
     if overlap:
         bad("data.test_subjects", f"subjects {sorted(overlap)} are also training subjects")
-    if cfg.diffusion.n_hypotheses < 1 or cfg.diffusion.n_sampling_steps < 1:
-        bad("diffusion", "n_hypotheses and n_sampling_steps must be >= 1")
-    if cfg.diffusion.n_sampling_steps > cfg.diffusion.schedule.num_steps:
-        bad("diffusion.n_sampling_steps", f"{cfg.diffusion.n_sampling_steps} exceeds the schedule's "
-            f"{cfg.diffusion.schedule.num_steps} steps")
-    if cfg.diffusion.start_t is not None and not 0 <= cfg.diffusion.start_t < cfg.diffusion.schedule.num_steps:
-        bad("diffusion.start_t", f"expected null or a step in [0, {cfg.diffusion.schedule.num_steps - 1}], found "
-            f"{cfg.diffusion.start_t}")
-    if cfg.diffusion.start_t is not None and cfg.diffusion.n_sampling_steps > cfg.diffusion.start_t + 1:
-        bad("diffusion.n_sampling_steps", f"{cfg.diffusion.n_sampling_steps} steps do not fit below start_t "
-            f"{cfg.diffusion.start_t}")
+    _check_sampling(cfg, bad)
     if cfg.diffusion.loss == "mpjpe" and cfg.diffusion.prediction != "x0":
         bad("diffusion.loss", "'mpjpe' needs diffusion.prediction: x0 (an MPJPE on noise has no meaning)")
     if cfg.model.context == "video" and cfg.model.frames % 2 == 0:
@@ -365,8 +369,10 @@ def validate(cfg: ExperimentConfig, source: str = "config") -> None:
             bad(f"train.{key}", f"expected a number > 0, found {getattr(cfg.train, key)}")
     if not 0.0 <= cfg.train.ema_decay < 1.0:
         bad("train.ema_decay", f"expected a value in [0, 1), found {cfg.train.ema_decay}")
-    if cfg.official.test_timesteps > cfg.official.test_num_diffusion_timesteps:
-        bad("official.test_timesteps", "must not exceed official.test_num_diffusion_timesteps")
+    for key, overrides in cfg.for_overrides.items():
+        if not isinstance(overrides, list) or not overrides or not all(isinstance(o, str) and "=" in o
+                                                                         for o in overrides):
+            bad(f"for_overrides.{key}", f"expected a list of key=value overrides, found {overrides!r}")
     if not (cfg.device == "cpu" or cfg.device.startswith("cuda") or cfg.device == "mps"):
         bad("device", f"expected 'cpu', 'cuda' or 'cuda:N', found {cfg.device!r}")
 
@@ -453,6 +459,8 @@ def from_dict(cls: type, data: dict, *, source: str = "config", prefix: str = ""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: '{prefix.rstrip('.') or '<top level>'}' must be a mapping, found "
                           f"{type(data).__name__}")
+    if cls is ExperimentConfig:
+        data = _sampling_section(data, source)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = [k for k in data if k not in names]
@@ -466,6 +474,30 @@ def from_dict(cls: type, data: dict, *, source: str = "config", prefix: str = ""
         raise
     except (ValueError, TypeError) as err:
         raise ConfigError(f"{source}: invalid values under '{prefix.rstrip('.') or '<top level>'}': {err}") from None
+
+
+def _sampling_section(data: dict, source: str) -> dict:
+    """The config with a full `sampling:` section: DEFAULT_SAMPLING, changed by the keys an older config kept
+    under diffusion:/official: (LEGACY_KEYS), changed by its own sampling: keys. A key set in both places is
+    refused (which one would win is not obvious)."""
+    data = dict(data)
+    given = data.get("sampling") or {}
+    if isinstance(given, SamplingSetting):
+        return data
+    if not isinstance(given, dict):
+        raise ConfigError(f"{source}: 'sampling' must be a mapping, found {type(given).__name__}")
+    section = {f.name: getattr(DEFAULT_SAMPLING, f.name) for f in dataclasses.fields(SamplingSetting)}
+    for dotted, key in LEGACY_KEYS.items():
+        parent, old = dotted.split(".")
+        block = data.get(parent)
+        if isinstance(block, dict) and old in block:
+            if key in given:
+                raise ConfigError(f"{source}: both {dotted} (an older name) and sampling.{key} are set; keep "
+                                  f"sampling.{key}")
+            section[key] = block[old]
+            data[parent] = {k: v for k, v in block.items() if k != old}
+    data["sampling"] = {**section, **given}
+    return data
 
 
 def to_dict(cfg: Any) -> dict:
@@ -511,12 +543,15 @@ def read_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
 
 
 def apply_overrides(data: dict, overrides: list[str], source: str = "config") -> dict:
-    """Set dotted keys in a nested dict: ['train.lr=3e-4', 'data.cameras=[0]']. Keys are checked later."""
+    """Set dotted keys in a nested dict: ['train.lr=3e-4', 'data.cameras=[0]']. Keys are checked later; the older
+    names of the sampling keys (LEGACY_KEYS, e.g. diffusion.n_sampling_steps) set them in the sampling section."""
     data = yaml.safe_load(yaml.safe_dump(data))  # deep copy
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--override {item!r}: expected key=value, e.g. train.epochs=2")
         key, raw = item.split("=", 1)
+        if key.strip() in LEGACY_KEYS:  # an older name (scripts, notes) of a key the sampling section holds now
+            key = f"sampling.{LEGACY_KEYS[key.strip()]}"
         value = yaml.safe_load(raw) if raw.strip() else None
         node = data
         parts = key.strip().split(".")

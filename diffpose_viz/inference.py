@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +22,9 @@ from diffpose_viz.checkpoint import load_checkpoint, load_weights, versions
 from diffpose_viz.config import parse_config, to_dict
 from diffpose_viz.detector_sim import Detections2D
 from diffpose_viz.errors import CheckpointError, InputError
-from diffpose_viz.results import build_results
+from diffpose_viz.results import Estimates, Inputs2D, Provenance, Samples, build_results
 from diffpose_viz.initialization.depth_prior import depth_prior_from_dict
-from diffpose_viz.initialization.pose_init import PoseGMM
-from diffpose_viz.inputs import Feed, feed_from_keypoints
+from diffpose_viz.inputs import Feed, FeedBatch, feed_from_keypoints
 from diffpose_viz.memory import check_lift_fits
 from diffpose_viz.methods import AMP_CHOICES, LoadedModel, Prediction, SamplingSetting, check_config
 from diffpose_viz.progress import progress as progress_bar
@@ -87,41 +86,27 @@ def autocast(device: torch.device | str, amp: str | None):
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp == "bf16")
 
 
-def gather_cond(cond_all: torch.Tensor, idx: torch.Tensor, windows: torch.Tensor | None) -> torch.Tensor:
-    """The network's 2D input for rows idx: (B,17,3), or (B,T,17,3) windows for video context."""
-    if windows is None:
-        return cond_all[idx]
-    return cond_all[windows[idx]]
-
-
 @torch.no_grad()
-def predict(model: LoadedModel, cond: torch.Tensor, gmm: PoseGMM | None, sampling: SamplingSetting,
-            generator: torch.Generator | None = None) -> Prediction:
-    """Hypotheses for one batch of frames under a resolved `sampling` (N, K, record, amp).
-    cond: (B,17,3) or (B,T,17,3) on model.device.
+def predict(model: LoadedModel, batch: FeedBatch, sampling: SamplingSetting) -> Prediction:
+    """Hypotheses for one batch of a feed (`Feed.batch`) under `sampling` (resolved by the method here; resolving
+    a resolved setting changes nothing).
 
     amp='bf16': the networks run under torch.autocast in bfloat16 (GPU, or CPUs with bf16 instructions);
     the diffusion state and the DDIM arithmetic stay float32."""
+    sampling = model.method.sampling(model.cfg, sampling)
     with autocast(model.device, sampling.amp):
-        return model.method.predict(model, cond, gmm, n_hypotheses=sampling.n_hypotheses, n_steps=sampling.n_steps,
-                                    record=sampling.record, generator=generator)
+        return model.method.predict(model, batch, sampling)
 
 
-def run_inference(model: LoadedModel, cond: torch.Tensor, windows: torch.Tensor | None, gmm: PoseGMM | None,
-                  rows: np.ndarray, sampling: SamplingSetting, *, progress: bool = False,
-                  gmm_index: np.ndarray | None = None) -> dict[str, np.ndarray | list | None]:
-    """Hypotheses (and trajectories) for `rows`, in batches of `sampling.batch_size`; numpy on the CPU.
-
-    gmm_index: position in `gmm` of each entry of `rows` (default: the rows themselves)."""
-    gmm_index = np.asarray(rows if gmm_index is None else gmm_index)
+def run_inference(model: LoadedModel, feed: Feed, rows: np.ndarray, sampling: SamplingSetting, *,
+                  progress: bool = False) -> dict[str, np.ndarray | list | None]:
+    """Hypotheses (and trajectories) for `rows` of a feed, in batches of `sampling.batch_size`; numpy on the CPU."""
     gen = torch.Generator(device=model.device).manual_seed(sampling.seed)
     out: dict[str, list] = {"hypotheses": [], "trajectory": [], "x0_estimate": [], "pred": []}
     timesteps = None
     bs = sampling.batch_size
     for s in progress_bar(range(0, len(rows), bs), desc=f"sample {model.name}", unit="batch", enabled=progress):
-        idx = torch.as_tensor(rows[s:s + bs], device=model.device)
-        g = gmm.select(torch.as_tensor(gmm_index[s:s + bs], device=model.device)) if gmm is not None else None
-        p = predict(model, gather_cond(cond, idx, windows), g, sampling, gen)
+        p = predict(model, feed.batch(rows[s:s + bs], gen), sampling)
         out["hypotheses"].append(p.hypotheses)
         if p.trajectory is not None:
             out["trajectory"].append(p.trajectory)
@@ -146,8 +131,15 @@ class Lifted:
     x0_estimate: np.ndarray | None
     timesteps: list[int] | None
     gmm: dict[str, np.ndarray] | None  # H_K of the rows: weights, means, variances, root_depth
-    n_hypotheses: int
-    n_steps: int
+    sampling: SamplingSetting  # the resolved setting they were sampled with
+
+    @property
+    def n_hypotheses(self) -> int:
+        return self.sampling.n_hypotheses
+
+    @property
+    def n_steps(self) -> int:
+        return self.sampling.n_steps
 
 
 def lift(model: LoadedModel, feed: Feed, sampling: SamplingSetting | None = None, *, rows: np.ndarray | None = None,
@@ -163,14 +155,13 @@ def lift(model: LoadedModel, feed: Feed, sampling: SamplingSetting | None = None
                     model.cfg.model.hidden)  # before the hypotheses are allocated
     if feed.needs_hk and feed.gmm is None:
         raise InputError(f"{model.path}: method {model.method.name} samples from H_K; fit it first (Feed.with_hk)")
-    out = run_inference(model, feed.cond, feed.windows, feed.gmm, rows, sampling, progress=progress,
-                        gmm_index=None if feed.gmm is None else feed.gmm_index(rows))
+    out = run_inference(model, feed, rows, sampling, progress=progress)
     gmm_np = None
     if feed.gmm is not None:
         g = feed.gmm.to_numpy()
         gmm_np = {key: g[key] for key in ("weights", "means", "variances", "root_depth")}
     return Lifted(out["hypotheses"], out["pred"], out["trajectory"], out["x0_estimate"], out["timesteps"], gmm_np,
-                  sampling.n_hypotheses, sampling.n_steps)
+                  sampling)
 
 
 # --------------------------------------------------------------------------- results Datasets
@@ -204,29 +195,26 @@ def _estimated_root(keypoints: np.ndarray, root_depth: np.ndarray | None, cams: 
     return root, "root keypoint back-projected at the H_K root depth (estimated from the 2D scale)"
 
 
-def results_dataset(model: LoadedModel, lifted: Lifted, det: Detections2D, cams: list[Camera], *, fallback_root, gt,
-                    subject, action, camera, frame, dataset: str, split: str, extra_attrs: dict,
-                    missing: np.ndarray | None = None, missing_reason: np.ndarray | None = None):
+def results_dataset(model: LoadedModel, lifted: Lifted, det: Detections2D, cams: list[Camera], samples: Samples, *,
+                    dataset: str, split: str, extra_attrs: dict, gt: np.ndarray | None = None,
+                    fallback_root: np.ndarray | None = None):
     """A results Dataset from `lift()`'s output: the aggregates (P-Agg / the method's own output, J-Agg)
-    and the attributes every results file carries."""
+    and the attributes every results file carries. gt (sample,17,3) and the true root position `fallback_root`
+    (sample,3; J-Agg's reprojection where H_K gives no root depth) when known."""
     gmm = lifted.gmm
     root, root_note = _estimated_root(det.keypoints, None if gmm is None else gmm["root_depth"], cams, fallback_root)
     if root is None:  # no H_K and no ground truth
         root = np.stack([c.back_project(np.nan_to_num(k[0]), FALLBACK_ROOT_DEPTH_M)
                          for c, k in zip(cams, det.keypoints)])
     pred, pred_jagg = _aggregate(lifted.hypotheses, lifted.pred, det.keypoints, root, cams)
-    return build_results(
-        input_2d=det.keypoints, confidence=det.confidence, occluded=det.occluded, hypotheses=lifted.hypotheses,
-        pred=pred, pred_jagg=pred_jagg, gt=gt, subject=subject, action=action, camera=camera, frame=frame,
-        trajectory=lifted.trajectory, x0_estimate=lifted.x0_estimate, timesteps=lifted.timesteps,
-        gmm=None if gmm is None else {k: gmm[k] for k in ("weights", "means", "variances")},
-        model=model.method.model_name, config=to_dict(model.cfg), versions=versions(), dataset=dataset, split=split,
-        extra_attrs={"checkpoint": model.path, "n_hypotheses": lifted.n_hypotheses,
-                     "n_sampling_steps": lifted.n_steps, "jagg_root": root_note,
-                     "pred_definition": "H_K mixture mean" if lifted.pred is not None else "mean of the hypotheses",
-                     **extra_attrs},
-        missing=missing, missing_reason=missing_reason,
-    )
+    estimates = Estimates(lifted.hypotheses, pred, pred_jagg, lifted.trajectory, lifted.x0_estimate, lifted.timesteps,
+                          None if gmm is None else {k: gmm[k] for k in ("weights", "means", "variances")})
+    attrs = {"checkpoint": model.path, "n_hypotheses": lifted.n_hypotheses, "n_sampling_steps": lifted.n_steps,
+             "sampling": asdict(lifted.sampling), "jagg_root": root_note,
+             "pred_definition": "H_K mixture mean" if lifted.pred is not None else "mean of the hypotheses",
+             **extra_attrs}
+    provenance = Provenance(model.method.model_name, to_dict(model.cfg), versions(), dataset, split, attrs)
+    return build_results(Inputs2D(det.keypoints, det.confidence, det.occluded), estimates, samples, provenance, gt)
 
 
 # --------------------------------------------------------------------------- user / in-the-wild 2D
@@ -311,18 +299,16 @@ def lift_2d(model: LoadedModel, keypoints_px: np.ndarray, camera: Camera, sampli
                         _scatter(lifted.trajectory, rows, F), _scatter(lifted.x0_estimate, rows, F),
                         lifted.timesteps,
                         None if lifted.gmm is None else {k: _scatter(v, rows, F) for k, v in lifted.gmm.items()},
-                        lifted.n_hypotheses, lifted.n_steps)
+                        lifted.sampling)
     modes = np.full((F, 17, *det_u.modes.shape[2:]), np.nan, np.float32)
     modes[rows] = det_u.modes
     det = Detections2D(kp, conf, modes, occ)
-    return results_dataset(model, lifted, det, [camera] * F, fallback_root=None, gt=None, subject=[subject] * F,
-                           action=[action] * F, camera=[camera.id] * F,
-                           frame=np.arange(F) if frames is None else frames,
-                           dataset=dataset, split="wild",
+    samples = Samples([subject] * F, [action] * F, [camera.id] * F, np.arange(F) if frames is None else frames,
+                      missing=~usable, missing_reason=reason)
+    return results_dataset(model, lifted, det, [camera] * F, samples, dataset=dataset, split="wild",
                            extra_attrs={"camera_json": json.dumps(camera.to_dict()),
-                                        "min_visible_joints": MIN_VISIBLE_JOINTS},
-                           missing=~usable, missing_reason=reason)
+                                        "min_visible_joints": MIN_VISIBLE_JOINTS})
 
 
-__all__ = ["AMP_CHOICES", "Lifted", "LoadedModel", "Prediction", "SamplingSetting", "autocast", "gather_cond", "lift",
+__all__ = ["AMP_CHOICES", "Lifted", "LoadedModel", "Prediction", "SamplingSetting", "autocast", "lift",
            "lift_2d", "load_model", "predict", "results_dataset", "run_inference", "usable_frames"]

@@ -33,10 +33,10 @@ import xarray as xr
 from diffpose_viz.camera import Camera, h36m_cameras
 from diffpose_viz.checkpoint import check_made_from, load_checkpoint
 from diffpose_viz.config import config_diff, parse_config, to_dict
-from diffpose_viz.errors import CheckpointError, ProvenanceError
+from diffpose_viz.errors import CheckpointError, ConfigError, ProvenanceError
 from diffpose_viz.figures.errors import hypothesis_spread_mm
 from diffpose_viz.figures.gmm import mixture_std
-from diffpose_viz.inference import LoadedModel, SamplingSetting, current_method_name, gather_cond, predict
+from diffpose_viz.inference import LoadedModel, SamplingSetting, current_method_name, predict
 from diffpose_viz.initialization.pose_init import intrinsics_from_camera
 from diffpose_viz.inputs import SPLIT_SEEDS, feed_from_keypoints
 from diffpose_viz.methods import get_method
@@ -320,42 +320,32 @@ def _root_depth(depth_source) -> np.ndarray | None:
     return np.array([z])
 
 
-def _sample_from_step(model: LoadedModel, cond: torch.Tensor, gmm, sampling: SamplingSetting,
-                      generator: torch.Generator):
-    """DDIM from the `sampling.start_step`-th of the model's K timesteps (the chain's start state is taken
-    there): the method's own predict with diffusion.start_t moved to that timestep."""
-    method = model.method
-    d = model.cfg.diffusion
-    k, start_step = sampling.n_steps, sampling.start_step
-    if not 0 <= start_step < k:
-        raise LabError(f"start_step: expected 0..{k - 1} (one of the K = {k} steps), found {start_step}")
-    ts = method.build_schedule(model.cfg, model.device).ddim_timesteps(k, d.skip, d.start_t)
-    cfg = replace(model.cfg, diffusion=replace(d, start_t=int(ts[start_step])))
-    return predict(replace(model, cfg=cfg), cond, gmm, replace(sampling, n_steps=k - start_step), generator)
-
-
 @torch.no_grad()
 def rerun(model: LoadedModel, sample: LabSample, n_hypotheses: int | None = None, n_steps: int | None = None,
-          seed: int = 0, start_step: int | None = None, depth_source: float | str | None = None) -> LabResult:
+          seed: int = 0, start_step: int | None = None, depth_source: float | str | None = None,
+          sampling: SamplingSetting | None = None) -> LabResult:
     """Sample one frame again with `model` (load it once and keep it): H_K re-fitted for the (edited) 2D
     when the method needs it, then the method's predict with record=True.
 
     start_step: begin the reverse loop at the start_step-th of the K DDIM timesteps (the H_K draw is the
     state there; DDIM methods only). depth_source: None/'estimated' (root depth from the 2D scale, as at
-    test time) or a root depth in metres to back-project H_K at."""
+    test time) or a root depth in metres to back-project H_K at. `sampling`: any other knob of the setting
+    (eta, start_t, skip, ...); the arguments above take precedence over its fields."""
     t0 = time.perf_counter()
     method = model.method
     if sample.model_name not in ("?", method.model_name):
         raise LabError(f"the sample comes from a {sample.model_name} results file but the model is {method.name}")
-    sampling = method.sampling(model.cfg, SamplingSetting(n_hypotheses, n_steps, seed=seed, record=True,
-                                                          start_step=int(start_step or 0)))
+    asked = {"n_hypotheses": n_hypotheses, "n_steps": n_steps, "seed": seed, "start_step": start_step}
+    request = replace(sampling or SamplingSetting(), record=True, **{k: v for k, v in asked.items() if v is not None})
+    if request.start_step and not method.samples_with_ddim:
+        raise LabError(f"start_step: {method.name} does not run DDIM sampling")
+    sampling = method.sampling(model.cfg, request)
     n, k = sampling.n_hypotheses, sampling.n_steps
     feed = feed_from_keypoints(sample.keypoints[None], sample.confidence[None], sample.occluded[None],
                                sample.std_px[None], sample.camera, model.cfg, method, device=model.device)
     notes = []
     if feed.windows is not None:
         notes.append(f"video context: the edited frame fills the whole {model.cfg.model.frames}-frame window")
-    cond = gather_cond(feed.cond, torch.zeros(1, dtype=torch.long, device=model.device), feed.windows)
     root_depth = _root_depth(depth_source) if feed.needs_hk else None
     feed = feed.with_hk(model.prior, model.extras, seed=SPLIT_SEEDS["wild"] + seed, root_depth=root_depth)
     gmm = feed.gmm
@@ -371,12 +361,11 @@ def rerun(model: LoadedModel, sample: LabSample, n_hypotheses: int | None = None
             notes.append("depth_source ignored (no H_K)")
     gen = torch.Generator(device=model.device).manual_seed(sampling.seed)
     if sampling.start_step:
-        if not method.samples_with_ddim:
-            raise LabError(f"start_step: {method.name} does not run DDIM sampling")
-        p = _sample_from_step(model, cond, gmm, sampling, gen)
-        notes.append(f"reverse loop from step {start_step} of {k}")
-    else:
-        p = predict(model, cond, gmm, sampling, gen)
+        notes.append(f"reverse loop from step {sampling.start_step} of {k}")
+    try:
+        p = predict(model, feed.batch(np.zeros(1, np.int64), gen), sampling)
+    except ConfigError as err:  # a start step or step count the setting cannot run
+        raise LabError(str(err)) from None
     hyps = np.asarray(p.hypotheses[0], np.float64)
     if not np.isfinite(hyps).all():
         raise LabError(f"{model.path}: the model produced NaN/inf hypotheses for this input")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,39 +78,70 @@ JSON_ATTRS = ("config", "versions")
 
 
 
-def build_results(
-    *,
-    input_2d: np.ndarray,
-    confidence: np.ndarray,
-    occluded: np.ndarray,
-    hypotheses: np.ndarray,
-    pred: np.ndarray,
-    pred_jagg: np.ndarray,
-    subject, action, camera, frame,
-    model: str,
-    config: dict,
-    versions: dict,
-    dataset: str,
-    split: str,
-    gt: np.ndarray | None = None,
-    trajectory: np.ndarray | None = None,
-    x0_estimate: np.ndarray | None = None,
-    timesteps: list[int] | None = None,
-    gmm: dict[str, np.ndarray] | None = None,
-    extra_attrs: dict[str, Any] | None = None,
-    missing: np.ndarray | None = None,
-    missing_reason=None,
-) -> xr.Dataset:
-    """Assemble a schema-conformant Dataset; errors are computed here from gt (mm, root-relative).
+@dataclass(frozen=True)
+class Samples:
+    """Which frame each sample is: (sample,) subject, action, camera, frame; `missing` (sample,) bool flags samples
+    without an estimate (their values may be NaN) and `missing_reason` (sample,) strings say why."""
 
-    `missing` (sample,) bool flags samples without an estimate (their values may be NaN);
-    `missing_reason` (sample,) strings say why.
-    """
+    subject: Any
+    action: Any
+    camera: Any
+    frame: Any
+    missing: np.ndarray | None = None
+    missing_reason: Any = None
+
+
+@dataclass(frozen=True)
+class Inputs2D:
+    """The 2D a model lifted: input_2d (sample,17,2) px, confidence (sample,17), occluded (sample,17)."""
+
+    input_2d: np.ndarray
+    confidence: np.ndarray
+    occluded: np.ndarray
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """What a model made of it (metres): hypotheses (sample,N,17,3), pred and pred_jagg (sample,17,3); with a
+    recorded reverse diffusion trajectory / x0_estimate (sample,N,S,17,3) and their timesteps; H_K (`gmm`: weights,
+    means, variances)."""
+
+    hypotheses: np.ndarray
+    pred: np.ndarray
+    pred_jagg: np.ndarray
+    trajectory: np.ndarray | None = None
+    x0_estimate: np.ndarray | None = None
+    timesteps: list[int] | None = None
+    gmm: dict[str, np.ndarray] | None = None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where the results come from: the model's name, config and package versions, the dataset and split, and
+    any further attributes (docs/RESULTS_SCHEMA.md)."""
+
+    model: str
+    config: dict
+    versions: dict
+    dataset: str
+    split: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def build_results(inputs: Inputs2D, estimates: Estimates, samples: Samples, provenance: Provenance,
+                  gt: np.ndarray | None = None) -> xr.Dataset:
+    """Assemble a schema-conformant Dataset; errors are computed here from gt (sample,17,3) (mm, root-relative)."""
+    hypotheses, pred, pred_jagg = estimates.hypotheses, estimates.pred, estimates.pred_jagg
+    trajectory, x0_estimate, timesteps, gmm = (estimates.trajectory, estimates.x0_estimate, estimates.timesteps,
+                                               estimates.gmm)
+    subject, action = samples.subject, samples.action
+    missing, missing_reason = samples.missing, samples.missing_reason
     n, h = hypotheses.shape[:2]
     if hypotheses.shape[2:] != (17, 3):
         raise ResultsError(f"hypotheses: expected (sample, hypothesis, 17, 3), found {hypotheses.shape}")
     data: dict[str, np.ndarray] = {
-        "input_2d": input_2d, "confidence": confidence, "occluded": np.asarray(occluded).astype(np.int8),
+        "input_2d": inputs.input_2d, "confidence": inputs.confidence,
+        "occluded": np.asarray(inputs.occluded).astype(np.int8),
         "hypotheses": hypotheses, "pred": pred, "pred_jagg": pred_jagg,
     }
     if gt is not None:
@@ -121,7 +153,8 @@ def build_results(
         "hypothesis": np.arange(h),
         "subject": ("sample", np.asarray(subject, dtype=str)), "action": ("sample", np.asarray(action, dtype=str)),
         "action_group": ("sample", np.array([action_group(a) for a in np.asarray(action, dtype=str)], dtype=str)),
-        "camera": ("sample", np.asarray(camera, dtype=str)), "frame": ("sample", np.asarray(frame, dtype=np.int64)),
+        "camera": ("sample", np.asarray(samples.camera, dtype=str)),
+        "frame": ("sample", np.asarray(samples.frame, dtype=np.int64)),
     }
     if trajectory is not None:
         if timesteps is None or len(timesteps) != trajectory.shape[2]:
@@ -155,11 +188,11 @@ def build_results(
             variables[name] = xr.DataArray(values, dims=dims, attrs={"units": units, "long_name": long_name})
     ds = xr.Dataset(variables, coords=coords)
     ds.attrs = {
-        "model": model, "config": json.dumps(config), "versions": json.dumps(versions),
-        "created": _dt.datetime.now().isoformat(timespec="seconds"), "dataset": dataset, "split": split,
-        "oracle_note": ORACLE_NOTE,
+        "model": provenance.model, "config": json.dumps(provenance.config), "versions": json.dumps(provenance.versions),
+        "created": _dt.datetime.now().isoformat(timespec="seconds"), "dataset": provenance.dataset,
+        "split": provenance.split, "oracle_note": ORACLE_NOTE,
     }
-    for k, v in (extra_attrs or {}).items():
+    for k, v in provenance.attrs.items():
         ds.attrs[k] = v if isinstance(v, (str, int, float)) and not isinstance(v, bool) else json.dumps(v)
     return ds
 

@@ -108,7 +108,7 @@ def plan(out: Path, ablations: bool, settings: list[str], cfg, loso: bool | list
             lifter_dir = out / "runs" / slug / f"lifter_without_{name}"
             for method, run_dir in (("lifter", lifter_dir), ("diffpose", out / "runs" / slug / f"diffpose_without_{name}")):
                 ov = [f"method={method}", *SETTINGS[setting], f"data.extra_train={keep}"]
-                if method == "diffpose":
+                if METHODS[method].lifter_checkpoint_key:  # stage 2 starts from the lifter trained beside it
                     ov.append(f"{METHODS[method].lifter_checkpoint_key}={lifter_dir / 'best.pt'}")
                 rows.append(Row(setting, method, f"without source {name}", run_dir, ov,
                                 results=out / "results" / f"{slug}_loso" / f"{method}_without_{name}.nc",

@@ -59,7 +59,7 @@ def diagnose(run: Path, n_hypotheses: int = 5, n_steps: int | None = None) -> li
     import numpy as np
     import torch
 
-    from diffpose_viz.inference import SamplingSetting, gather_cond, load_model, predict
+    from diffpose_viz.inference import SamplingSetting, load_model, predict
     from diffpose_viz.methods import load_config
     from diffpose_viz.training.trainer import Trainer
 
@@ -69,10 +69,8 @@ def diagnose(run: Path, n_hypotheses: int = 5, n_steps: int | None = None) -> li
     trainer.setup()  # rebuilds the validation split exactly as training did
     data = trainer.val_data
     model = load_model(run / "best.pt", trainer.device)
-    idx = torch.arange(len(data))
-    gmm = data.gmm.select(idx) if data.gmm is not None else None
-    sampling = SamplingSetting(n_hypotheses, n_steps or cfg.diffusion.n_sampling_steps, record=True)
-    pred = predict(model, gather_cond(data.cond, idx, data.windows), gmm, sampling, torch.Generator().manual_seed(0))
+    sampling = SamplingSetting(n_hypotheses, n_steps, record=True)  # n_steps None: the model's own K
+    pred = predict(model, data.batch(np.arange(len(data)), torch.Generator().manual_seed(0)), sampling)
     gt = data.pose3d.cpu().numpy()[:, None, None]  # (R,1,1,17,3)
     x0 = pred.x0_trajectory  # (R,N,S,17,3)
     single = np.linalg.norm(x0 - gt, axis=-1).mean((0, 1, 3)) * 1000

@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 from diffpose_viz.config import DataConfig  # noqa: E402
 from diffpose_viz.entry import run_script  # noqa: E402
 from diffpose_viz.inference import load_model  # noqa: E402
+from diffpose_viz.inputs import FeedBatch  # noqa: E402
 from diffpose_viz.inputs.splits import load_splits  # noqa: E402
 from diffpose_viz.released import import_released  # noqa: E402
 
@@ -242,7 +243,7 @@ def verify_diffpose_frame(repo: Path, work: Path, uv_real: torch.Tensor, rows: l
                     xs, _ = generalized_steps(torch.cat([uv, ref], -1), mask, seq, diff, betas, eta=0.0)
                 out = xs[-1][..., 2:]
                 out = out - out[:, :1]
-                pred = kit.method.predict(kit, with_confidence(uv), None, n_hypotheses=1, n_steps=test_steps)
+                pred = kit.method.predict(kit, FeedBatch(with_confidence(uv), None), kit.method.sampling(kit.cfg))
                 report(rows, f"whole official sampling run, seq {list(seq)} ({label} 2D)",
                        torch.as_tensor(np.asarray(pred.hypotheses))[:, 0], out)
 
@@ -344,7 +345,7 @@ def verify_diffpose_video(repo: Path, work: Path, uv_real: torch.Tensor, rows: l
                 xs, _ = generalized_steps(state, mask, seq, diff, betas, eta=0.0)
             out = xs[-1][..., 2:]
             out = out - out[:, :1]
-            pred = kit.method.predict(kit, with_confidence(windows), None, n_hypotheses=1, n_steps=test_steps)
+            pred = kit.method.predict(kit, FeedBatch(with_confidence(windows), None), kit.method.sampling(kit.cfg))
             report(rows, f"whole official video run, centre frame, seq {list(seq)} (bandai17)",
                    torch.as_tensor(np.asarray(pred.hypotheses))[:, 0], out)
 

@@ -119,17 +119,20 @@ def test_apps_outside_the_package_do_not_patch_the_import_path_to_the_repo(name)
 NEEDS_READERS = ("diffpose_viz/methods/", "diffpose_viz/inputs/feed.py")
 
 
+def ast_nodes(root: Path, folders: tuple[str, ...], allowed: tuple[str, ...]):
+    """(path relative to root, node) of every AST node of the .py files under root/folder, except in `allowed`."""
+    for folder in folders:
+        for path in sorted((root / folder).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if not rel.startswith(allowed):
+                yield from ((rel, node) for node in ast.walk(ast.parse(path.read_text(), filename=str(path))))
+
+
 def needs_read_outside(root: Path = PACKAGE, attrs=("uses_windows", "hk_at_training", "hk_at_test")) -> list[str]:
     """`x.uses_windows(...)` / `x.hk_at_*` read in a module that is neither in methods/ nor the feed."""
-    found = []
-    for path in sorted(root.rglob("*.py")):
-        rel = path.relative_to(root.parent).as_posix()
-        if rel.startswith(NEEDS_READERS):
-            continue
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            if isinstance(node, ast.Attribute) and node.attr in attrs:
-                found.append(f"{rel}:{node.lineno}: reads .{node.attr}")
-    return found
+    return [f"{rel}:{node.lineno}: reads .{node.attr}"
+            for rel, node in ast_nodes(root.parent, (root.name,), NEEDS_READERS)
+            if isinstance(node, ast.Attribute) and node.attr in attrs]
 
 
 def test_only_the_methods_and_the_feed_ask_what_a_method_needs():
@@ -152,3 +155,49 @@ def test_the_hk_cache_file_is_named_in_one_place():
     named = [f"{p.relative_to(PACKAGE.parent).as_posix()}" for p in sorted(PACKAGE.rglob("*.py"))
              if 'f"hk_' in p.read_text()]
     assert named == ["diffpose_viz/inputs/hk.py"], named
+
+
+#: Where a method's name may be compared: the method table itself. Everyone else asks the method object.
+NAME_READERS = ("diffpose_viz/methods/",)
+#: Code outside the package that must not dispatch on method names either.
+APPS = ("scripts", "dashboard")
+
+
+def _string_literals(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return [v for e in node.elts for v in _string_literals(e)]
+    return []
+
+
+def method_name_comparisons(root: Path = PACKAGE.parent, names: set[str] | None = None) -> list[str]:
+    """`x == "diffpose"`, `cfg.method in ("lifter", ...)` and the like: a comparison with a method name of the
+    table (or a results name), in the package outside methods/ or in the scripts and the dashboard."""
+    if names is None:
+        from diffpose_viz.methods import METHODS
+
+        names = set(METHODS) | {m.model_name for m in METHODS.values()}
+    found = []
+    for rel, node in ast_nodes(root, ("diffpose_viz", *APPS), NAME_READERS):
+        if isinstance(node, ast.Compare):
+            hit = sorted({v for part in (node.left, *node.comparators) for v in _string_literals(part) if v in names})
+            if hit:
+                found.append(f"{rel}:{node.lineno}: compares with method name {', '.join(hit)}")
+    return found
+
+
+def test_no_method_name_comparisons_outside_the_method_table():
+    found = method_name_comparisons()
+    assert not found, "ask the method object (diffpose_viz/methods/) instead:\n" + "\n".join(found)
+
+
+def test_a_planted_method_name_comparison_is_caught(tmp_path):
+    (tmp_path / "diffpose_viz" / "methods").mkdir(parents=True)
+    (tmp_path / "diffpose_viz" / "methods" / "x.py").write_text("def f(cfg):\n    return cfg.method == 'lifter'\n")
+    (tmp_path / "diffpose_viz" / "bench.py").write_text("def f(cfg):\n    return cfg.method == 'video_lifter'\n")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "s.py").write_text("def g(m):\n    return m in ('diffpose', 'other')\n")
+    assert method_name_comparisons(tmp_path, {"lifter", "video_lifter", "diffpose"}) == [
+        "diffpose_viz/bench.py:2: compares with method name video_lifter",
+        "scripts/s.py:2: compares with method name diffpose"]

@@ -66,6 +66,13 @@ def test_smoke_train_evaluate_sample(tiny_data, tmp_path):  # noqa: F811
               "--out", str(tmp_path / "mine.nc"), "--hypotheses", "2")
     mine = load_results(tmp_path / "mine.nc")
     assert mine.sizes["sample"] == 2 and "gt" not in mine and "ood_score" not in mine
+    # the sampling setting reaches `sample` too: eta and the start step, recorded in the results
+    cli("sample", str(run / "best.pt"), "--input", str(tmp_path / "kp.json"), "--image-size", "1000", "1002",
+        "--out", str(tmp_path / "eta.nc"), "--hypotheses", "2", "--sampling", "eta=0.5", "--sampling", "start_t=20",
+        "--steps", "3", "--record-trajectory")
+    eta = load_results(tmp_path / "eta.nc")
+    assert json.loads(eta.attrs["sampling"])["eta"] == 0.5 and eta["timestep"].values[0] == 20
+    assert not np.allclose(eta["hypotheses"].values, mine["hypotheses"].values)
     # the same with the out-of-domain model evaluate stored: score, flag and radius join the user's results
     out = cli("sample", str(run / "best.pt"), "--input", str(tmp_path / "kp.json"), "--image-size", "1000", "1002",
               "--out", str(tmp_path / "mine_ood.nc"), "--hypotheses", "2",
@@ -89,6 +96,10 @@ def test_clear_errors(tmp_path):
     proc = cli("sample", str(tmp_path / "none.pt"), "--input", str(tmp_path / "kp.csv"), "--image-size", "10", "10",
                "--out", str(tmp_path / "o.nc"), check=False)
     assert proc.returncode == 1 and "--format coco17" in proc.stderr
+    proc = cli("evaluate", str(tmp_path / "none.pt"), "--out", str(tmp_path / "r.nc"), "--sampling", "etta=1",
+               check=False)
+    assert proc.returncode == 1 and "'etta=1'" in proc.stderr and "'eta'" in proc.stderr
+    assert "Traceback" not in proc.stderr
     proc = cli("train", "configs/smoke.yaml", "--out", str(tmp_path / "y"), "--device", "cuda:7", check=False)
     if proc.returncode != 0:
         assert "cuda" in proc.stderr.lower() and "Traceback" not in proc.stderr

@@ -1,6 +1,7 @@
 """Config YAML round trip and strictness."""
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import pytest
@@ -29,6 +30,27 @@ def test_shipped_configs_load_and_round_trip(name, tmp_path):
     again = load_config(tmp_path / "again.yaml")
     assert to_dict(again) == to_dict(cfg)
     assert again.detector == cfg.detector  # nested frozen dataclass with tuples survives the round trip
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_no_shipped_config_warns_for_its_own_method(name, caplog):
+    """Each shipped config sets only what its method reads, or names (for_overrides) the run that reads it."""
+    with caplog.at_level(logging.WARNING, logger="diffpose_viz.methods"):
+        load_config(REPO / "configs" / name)
+    assert "does not read" not in caplog.text, caplog.text
+
+
+def test_for_overrides_silences_a_key_only_when_the_named_run_reads_it(caplog):
+    from diffpose_viz.methods import check_config, config_from_dict
+
+    data = {"method": "diffpose", "model": {"context_dim": 8}}
+    with caplog.at_level(logging.WARNING, logger="diffpose_viz.methods"):
+        check_config(config_from_dict(data), "plain")
+        check_config(config_from_dict({**data, "for_overrides": {"model.context_dim": ["method=gaussian_diffusion"]}}),
+                     "named")
+        check_config(config_from_dict({**data, "for_overrides": {"model.context_dim": ["method=init_only"]}}), "wrong")
+    warned = [r.getMessage().split(":")[0] for r in caplog.records]
+    assert warned == ["plain", "wrong"], caplog.text
 
 
 def test_round_trip_keeps_every_value(tmp_path):

@@ -275,6 +275,10 @@ def test_lab_hiding_a_joint_reports_a_larger_spread(tmp_path, monkeypatch, smoke
     at.slider(key="lab_n").set_value(5).run()
     at.slider(key="lab_k").set_value(3).run()
     _ok(at)
+    deterministic = at.session_state["lab_last"]["spread_before"]
+    at.number_input(key="lab_eta").set_value(1.0).run()  # the setting's eta reaches the lab's rerun
+    _ok(at)
+    assert at.session_state["lab_last"]["spread_before"] != deterministic
 
 
 # --------------------------------------------------------------------------- Timeline

@@ -20,8 +20,9 @@ def test_the_method_resolves_the_sampling_setting(tiny_data):
     cfg = tiny_config(tiny_data)
     asked = SamplingSetting(batch_size=32, amp="bf16", record=True)
     got = METHODS["diffpose_joint"].sampling(cfg, asked)
-    assert (got.n_hypotheses, got.n_steps, got.seed) == (cfg.diffusion.n_hypotheses, cfg.diffusion.n_sampling_steps,
+    assert (got.n_hypotheses, got.n_steps, got.seed) == (cfg.sampling.n_hypotheses, cfg.sampling.n_steps,
                                                          cfg.train.seed)
+    assert (got.eta, got.clip_x0, got.start_t) == (cfg.sampling.eta, cfg.sampling.clip_x0, cfg.sampling.start_t)
     assert (got.batch_size, got.amp, got.record) == (32, "bf16", True)  # the rest passes through untouched
     mine = METHODS["diffpose_joint"].sampling(cfg, SamplingSetting(3, 2, seed=9))
     assert (mine.n_hypotheses, mine.n_steps, mine.seed) == (3, 2, 9)
@@ -30,7 +31,7 @@ def test_the_method_resolves_the_sampling_setting(tiny_data):
 
 
 def test_a_bad_sampling_request_is_refused():
-    with pytest.raises(ValueError, match="--batch-size"):
+    with pytest.raises(ValueError, match="batch_size"):
         SamplingSetting(batch_size=0)
     with pytest.raises(ValueError, match="amp"):
         SamplingSetting(amp="fp8")

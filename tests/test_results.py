@@ -55,7 +55,7 @@ def test_messages_without_a_file_name_the_source():
 
 
 def test_results_from_build_results_with_missing_flags_are_valid():
-    from diffpose_viz.results import build_results
+    from diffpose_viz.results import Estimates, Inputs2D, Provenance, Samples, build_results
 
     ref = make_results_dataset(with_trajectory=False, n_kernels=0)
     n = ref.sizes["sample"]
@@ -64,12 +64,12 @@ def test_results_from_build_results_with_missing_flags_are_valid():
     hyps = ref["hypotheses"].values.copy()
     hyps[0] = np.nan
     ds = build_results(
-        input_2d=ref["input_2d"].values, confidence=ref["confidence"].values, occluded=ref["occluded"].values,
-        hypotheses=hyps, pred=np.where(flags[:, None, None], np.nan, ref["pred"].values),
-        pred_jagg=np.where(flags[:, None, None], np.nan, ref["pred_jagg"].values),
-        subject=ref["subject"].values, action=ref["action"].values, camera=ref["camera"].values,
-        frame=ref["frame"].values, model="m", config={"a": 1}, versions={"numpy": np.__version__}, dataset="d",
-        split="test", gt=ref["gt"].values, missing=flags, missing_reason=["no 2D"] + [""] * (n - 1))
+        Inputs2D(ref["input_2d"].values, ref["confidence"].values, ref["occluded"].values),
+        Estimates(hyps, np.where(flags[:, None, None], np.nan, ref["pred"].values),
+                  np.where(flags[:, None, None], np.nan, ref["pred_jagg"].values)),
+        Samples(ref["subject"].values, ref["action"].values, ref["camera"].values, ref["frame"].values,
+                missing=flags, missing_reason=["no 2D"] + [""] * (n - 1)),
+        Provenance("m", {"a": 1}, {"numpy": np.__version__}, "d", "test"), gt=ref["gt"].values)
     validate_results(ds)
     assert json.loads(ds.attrs["config"]) == {"a": 1}
     assert ds["missing"].dtype == bool and str(ds["missing_reason"].values[0]) == "no 2D"

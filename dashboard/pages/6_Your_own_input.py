@@ -19,9 +19,12 @@ common.sidebar_results_dir()
 
 
 def find_checkpoints() -> list[Path]:
-    """Trained checkpoints under runs/: DiffPose's best.pt first, then every other best.pt; newest first in each."""
-    return sorted(common.REPO_ROOT.glob("runs/**/best.pt"),
-                  key=lambda p: (p.parent.name != "diffpose", -p.stat().st_mtime))
+    """Trained checkpoints under runs/: the default method's best.pt first (run folders are named after their
+    method), then every other best.pt; newest first in each."""
+    from diffpose_viz.config import ExperimentConfig
+
+    first = ExperimentConfig().method
+    return sorted(common.REPO_ROOT.glob("runs/**/best.pt"), key=lambda p: (p.parent.name != first, -p.stat().st_mtime))
 
 
 def pick_checkpoint(key: str) -> Path | None:
@@ -144,6 +147,7 @@ common.plot(preview, key="own_preview")
 st.subheader("Lift to 3D")
 checkpoint = pick_checkpoint("own_ckpt")
 n_hyp = st.slider("Hypotheses", 1, 20, 5, key="own_hyp")
+own_eta = st.slider("eta (0: deterministic DDIM; the sampling setting's)", 0.0, 1.0, 0.0, key="own_eta")
 if st.button("Run sampling", key="own_run"):
     from diffpose_viz.results import write_results
     from diffpose_viz.inference import SamplingSetting, lift_2d
@@ -153,8 +157,8 @@ if st.button("Run sampling", key="own_run"):
     with st.spinner(f"sampling {n_hyp} hypotheses for {len(kp)} frame(s) with `{checkpoint.name}` on the CPU…"):
         try:
             model = common.load_model_cached(checkpoint)
-            ds = lift_2d(model, kp, default_camera(width, height), SamplingSetting(n_hyp), confidence=conf,
-                         dataset=f"{upload.name} ({layout})")
+            ds = lift_2d(model, kp, default_camera(width, height), SamplingSetting(n_hyp, eta=own_eta),
+                         confidence=conf, dataset=f"{upload.name} ({layout})")
         except Exception as exc:  # a checkpoint or input problem is a message, not a traceback
             st.error(f"Sampling failed: {type(exc).__name__}: {exc}")
             st.stop()

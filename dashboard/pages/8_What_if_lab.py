@@ -9,6 +9,7 @@ import plotly.graph_objects as go  # noqa: E402
 
 from diffpose_viz import figures as F  # noqa: E402
 from diffpose_viz import lab  # noqa: E402
+from diffpose_viz.diffusion import SamplingSetting  # noqa: E402
 from diffpose_viz.skeleton import H36M17  # noqa: E402
 
 st = common.st
@@ -50,6 +51,10 @@ n_hyp = c3.slider("N hypotheses", 1, 50, 20, key="lab_n")
 n_steps = c4.slider("K steps", 1, 20, 5, key="lab_k")
 c5, c6, c7 = st.columns([1, 1, 2])
 seed = c5.number_input("Seed", 0, 10_000, 0, key="lab_seed")
+# the sampling setting's knobs that change after training (diffpose_viz/diffusion/setting.py)
+eta = c5.number_input("eta (0: deterministic DDIM)", 0.0, 1.0, 0.0, step=0.1, key="lab_eta")
+start_t = c5.number_input("Start step t (-1: the model's)", -1, 1000, -1, key="lab_start_t")
+setting = SamplingSetting(eta=float(eta), start_t=None if start_t < 0 else int(start_t))
 moved = c6.multiselect("Move joints", JOINTS, key="lab_move")
 offsets = {}
 if moved:
@@ -63,8 +68,8 @@ if moved:
 edited = lab.edit_2d(sample, hide=hide, offsets=offsets, std_px=std_px)
 try:
     with st.spinner("Re-sampling…"):
-        before = lab.rerun(model, lab.edit_2d(sample, std_px=std_px), n_hyp, n_steps, seed=int(seed))
-        after = lab.rerun(model, edited, n_hyp, n_steps, seed=int(seed))
+        before = lab.rerun(model, lab.edit_2d(sample, std_px=std_px), n_hyp, n_steps, seed=int(seed), sampling=setting)
+        after = lab.rerun(model, edited, n_hyp, n_steps, seed=int(seed), sampling=setting)
 except Exception as exc:  # a sampling problem is a message, not a traceback
     st.error(f"Re-sampling failed: {type(exc).__name__}: {exc}")
     st.stop()

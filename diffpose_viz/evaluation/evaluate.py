@@ -16,10 +16,10 @@ import numpy as np
 
 from diffpose_viz import distributed as ddp
 from diffpose_viz.checkpoint import checkpoint_fingerprint
-from diffpose_viz.config import DataConfig, to_dict
+from diffpose_viz.config import DataConfig
 from diffpose_viz.errors import InputError
 from diffpose_viz.outputs import check_output_files
-from diffpose_viz.results import metrics_path_for, write_results_with_metrics
+from diffpose_viz.results import Samples, metrics_path_for, write_results_with_metrics
 from diffpose_viz.evaluation.summary import summarize
 from diffpose_viz.inference import LoadedModel, Lifted, SamplingSetting, lift, load_model, results_dataset
 from diffpose_viz.inputs import SPLIT_SEEDS, build_feed, scored_rows
@@ -101,15 +101,14 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", sa
     """Evaluate `checkpoint` on its config's test subjects (or the rows `data` names) -> `out` (results .nc) +
     `out` .metrics.json.
 
-    `sampling`: N, K, batch size, amp, trajectory recording and 'key=value' overrides of the sampling-only
-    settings (SAMPLING_KEYS, e.g. 'diffusion.start_t=12'); None: the checkpoint's config. `calibrate`: fit the
+    `sampling`: the request (N, K, eta, start_t, batch size, amp, trajectory recording, ...; its None fields keep
+    the checkpoint's own setting, `Method.sampling`); None: the checkpoint's setting. `calibrate`: fit the
     error-bar calibration of the hypotheses' spread on the validation split (held-out training sequences,
     never test) and report the calibrated coverage on test in the metrics JSON ("uncertainty"). An existing
     `out` or its metrics JSON (an earlier result) is refused before any work unless `overwrite`; it is then
     replaced only once the new pair is complete. `format_summary(result.summary)` prints the headline."""
     t0 = time.perf_counter()
     out = Path(out)
-    sampling = SamplingSetting() if sampling is None else sampling
     data = EvalData() if data is None else data
     check_output_files([("--out", out), ("--out's metrics JSON", metrics_path_for(out)),
                         ("--save-calibration-rows", data.save_calibration_rows)], force=overwrite,
@@ -120,8 +119,6 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", sa
     if calibrate and data.calibrate_with:  # before any lifting: a calibration file must not be the training data
         check_calibration_files(trained.cfg.data, data.calibrate_with, trained.cfg.train.seed,
                                 allow=data.allow_leakage)
-    if sampling.overrides:
-        trained = apply_sampling_settings(trained, list(sampling.overrides))
     model = replace(trained, cfg=replace(trained.cfg, data=data.data_config(trained)))  # the scored rows' data
     cfg, method = model.cfg, model.method
     split = data.split
@@ -157,9 +154,8 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", sa
     merged = _merge(parts, len(test))
 
     cams = [test.cameras[str(c)] for c in test.camera]
-    ds = results_dataset(model, merged, det, cams, fallback_root=test.root.astype(np.float64), gt=test.pose3d,
-                         subject=test.subject, action=test.action, camera=np.array([c.id for c in cams]),
-                         frame=test.frame,
+    samples = Samples(test.subject, test.action, np.array([c.id for c in cams]), test.frame)
+    ds = results_dataset(model, merged, det, cams, samples, gt=test.pose3d, fallback_root=test.root.astype(np.float64),
                          dataset=(f"{Path(cfg.data.path).name} subjects {list(cfg.data.test_subjects)}"
                                   if split == "test" else
                                   f"{Path(cfg.data.path).name} validation rows of {list(cfg.data.train_subjects)}"),
@@ -192,26 +188,6 @@ def _file_input_attrs(cfg, det) -> dict:
             "confidence_from_file": int(has_scores),
             "confidence_note": "scores read from the file" if has_scores else
             "the file has no scores: present joints get confidence 1"}
-
-
-#: Settings that change only how a trained model samples, so evaluate may override them.
-SAMPLING_KEYS = ("diffusion.start_t", "diffusion.start_from", "diffusion.eta", "diffusion.skip",
-                 "diffusion.n_sampling_steps", "diffusion.n_hypotheses")
-
-
-def apply_sampling_settings(model: LoadedModel, settings: list[str]) -> LoadedModel:
-    """The model with sampling-only settings changed ('diffusion.start_t=12'); anything else is refused."""
-    from diffpose_viz.config import apply_overrides, parse_config
-    from diffpose_viz.methods import check_config
-
-    for item in settings:
-        key = item.split("=", 1)[0].strip()
-        if key not in SAMPLING_KEYS:
-            raise ValueError(f"--sampling {item!r}: only the sampling settings {list(SAMPLING_KEYS)} can change "
-                             "after training")
-    cfg = parse_config(apply_overrides(to_dict(model.cfg), settings, "--sampling"), "--sampling")
-    check_config(cfg, "--sampling", warn=False)
-    return replace(model, cfg=cfg)
 
 
 #: Validation rows used to fit the spread calibration (evenly thinned).
@@ -291,4 +267,4 @@ def _merge(parts: list[tuple[np.ndarray, Lifted]], n: int) -> Lifted:
     if first.gmm is not None:
         gmm = {key: _merge_rows([(r, p.gmm[key]) for r, p in parts], n) for key in first.gmm}
     timesteps = next((p.timesteps for _, p in parts if p.timesteps is not None), None)
-    return Lifted(**arrays, timesteps=timesteps, gmm=gmm, n_hypotheses=first.n_hypotheses, n_steps=first.n_steps)
+    return Lifted(**arrays, timesteps=timesteps, gmm=gmm, sampling=first.sampling)

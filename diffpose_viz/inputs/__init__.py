@@ -16,7 +16,15 @@ from diffpose_viz.inputs.detections import (
     screen_input,
     training_2d,
 )
-from diffpose_viz.inputs.feed import Feed, build_feed, feed_from_keypoints, hk_needed, scored_rows, window_length
+from diffpose_viz.inputs.feed import (
+    Feed,
+    FeedBatch,
+    build_feed,
+    feed_from_keypoints,
+    hk_needed,
+    scored_rows,
+    window_length,
+)
 from diffpose_viz.inputs.hk import (
     HK_FIELDS,
     build_hk,
@@ -51,7 +59,7 @@ from diffpose_viz.inputs.windows import (
 )
 
 __all__ = [
-    "DEFAULT_FOCAL_FACTOR", "HK_FIELDS", "NORMALISER", "SPLIT_SEEDS", "AugmentedSplit", "Feed", "Splits",
+    "DEFAULT_FOCAL_FACTOR", "HK_FIELDS", "NORMALISER", "SPLIT_SEEDS", "AugmentedSplit", "Feed", "FeedBatch", "Splits",
     "WindowedRows", "attach_file", "augment_split", "augmentation_on", "build_feed", "build_hk", "calibration_rows",
     "camera_selection", "check_finite", "check_gmm", "concat_gmms", "default_camera", "detector_config",
     "feed_from_keypoints", "file_2d_path", "file_identity", "fit_error_model", "fit_prior", "hk_cache_file",

@@ -13,9 +13,10 @@ as an object (`MethodNeeds`); this layer does not import the method table.
 """
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
@@ -52,6 +53,15 @@ class MethodNeeds(Protocol):
                  occluded: np.ndarray, windows: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray] | None: ...
 
 
+#: A hook that times the feed's phases: called with a phase name ('detections_2d', 'screen_normalise', 'hk_fit'),
+#: it returns the context the phase runs in (the training benchmark's timer; None: no timing).
+PhaseTimer = Callable[[str], AbstractContextManager]
+
+
+def _phase(timer: PhaseTimer | None, name: str) -> AbstractContextManager:
+    return nullcontext() if timer is None else timer(name)
+
+
 def hk_needed(method: MethodNeeds, split: str) -> bool:
     """Whether the method reads H_K on `split`: its training loss on 'train', its predict elsewhere."""
     return method.hk_at_training if split == "train" else method.hk_at_test
@@ -65,6 +75,15 @@ def window_length(cfg: ExperimentConfig, method: MethodNeeds) -> int | None:
 def scored_rows(poses: PoseSet, max_rows: int | None, cfg: ExperimentConfig, method: MethodNeeds) -> WindowedRows:
     """`max_rows` evenly thinned rows to score; for a method that reads windows, their frames stay (unscored)."""
     return thin_windowed(poses, max_rows, window_length(cfg, method))
+
+
+@dataclass
+class FeedBatch:
+    """One batch of a feed as `Method.predict` reads it (tensors on the feed's device)."""
+
+    cond: torch.Tensor  # (B,17,3) the network condition, or (B,T,17,3) windows for video context
+    gmm: PoseGMM | None  # H_K of these rows, when the method reads it
+    generator: torch.Generator | None = None  # the run's generator (every batch draws from the same one)
 
 
 @dataclass
@@ -111,7 +130,7 @@ class Feed:
     def with_hk(self, prior: DepthPrior | None, extras: dict[str, Any] | None = None, *,
                 rows: np.ndarray | None = None, seed: int | None = None, cache: Path | None = None,
                 checkpoint: str | Path | None = None, progress: bool = False,
-                root_depth: np.ndarray | None = None) -> "Feed":
+                root_depth: np.ndarray | None = None, timer: PhaseTimer | None = None) -> "Feed":
         """This feed with H_K of `rows` (default: all) when the method needs it on this split (else unchanged).
 
         `seed`: the EM's seed offset (default: the split's); `cache`: a folder for the fitted H_K, named by
@@ -128,10 +147,38 @@ class Feed:
             win = self.windows if rows is None else self.windows[torch.as_tensor(idx, device=self.windows.device)]
             depth = self.method.hk_depth(self.cfg, extras or {}, self.cond.cpu(), sub.occluded, win.cpu())
         file = None if cache is None else hk_cache_file(cache, self.cfg, self.split, len(idx), prior, checkpoint)
-        gmm = build_hk(sub, np.asarray(self.intrinsics)[idx], prior, self.cfg.init,
-                       seed=SPLIT_SEEDS[self.split] if seed is None else seed, device=self.device, cache=file,
-                       progress=progress, depth=depth, root_depth=root_depth)
+        with _phase(timer, "hk_fit"):
+            gmm = build_hk(sub, np.asarray(self.intrinsics)[idx], prior, self.cfg.init,
+                           seed=SPLIT_SEEDS[self.split] if seed is None else seed, device=self.device, cache=file,
+                           progress=progress, depth=depth, root_depth=root_depth)
         return replace(self, gmm=gmm, hk_rows=None if rows is None else idx, z_from_method=depth is not None)
+
+    def network_input(self, idx: torch.Tensor) -> torch.Tensor:
+        """The network's 2D input for rows idx: (B,17,3), or (B,T,17,3) windows for video context."""
+        return self.cond[idx] if self.windows is None else self.cond[self.windows[idx]]
+
+    def with_windows(self, frames: int | None) -> "Feed":
+        """This feed read in windows of `frames` (None or 1: single frames), e.g. one prepared split for several
+        window lengths (the training benchmark)."""
+        if frames is None or frames <= 1:
+            return replace(self, windows=None)
+        return replace(self, windows=torch.as_tensor(window_indices(self.poses, frames), device=self.device))
+
+    def without_hk(self) -> "Feed":
+        """This feed for a method that does not read H_K."""
+        return replace(self, gmm=None, hk_rows=None)
+
+    def with_context(self, context: torch.Tensor | None) -> "Feed":
+        """This feed with the frozen encoder's f_ST per row (Method.frozen_context), which batches then carry."""
+        return replace(self, context=context)
+
+    def batch(self, rows: np.ndarray, generator: torch.Generator | None = None) -> FeedBatch:
+        """The rows' network input (their windows, for video context) and H_K, for one predict call."""
+        cond = self.network_input(torch.as_tensor(rows, device=self.device))
+        gmm = None
+        if self.gmm is not None:
+            gmm = self.gmm.select(torch.as_tensor(self.gmm_index(np.asarray(rows)), device=self.device))
+        return FeedBatch(cond, gmm, generator)
 
     def gmm_index(self, rows: np.ndarray) -> np.ndarray:
         """Position in `gmm` of each of `rows`."""
@@ -146,9 +193,10 @@ class Feed:
 
 
 def _feed(cfg: ExperimentConfig, method: MethodNeeds, split: str, det: Detections2D, res: np.ndarray,
-          intrinsics: np.ndarray, windows: np.ndarray | None, device, **more) -> Feed:
+          intrinsics: np.ndarray, windows: np.ndarray | None, device, timer: PhaseTimer | None = None, **more) -> Feed:
     device = torch.device(device)
-    cond = torch.as_tensor(screen_input(det.keypoints, det.confidence, res), device=device)
+    with _phase(timer, "screen_normalise"):
+        cond = torch.as_tensor(screen_input(det.keypoints, det.confidence, res), device=device)
     win = None if windows is None or not method.uses_windows(cfg) else torch.as_tensor(windows, device=device)
     return Feed(cfg, method, split, det, np.asarray(res), np.asarray(intrinsics), cond, win, device, **more)
 
@@ -156,18 +204,20 @@ def _feed(cfg: ExperimentConfig, method: MethodNeeds, split: str, det: Detection
 def build_feed(poses: PoseSet, cfg: ExperimentConfig, split: str, method: MethodNeeds, *,
                device: torch.device | str = "cpu", error_model=None, augmented: AugmentedSplit | None = None,
                windows: np.ndarray | None = None, scored: np.ndarray | None = None, targets: bool = False,
-               need_modes: bool = True) -> Feed:
+               need_modes: bool = True, timer: PhaseTimer | None = None) -> Feed:
     """The feed of a split's rows: their 2D input (`cfg.data.input_2d`; `error_model` for uncertainty_2d
     'error_model'), condition, windows (given, e.g. by `scored_rows`, or every row's own) and intrinsics.
 
     `augmented`: the split's augmented rows (real or virtual cameras); `targets`: also the 3D targets on the
-    device (checked finite); `need_modes` False: a caller reading only keypoints, confidence and occlusion."""
+    device (checked finite); `need_modes` False: a caller reading only keypoints, confidence and occlusion;
+    `timer`: times the phases (the training benchmark)."""
     if augmented is not None:
         poses = augmented.poses
     if targets:
         check_finite(f"{split} 3D targets", poses.pose3d)
-    det = make_inputs(poses, cfg, split, focal_px=None if augmented is None else augmented.focal_px,
-                      error_model=error_model, need_modes=need_modes)
+    with _phase(timer, "detections_2d"):
+        det = make_inputs(poses, cfg, split, focal_px=None if augmented is None else augmented.focal_px,
+                          error_model=error_model, need_modes=need_modes)
     if method.uses_windows(cfg) and windows is None:
         windows = window_indices(poses, cfg.model.frames)
     intrinsics = row_intrinsics(poses) if augmented is None else augmented.intrinsics
@@ -176,7 +226,7 @@ def build_feed(poses: PoseSet, cfg: ExperimentConfig, split: str, method: Method
     if method.uses_windows(cfg) and split == "train" and cfg.train.window_stride > 1:
         centres = torch.as_tensor(window_centres(poses, cfg.model.frames, cfg.train.window_stride),
                                   device=torch.device(device))
-    return _feed(cfg, method, split, det, poses.res, intrinsics, windows, device, poses=poses, pose3d=pose3d,
+    return _feed(cfg, method, split, det, poses.res, intrinsics, windows, device, timer, poses=poses, pose3d=pose3d,
                  scored=scored, centres=centres)
 
 

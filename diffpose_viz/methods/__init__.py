@@ -11,15 +11,8 @@ import os
 from diffpose_viz import config as _config
 from diffpose_viz.config import ExperimentConfig, to_dict
 from diffpose_viz.errors import ConfigError
-from diffpose_viz.methods.base import (
-    AMP_CHOICES,
-    LoadedModel,
-    Method,
-    Prediction,
-    SamplingSetting,
-    TrainBatch,
-    centre_frame,
-)
+from diffpose_viz.diffusion import AMP_CHOICES, SamplingSetting
+from diffpose_viz.methods.base import LoadedModel, Method, Prediction, TrainBatch, centre_frame
 from diffpose_viz.methods.diffusion import DiffPoseJoint, DiffusionNetwork, GaussianDiffusion
 from diffpose_viz.methods.init_only import InitOnly
 from diffpose_viz.methods.official import Official, OfficialNetwork
@@ -64,15 +57,34 @@ def check_config(cfg: ExperimentConfig, source: str = "config", *, warn: bool = 
         raise ConfigError(f"{source}: augmentation.view.enabled: virtual cameras are drawn per row, which breaks "
                           "the temporal windows of video context; turn view augmentation off for video models")
     if warn:
-        ignored = [k for k in method.ignores if _differs_from_default(cfg, k)]
-        if cfg.model.context == "frame" and _differs_from_default(cfg, "model.frames"):
-            ignored.append("model.frames (frame context)")
-        if cfg.data.input_2d != "gt" and _differs_from_default(cfg, "data.gt_noise_std_px"):
-            ignored.append(f"data.gt_noise_std_px (input_2d is {cfg.data.input_2d!r})")
+        unread = unread_settings(cfg, method)
+        ignored = [label for key, label in unread.items() if not _read_under_overrides(cfg, key)]
         if ignored:
             log.warning("%s: method %s does not read %s; those settings have no effect", source, method.name,
                         ", ".join(ignored))
     return method
+
+
+def unread_settings(cfg: ExperimentConfig, method: Method) -> dict[str, str]:
+    """{dotted key: how to say it} of the settings `cfg` changes from the defaults that `method` never reads."""
+    unread = {k: k for k in method.ignores if _differs_from_default(cfg, k)}
+    if cfg.model.context == "frame" and _differs_from_default(cfg, "model.frames"):
+        unread["model.frames"] = "model.frames (frame context)"
+    if cfg.data.input_2d != "gt" and _differs_from_default(cfg, "data.gt_noise_std_px"):
+        unread["data.gt_noise_std_px"] = f"data.gt_noise_std_px (input_2d is {cfg.data.input_2d!r})"
+    return unread
+
+
+def _read_under_overrides(cfg: ExperimentConfig, key: str) -> bool:
+    """Whether the run `cfg.for_overrides` names for `key` (its overrides applied) reads that key."""
+    overrides = cfg.for_overrides.get(key)
+    if not overrides:
+        return False
+    try:
+        other = _config.parse_config(_config.apply_overrides(to_dict(cfg), overrides), "for_overrides")
+        return not any(key == k or key.startswith(k + ".") for k in unread_settings(other, get_method(other.method)))
+    except (KeyError, ValueError):  # overrides that do not make a valid config read nothing
+        return False
 
 
 def config_from_dict(data: dict, source: str = "config") -> ExperimentConfig:

@@ -14,39 +14,11 @@ import torch
 from torch import nn
 
 from diffpose_viz.config import ExperimentConfig
-from diffpose_viz.diffusion import DDIMSampler, NoiseSchedule, SampleResult
+from diffpose_viz.diffusion import SAMPLERS, NoiseSchedule, SampleResult, Sampler, SamplingSetting
 from diffpose_viz.errors import ConfigError
 from diffpose_viz.initialization.depth_prior import DepthPrior
 from diffpose_viz.initialization.pose_init import PoseGMM
-
-
-#: Mixed-precision settings a sampling run may ask for ('bf16': the networks under torch.autocast).
-AMP_CHOICES = ("none", "bf16")
-
-
-@dataclass(frozen=True)
-class SamplingSetting:
-    """How a trained model samples, one value from the command line to the reverse loop.
-
-    A request leaves `n_hypotheses`, `n_steps` and `seed` None for the config's own values;
-    `Method.sampling` resolves them once (a deterministic method always gives N = 1, K = 0).
-    `start_step`: begin the reverse loop at that step of the K DDIM timesteps (the lab);
-    `overrides`: 'key=value' changes of the sampling-only config keys (evaluate's --sampling)."""
-
-    n_hypotheses: int | None = None
-    n_steps: int | None = None
-    batch_size: int = 256
-    amp: str | None = None
-    seed: int | None = None
-    record: bool = False
-    start_step: int = 0
-    overrides: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError(f"--batch-size: expected an integer >= 1, found {self.batch_size}")
-        if self.amp not in (None, *AMP_CHOICES):
-            raise ValueError(f"amp must be one of {AMP_CHOICES}, found {self.amp!r}")
+from diffpose_viz.inputs.feed import FeedBatch
 
 
 @dataclass
@@ -61,6 +33,7 @@ class LoadedModel:
     device: torch.device = torch.device("cpu")
     path: str = ""
     detection_error: Any = None  # DetectionErrorModel fitted on the training rows' 2D files, when used
+    samplers: dict = field(default_factory=dict, repr=False)  # built once per setting (Method.sampler)
 
     @property
     def name(self) -> str:
@@ -100,7 +73,10 @@ class Method:
     needs_depth_prior: ClassVar[bool] = False
     hk_at_training: ClassVar[bool] = False  # the training loss reads H_K
     hk_at_test: ClassVar[bool] = False  # predict() reads H_K (validation and test)
-    samples_with_ddim: ClassVar[bool] = False  # runs DDIMSampler.sample (bench times these)
+    #: The sampler (a name of diffusion.samplers.SAMPLERS) predict runs unless the setting names another; None:
+    #: the method does not sample. `samples_with_ddim`: it runs the DDIM sampler from H_K (bench times these).
+    sampler_name: ClassVar[str | None] = None
+    samples_with_ddim: ClassVar[bool] = False
     #: The config key naming a trained `lifter` checkpoint this method is built on (None: it needs none);
     #: training_order() trains the lifter first and the scripts set this key to the lifter's best.pt.
     lifter_checkpoint_key: ClassVar[str | None] = None
@@ -121,20 +97,19 @@ class Method:
         """Whether the network input is a (T,17,3) window per row."""
         return False
 
-    def settings(self, cfg: ExperimentConfig, n_hypotheses: int | None, n_steps: int | None) -> tuple[int, int]:
-        """(N hypotheses, K steps) used at test time, from the config unless overridden."""
-        n = cfg.diffusion.n_hypotheses if n_hypotheses is None else int(n_hypotheses)
-        k = cfg.diffusion.n_sampling_steps if n_steps is None else int(n_steps)
-        if n < 1 or k < 1:
-            raise ConfigError(f"--hypotheses and --steps: expected integers >= 1, found {n} and {k}")
-        return n, k
-
     def sampling(self, cfg: ExperimentConfig, requested: SamplingSetting | None = None) -> SamplingSetting:
-        """The request with N, K and the seed resolved against the config (this method's `settings`)."""
-        requested = SamplingSetting() if requested is None else requested
-        n, k = self.settings(cfg, requested.n_hypotheses, requested.n_steps)
-        seed = cfg.train.seed if requested.seed is None else int(requested.seed)
-        return replace(requested, n_hypotheses=n, n_steps=k, seed=seed)
+        """The request over the config's own setting (cfg.sampling), the seed resolved (train.seed), then what
+        this method makes of it (`resolve`): the one setting predict, the sampler and the results read."""
+        setting = (requested or SamplingSetting()).over(cfg.sampling)
+        return self.resolve(cfg, replace(setting, seed=cfg.train.seed if setting.seed is None else setting.seed))
+
+    def resolve(self, cfg: ExperimentConfig, setting: SamplingSetting) -> SamplingSetting:
+        """A method's own reading of a full setting (a deterministic one gives N = 1, K = 0)."""
+        return setting
+
+    def supervised_frames(self, cfg: ExperimentConfig) -> int:
+        """Frames a training row supervises (a seq2seq video lifter: its whole window; the training benchmark)."""
+        return 1
 
     def stage1(self, cfg: ExperimentConfig) -> str | None:
         """The method whose trained checkpoint `lifter_checkpoint_key` must name (None: no stage 1)."""
@@ -159,8 +134,20 @@ class Method:
     def build_schedule(self, cfg: ExperimentConfig, device: torch.device | str = "cpu") -> NoiseSchedule | None:
         return None
 
-    def build_sampler(self, cfg: ExperimentConfig, schedule: NoiseSchedule) -> DDIMSampler:
-        raise NotImplementedError(f"method {self.name} does not sample")
+    def sampler_facts(self, cfg: ExperimentConfig) -> dict[str, Any]:
+        """What a sampler must know of this model beyond the setting (keyword arguments of `Sampler`)."""
+        return {}
+
+    def sampler(self, model: "LoadedModel", setting: SamplingSetting) -> Sampler:
+        """The model's sampler for a resolved setting, built once (from the schedule, the setting and the facts)."""
+        name = setting.sampler or self.sampler_name
+        if name is None:
+            raise NotImplementedError(f"method {self.name} does not sample")
+        key = (name, setting)
+        if key not in model.samplers:
+            schedule = self.build_schedule(model.cfg, model.device)
+            model.samplers[key] = SAMPLERS[name](schedule, setting, **self.sampler_facts(model.cfg))
+        return model.samplers[key]
 
     def training_extras(self, cfg: ExperimentConfig) -> dict[str, Any]:
         """Plain data stored in the checkpoint under 'extras' (loaded with weights_only=True)."""
@@ -187,8 +174,8 @@ class Method:
         """(loss, MPJPE in mm of the clean-pose estimate) for one batch."""
         raise NotImplementedError(f"method {self.name} is not trained")
 
-    def predict(self, model: LoadedModel, cond: torch.Tensor, gmm: PoseGMM | None, *, n_hypotheses: int,
-                n_steps: int, record: bool = False, generator: torch.Generator | None = None) -> Prediction:
+    def predict(self, model: LoadedModel, batch: FeedBatch, setting: SamplingSetting) -> Prediction:
+        """Hypotheses for one batch of a feed under a resolved setting (`sampling`)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -6,15 +6,19 @@ import torch
 from torch import nn
 
 from diffpose_viz.config import ExperimentConfig
+from typing import Any
+
 from diffpose_viz.diffusion import (
-    DDIMSampler,
     NoiseSchedule,
+    SamplingSetting,
     antithetic_timesteps,
     gaussian_q_sample,
     gmm_q_sample,
+    run_chain,
     x0_from_eps,
 )
 from diffpose_viz.errors import ConfigError
+from diffpose_viz.inputs.feed import FeedBatch
 from diffpose_viz.methods.base import LoadedModel, Method, Prediction, TrainBatch, prediction_from_result
 from diffpose_viz.models import FrameContextEncoder, GraFormerDenoiser, VideoContextEncoder, masked_2d_features
 
@@ -57,14 +61,10 @@ class DiffusionMethod(Method):
     """Shared by DiffPose and Gaussian diffusion; subclasses say how the forward process noises."""
 
     samples_with_ddim = True
+    sampler_name = "ddim"
     has_trajectory = True
     sampler_mode = "gmm"
-    ignores = ("official", "model.context_checkpoint", "diffusion.forward", "model.released")
-
-    def check(self, cfg: ExperimentConfig, source: str) -> None:
-        if cfg.diffusion.n_sampling_steps > cfg.diffusion.schedule.num_steps:
-            raise ConfigError(f"{source}: diffusion.n_sampling_steps: {cfg.diffusion.n_sampling_steps} exceeds the "
-                              f"schedule's {cfg.diffusion.schedule.num_steps} steps")
+    ignores = ("official", "model.context_checkpoint", "diffusion.forward", "model.released", "sampling.official_steps")
 
     def uses_windows(self, cfg: ExperimentConfig) -> bool:
         return cfg.model.context == "video"
@@ -75,10 +75,9 @@ class DiffusionMethod(Method):
     def build_schedule(self, cfg: ExperimentConfig, device: torch.device | str = "cpu") -> NoiseSchedule:
         return NoiseSchedule.from_config(cfg.diffusion.schedule, device=device)
 
-    def build_sampler(self, cfg: ExperimentConfig, schedule: NoiseSchedule) -> DDIMSampler:
-        d = cfg.diffusion
-        return DDIMSampler(schedule, eta=d.eta, mode=self.sampler_mode, gaussian_scale=d.gaussian_scale,
-                           skip=d.skip, clip_x0=d.clip_x0)
+    def sampler_facts(self, cfg: ExperimentConfig) -> dict[str, Any]:
+        return {"mode": self.sampler_mode, "gaussian_scale": cfg.diffusion.gaussian_scale,
+                "prediction": cfg.diffusion.prediction}
 
     def forward_sample(self, batch: TrainBatch, t: torch.Tensor):
         raise NotImplementedError
@@ -101,28 +100,24 @@ class DiffusionMethod(Method):
         else:
             loss = ((out - fs.eps)[:, 1:] ** 2).sum((1, 2)).mean()
             abar = schedule.alpha_bar(t).view(B, 1, 1)
-            x0_hat = x0_from_eps(fs.h_t, out.detach(), abar, fs.mu, fs.std, clip=cfg.diffusion.clip_x0)
+            x0_hat = x0_from_eps(fs.h_t, out.detach(), abar, fs.mu, fs.std, clip=cfg.sampling.clip_x0)
         x0_hat = x0_hat - x0_hat[:, :1]
         return loss, torch.linalg.vector_norm(x0_hat - x0, dim=-1).mean() * 1000
 
-    def predict(self, model: LoadedModel, cond: torch.Tensor, gmm, *, n_hypotheses: int, n_steps: int,
-                record: bool = False, generator: torch.Generator | None = None) -> Prediction:
+    def predict(self, model: LoadedModel, batch: FeedBatch, setting: SamplingSetting) -> Prediction:
         net = model.network
-        d = model.cfg.diffusion
-        sampler = self.build_sampler(model.cfg, self.build_schedule(model.cfg, model.device))
-        context = net.encode(cond)
-        if d.start_t is not None and n_steps > d.start_t + 1:
-            raise ConfigError(f"--steps {n_steps}: more DDIM steps than fit below diffusion.start_t {d.start_t}")
-        res = sampler.sample(net.denoiser, context, gmm, n_hypotheses, n_steps, generator=generator,
-                             record="all" if record else "none", t_max=d.start_t,
-                             start_from=self.start_state(model, context))
+        context = net.encode(batch.cond)
+        res = run_chain(self.sampler(model, setting), net.denoiser, context, setting.n_hypotheses, gmm=batch.gmm,
+                        generator=batch.generator, record="all" if setting.record else "none",
+                        start_from=self.start_state(model, context, setting))
         return prediction_from_result(res)
 
-    def start_state(self, model: LoadedModel, context: torch.Tensor) -> torch.Tensor | None:
+    def start_state(self, model: LoadedModel, context: torch.Tensor,
+                    setting: SamplingSetting) -> torch.Tensor | None:
         """The state the reverse chain starts from instead of an H_K draw (None: the draw)."""
-        if model.cfg.diffusion.start_from != "hk":
-            raise ConfigError(f"diffusion.start_from {model.cfg.diffusion.start_from!r}: method {self.name} starts "
-                              "from H_K only ('hk')")
+        if setting.start_from != "hk":
+            raise ConfigError(f"sampling start_from {setting.start_from!r}: method {self.name} starts from H_K "
+                              "only ('hk')")
         return None
 
 
@@ -137,7 +132,8 @@ class DiffPoseJoint(DiffusionMethod):
     hk_at_test = True
     # No pre-trained context encoder: z always comes from the depth prior (a shared config may still say
     # init.depth_source 'context' for the two-stage 'diffpose'; the config check warns).
-    ignores = ("official", "model.context_checkpoint", "init.depth_source", "diffusion.forward", "model.released")
+    ignores = ("official", "model.context_checkpoint", "init.depth_source", "diffusion.forward", "model.released",
+               "sampling.official_steps")
 
     def forward_sample(self, batch: TrainBatch, t: torch.Tensor):
         g = batch.gmm
@@ -148,7 +144,8 @@ class GaussianDiffusion(DiffusionMethod):
     name = "gaussian_diffusion"
     summary = "same network and sampler, N(0, s^2 I) forward, no pose-specific initialization"
     sampler_mode = "gaussian"
-    ignores = ("official", "init", "model.context_checkpoint", "diffusion.forward", "model.released")
+    ignores = ("official", "init", "model.context_checkpoint", "diffusion.forward", "model.released",
+               "sampling.official_steps")
 
     def forward_sample(self, batch: TrainBatch, t: torch.Tensor):
         return gaussian_q_sample(batch.x0, t, batch.schedule, batch.noise_gen, scale=batch.cfg.diffusion.gaussian_scale)

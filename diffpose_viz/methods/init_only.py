@@ -1,9 +1,11 @@
 """H_K alone: the mean of the pose-specific initialization, no network and no diffusion (an ablation)."""
 from __future__ import annotations
 
-import torch
+from dataclasses import replace
 
 from diffpose_viz.config import ExperimentConfig
+from diffpose_viz.diffusion import SamplingSetting
+from diffpose_viz.inputs.feed import FeedBatch
 from diffpose_viz.methods.base import LoadedModel, Method, Prediction
 
 
@@ -15,14 +17,10 @@ class InitOnly(Method):
     hk_at_test = True
     ignores = ("model", "train.lr", "train.batch_size", "diffusion.schedule", "official")
 
-    def settings(self, cfg: ExperimentConfig, n_hypotheses: int | None, n_steps: int | None) -> tuple[int, int]:
-        n = cfg.diffusion.n_hypotheses if n_hypotheses is None else int(n_hypotheses)
-        if n < 1:
-            from diffpose_viz.errors import ConfigError
-            raise ConfigError(f"--hypotheses: expected an integer >= 1, found {n}")
-        return n, 0
+    def resolve(self, cfg: ExperimentConfig, setting: SamplingSetting) -> SamplingSetting:
+        return replace(setting, n_steps=0)
 
-    def predict(self, model: LoadedModel, cond: torch.Tensor, gmm, *, n_hypotheses: int, n_steps: int,
-                record: bool = False, generator: torch.Generator | None = None) -> Prediction:
-        poses, _ = gmm.sample(n_hypotheses, generator)
+    def predict(self, model: LoadedModel, batch: FeedBatch, setting: SamplingSetting) -> Prediction:
+        gmm = batch.gmm
+        poses, _ = gmm.sample(setting.n_hypotheses, batch.generator)
         return Prediction(poses.cpu().numpy(), None, None, None, pred=gmm.mean().cpu().numpy())

@@ -2,15 +2,16 @@
 
 The state is 17 x 5 (u, v, x, y, z); per-channel noise without a mu_G shift (u, v scaled by
 `official.uv_noise_scale`); the official linear schedule (beta 1e-4 -> 1e-3 over 51 steps); a
-deterministic DDIM from a pretrained lifter's pose over `official.test_timesteps` steps; one hypothesis.
+deterministic DDIM from a pretrained lifter's pose over `sampling.official_steps` steps; one hypothesis.
 Source: the official repository github.com/GONGJIA0208/Diffpose, runners/diffpose_frame.py and
 configs/human36m_diffpose_uvxyz_cpn.yml. The video mode (`model.context: video`) takes the released video
 runner's start: a temporal lifter's flip-averaged centre-frame pose (here a `video_lifter`; the released code
-uses MixSTE-243), refined by the same frame denoiser on the centre frame over `official.test_timesteps`
+uses MixSTE-243), refined by the same frame denoiser on the centre frame over `sampling.official_steps`
 deterministic steps. The released video denoiser itself is temporal and runs one step; that is not reproduced.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -19,13 +20,15 @@ from torch import nn
 from diffpose_viz.checkpoint import load_checkpoint, load_weights
 from diffpose_viz.config import ExperimentConfig, from_dict, validate
 from diffpose_viz.diffusion import (
-    DDIMSampler,
     NoiseSchedule,
+    SamplingSetting,
     antithetic_timesteps,
     official_q_sample,
+    run_chain,
     x0_from_eps,
 )
 from diffpose_viz.errors import CheckpointError
+from diffpose_viz.inputs.feed import FeedBatch
 from diffpose_viz.methods.base import (
     LoadedModel,
     Method,
@@ -61,8 +64,9 @@ class Official(Method):
     summary = "the released code: 17x5 uvxyz state, lifter init, deterministic DDIM, one hypothesis"
     lifter_checkpoint_key = "official.lifter_checkpoint"
     has_trajectory = True
-    ignores = ("init", "diffusion.schedule", "diffusion.n_hypotheses", "diffusion.n_sampling_steps",
-               "diffusion.prediction", "diffusion.loss")
+    sampler_name = "released"
+    ignores = ("init", "diffusion.schedule", "sampling.n_hypotheses", "sampling.n_steps", "sampling.start_t",
+               "sampling.start_from", "sampling.clip_x0", "diffusion.prediction", "diffusion.loss")
 
     def uses_windows(self, cfg: ExperimentConfig) -> bool:
         return cfg.model.context == "video"  # the window feeds the temporal lifter; the denoiser sees its centre
@@ -70,8 +74,8 @@ class Official(Method):
     def stage1(self, cfg: ExperimentConfig) -> str | None:
         return VideoLifter.name if cfg.model.context == "video" else Lifter.name
 
-    def settings(self, cfg: ExperimentConfig, n_hypotheses: int | None, n_steps: int | None) -> tuple[int, int]:
-        return 1, cfg.official.test_timesteps
+    def resolve(self, cfg: ExperimentConfig, setting: SamplingSetting) -> SamplingSetting:
+        return replace(setting, n_hypotheses=1, n_steps=setting.official_steps)
 
     def build_network(self, cfg: ExperimentConfig) -> nn.Module:
         return OfficialNetwork(cfg)
@@ -79,9 +83,8 @@ class Official(Method):
     def build_schedule(self, cfg: ExperimentConfig, device: torch.device | str = "cpu") -> NoiseSchedule:
         return NoiseSchedule.official(device=device)
 
-    def build_sampler(self, cfg: ExperimentConfig, schedule: NoiseSchedule) -> DDIMSampler:
-        d = cfg.diffusion
-        return DDIMSampler(schedule, eta=d.eta, mode="gmm", gaussian_scale=d.gaussian_scale, skip=d.skip, clip_x0=None)
+    def sampler_facts(self, cfg: ExperimentConfig) -> dict[str, Any]:
+        return {"official_span": cfg.official.test_num_diffusion_timesteps}
 
     # ------------------------------------------------------------------ the initial-pose lifter
     def training_extras(self, cfg: ExperimentConfig) -> dict[str, Any]:
@@ -116,20 +119,15 @@ class Official(Method):
         xyz = xyz - xyz[:, :1]
         return loss, torch.linalg.vector_norm(xyz - x0, dim=-1).mean() * 1000
 
-    def predict(self, model: LoadedModel, cond: torch.Tensor, gmm, *, n_hypotheses: int, n_steps: int,
-                record: bool = False, generator: torch.Generator | None = None,
-                lifter_init: torch.Tensor | None = None) -> Prediction:
+    def predict(self, model: LoadedModel, batch: FeedBatch, setting: SamplingSetting) -> Prediction:
+        cond = batch.cond
         centre = centre_frame(cond)
-        if lifter_init is not None:
-            xyz = lifter_init
-        else:  # a frame lifter reads the centre frame, a temporal one the whole window
-            xyz = model.extras["lifter"](cond if self.uses_windows(model.cfg) else centre)
+        # a frame lifter reads the centre frame, a temporal one the whole window
+        xyz = model.extras["lifter"](cond if self.uses_windows(model.cfg) else centre)
         x_init = torch.cat([centre[..., :2], xyz], -1)
-        o = model.cfg.official
-        sampler = self.build_sampler(model.cfg, self.build_schedule(model.cfg, model.device))
-        res = sampler.official_sample(model.network.denoiser, x_init, o.test_num_diffusion_timesteps,
-                                      o.test_timesteps, generator=generator, record="all" if record else "none",
-                                      n_hypotheses=1)
+        # one tile: the released code denoises the whole batch at once
+        res = run_chain(self.sampler(model, setting), model.network.denoiser, None, 1, start_from=x_init,
+                        generator=batch.generator, record="all" if setting.record else "none", chunk_frames=None)
         return prediction_from_result(res, channels=slice(2, 5))
 
 

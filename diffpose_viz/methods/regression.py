@@ -2,28 +2,31 @@
 the Martinez et al. (2017) MLP."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
 from diffpose_viz.config import ExperimentConfig
+from diffpose_viz.diffusion import SamplingSetting
+from diffpose_viz.inputs.feed import FeedBatch
 from diffpose_viz.methods.base import LoadedModel, Method, Prediction, TrainBatch
 from diffpose_viz.models import GraFormerLifter, MartinezBaseline
 
 
 class RegressionMethod(Method):
-    ignores = ("diffusion", "init", "official")
+    ignores = ("diffusion", "init", "official", "sampling")
 
-    def settings(self, cfg: ExperimentConfig, n_hypotheses: int | None, n_steps: int | None) -> tuple[int, int]:
-        return 1, 0
+    def resolve(self, cfg: ExperimentConfig, setting: SamplingSetting) -> SamplingSetting:
+        return replace(setting, n_hypotheses=1, n_steps=0)
 
     def loss(self, model: nn.Module, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
         out = model(batch.cond)
         err = torch.linalg.vector_norm(out - batch.x0, dim=-1)
         return err.mean(), err.detach().mean() * 1000
 
-    def predict(self, model: LoadedModel, cond: torch.Tensor, gmm, *, n_hypotheses: int, n_steps: int,
-                record: bool = False, generator: torch.Generator | None = None) -> Prediction:
-        out = model.network(cond).float()
+    def predict(self, model: LoadedModel, batch: FeedBatch, setting: SamplingSetting) -> Prediction:
+        out = model.network(batch.cond).float()
         return Prediction(out[:, None].cpu().numpy(), None, None, None)
 
 

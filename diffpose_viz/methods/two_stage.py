@@ -28,7 +28,7 @@ from torch import nn
 from diffpose_viz import inputs
 from diffpose_viz.checkpoint import load_checkpoint, load_weights
 from diffpose_viz.config import ExperimentConfig, from_dict, to_dict, validate
-from diffpose_viz.diffusion import DDIMSampler, gaussian_q_sample, gmm_q_sample
+from diffpose_viz.diffusion import SamplingSetting, gaussian_q_sample, gmm_q_sample
 from diffpose_viz.errors import CheckpointError, ConfigError
 from diffpose_viz.methods.base import LoadedModel, TrainBatch, centre_frame
 from diffpose_viz.methods.diffusion import DiffusionMethod
@@ -228,11 +228,11 @@ class TwoStageDiffPose(DiffusionMethod):
     hk_at_test = True
     lifter_checkpoint_key = "model.context_checkpoint"
     ignores = ("official", "model.context_dim", "model.context_hidden", "model.context_layers",
-               "model.context_raw_2d", "model.released")
+               "model.context_raw_2d", "model.released", "sampling.official_steps")
 
     def check(self, cfg: ExperimentConfig, source: str) -> None:
         super().check(cfg, source)
-        if cfg.diffusion.forward == "gaussian" and cfg.diffusion.start_from == "hk" and cfg.init.depth_source != "prior":
+        if cfg.diffusion.forward == "gaussian" and cfg.sampling.start_from == "hk" and cfg.init.depth_source != "prior":
             raise ConfigError(f"{source}: init.depth_source: a Gaussian forward process does not use H_K's z")
 
     def uses_windows(self, cfg: ExperimentConfig) -> bool:
@@ -291,10 +291,11 @@ class TwoStageDiffPose(DiffusionMethod):
             parts.append(net.encode(cond[idx] if windows is None else cond[windows[idx]]).float()[:min(batch, n - s)])
         return torch.cat(parts) if parts else cond.new_zeros((0, N_JOINTS, 0))
 
-    def start_state(self, model: LoadedModel, context: torch.Tensor) -> torch.Tensor | None:
+    def start_state(self, model: LoadedModel, context: torch.Tensor,
+                    setting: SamplingSetting) -> torch.Tensor | None:
         """start_from 'context': phi_ST's pose (the f_ST pose channels), as the official code starts its chain
         from its lifter's estimate; 'hk': a draw from H_K (the paper)."""
-        if model.cfg.diffusion.start_from == "hk":
+        if setting.start_from == "hk":
             return None
         a, b = model.network.pose_channels
         return context[..., a:b]
@@ -306,7 +307,5 @@ class TwoStageDiffPose(DiffusionMethod):
         g = batch.gmm
         return gmm_q_sample(batch.x0, t, g.weights, g.means, g.variances, batch.schedule, batch.noise_gen)
 
-    def build_sampler(self, cfg: ExperimentConfig, schedule):
-        d = cfg.diffusion
-        return DDIMSampler(schedule, eta=d.eta, mode="gaussian" if d.forward == "gaussian" else "gmm",
-                           gaussian_scale=d.gaussian_scale, skip=d.skip, clip_x0=d.clip_x0)
+    def sampler_facts(self, cfg: ExperimentConfig) -> dict[str, Any]:
+        return {**super().sampler_facts(cfg), "mode": "gaussian" if cfg.diffusion.forward == "gaussian" else "gmm"}

@@ -18,7 +18,9 @@ import torch
 from torch import nn
 
 from diffpose_viz.config import ExperimentConfig
+from diffpose_viz.diffusion import SamplingSetting
 from diffpose_viz.errors import ConfigError
+from diffpose_viz.inputs.feed import FeedBatch
 from diffpose_viz.methods.base import LoadedModel, Prediction, TrainBatch
 from diffpose_viz.methods.regression import RegressionMethod, RegressionNetwork
 from diffpose_viz.models import MixSTELifter, TCNLifter, window_centre
@@ -64,6 +66,10 @@ class VideoLifter(RegressionMethod):
     def uses_windows(self, cfg: ExperimentConfig) -> bool:
         return True
 
+    def supervised_frames(self, cfg: ExperimentConfig) -> int:
+        # the MixSTE-style lifter's loss covers all T frames of a window, a TCN's only the centre frame
+        return cfg.model.frames if cfg.model.video_lifter.kind == "mixste" else 1
+
     def build_network(self, cfg: ExperimentConfig) -> nn.Module:
         return RegressionNetwork(build_video_lifter(cfg))
 
@@ -83,8 +89,8 @@ class VideoLifter(RegressionMethod):
         return err.mean(), centre.detach().mean() * 1000
 
     @torch.no_grad()
-    def predict(self, model: LoadedModel, cond: torch.Tensor, gmm, *, n_hypotheses: int, n_steps: int,
-                record: bool = False, generator: torch.Generator | None = None) -> Prediction:
+    def predict(self, model: LoadedModel, batch: FeedBatch, setting: SamplingSetting) -> Prediction:
+        cond = batch.cond
         out = window_centre(FlipTestTime(model.network.net)(cond), cond.shape[1]).float()
         out = out - out[:, :1]
         return Prediction(out[:, None].cpu().numpy(), None, None, None)

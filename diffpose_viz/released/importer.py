@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from diffpose_viz import inputs
 from diffpose_viz.atomic import atomic_write_json, replacing_dir
 from diffpose_viz.checkpoint import restore_run_folder, save_checkpoint
 from diffpose_viz.config import DataConfig, ExperimentConfig, ModelConfig, OfficialConfig, from_dict, save_config, to_dict
+from diffpose_viz.diffusion.setting import DEFAULT_SAMPLING
 from diffpose_viz.errors import CheckpointError, ConfigError, OutputExistsError
 from diffpose_viz.methods import Lifter, Official, VideoLifter, check_config, get_method
 from diffpose_viz.released import layouts
@@ -124,7 +125,8 @@ def official_config(lifter: Network, denoiser: Network, steps: tuple[int, int], 
     model = ModelConfig(**{**to_dict(denoiser.cfg.model), "context": lifter.cfg.model.context,
                            "frames": lifter.cfg.model.frames})
     return ExperimentConfig(name=name, method=Official.name, model=model,
-                            official=OfficialConfig(test_num_diffusion_timesteps=steps[0], test_timesteps=steps[1]))
+                            official=OfficialConfig(test_num_diffusion_timesteps=steps[0]),
+                            sampling=replace(DEFAULT_SAMPLING, official_steps=steps[1]))
 
 
 def file_record(path: Path) -> dict[str, Any]:

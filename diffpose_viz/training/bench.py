@@ -18,11 +18,13 @@ their own loss at their own batch and size.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,7 +35,7 @@ import torch
 from diffpose_viz import inputs
 from diffpose_viz.config import ExperimentConfig
 from diffpose_viz.initialization.pose_init import PoseGMM
-from diffpose_viz.methods import get_method
+from diffpose_viz.methods import METHODS, get_method
 from diffpose_viz.models.dropout import use_dropout_mask
 from diffpose_viz.training import perf
 from diffpose_viz.training.ema import EMA
@@ -145,8 +147,11 @@ def device_name(dev: torch.device) -> str:
 def parse_row(row: str) -> tuple[str, int | None]:
     """'lifter' -> ('lifter', None); 'video_lifter_T27' / 'diffpose_T9' -> (method, window length)."""
     name, sep, t = row.rpartition("_T")
-    if sep and t.isdigit() and name in ("video_lifter", "diffpose", "official"):
-        return name, int(t)
+    if sep and t.isdigit() and name in METHODS and METHODS[name].trainable:
+        video = ExperimentConfig()
+        video.model.context, video.model.frames = "video", int(t)
+        if inputs.window_length(video, METHODS[name]) is not None:  # a method whose network reads windows
+            return name, int(t)
     if row in FRAME_ROWS:
         return row, None
     raise ValueError(f"bench --rows: unknown row {row!r}; expected {', '.join(FRAME_ROWS)}, video_lifter_T<T>, "
@@ -201,17 +206,6 @@ def _training_feed(cond: torch.Tensor, windows: torch.Tensor | None, device: tor
     return inputs.Feed(None, None, "train", rows.pop("det", None), None, None, cond, windows, device, **rows)
 
 
-def real_split(prepared: dict, frames: int, need_hk: bool, device: torch.device) -> inputs.Feed:
-    """The prepared training rows (timed once in `prepare_real`) with windows of `frames`."""
-    poses = prepared["poses"]
-    windows = None
-    if frames > 1:
-        windows = torch.as_tensor(inputs.window_indices(poses, frames), device=device)
-    gmm = prepared["gmm"] if need_hk else None
-    return _training_feed(prepared["cond"], windows, device, det=prepared["det"], poses=poses,
-                          pose3d=prepared["pose3d"], gmm=gmm)
-
-
 def _timed(times: dict, key: str, fn, device: torch.device):
     sync(device)
     t0 = time.perf_counter()
@@ -221,38 +215,51 @@ def _timed(times: dict, key: str, fn, device: torch.device):
     return out
 
 
-def prepare_real(cfg: ExperimentConfig, device: torch.device, max_rows: int | None) -> tuple[dict, dict]:
-    """The trainer's data preparation of the training split, phase by phase (seconds and ms per row):
-    loading and splitting, augmentation, 2D simulation (or file input), screen normalisation, depth prior,
-    H_K fitting. `max_rows` evenly thins the training rows first (H_K on 167k rows takes minutes)."""
-    times: dict[str, float] = {}
-    splits = _timed(times, "load_and_split_s", lambda: inputs.load_splits(cfg.data, cfg.train.seed, with_test=False),
-                    device)
+class PhaseTimes:
+    """Seconds per phase, added up: the hook `inputs.build_feed` and `Feed.with_hk` time their phases with."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str):
+        sync(self.device)
+        t0 = time.perf_counter()
+        yield
+        sync(self.device)
+        key = f"{phase}_s"
+        self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - t0
+
+
+def prepare_real(cfg: ExperimentConfig, device: torch.device, max_rows: int | None) -> tuple[inputs.Feed, dict]:
+    """The trainer's data preparation of the training split (the same calls; the feed's own phases timed by its
+    hook): loading and splitting, augmentation, depth prior, then the feed's 2D simulation (or file input), screen
+    normalisation and H_K fitting. `max_rows` evenly thins the training rows first (H_K on 167k rows takes
+    minutes). H_K's z comes from the depth prior (the jointly trained DiffPose's feed)."""
+    method = get_method("diffpose_joint")
+    cfg = dataclasses.replace(cfg, method=method.name)
+    timer = PhaseTimes(device)
+    with timer("load_and_split"):
+        splits = inputs.load_splits(cfg.data, cfg.train.seed, with_test=False)
     train = inputs.thin(splits.train, max_rows)
     augmented = None
     if inputs.augmentation_on(cfg):
-        augmented = _timed(times, "augmentation_s", lambda: inputs.augment_split(train, cfg, cfg.train.seed), device)
-    poses = train if augmented is None else augmented.poses
-    error_model = inputs.fit_error_model(splits.train, cfg)
-    det = _timed(times, "detections_2d_s", lambda: inputs.make_inputs(
-        poses, cfg, "train", focal_px=None if augmented is None else augmented.focal_px, error_model=error_model),
-        device)
-    cond = _timed(times, "screen_normalise_s", lambda: inputs.screen_input(det.keypoints, det.confidence, poses.res),
-                  device)
-    prior = _timed(times, "depth_prior_s", lambda: inputs.fit_prior(poses, cfg.init), device)
-    intrinsics = inputs.row_intrinsics(poses) if augmented is None else augmented.intrinsics
-    gmm = _timed(times, "hk_fit_s", lambda: inputs.build_hk(det, intrinsics, prior, cfg.init,
-                                                            seed=inputs.SPLIT_SEEDS["train"], device=device), device)
-    n = len(poses)
+        with timer("augmentation"):
+            augmented = inputs.augment_split(train, cfg, cfg.train.seed)
+    with timer("depth_prior"):
+        prior = inputs.fit_prior(train if augmented is None else augmented.poses, cfg.init)
+    feed = inputs.build_feed(train, cfg, "train", method, device=device, error_model=inputs.fit_error_model(
+        splits.train, cfg), augmented=augmented, targets=True, timer=timer).with_hk(prior, timer=timer)
+    times = timer.seconds
+    n = len(feed)
     report = {"rows": n, "training_rows_in_config": len(splits.train), **times}
     report.update({k.replace("_s", "_ms_per_row"): 1000 * v / max(n, 1) for k, v in times.items()
                    if k != "load_and_split_s"})
     report["note"] = ("once per run (the trainer prepares every training row before the first step and keeps it on "
                       "the device); H_K is cached in the run folder and reused on resume. Per step only the batching "
                       "column remains. Methods without H_K skip hk_fit.")
-    prepared = {"poses": poses, "det": det, "pose3d": torch.as_tensor(poses.pose3d, device=device),
-                "cond": torch.as_tensor(cond, device=device), "gmm": gmm}
-    return prepared, report
+    return feed, report
 
 
 def _median_ms(values: list[float]) -> float:
@@ -274,7 +281,8 @@ def time_steps(method, cfg: ExperimentConfig, data: inputs.Feed, device: torch.d
     n = len(data)
     t_cache = {}
     if cfg.train.cache_context:  # as the trainer does
-        data.context = _timed(t_cache, "s", lambda: method.frozen_context(net, data.cond, data.windows, B), device)
+        data = data.with_context(_timed(t_cache, "s", lambda: method.frozen_context(net, data.cond, data.windows, B),
+                                        device))
     order = torch.randperm(n, generator=torch.Generator().manual_seed(0)).to(device)
 
     def one_step(i: int, times: dict | None = None):
@@ -302,8 +310,7 @@ def time_steps(method, cfg: ExperimentConfig, data: inputs.Feed, device: torch.d
     step = statistics.median(totals)
     fb = statistics.median([a + b for a, b in zip(per["forward"], per["backward"])])
     frames = inputs.window_length(cfg, method) or 1
-    # the MixSTE-style lifter's loss covers all T frames of a window, a TCN's only the centre frame
-    supervised = frames if cfg.method == "video_lifter" and cfg.model.video_lifter.kind == "mixste" else 1
+    supervised = method.supervised_frames(cfg)
     gflops = flops / fb / 1e9 if fb > 0 else float("nan")
     fp32, bf16 = peaks
     return TrainBenchRow(row, size, cfg.method, frames, cfg.model.hidden, cfg.model.layers,
@@ -442,9 +449,11 @@ def run_train_bench(*, config: str | None = None, overrides: list[str] | None = 
             method = get_method(cfg.method)
             frames = inputs.window_length(cfg, method) or 1
             need_hk = inputs.hk_needed(method, "train")
-            data = (real_split(prepared, frames, need_hk, dev) if prepared is not None else
-                    synthetic_split(max(synthetic_rows, 2 * cfg.train.batch_size), frames, need_hk,
-                                    cfg.init.n_kernels, dev))
+            if prepared is not None:  # the prepared feed read in this row's windows, with H_K if the row reads it
+                data = prepared.with_windows(frames) if need_hk else prepared.with_windows(frames).without_hk()
+            else:
+                data = synthetic_split(max(synthetic_rows, 2 * cfg.train.batch_size), frames, need_hk,
+                                       cfg.init.n_kernels, dev)
             try:
                 r = time_steps(method, cfg, data, dev, steps, warmup, amp, compile_net, (fp32, bf16), row, size)
             except perf.BatchTooLarge as err:

@@ -41,7 +41,7 @@ from diffpose_viz.checkpoint import (
 from diffpose_viz.config import ExperimentConfig, config_diff, from_dict, save_config, to_dict
 from diffpose_viz.datasets.poses import concatenate
 from diffpose_viz.errors import CheckpointError, InputError
-from diffpose_viz.inference import SamplingSetting, gather_cond, predict
+from diffpose_viz.inference import SamplingSetting, predict
 from diffpose_viz.inputs.leakage import check_training_sources
 from diffpose_viz.methods import LoadedModel, Method, TrainBatch, check_config
 from diffpose_viz.models.dropout import use_dropout_mask
@@ -69,8 +69,7 @@ def make_batch(data: inputs.Feed, idx: torch.Tensor, schedule, noise_gen: torch.
     window_targets = None if data.windows is None else data.pose3d[data.windows[idx]]
     if data.context is not None:
         return TrainBatch(data.pose3d[idx], data.context[idx], gmm, schedule, noise_gen, cfg, window_targets, True)
-    return TrainBatch(data.pose3d[idx], gather_cond(data.cond, idx, data.windows), gmm, schedule, noise_gen, cfg,
-                      window_targets)
+    return TrainBatch(data.pose3d[idx], data.network_input(idx), gmm, schedule, noise_gen, cfg, window_targets)
 
 
 def apply_update(net: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA, grad_clip: float) -> torch.Tensor:
@@ -171,8 +170,8 @@ class Trainer:
             # A frozen encoder (two-stage DiffPose's phi_ST) encodes every training row once, not in every step.
             if cfg.train.cache_context:
                 per_rank = max(cfg.train.batch_size // info.world_size, 1)
-                self.train_data.context = method.frozen_context(self.net, self.train_data.cond,
-                                                                self.train_data.windows, min(per_rank, len(self.train_data)))
+                self.train_data = self.train_data.with_context(method.frozen_context(
+                    self.net, self.train_data.cond, self.train_data.windows, min(per_rank, len(self.train_data))))
             self.amp = perf.resolve_amp(cfg.train.amp, self.device)
             self.model = perf.forward_module(self.model, self.device, self.amp, cfg.train.compile)
             self.ema = EMA(self.net, cfg.train.ema_decay)
@@ -264,12 +263,11 @@ class Trainer:
         gen = torch.Generator(device=self.device).manual_seed(12345 + self.info.rank)
         total = torch.zeros(2, dtype=torch.float64, device=self.device)
         bs = max(self.cfg.train.batch_size, 64)
-        # N and K as stated (not the method's test-time settings): validation is the same for every method
-        sampling = SamplingSetting(self.cfg.train.val_hypotheses, self.cfg.diffusion.n_sampling_steps)
+        # the model's own setting with train.val_hypotheses hypotheses, no amp: the same for every method
+        sampling = self.method.sampling(self.cfg, SamplingSetting(self.cfg.train.val_hypotheses, amp="none"))
         for s in range(0, len(rows), bs):
             idx = torch.as_tensor(rows[s:s + bs], device=self.device)
-            gmm = data.gmm.select(idx) if data.gmm is not None else None
-            pred = predict(model, gather_cond(data.cond, idx, data.windows), gmm, sampling, gen)
+            pred = predict(model, data.batch(rows[s:s + bs], gen), sampling)
             agg = pred.pred if pred.pred is not None else pred.hypotheses.mean(1)
             agg = torch.as_tensor(agg, device=self.device, dtype=torch.float64)
             err = torch.linalg.vector_norm(agg - data.pose3d[idx].double(), dim=-1).mean(-1) * 1000

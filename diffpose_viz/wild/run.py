@@ -8,12 +8,13 @@ are left out of the lifting, whose `frame` coordinate keeps the source index.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from diffpose_viz.camera import Camera
+from diffpose_viz.diffusion import SamplingSetting
 from diffpose_viz.inputs import DEFAULT_FOCAL_FACTOR, default_camera
 from diffpose_viz.progress import progress as progress_bar
 from diffpose_viz.wild.mediapipe_detector import MediaPipeConfig, WildDetections, detect_frames
@@ -73,6 +74,7 @@ def run_wild(
     out_dir: str | Path = "runs/wild",
     *,
     n_hypotheses: int = 10,
+    sampling: SamplingSetting | None = None,
     device: str = "cpu",
     max_frames: int | None = None,
     stride: int = 1,
@@ -86,11 +88,13 @@ def run_wild(
     """Detect people in a video, an image or a folder of images and write, under `out_dir`:
     `detections.npz` (WildDetections), `overlay.mp4`/`overlay.png`, and with a
     `checkpoint` `results.nc` (docs/RESULTS_SCHEMA.md, no ground truth). `calibration`: the metrics JSON of an
-    `evaluate` run of that checkpoint; the results then carry the out-of-domain score and radius."""
+    `evaluate` run of that checkpoint; the results then carry the out-of-domain score and radius. `sampling`: the
+    sampling request (eta, start_t, ...; its n_hypotheses, when given, wins over `n_hypotheses`)."""
     import time
-
     if n_hypotheses < 1:
         raise ValueError(f"n_hypotheses must be >= 1, got {n_hypotheses}")
+    sampling = sampling or SamplingSetting()
+    sampling = replace(sampling, n_hypotheses=sampling.n_hypotheses or n_hypotheses)
     if checkpoint is not None and not Path(checkpoint).exists():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
     out_dir = Path(out_dir)
@@ -120,7 +124,7 @@ def run_wild(
     results_path, note = None, "no checkpoint given: detection and overlay only"
     if checkpoint is not None:
         t0 = time.perf_counter()
-        results_path, note = lift_detections(det, checkpoint, out_dir / "results.nc", n_hypotheses=n_hypotheses,
+        results_path, note = lift_detections(det, checkpoint, out_dir / "results.nc", sampling=sampling,
                                              device=device, focal_factor=focal_factor, calibration=calibration)
         timings["lift"] = time.perf_counter() - t0
     return WildRunResult(out_dir, detections_path, overlay_paths, results_path, len(det), n_person, note, timings)
@@ -131,7 +135,7 @@ def lift_detections(
     checkpoint: str | Path,
     out_path: Path,
     *,
-    n_hypotheses: int,
+    sampling: SamplingSetting,
     device: str,
     focal_factor: float = FOCAL_FACTOR,
     calibration: str | Path | None = None,
@@ -148,13 +152,13 @@ def lift_detections(
     if len(found) == 0:
         return None, "no person in any frame: nothing to lift"
     from diffpose_viz.results import write_results
-    from diffpose_viz.inference import SamplingSetting, lift_2d, load_model
+    from diffpose_viz.inference import lift_2d, load_model
 
     model = load_model(checkpoint, device)
     kept = det.subset(det.person_found)
     d2 = kept.detections2d()
     ds = lift_2d(
-        model, d2.keypoints, wild_camera(det.width, det.height, focal_factor), SamplingSetting(n_hypotheses),
+        model, d2.keypoints, wild_camera(det.width, det.height, focal_factor), sampling,
         confidence=d2.confidence, occluded=d2.occluded, std_px=kept.std_px, frames=np.asarray(det.frame_index)[found],
         subject="wild", action=Path(str(det.source)).name, dataset="wild", progress=True,
     )
@@ -168,4 +172,4 @@ def lift_detections(
 
     ds.attrs["checkpoint_fingerprint"] = checkpoint_fingerprint(checkpoint)  # which model made it, by content
     write_results(ds, out_path)
-    return out_path, f"lifted {len(found)} of {len(det.person_found)} frames with {n_hypotheses} hypotheses{ood_line}"
+    return out_path, f"lifted {len(found)} of {len(det.person_found)} frames with {ds.attrs['n_hypotheses']} hypotheses{ood_line}"

@@ -12,7 +12,7 @@ from diffpose_viz import inputs
 from diffpose_viz.checkpoint import load_checkpoint, save_checkpoint
 from diffpose_viz.errors import CheckpointError
 from diffpose_viz.evaluation.evaluate import EvalData
-from diffpose_viz.inference import SamplingSetting, load_model, predict
+from diffpose_viz.inference import SamplingSetting, load_model
 from diffpose_viz.methods import METHODS, training_order
 from diffpose_viz.methods.two_stage import ContextDiffusionNetwork, predict_z
 from diffpose_viz.training.trainer import Trainer
@@ -72,9 +72,9 @@ def test_checkpoint_round_trip(stage2, lifter_ckpt, tmp_path):
     assert isinstance(model.network, ContextDiffusionNetwork)
     cond = tr.val_data.cond[:8]
     gmm = tr.val_data.gmm.select(torch.arange(8))
-    a = predict(model, cond, gmm, SamplingSetting(2, 2), torch.Generator().manual_seed(0))
+    a = _predict(model, cond, gmm, SamplingSetting(2, 2), torch.Generator().manual_seed(0))
     ref = type(model)(tr.cfg, tr.method, tr.ema.module.eval(), tr.prior, tr.extras)
-    b = predict(ref, cond, gmm, SamplingSetting(2, 2), torch.Generator().manual_seed(0))
+    b = _predict(ref, cond, gmm, SamplingSetting(2, 2), torch.Generator().manual_seed(0))
     np.testing.assert_array_equal(a.hypotheses, b.hypotheses)
 
 
@@ -147,22 +147,27 @@ def test_old_diffpose_checkpoint_loads_as_joint(tiny_data, tmp_path):  # noqa: F
 def test_start_from_context_at_t0_returns_phi_st_pose_with_residual(tiny_data, lifter_ckpt, tmp_path):  # noqa: F811
     """start_from 'context' + start_t: the chain starts at phi_ST's pose; with the residual denoiser untrained
     (zero correction) and one DDIM step from t = 0, every hypothesis is phi_ST's pose exactly."""
-    from diffpose_viz.evaluation.evaluate import apply_sampling_settings
-    from diffpose_viz.inference import load_model, predict
+    from diffpose_viz.inference import load_model
 
     cfg = tiny_config(tiny_data, method="diffpose", **{"model.context_checkpoint": str(lifter_ckpt),
                                                        "model.residual_to_context": True, "train.max_steps": 1,
                                                        "train.lr": 1e-12})
     train_run(cfg, tmp_path / "res")
-    model = apply_sampling_settings(load_model(tmp_path / "res" / "best.pt"),
-                                    ["diffusion.start_t=0", "diffusion.start_from=context",
-                                     "diffusion.n_sampling_steps=1"])
+    model = load_model(tmp_path / "res" / "best.pt")
     cond = torch.rand(4, 17, 3) - 0.5
     cond[..., 2] = 1.0
-    pred = predict(model, cond, _hk_for(model, cond), SamplingSetting(3, 1))
+    asked = SamplingSetting.from_items(["start_t=0", "start_from=context"], SamplingSetting(3, 1))
+    pred = _predict(model, cond, _hk_for(model, cond), asked)
     phi = model.network.phi_st(cond)
     np.testing.assert_allclose(pred.hypotheses, (phi - phi[:, :1])[:, None].expand(-1, 3, -1, -1).numpy(),
                                atol=2e-4)
+
+
+def _predict(model, cond, gmm, setting, generator=None):
+    from diffpose_viz.inference import predict
+    from diffpose_viz.inputs import FeedBatch
+
+    return predict(model, FeedBatch(cond, gmm, generator), setting)
 
 
 def _hk_for(model, cond):
@@ -176,18 +181,17 @@ def _hk_for(model, cond):
     return build_hk(det, np.tile([[1145.0, 1145.0, 500.0, 500.0]], (len(kp), 1)), model.prior, model.cfg.init, seed=0)
 
 
-def test_sampling_settings_are_checked_and_only_sampling_keys_change(stage2):
-    from diffpose_viz.evaluation.evaluate import apply_sampling_settings
+def test_a_sampling_request_changes_how_the_model_samples_not_the_model(stage2):
     from diffpose_viz.inference import load_model
 
     _, out = stage2
     model = load_model(out / "best.pt")
-    changed = apply_sampling_settings(model, ["diffusion.start_t=12"])
-    assert changed.cfg.diffusion.start_t == 12 and model.cfg.diffusion.start_t is None
-    with pytest.raises(ValueError, match="only the sampling settings"):
-        apply_sampling_settings(model, ["model.hidden=8"])
-    with pytest.raises(ValueError, match="start_t"):
-        apply_sampling_settings(model, ["diffusion.start_t=99"])
+    changed = model.method.sampling(model.cfg, SamplingSetting.from_items(["diffusion.start_t=12"]))
+    assert changed.start_t == 12 and model.cfg.sampling.start_t is None
+    with pytest.raises(ValueError, match="'start_t', 'start_from'"):  # the error lists the valid keys
+        SamplingSetting.from_items(["model.hidden=8"])
+    with pytest.raises(ValueError, match="start_t 12"):  # more steps than fit below the start step
+        _predict(model, torch.zeros(1, 17, 3), None, SamplingSetting(2, 14, start_t=12))
 
 
 def test_evaluate_on_the_validation_split(stage2, tmp_path):
@@ -195,7 +199,7 @@ def test_evaluate_on_the_validation_split(stage2, tmp_path):
 
     _, out = stage2
     res = evaluate(out / "best.pt", tmp_path / "val.nc", data=EvalData(split="val"), progress=False,
-                   sampling=SamplingSetting(overrides=("diffusion.start_t=12", "diffusion.start_from=context")))
+                   sampling=SamplingSetting(start_t=12, start_from="context"))
     from diffpose_viz.results import load_results
 
     ds = load_results(res.results_path)
@@ -221,18 +225,18 @@ def test_evaluate_on_another_file_calibrates_on_the_training_file(stage2, tiny_d
 def test_gaussian_forward_with_the_same_frozen_phi_st(tiny_data, lifter_ckpt, tmp_path):  # noqa: F811
     """diffusion.forward 'gaussian': the ablation with the same frozen phi_ST and network, N(0, s^2 I) forward
     and start; its hypotheses do not depend on H_K."""
-    from diffpose_viz.inference import load_model, predict
+    from diffpose_viz.inference import load_model
 
     cfg = tiny_config(tiny_data, method="diffpose", **{"model.context_checkpoint": str(lifter_ckpt),
                                                        "diffusion.forward": "gaussian", "train.max_steps": 3})
     train_run(cfg, tmp_path / "g")
     model = load_model(tmp_path / "g" / "best.pt")
-    assert model.method.build_sampler(model.cfg, model.method.build_schedule(model.cfg)).mode == "gaussian"
+    assert model.method.sampler(model, model.method.sampling(model.cfg)).mode == "gaussian"
     cond = torch.rand(2, 17, 3) - 0.5
     cond[..., 2] = 1.0
     gmm = _hk_for(model, cond)
-    a = predict(model, cond, gmm, SamplingSetting(3, 2), torch.Generator().manual_seed(0))
+    a = _predict(model, cond, gmm, SamplingSetting(3, 2), torch.Generator().manual_seed(0))
     wide = type(gmm)(gmm.weights, gmm.means + 1.0, gmm.variances * 9, gmm.root_depth, gmm.root_depth_source,
                      gmm.missing)
-    b = predict(model, cond, wide, SamplingSetting(3, 2), torch.Generator().manual_seed(0))
+    b = _predict(model, cond, wide, SamplingSetting(3, 2), torch.Generator().manual_seed(0))
     np.testing.assert_allclose(a.hypotheses, b.hypotheses, atol=1e-6)

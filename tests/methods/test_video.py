@@ -8,7 +8,8 @@ import torch
 
 from diffpose_viz.errors import CheckpointError
 from diffpose_viz.evaluation.evaluate import EvalData, evaluate
-from diffpose_viz.inference import load_model
+from diffpose_viz.inference import SamplingSetting, load_model
+from diffpose_viz.inputs import FeedBatch
 from diffpose_viz.methods import METHODS
 from diffpose_viz.training.trainer import train
 from tiny_runs import tiny_config
@@ -35,7 +36,7 @@ def test_video_lifter_prediction_is_flip_averaged(video_lifter):
     model = load_model(video_lifter.best)
     cond = torch.rand(3, 5, 17, 3) - 0.5
     cond[..., 2] = 1.0
-    pred = METHODS["video_lifter"].predict(model, cond, None, n_hypotheses=1, n_steps=0).hypotheses[:, 0]
+    pred = METHODS["video_lifter"].predict(model, FeedBatch(cond, None), SamplingSetting()).hypotheses[:, 0]
     from diffpose_viz.models.flip import flip_2d, flip_3d
 
     net = model.network.net
@@ -54,7 +55,7 @@ def test_two_stage_diffpose_with_a_video_phi_st(video_lifter, tiny_data, tmp_pat
     model = load_model(run.best)
     assert model.method.uses_windows(model.cfg) and model.network.video
     res = evaluate(run.best, tmp_path / "dp.nc", progress=False, calibrate=False)
-    assert np.isfinite(res.summary["P1_mm_action_wise"]) and res.summary["n_hypotheses"] == cfg.diffusion.n_hypotheses
+    assert np.isfinite(res.summary["P1_mm_action_wise"]) and res.summary["n_hypotheses"] == cfg.sampling.n_hypotheses
 
 
 def test_video_diffpose_refuses_a_frame_lifter_and_another_window(video_lifter, tiny_data, tmp_path):  # noqa: F811
@@ -103,7 +104,7 @@ def test_official_video_mode_starts_from_the_temporal_lifter(video_lifter, tiny_
     cond = torch.rand(2, 5, 17, 3) - 0.5
     cond[..., 2] = 1.0
     lifter = load_model(video_lifter.best)
-    want = METHODS["video_lifter"].predict(lifter, cond, None, n_hypotheses=1, n_steps=0).hypotheses[:, 0]
+    want = METHODS["video_lifter"].predict(lifter, FeedBatch(cond, None), SamplingSetting()).hypotheses[:, 0]
     with torch.no_grad():
         np.testing.assert_allclose(model.extras["lifter"](cond).numpy(), want, atol=1e-5)
     res = evaluate(run.best, tmp_path / "off.nc", progress=False, calibrate=False)

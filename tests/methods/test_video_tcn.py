@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from diffpose_viz.config import to_dict
+from diffpose_viz.diffusion import SamplingSetting
 from diffpose_viz.errors import ConfigError
 from diffpose_viz.evaluation.evaluate import EvalData, evaluate
 from diffpose_viz.inference import load_model
+from diffpose_viz.inputs import FeedBatch
 from diffpose_viz.methods import METHODS
 from diffpose_viz.methods.video import bn_momentum
 from diffpose_viz.models import TCNLifter
@@ -46,7 +48,7 @@ def test_tcn_prediction_is_the_flip_averaged_centre_frame(tcn_lifter):
     model = load_model(tcn_lifter.best)
     cond = torch.rand(3, 9, 17, 3) - 0.5
     cond[..., 2] = 1.0
-    pred = METHODS["video_lifter"].predict(model, cond, None, n_hypotheses=1, n_steps=0).hypotheses[:, 0]
+    pred = METHODS["video_lifter"].predict(model, FeedBatch(cond, None), SamplingSetting()).hypotheses[:, 0]
     net = model.network.net
     with torch.no_grad():
         want = (net(cond)[:, 0] + flip_3d(net(flip_2d(cond)))[:, 0]) / 2
@@ -92,8 +94,8 @@ def test_two_stage_diffpose_and_official_mode_on_a_frozen_tcn(tcn_lifter, tiny_d
     cfg = tiny_config(tiny_data, method="official", **TCN, **{"official.lifter_checkpoint": str(tcn_lifter.best),
                                                               "train.max_steps": 3})
     off = load_model(train(cfg, tmp_path / "off", progress=False).best)
-    want = METHODS["video_lifter"].predict(load_model(tcn_lifter.best), cond, None, n_hypotheses=1,
-                                           n_steps=0).hypotheses[:, 0]
+    want = METHODS["video_lifter"].predict(load_model(tcn_lifter.best), FeedBatch(cond, None),
+                                           SamplingSetting()).hypotheses[:, 0]
     with torch.no_grad():
         np.testing.assert_allclose(off.extras["lifter"](cond).numpy(), want, atol=1e-5)
 

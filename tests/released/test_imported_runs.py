@@ -73,7 +73,8 @@ def test_wild_lifts_with_an_imported_coco_lifter(runs, tmp_path):
     kp = base[None] + rng.normal(0, 2, (frames, len(BLAZEPOSE33_NAMES), 2))
     det = build_wild_detections(kp, np.full(kp.shape[:2], 0.9), np.arange(frames), 640, 480, fps=30.0,
                                 source="clip.mp4")
-    path, note = lift_detections(det, runs["tcn_coco"], tmp_path / "results.nc", n_hypotheses=1, device="cpu")
+    path, note = lift_detections(det, runs["tcn_coco"], tmp_path / "results.nc", sampling=SamplingSetting(1),
+                                 device="cpu")
     ds = load_results(path)
     assert ds.sizes["sample"] == frames and np.isfinite(ds["hypotheses"].values).all(), note
 

@@ -10,6 +10,7 @@ import torch
 from diffpose_viz.cli import main
 from diffpose_viz.errors import CheckpointError, OutputExistsError
 from diffpose_viz.inference import load_model
+from diffpose_viz.inputs import FeedBatch
 from diffpose_viz.released import import_released
 
 from released.released_files import (
@@ -43,8 +44,7 @@ def window(batch: int, frames: int, seed: int = 0) -> torch.Tensor:
 
 
 def predict(model, cond):
-    n, k = model.method.settings(model.cfg, None, None)
-    return np.asarray(model.method.predict(model, cond, None, n_hypotheses=n, n_steps=k).hypotheses)
+    return np.asarray(model.method.predict(model, FeedBatch(cond, None), model.method.sampling(model.cfg)).hypotheses)
 
 
 def test_diffpose_frame_pair_becomes_official_run_and_lifter(files, tmp_path):
@@ -53,7 +53,7 @@ def test_diffpose_frame_pair_becomes_official_run_and_lifter(files, tmp_path):
     official, lifter = load_model(written[0]), load_model(written[1])
     assert official.cfg.method == "official" and official.cfg.model.released
     assert lifter.cfg.method == "lifter" and (lifter.cfg.model.hidden, lifter.cfg.model.layers) == (HIDDEN, LAYERS)
-    assert (official.cfg.official.test_num_diffusion_timesteps, official.cfg.official.test_timesteps) == (24, 2)
+    assert (official.cfg.official.test_num_diffusion_timesteps, official.cfg.sampling.official_steps) == (24, 2)
     # the file's weights under the kit's names: ChebConv (3, 1, in, out) -> (3, in, out), LayerNorm a_2 -> weight
     released = torch.load(files["gcndiff"], weights_only=True)[0]
     trunk = official.network.denoiser.trunk
@@ -93,12 +93,12 @@ def test_mixste_and_diffpose_video_round_trip(files, tmp_path):
     video = import_released("diffpose-video", [files["mixste"], files["gcndiff"]], tmp_path / "video")
     official = load_model(video[0])
     assert official.cfg.model.context == "video" and official.cfg.model.frames == 9
-    assert (official.cfg.official.test_num_diffusion_timesteps, official.cfg.official.test_timesteps) == (6, 1)
+    assert (official.cfg.official.test_num_diffusion_timesteps, official.cfg.sampling.official_steps) == (6, 1)
     assert np.isfinite(predict(official, window(2, 9))).all()
     assert load_model(video[1]).cfg.method == "video_lifter"
     gt = load_model(import_released("diffpose-video", [files["gcndiff"], files["mixste"]], tmp_path / "gt",
                                     protocol="gt")[0]).cfg
-    assert (gt.official.test_num_diffusion_timesteps, gt.official.test_timesteps) == (12, 2)
+    assert (gt.official.test_num_diffusion_timesteps, gt.sampling.official_steps) == (12, 2)
     assert gt.data.test_2d.endswith("data_2d_h36m_gt.npz") and gt.data.train_subjects == ["S1", "S5", "S6", "S7", "S8"]
 
 

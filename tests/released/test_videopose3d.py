@@ -8,6 +8,7 @@ import torch
 
 from diffpose_viz.errors import CheckpointError
 from diffpose_viz.inference import load_model
+from diffpose_viz.inputs import FeedBatch
 from diffpose_viz.released import import_released
 
 from released.released_files import save_run_py_file, tcn_shapes
@@ -30,8 +31,7 @@ def window(batch: int, frames: int, seed: int = 0) -> torch.Tensor:
 
 
 def predict(model, cond):
-    n, k = model.method.settings(model.cfg, None, None)
-    return np.asarray(model.method.predict(model, cond, None, n_hypotheses=n, n_steps=k).hypotheses)
+    return np.asarray(model.method.predict(model, FeedBatch(cond, None), model.method.sampling(model.cfg)).hypotheses)
 
 
 @pytest.mark.parametrize("layout", ["h36m", "coco"])

@@ -1,16 +1,17 @@
-"""DDIM sampler over the GMM diffusion: exactness with an oracle, determinism, trajectories, batching,
-and the official (clean-start, eps) procedure."""
+"""DDIM over the GMM diffusion, run by the executor: exactness with an oracle, determinism, trajectories,
+tiling and threads, the start from H_K."""
 
 import pytest
 import torch
 
 from diffpose_viz.diffusion.forward import draw_kernels, gmm_q_sample, kernel_params
-from diffpose_viz.diffusion.sampler import DDIMSampler
+from diffpose_viz.diffusion.ddim import DDIMSampler
+from diffpose_viz.diffusion.executor import _run, run_chain
+from diffpose_viz.diffusion.setting import SamplingSetting
 from diffpose_viz.diffusion.schedule import NoiseSchedule
 from diffpose_viz.initialization.pose_init import PoseGMM
 from diffpose_viz.models.context import FrameContextEncoder
 from diffpose_viz.models.graformer import GraFormerDenoiser
-from diffpose_viz.models.official import OfficialDenoiser
 
 B, N, M = 3, 4, 2
 
@@ -46,13 +47,19 @@ class Oracle:
 SCHEDULE = NoiseSchedule("linear", 200, 1e-4, 0.05)
 
 
+def ddim(steps: int = 4, *, eta: float = 0.0, prediction: str = "eps", schedule: NoiseSchedule = SCHEDULE,
+         **facts) -> DDIMSampler:
+    """The sampler a method builds: K steps and eta from the setting, the rest model facts."""
+    return DDIMSampler(schedule, SamplingSetting(n_steps=steps, eta=eta), prediction=prediction, **facts)
+
+
 @pytest.mark.parametrize("mode", ["gmm", "gaussian"])
 @pytest.mark.parametrize("eta", [0.0, 0.7])
 def test_oracle_denoiser_recovers_h0_exactly_for_every_hypothesis(mode, eta):
     h0 = _h0()
     oracle = Oracle(h0)
-    sampler = DDIMSampler(SCHEDULE, eta=eta, mode=mode, gaussian_scale=0.5)
-    out = sampler.sample(oracle, None, _gmm(), N, 6, generator=torch.Generator().manual_seed(0))
+    sampler = ddim(6, eta=eta, mode=mode, gaussian_scale=0.5, prediction="x0")
+    out = run_chain(sampler, oracle, None, N, gmm=_gmm(), generator=torch.Generator().manual_seed(0))
     assert out.hypotheses.shape == (B, N, 17, 3)
     assert torch.equal(out.hypotheses, h0[:, None].expand(B, N, 17, 3))
     # ONE denoiser call per step, on all B*N states at once.
@@ -64,8 +71,8 @@ def test_intermediate_states_follow_the_forward_marginal_of_each_hypothesis_kern
     """With an oracle and eta = 0, each DDIM state is mu + sqrt(abar)(h0 - mu) + sqrt(1 - abar) * (h_K - mu):
     the kernel's (mu, sigma) stay fixed and the noise direction is preserved along the trajectory."""
     h0 = _h0()
-    out = DDIMSampler(SCHEDULE).sample(Oracle(h0), None, _gmm(), N, 5, generator=torch.Generator().manual_seed(0),
-                                       record="all")
+    out = run_chain(ddim(5, prediction="x0"), Oracle(h0), None, N, gmm=_gmm(),
+                    generator=torch.Generator().manual_seed(0), record="all")
     mu, _ = kernel_params(_gmm().means, _gmm().variances, out.kernel)
     mu[:, :, 0] = 0
     h_K = out.trajectory[:, :, 0]
@@ -84,16 +91,16 @@ def test_eps_mode_consistency_with_the_gmm_forward():
     g = torch.Generator().manual_seed(5)
     t = torch.full((B,), 150)
     fwd = gmm_q_sample(h0, t, gmm.weights, gmm.means, gmm.variances, SCHEDULE, g)
-    sampler = DDIMSampler(SCHEDULE)
-    by_eps = sampler.step(fwd.eps, 150, 90, fwd.h_t, fwd.mu, fwd.std, prediction="eps")
-    by_x0 = sampler.step(h0, 150, 90, fwd.h_t, fwd.mu, fwd.std, prediction="x0")
+    sampler = ddim()
+    by_eps = sampler.move(fwd.eps, 150, 90, fwd.h_t, fwd.mu, fwd.std, prediction="eps")
+    by_x0 = sampler.move(h0, 150, 90, fwd.h_t, fwd.mu, fwd.std, prediction="x0")
     assert torch.allclose(by_eps.x0, h0, atol=1e-5)
     a = SCHEDULE.alpha_bar(90)
     expected_prev = fwd.mu + a.sqrt() * (h0 - fwd.mu) + (1 - a).sqrt() * fwd.std * fwd.eps
     assert torch.allclose(by_x0.prev, expected_prev, atol=1e-5)
     assert torch.allclose(by_eps.prev, expected_prev, atol=1e-5)
     # Per-sample tensor steps give the same answer as int steps.
-    by_tensor = sampler.step(h0, t, torch.full((B,), 90), fwd.h_t, fwd.mu, fwd.std, prediction="x0")
+    by_tensor = sampler.move(h0, t, torch.full((B,), 90), fwd.h_t, fwd.mu, fwd.std, prediction="x0")
     assert torch.allclose(by_tensor.prev, by_x0.prev, atol=1e-6)
 
 
@@ -105,10 +112,10 @@ def _small_denoiser(context_dim: int = 8) -> GraFormerDenoiser:
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 def test_same_generator_gives_the_same_samples(eta):
     net, ctx = _small_denoiser(), torch.randn(B, 17, 8)
-    sampler = DDIMSampler(SCHEDULE, eta=eta)
+    sampler = ddim(eta=eta)
 
     def run(seed):
-        return sampler.sample(net, ctx, _gmm(), N, 4, generator=torch.Generator().manual_seed(seed), record="all")
+        return run_chain(sampler, net, ctx, N, gmm=_gmm(), generator=torch.Generator().manual_seed(seed), record="all")
 
     a, b, c = run(0), run(0), run(1)
     assert torch.equal(a.hypotheses, b.hypotheses) and torch.equal(a.trajectory, b.trajectory)
@@ -120,37 +127,37 @@ def test_same_generator_gives_the_same_samples(eta):
 def test_tiling_over_frames_does_not_change_the_result(eta):
     """CPU tiling (chunk_frames) only regroups the work: every draw is made before the loop."""
     net, ctx = _small_denoiser(), torch.randn(B, 17, 8)
-    sampler = DDIMSampler(SCHEDULE, eta=eta)
-    runs = [sampler.sample(net, ctx, _gmm(), N, 4, generator=torch.Generator().manual_seed(3), record=[0, -1],
-                           chunk_frames=c, workers=w) for c, w in ((None, 1), (1, 1), (2, 1), ("auto", 1), (1, 2))]
+    sampler = ddim(eta=eta)
+    runs = [run_chain(sampler, net, ctx, N, gmm=_gmm(), generator=torch.Generator().manual_seed(3), record=[0, -1],
+                      chunk_frames=c, workers=w) for c, w in ((None, 1), (1, 1), (2, 1), ("auto", 1), (1, 2))]
     for r in runs[1:]:
         assert torch.allclose(r.hypotheses, runs[0].hypotheses, atol=1e-5)
         assert torch.allclose(r.x0_trajectory, runs[0].x0_trajectory, atol=1e-5)
         assert torch.equal(r.kernel, runs[0].kernel) and r.timesteps == runs[0].timesteps
     # The fast path (eval-mode GraFormerDenoiser) equals calling the module with repeated context.
-    slow = sampler.sample(lambda x, t, c: net(x, t, c), ctx, _gmm(), N, 4, prediction="eps",
-                          generator=torch.Generator().manual_seed(3), record=[0, -1])
+    slow = run_chain(sampler, lambda x, t, c: net(x, t, c), ctx, N, gmm=_gmm(),
+                     generator=torch.Generator().manual_seed(3), record=[0, -1])
     assert torch.allclose(slow.hypotheses, runs[0].hypotheses, atol=1e-5)
     with pytest.raises(ValueError, match="chunk_frames"):
-        sampler.sample(net, ctx, _gmm(), N, 4, chunk_frames=0)
+        run_chain(sampler, net, ctx, N, gmm=_gmm(), chunk_frames=0)
     threads = torch.get_num_threads()
-    sampler.sample(net, ctx, _gmm(), N, 4, chunk_frames=1, workers=3)
+    run_chain(sampler, net, ctx, N, gmm=_gmm(), chunk_frames=1, workers=3)
     assert torch.get_num_threads() == threads  # the intra-op thread count is restored
 
 
 def test_eta_zero_is_deterministic_given_the_start_state():
     net, ctx = _small_denoiser(), torch.randn(B, 17, 8)
     start = _h0(7)
-    sampler = DDIMSampler(SCHEDULE, eta=0.0)
-    a = sampler.sample(net, ctx, _gmm(), N, 4, generator=torch.Generator().manual_seed(0), start_from=start)
-    b = sampler.sample(net, ctx, _gmm(), N, 4, generator=torch.Generator().manual_seed(0), start_from=start)
+    sampler = ddim(eta=0.0)
+    a = run_chain(sampler, net, ctx, N, gmm=_gmm(), generator=torch.Generator().manual_seed(0), start_from=start)
+    b = run_chain(sampler, net, ctx, N, gmm=_gmm(), generator=torch.Generator().manual_seed(0), start_from=start)
     assert torch.equal(a.hypotheses, b.hypotheses)
 
 
 def test_trajectory_shapes_and_start_is_the_draw_from_H_K():
     gmm, n_steps = _gmm(), 5
-    out = DDIMSampler(SCHEDULE).sample(_small_denoiser(), torch.randn(B, 17, 8), gmm, N, n_steps,
-                                       generator=torch.Generator().manual_seed(3), record="all")
+    out = run_chain(ddim(n_steps), _small_denoiser(), torch.randn(B, 17, 8), N, gmm=gmm,
+                    generator=torch.Generator().manual_seed(3), record="all")
     S = n_steps + 1
     assert out.trajectory.shape == out.x0_trajectory.shape == (B, N, S, 17, 3)
     assert out.timesteps == SCHEDULE.ddim_timesteps(n_steps) + [-1]
@@ -170,15 +177,15 @@ def test_trajectory_shapes_and_start_is_the_draw_from_H_K():
 
 
 def test_record_selected_states_or_none():
-    sampler = DDIMSampler(SCHEDULE)
-    out = sampler.sample(Oracle(_h0()), None, _gmm(), N, 5, record=[0, -1, 2])
+    sampler = ddim(5, prediction="x0")
+    out = run_chain(sampler, Oracle(_h0()), None, N, gmm=_gmm(), record=[0, -1, 2])
     assert out.trajectory.shape == (B, N, 3, 17, 3)
     ts = SCHEDULE.ddim_timesteps(5)
     assert out.timesteps == [ts[0], ts[2], -1]
-    none = sampler.sample(Oracle(_h0()), None, _gmm(), N, 5)
+    none = run_chain(sampler, Oracle(_h0()), None, N, gmm=_gmm())
     assert none.trajectory is None and none.x0_trajectory is None
     with pytest.raises(ValueError, match="out of range"):
-        sampler.sample(Oracle(_h0()), None, _gmm(), N, 5, record=[6])
+        run_chain(sampler, Oracle(_h0()), None, N, gmm=_gmm(), record=[6])
 
 
 def test_context_is_repeated_per_hypothesis_in_frame_order():
@@ -187,7 +194,7 @@ def test_context_is_repeated_per_hypothesis_in_frame_order():
     def echo(x, t, context):  # x0 = the frame's context value: checks the (B*N) layout
         return context[..., :3]
 
-    out = DDIMSampler(SCHEDULE).sample(echo, ctx, _gmm(), N, 3, prediction="x0")
+    out = run_chain(ddim(3, prediction="x0"), echo, ctx, N, gmm=_gmm())
     expected = ctx[:, None, :, :3].expand(B, N, 17, 3).clone()
     expected[:, :, 0] = 0
     assert torch.equal(out.hypotheses, expected)
@@ -199,45 +206,13 @@ def test_gaussian_mode_takes_batch_from_context_and_real_networks_stay_finite():
     pose2d[:, 5, :2] = float("nan")
     pose2d[:, 7, 2] = 0.0
     ctx = enc(pose2d)
-    out = DDIMSampler(SCHEDULE, mode="gaussian", gaussian_scale=0.3).sample(
-        _small_denoiser(), ctx, None, N, 4, generator=torch.Generator().manual_seed(0))
+    out = run_chain(ddim(mode="gaussian", gaussian_scale=0.3), _small_denoiser(), ctx, N,
+                    generator=torch.Generator().manual_seed(0))
     assert out.hypotheses.shape == (B, N, 17, 3) and torch.isfinite(out.hypotheses).all()
     with pytest.raises(ValueError, match="needs the H_K"):
-        DDIMSampler(SCHEDULE).sample(_small_denoiser(), ctx, None, N, 4)
+        run_chain(ddim(), _small_denoiser(), ctx, N)
     with pytest.raises(ValueError, match="prediction"):
-        DDIMSampler(SCHEDULE).sample(lambda x, t, c: x, None, _gmm(), N, 4)
-
-
-def test_official_sampler_starts_clean_and_uses_the_config_step_lists():
-    s = NoiseSchedule.official()
-    calls = []
-
-    def zero_eps(x, t, context):
-        calls.append((x.shape, int(t[0])))
-        return torch.zeros_like(x)
-
-    x_init = torch.randn(B, 17, 5)
-    out = DDIMSampler(s).official_sample(zero_eps, x_init, 24, 2, record="all")
-    assert [t for _, t in calls] == [12, 0] and out.step_timesteps == [12, 0]
-    # eps = 0: the start is read as sqrt(abar_12) x0 (no noising of the start, no root zeroing).
-    assert torch.allclose(out.hypotheses[:, 0], x_init / s.alpha_bar(12).sqrt(), atol=1e-6)
-    assert torch.equal(out.trajectory[:, 0, 0], x_init)
-    assert out.timesteps == [12, 0, -1]
-
-    def unit_eps(x, t, context):
-        return torch.ones_like(x)
-
-    one = DDIMSampler(s).official_sample(unit_eps, x_init, 6, 1)  # video CPN config: x0 = (x - 0.01 eps) / 0.99995
-    assert torch.allclose(one.hypotheses[:, 0], (x_init - 0.01) / 0.99995, atol=2e-6)
-
-
-def test_official_sampler_runs_the_official_denoiser_on_hypotheses():
-    torch.manual_seed(0)
-    net = OfficialDenoiser(hidden=16, layers=1, heads=2).eval()
-    x_init = torch.randn(B, N, 17, 5)
-    out = DDIMSampler(NoiseSchedule.official()).official_sample(net, x_init, 12, 2)
-    assert out.hypotheses.shape == (B, N, 17, 5) and torch.isfinite(out.hypotheses).all()
-    assert (out.hypotheses - x_init).abs().max() < 5  # a refiner: moves the state, does not replace it
+        ddim(prediction="v")
 
 
 @pytest.mark.gpu
@@ -247,16 +222,15 @@ def test_step_loop_never_syncs_with_the_host_on_cuda():
     net = _small_denoiser().to(device)
     ctx = torch.randn(B, 17, 8, device=device)
     gmm = _gmm().to(device)
-    sampler = DDIMSampler(SCHEDULE, eta=0.5)
+    sampler = ddim(eta=0.5)
     g = torch.Generator(device=device).manual_seed(0)
-    sampler.sample(net, ctx, gmm, N, 4, generator=g, record="all")  # warm-up: kernels, caches
-    x = torch.randn(B * N, 17, 3, device=device)
-    mu, std = torch.zeros_like(x), torch.ones_like(x)
-    ctx_r = ctx.repeat_interleave(N, 0)
+    run_chain(sampler, net, ctx, N, gmm=gmm, generator=g, record="all")  # warm-up: kernels, caches
+    state = sampler.start(B, N, gmm=gmm, generator=g)
+    denoise = net.conditioned(ctx, B)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        out = sampler._run(net, x, mu, std, ctx_r, SCHEDULE.ddim_timesteps(4), "eps", g, "all", B, N)
+        out = _run(sampler, state.tile(0, B, denoise), "all", B, N)
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert out.trajectory.device.type == "cuda" and torch.isfinite(out.hypotheses).all()
@@ -266,24 +240,24 @@ def test_clip_x0_bounds_the_eps_mode_estimate():
     h_t = torch.zeros(2, 17, 3)
     eps = torch.full((2, 17, 3), 5.0)  # a wild eps at a step where abar ~ 0 gives a huge x0
     s = NoiseSchedule("cosine", 50)
-    wild = DDIMSampler(s).step(eps, 49, 30, h_t, prediction="eps")
-    clipped = DDIMSampler(s, clip_x0=2.0).step(eps, 49, 30, h_t, prediction="eps")
+    wild = DDIMSampler(s).move(eps, 49, 30, h_t, prediction="eps")
+    clipped = DDIMSampler(s, SamplingSetting(clip_x0=2.0)).move(eps, 49, 30, h_t, prediction="eps")
     assert wild.x0.abs().max() > 100
     assert clipped.x0.abs().max() == 2.0 and torch.isfinite(clipped.prev).all()
     with pytest.raises(ValueError, match="clip_x0"):
-        DDIMSampler(s, clip_x0=0.0)
+        SamplingSetting(clip_x0=0.0)
     with pytest.raises(ValueError, match="t_prev"):
-        DDIMSampler(s).step(eps, 10, 10, h_t, prediction="eps")
+        DDIMSampler(s).move(eps, 10, 10, h_t, prediction="eps")
 
 
 def test_bf16_autocast_keeps_the_state_float32():
     from diffpose_viz.inference import autocast
 
     net, ctx = _small_denoiser(), torch.randn(B, 17, 8)
-    sampler = DDIMSampler(SCHEDULE)
+    sampler = ddim(3)
     with autocast("cpu", "bf16"):
-        half = sampler.sample(net, ctx, _gmm(), N, 3, generator=torch.Generator().manual_seed(0), record="all")
-    full = sampler.sample(net, ctx, _gmm(), N, 3, generator=torch.Generator().manual_seed(0), record="all")
+        half = run_chain(sampler, net, ctx, N, gmm=_gmm(), generator=torch.Generator().manual_seed(0), record="all")
+    full = run_chain(sampler, net, ctx, N, gmm=_gmm(), generator=torch.Generator().manual_seed(0), record="all")
     assert half.hypotheses.dtype == torch.float32 and half.x0_trajectory.dtype == torch.float32
     assert torch.isfinite(half.hypotheses).all() and not torch.equal(half.hypotheses, full.hypotheses)
     with pytest.raises(ValueError, match="amp"):

@@ -1,0 +1,128 @@
+#!/usr/bin/env python
+"""Bit-for-bit comparison of two `scripts/run_demo.py` outputs (a refactor must not move a number).
+
+    python scripts/compare_runs.py BASE NEW        # BASE/results, BASE/runs vs NEW/results, NEW/runs
+
+Compares, per method: every array (data variable and coordinate) of the results .nc file exactly (NaN equal to
+NaN), every number and string of the metrics JSON except timings and paths (`IGNORED_METRICS`), and the
+trained weights (model and EMA state dicts) of each run's best.pt and last.pt. Attributes that differ are listed
+but not counted (the config attribute records the config's layout, which a refactor may change). Exit status 1
+when anything counted differs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+#: Metrics JSON keys that record where and how fast a run went, not what it computed.
+IGNORED_METRICS = {"wall_s", "results", "checkpoint", "seconds", "elapsed_s"}
+
+
+def _arrays_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.kind in "fc":
+        return bool(np.array_equal(a, b, equal_nan=True))
+    return bool(np.array_equal(a, b))
+
+
+def compare_results(a: Path, b: Path) -> tuple[list[str], list[str]]:
+    """(differences, attribute differences) of two results files."""
+    diffs, attrs = [], []
+    with xr.open_dataset(a) as da, xr.open_dataset(b) as db:
+        names_a = set(da.variables)
+        names_b = set(db.variables)
+        for name in sorted(names_a ^ names_b):
+            diffs.append(f"{a.name}: variable {name} only in {'base' if name in names_a else 'new'}")
+        for name in sorted(names_a & names_b):
+            if not _arrays_equal(da[name].values, db[name].values):
+                diffs.append(f"{a.name}: {name} differs")
+        for key in sorted(set(da.attrs) | set(db.attrs)):
+            if str(da.attrs.get(key)) != str(db.attrs.get(key)):
+                attrs.append(f"{a.name}: attribute {key}")
+    return diffs, attrs
+
+
+def _walk(a, b, where: str, out: list[str]) -> None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if k in IGNORED_METRICS:
+                continue
+            if k not in a or k not in b:
+                out.append(f"{where}.{k}: only in {'base' if k in a else 'new'}")
+            else:
+                _walk(a[k], b[k], f"{where}.{k}", out)
+    elif isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            out.append(f"{where}: lengths {len(a)} != {len(b)}")
+        for i, (x, y) in enumerate(zip(a, b)):
+            _walk(x, y, f"{where}[{i}]", out)
+    elif a != b and not (isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b)):
+        out.append(f"{where}: {a!r} != {b!r}")
+
+
+def compare_metrics(a: Path, b: Path) -> list[str]:
+    out: list[str] = []
+    _walk(json.loads(a.read_text()), json.loads(b.read_text()), a.name, out)
+    return out
+
+
+def compare_weights(a: Path, b: Path) -> list[str]:
+    ca = torch.load(a, map_location="cpu", weights_only=True)
+    cb = torch.load(b, map_location="cpu", weights_only=True)
+    out = []
+    for part in ("model", "ema"):
+        sa, sb = ca.get(part) or {}, cb.get(part) or {}
+        sa, sb = sa.get("module", sa), sb.get("module", sb)
+        if set(sa) != set(sb):
+            out.append(f"{a}: {part} keys differ")
+            continue
+        out += [f"{a}: {part}.{k} differs" for k in sa if not torch.equal(sa[k], sb[k])]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("base", type=Path)
+    ap.add_argument("new", type=Path)
+    args = ap.parse_args(argv)
+    diffs, attrs, counted = [], [], {"results files": 0, "arrays": 0, "metrics files": 0, "checkpoints": 0}
+    for nc in sorted((args.base / "results").glob("*.nc")):
+        other = args.new / "results" / nc.name
+        if not other.exists():
+            diffs.append(f"{nc.name}: missing in new")
+            continue
+        d, a = compare_results(nc, other)
+        diffs += d
+        attrs += a
+        counted["results files"] += 1
+        with xr.open_dataset(nc) as ds:
+            counted["arrays"] += len(ds.variables)
+        metrics = nc.with_suffix(".metrics.json")
+        if metrics.exists():
+            diffs += compare_metrics(metrics, args.new / "results" / metrics.name)
+            counted["metrics files"] += 1
+    for ckpt in sorted((args.base / "runs").glob("*/*.pt")):
+        other = args.new / "runs" / ckpt.relative_to(args.base / "runs")
+        if not other.exists():
+            diffs.append(f"{ckpt}: missing in new")
+            continue
+        diffs += compare_weights(ckpt, other)
+        counted["checkpoints"] += 1
+    print("compared " + ", ".join(f"{v} {k}" for k, v in counted.items()))
+    for line in attrs:
+        print(f"  (attribute, not counted) {line}")
+    for line in diffs:
+        print(f"DIFFERS {line}")
+    print("bit for bit: " + ("yes" if not diffs else f"NO ({len(diffs)} differences)"))
+    return 1 if diffs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
