@@ -143,6 +143,8 @@ class Method:
         name = setting.sampler or self.sampler_name
         if name is None:
             raise NotImplementedError(f"method {self.name} does not sample")
+        # what a run changes without changing the chain (seed, batch, amp, N, recording) builds no new sampler
+        setting = replace(setting, n_hypotheses=None, seed=None, amp=None, record=None, batch_size=None)
         key = (name, setting)
         if key not in model.samplers:
             schedule = self.build_schedule(model.cfg, model.device)
