@@ -2,6 +2,7 @@
 """Bit-for-bit comparison of two `scripts/run_demo.py` outputs (a refactor must not move a number).
 
     python scripts/compare_runs.py BASE NEW        # BASE/results, BASE/runs vs NEW/results, NEW/runs
+    python scripts/compare_runs.py BASE NEW --results-only   # NEW: BASE's checkpoints evaluated by the new code
 
 Compares, per method: every array (data variable and coordinate) of the results .nc file exactly (NaN equal to
 NaN), every number and string of the metrics JSON except timings and paths (`IGNORED_METRICS`), and the
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("base", type=Path)
     ap.add_argument("new", type=Path)
+    ap.add_argument("--results-only", action="store_true", help="compare results and metrics only (NEW holds no runs)")
     args = ap.parse_args(argv)
     diffs, attrs, counted = [], [], {"results files": 0, "arrays": 0, "metrics files": 0, "checkpoints": 0}
     for nc in sorted((args.base / "results").glob("*.nc")):
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         if metrics.exists():
             diffs += compare_metrics(metrics, args.new / "results" / metrics.name)
             counted["metrics files"] += 1
-    for ckpt in sorted((args.base / "runs").glob("*/*.pt")):
+    for ckpt in [] if args.results_only else sorted((args.base / "runs").glob("*/*.pt")):
         other = args.new / "runs" / ckpt.relative_to(args.base / "runs")
         if not other.exists():
             diffs.append(f"{ckpt}: missing in new")
