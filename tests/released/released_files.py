@@ -115,3 +115,17 @@ def save_run_py_file(path: Path, shapes: dict[str, tuple], seed: int = 0, *, dat
                 "optimizer": {"state": {}, "param_groups": [{"lr": 1e-5, "params": [0, 1]}]},
                 "model_pos": state, "model_traj": None, "random_state_semi": None}, path)
     return path
+
+
+def window(batch: int, frames: int, seed: int = 0) -> torch.Tensor:
+    """Random (batch, frames, 17, 3) screen-normalised 2D windows with confidence 1."""
+    g = torch.Generator().manual_seed(seed)
+    uv = torch.randn(batch, frames, 17, 2, generator=g) * 0.3
+    return torch.cat([uv, torch.ones_like(uv[..., :1])], -1)
+
+
+def predict(model, cond) -> np.ndarray:
+    """The hypotheses of a loaded (imported) model for one batch, under the model's own sampling setting."""
+    from diffpose_viz.inputs import FeedBatch
+
+    return np.asarray(model.method.predict(model, FeedBatch(cond, None), model.method.sampling(model.cfg)).hypotheses)

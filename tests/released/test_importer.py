@@ -10,16 +10,17 @@ import torch
 from diffpose_viz.cli import main
 from diffpose_viz.errors import CheckpointError, OutputExistsError
 from diffpose_viz.inference import load_model
-from diffpose_viz.inputs import FeedBatch
 from diffpose_viz.released import import_released
 
 from released.released_files import (
     gcn_shapes,
     mixste_shapes,
+    predict,
     random_state,
     save_diffpose_file,
     save_run_py_file,
     tcn_shapes,
+    window,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -35,16 +36,6 @@ def files(tmp_path_factory):
         "mixste": save_run_py_file(d / "mixste_cpn_9f.bin", mixste_shapes(16, 1, 9), 3, data_parallel=True),
         "tcn": save_run_py_file(d / "pretrained_tiny.bin", tcn_shapes([3, 3], 16), 4),
     }
-
-
-def window(batch: int, frames: int, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    uv = torch.randn(batch, frames, 17, 2, generator=g) * 0.3
-    return torch.cat([uv, torch.ones_like(uv[..., :1])], -1)
-
-
-def predict(model, cond):
-    return np.asarray(model.method.predict(model, FeedBatch(cond, None), model.method.sampling(model.cfg)).hypotheses)
 
 
 def test_diffpose_frame_pair_becomes_official_run_and_lifter(files, tmp_path):

@@ -8,10 +8,9 @@ import torch
 
 from diffpose_viz.errors import CheckpointError
 from diffpose_viz.inference import load_model
-from diffpose_viz.inputs import FeedBatch
 from diffpose_viz.released import import_released
 
-from released.released_files import save_run_py_file, tcn_shapes
+from released.released_files import predict, save_run_py_file, tcn_shapes, window
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -22,16 +21,6 @@ def files(tmp_path_factory):
     return {"tcn": save_run_py_file(d / "pretrained_tiny.bin", tcn_shapes([3, 3], 16), 4),
             "tcn27": save_run_py_file(d / "pretrained_27.bin", tcn_shapes([3, 3, 3], 8), 5),
             "uneven": save_run_py_file(d / "dense.bin", tcn_shapes([3, 5], 8), 6)}
-
-
-def window(batch: int, frames: int, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    uv = torch.randn(batch, frames, 17, 2, generator=g) * 0.3
-    return torch.cat([uv, torch.ones_like(uv[..., :1])], -1)
-
-
-def predict(model, cond):
-    return np.asarray(model.method.predict(model, FeedBatch(cond, None), model.method.sampling(model.cfg)).hypotheses)
 
 
 @pytest.mark.parametrize("layout", ["h36m", "coco"])
