@@ -34,7 +34,15 @@ from diffpose_viz.entry import run_script  # noqa: E402
 from diffpose_viz.errors import InputError  # noqa: E402
 from diffpose_viz.figures import sequence as S  # noqa: E402
 from diffpose_viz.figures import timeline as T  # noqa: E402
-from diffpose_viz.results import build_results, load_results, write_results  # noqa: E402
+from diffpose_viz.results import (  # noqa: E402
+    Estimates,
+    Inputs2D,
+    Provenance,
+    Samples,
+    build_results,
+    load_results,
+    write_results,
+)
 from diffpose_viz.skeleton import H36M17  # noqa: E402
 
 BODY = np.array([  # camera frame (x right, y down, z forward), metres, pelvis at 0
@@ -71,9 +79,9 @@ def write_run(folder: Path, n: int, hypotheses: int, size: tuple[int, int]) -> P
     pred = hyps.mean(1)
     kp = size[0] / 2 + pred[..., :2] * 400 + np.array([0, size[1] / 8])
     conf = rng.uniform(0.3, 1, (n, 17))
-    ds = build_results(input_2d=kp, confidence=conf, occluded=conf < 0.5, hypotheses=hyps, pred=pred, pred_jagg=pred,
-                       subject=["wild"] * n, action=["clip.mp4"] * n, camera=["wild"] * n, frame=np.arange(n),
-                       model="benchmark input", config={}, versions={}, dataset="wild", split="wild")
+    ds = build_results(Inputs2D(kp, conf, conf < 0.5), Estimates(hyps, pred, pred),
+                       Samples(["wild"] * n, ["clip.mp4"] * n, ["wild"] * n, np.arange(n)),
+                       Provenance("benchmark input", {}, {}, "wild", "wild"))
     ds["radius"] = (("sample", "joint"), rng.uniform(20, 80, (n, 17)).astype(np.float32), {"units": "mm",
                                                                                           "level": 0.9})
     ds["ood_score"] = (("sample",), rng.normal(0, 1, n).astype(np.float32), {"units": "1"})
