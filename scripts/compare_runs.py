@@ -4,6 +4,9 @@
     python scripts/compare_runs.py BASE NEW        # BASE/results, BASE/runs vs NEW/results, NEW/runs
     python scripts/compare_runs.py BASE NEW --results-only   # NEW: BASE's checkpoints evaluated by the new code
 
+A folder without results/ is itself the results folder. Bad input (no results, an unreadable file) is one line,
+exit 2 (diffpose_viz.entry).
+
 Compares, per method: every array (data variable and coordinate) of the results .nc file exactly (NaN equal to
 NaN), every number and string of the metrics JSON except timings and paths (`IGNORED_METRICS`), and the
 trained weights (model and EMA state dicts) of each run's best.pt and last.pt. Attributes that differ are listed
@@ -14,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import xarray as xr
+
+from diffpose_viz.entry import run_script
+from diffpose_viz.errors import InputError
 
 #: Metrics JSON keys that record where and how fast a run went, not what it computed; and the checkpoint's content
 #: fingerprint and the digest sealing the out-of-domain model with it: they hash the stored config too, whose layout
@@ -36,20 +41,32 @@ def _arrays_equal(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.array_equal(a, b))
 
 
+def _open(path: Path) -> xr.Dataset:
+    try:
+        return xr.load_dataset(path)
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path}: not a readable results file ({type(err).__name__}: {err})") from None
+
+
+def _folders(root: Path) -> tuple[Path, Path]:
+    """(results folder, runs folder) of a run_demo output, or of a folder of results files."""
+    return (root / "results", root / "runs") if (root / "results").is_dir() else (root, root / "runs")
+
+
 def compare_results(a: Path, b: Path) -> tuple[list[str], list[str]]:
     """(differences, attribute differences) of two results files."""
     diffs, attrs = [], []
-    with xr.open_dataset(a) as da, xr.open_dataset(b) as db:
-        names_a = set(da.variables)
-        names_b = set(db.variables)
-        for name in sorted(names_a ^ names_b):
-            diffs.append(f"{a.name}: variable {name} only in {'base' if name in names_a else 'new'}")
-        for name in sorted(names_a & names_b):
-            if not _arrays_equal(da[name].values, db[name].values):
-                diffs.append(f"{a.name}: {name} differs")
-        for key in sorted(set(da.attrs) | set(db.attrs)):
-            if str(da.attrs.get(key)) != str(db.attrs.get(key)):
-                attrs.append(f"{a.name}: attribute {key}")
+    da, db = _open(a), _open(b)
+    names_a = set(da.variables)
+    names_b = set(db.variables)
+    for name in sorted(names_a ^ names_b):
+        diffs.append(f"{a.name}: variable {name} only in {'base' if name in names_a else 'new'}")
+    for name in sorted(names_a & names_b):
+        if not _arrays_equal(da[name].values, db[name].values):
+            diffs.append(f"{a.name}: {name} differs")
+    for key in sorted(set(da.attrs) | set(db.attrs)):
+        if str(da.attrs.get(key)) != str(db.attrs.get(key)):
+            attrs.append(f"{a.name}: attribute {key}")
     return diffs, attrs
 
 
@@ -98,8 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results-only", action="store_true", help="compare results and metrics only (NEW holds no runs)")
     args = ap.parse_args(argv)
     diffs, attrs, counted = [], [], {"results files": 0, "arrays": 0, "metrics files": 0, "checkpoints": 0}
-    for nc in sorted((args.base / "results").glob("*.nc")):
-        other = args.new / "results" / nc.name
+    (base_results, base_runs), (new_results, new_runs) = _folders(args.base), _folders(args.new)
+    files = sorted(base_results.glob("*.nc"))
+    if not files:
+        raise InputError(f"{base_results}: no results .nc files to compare (expected run_demo's --out folder)")
+    for nc in files:
+        n_arrays = len(_open(nc).variables)  # an unreadable base file is refused before anything is compared
+        other = new_results / nc.name
         if not other.exists():
             diffs.append(f"{nc.name}: missing in new")
             continue
@@ -107,14 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         diffs += d
         attrs += a
         counted["results files"] += 1
-        with xr.open_dataset(nc) as ds:
-            counted["arrays"] += len(ds.variables)
+        counted["arrays"] += n_arrays
         metrics = nc.with_suffix(".metrics.json")
         if metrics.exists():
-            diffs += compare_metrics(metrics, args.new / "results" / metrics.name)
+            diffs += compare_metrics(metrics, new_results / metrics.name)
             counted["metrics files"] += 1
-    for ckpt in [] if args.results_only else sorted((args.base / "runs").glob("*/*.pt")):
-        other = args.new / "runs" / ckpt.relative_to(args.base / "runs")
+    for ckpt in [] if args.results_only else sorted(base_runs.glob("*/*.pt")):
+        other = new_runs / ckpt.relative_to(base_runs)
         if not other.exists():
             diffs.append(f"{ckpt}: missing in new")
             continue
@@ -130,4 +151,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_script(main))  # one-line errors, exit 2 (diffpose_viz.entry)
