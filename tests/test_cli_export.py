@@ -7,17 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diffpose_viz.cli import build_parser, main
-from timeline_fixtures import sequence_results, wild_run_folder
-
-
-def run_cli(capsys, *args) -> tuple[int, str]:
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as stop:
-        code = stop.code
-    out = capsys.readouterr()
-    return code, out.out + out.err
+from diffpose_viz.cli import build_parser
+from test_cli_bad_input import run_cli
+from timeline_fixtures import sequence_results, sports2d_demo_clip, wild_run_folder
 
 
 def test_export_a_wild_run_folder(tmp_path, capsys):
@@ -94,19 +86,8 @@ def test_wild_open_starts_the_dashboard_on_its_timeline(tmp_path, smoke_run):
     import time
     from pathlib import Path
 
-    from diffpose_viz.wild.mediapipe_detector import mediapipe_available
-
-    if not mediapipe_available():
-        pytest.skip("mediapipe is not installed (the `detector` extra)")
+    clip = sports2d_demo_clip(tmp_path / "media")
     repo = Path(__file__).resolve().parents[1]
-    from diffpose_viz.wild.demo_media import DEMO_NAME, fetch_demo_media
-
-    clip = repo / "data" / "media" / DEMO_NAME
-    if not clip.exists():
-        try:
-            clip = fetch_demo_media(cache_dir=repo / "data" / "cache", out=tmp_path / "media")
-        except Exception as err:  # offline machine
-            pytest.skip(f"demo media unavailable: {err}")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

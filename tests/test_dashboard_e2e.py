@@ -311,20 +311,11 @@ def test_timeline_on_a_test_sequence(page, server, smoke_run, tmp_path):
 def wild_timeline_run(synthetic_lab_results) -> Path:
     """`wild` on the sports2d demo clip (BSD-3) lifted by the synthetic checkpoint: a picture with no licensed
     motion capture in it."""
-    from diffpose_viz.wild.mediapipe_detector import mediapipe_available
-
-    if not mediapipe_available():
-        pytest.skip("mediapipe is not installed (the `detector` extra)")
     pytest.importorskip("av")
-    from diffpose_viz.wild.demo_media import DEMO_NAME, fetch_demo_media
     from diffpose_viz.wild.run import run_wild
+    from timeline_fixtures import sports2d_demo_clip
 
-    clip = REPO / "data" / "media" / DEMO_NAME
-    if not clip.exists():
-        try:
-            clip = fetch_demo_media(cache_dir=REPO / "data" / "cache", out=ARTIFACTS / "media_timeline")
-        except Exception as err:  # offline machine
-            pytest.skip(f"demo media unavailable: {err}")
+    clip = sports2d_demo_clip(ARTIFACTS / "media_timeline")
     out = synthetic_lab_results.parent / "wild"
     res = run_wild(clip, synthetic_lab_results.parent / "run" / "best.pt", out, n_hypotheses=5, max_frames=30,
                    progress=False, overlay=False)
@@ -346,7 +337,10 @@ def test_timeline_on_the_demo_video(page, server, wild_timeline_run):
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowRight")
     expected = orbit_camera(DEFAULT_VIEW[0] + 10, DEFAULT_VIEW[1])["eye"]
-    eye_js = "() => document.querySelectorAll('.js-plotly-plot')[1]._fullLayout.scene.camera.eye"
+    # the 3D chart's camera once it is drawn (Streamlit replaces the chart on a rerun: wait, don't throw)
+    eye_js = ("() => { const g = document.querySelectorAll('.js-plotly-plot')[1];"
+              " const c = g && g._fullLayout && g._fullLayout.scene && g._fullLayout.scene.camera;"
+              " return c ? c.eye : null }")
     # while Streamlit redraws, the chart at index 1 may not have its 3D scene yet: wait, don't throw
     page.wait_for_function(f"() => {{ const g = document.querySelectorAll('.js-plotly-plot')[1];"
                            f" return !!(g && g._fullLayout && g._fullLayout.scene && g._fullLayout.scene.camera"
@@ -355,7 +349,7 @@ def test_timeline_on_the_demo_video(page, server, wild_timeline_run):
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
     before = _plots(page)
     _step_and_check(page, before, image_changes=True)
-    kept = page.evaluate(eye_js)
+    kept = page.wait_for_function(eye_js, timeout=30_000).json_value()
     assert all(abs(kept[k] - expected[k]) < 1e-6 for k in "xyz"), (expected, kept)
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
     page.wait_for_timeout(1500)  # let WebGL paint before the screenshot

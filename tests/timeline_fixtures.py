@@ -77,3 +77,23 @@ def calibrated_sequence(folder: Path):
     path = folder / "res.nc"
     ds.to_netcdf(path)
     return S.select_sequence(ds, 0, source=str(path))
+
+
+def sports2d_demo_clip(out: Path) -> Path:
+    """The sports2d demo clip for a real `wild` run (data/media, else fetched into `out`); skips the test when
+    MediaPipe (the `detector` extra) or the clip cannot be had."""
+    import pytest
+
+    from diffpose_viz.wild.demo_media import DEMO_NAME, fetch_demo_media
+    from diffpose_viz.wild.mediapipe_detector import mediapipe_available
+
+    if not mediapipe_available():
+        pytest.skip("mediapipe is not installed (the `detector` extra)")
+    repo = Path(__file__).resolve().parents[1]
+    clip = repo / "data" / "media" / DEMO_NAME
+    if clip.exists():
+        return clip
+    try:
+        return fetch_demo_media(cache_dir=repo / "data" / "cache", out=out)
+    except Exception as err:  # offline machine
+        pytest.skip(f"demo media unavailable: {err}")
