@@ -131,7 +131,7 @@ class ModelConfig:
     context_checkpoint: str | None = None
     # two-stage diffpose: the denoiser's x0 estimate is phi_ST's 3D pose plus a learnt correction (output layer
     # initialised at zero), so training starts from phi_ST's accuracy instead of from scratch. Chosen on
-    # validation (bandai17, docs/BENCHMARKS.md: 50.6 mm with it, 57.8+ without at equal epochs).
+    # validation (bandai17, docs/benchmarks/history.md: 50.6 mm with it, 55.5 without at equal epochs).
     residual_to_context: bool = True
     frames: int = 27  # video context: frames per window (odd), taken at the data's frame stride
     video_lifter: VideoLifterConfig = field(default_factory=VideoLifterConfig)
