@@ -35,15 +35,19 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(results_dir, tmp_path_factory):
+    # DIFFPOSE_VIZ_E2E_RESULTS=results/demo runs the browser test (and its screenshots) on real results.
+    chosen = os.environ.get("DIFFPOSE_VIZ_E2E_RESULTS") or str(results_dir)
+    yield from _dashboard_server(chosen, tmp_path_factory.mktemp("home"))
+
+
+def _dashboard_server(results: str, home: Path):
+    """`streamlit run` of the dashboard on `results`, yielding its URL until the test module ends."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
     port = _free_port()
-    # DIFFPOSE_VIZ_E2E_RESULTS=results/demo runs the browser test (and its screenshots) on real results.
-    chosen = os.environ.get("DIFFPOSE_VIZ_E2E_RESULTS") or str(results_dir)
     # HOME elsewhere: only the project's .streamlit/config.toml applies (not the user's ~/.streamlit)
-    env = {**os.environ, "DIFFPOSE_VIZ_RESULTS": chosen, "PYTHONPATH": str(REPO),
-           "HOME": str(tmp_path_factory.mktemp("home"))}
+    env = {**os.environ, "DIFFPOSE_VIZ_RESULTS": results, "PYTHONPATH": str(REPO), "HOME": str(home)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "Overview.py"), "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
@@ -94,6 +98,14 @@ def _no_exception(page) -> None:
 def test_page_renders(page, server, name):
     ARTIFACTS.mkdir(exist_ok=True)
     _open(page, server, name)
+    _check_page_drawn(page, name)
+    page.screenshot(path=str(ARTIFACTS / f"page_{name or 'home'}.png"))
+    if name in ("GMM_components", "Failure_cases"):  # the figure alone, for docs/screenshots
+        page.locator('[data-testid="stPlotlyChart"]').first.screenshot(path=str(ARTIFACTS / f"figure_{name}.png"))
+
+
+def _check_page_drawn(page, name: str) -> None:
+    """No exception; the overview's table, the upload box, or (other pages) a plotly chart that drew traces."""
     _no_exception(page)
     if name == "":
         page.wait_for_selector('[data-testid="stDataFrame"]', timeout=30_000)
@@ -106,9 +118,45 @@ def test_page_renders(page, server, name):
             "() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g._fullData && g._fullData.length)",
             timeout=30_000)
         page.wait_for_timeout(1500)  # let WebGL paint before the screenshot
-    page.screenshot(path=str(ARTIFACTS / f"page_{name or 'home'}.png"))
-    if name in ("GMM_components", "Failure_cases"):  # the figure alone, for docs/screenshots
-        page.locator('[data-testid="stPlotlyChart"]').first.screenshot(path=str(ARTIFACTS / f"figure_{name}.png"))
+
+
+@pytest.fixture(scope="module")
+def imported_results(tiny_data, tmp_path_factory) -> Path:  # noqa: F811
+    """Results of checkpoints imported from files in the released layouts (the released DiffPose frame pair:
+    `official`, and its GCNpose alone as a lifter), evaluated on the tiny synthetic set."""
+    from diffpose_viz.evaluation.evaluate import EvalData, evaluate
+    from diffpose_viz.inference import SamplingSetting
+    from diffpose_viz.released import import_released
+    from released.released_files import gcn_shapes, save_diffpose_file
+
+    d = tmp_path_factory.mktemp("imported_e2e")
+    data = {"path": str(tiny_data), "train_subjects": ["syn_a", "syn_b", "syn_c"], "test_subjects": ["syn_t"],
+            "input_2d": "detector_sim", "train_2d": None, "test_2d": None, "frame_stride": 4,
+            "validation_fraction": 0.2}
+    pose = save_diffpose_file(d / "gcn_xyz_cpn.pth", gcn_shapes(8, 1, diff=False), 1)
+    diff = save_diffpose_file(d / "diffpose_uvxyz_cpn.pth", gcn_shapes(8, 1, diff=True), 2)
+    official = import_released("diffpose-frame", [pose, diff], d / "frame", data=data)[0]
+    folder = d / "results"
+    for name, ckpt in (("official", official), ("lifter", d / "frame" / "lifter" / "best.pt")):
+        evaluate(ckpt, folder / f"{name}.nc", data=EvalData(max_samples=12), progress=False,
+                 sampling=SamplingSetting(record=name == "official"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def imported_server(imported_results, tmp_path_factory):
+    yield from _dashboard_server(str(imported_results), tmp_path_factory.mktemp("home_imported"))
+
+
+@pytest.mark.parametrize("name", [*PAGES, "Uncertainty", "What_if_lab", "Timeline"])
+def test_page_renders_an_imported_released_checkpoint(page, imported_server, name):
+    """Every page in the browser on the results of an imported released-format checkpoint (issue 29)."""
+    _open(page, imported_server, name)
+    if name == "GMM_components":  # the released procedure has no H_K: the page says so instead of drawing
+        _no_exception(page)
+        page.get_by_text("stores the fitted H_K").wait_for(timeout=30_000)
+        return
+    _check_page_drawn(page, name)
 
 
 def test_trajectory_slider_and_upright_pose(page, server):
