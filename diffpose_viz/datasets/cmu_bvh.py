@@ -21,28 +21,20 @@ written next to the npz (`SOURCES.md`, `report.json`).
 """
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_json
-from ..camera import h36m_cameras
 from ..mocap import bvh, rigs
-from ..skeleton import H36M17
-from .demo import FPS, MAX_CLIP_SECONDS, MAX_PELVIS_EXTENT_M, SubjectTotals, cut_clips, fit_clips, resample
-from .vp3d import save_3d
+from .conversion import LEG_M, LEG_TOLERANCE, Conversion, median_leg
+from .demo import FPS, resample
 from diffpose_viz.errors import DataError
 
-CMU_BVH_FILE = "data_3d_cmu_bvh.npz"
 #: CMU subjects reserved for independent evaluation: never converted, trained on, tuned on or evaluated on here.
 RESERVED_SUBJECTS = frozenset(range(1, 11))
 CMU_METRES_PER_UNIT = 0.0254 / 0.45  # the CMU FAQ: the skeleton's length unit is 1/0.45 inch
 ACCEPTED_FPS = (120.0, 60.0, 30.0)
-LEG_M = 0.85  # thigh + shin of an adult
-LEG_TOLERANCE = 1.5  # a leg more than this factor off 0.85 m in both unit systems: the units are wrong
 NAME = re.compile(r"^(?:scaled_)?(\d{1,3})_(\d{1,3})\.bvh$", re.IGNORECASE)
 LICENCE = ("CMU Graphics Lab Motion Capture Database, http://mocap.cs.cmu.edu/: free for use in research and "
            "commercial projects; acknowledge 'The data used in this project was obtained from mocap.cs.cmu.edu. "
@@ -69,9 +61,7 @@ def _rig(motion: bvh.BVHMotion, path: Path) -> rigs.Rig:
 
 
 def _metres_per_unit(p17: np.ndarray, path: Path) -> float:
-    leg = np.linalg.norm(p17[:, [2, 5]] - p17[:, [1, 4]], axis=-1) + np.linalg.norm(
-        p17[:, [3, 6]] - p17[:, [2, 5]], axis=-1)
-    leg = float(np.median(leg))
+    leg = median_leg(p17)
     choices = {"CMU units": CMU_METRES_PER_UNIT, "metres": 1.0}
     name, scale = min(choices.items(), key=lambda kv: abs(np.log(leg * kv[1] / LEG_M)))
     if not 1 / LEG_TOLERANCE < leg * scale / LEG_M < LEG_TOLERANCE:
@@ -100,36 +90,8 @@ def read_take(path: Path) -> tuple[np.ndarray, str, float]:
     return (resample(world, fps, FPS) if fps != FPS else world), rig.name, scale
 
 
-@dataclass
-class SourceReport(SubjectTotals):
-    """What one conversion produced: per subject the takes, clips and frames; what was refused and why."""
-
-    source: str
-    out: Path | None = None
-    subjects: dict[str, dict] = field(default_factory=dict)  # cmuSSS -> {"takes", "clips", "frames", "rig"}
-    skipped: list[str] = field(default_factory=list)
-    licence: str = LICENCE
-
-    @property
-    def people(self) -> int:
-        return len(self.subjects)
-
-    def to_dict(self) -> dict:
-        return {"source": self.source, "out": None if self.out is None else str(self.out), "people": self.people,
-                "clips": self.clips, "frames": self.frames, "fps": FPS, "subjects": self.subjects,
-                "skipped": self.skipped, "licence": self.licence}
-
-    def __str__(self) -> str:
-        rows = [f"CMU BVH from {self.source}: {self.people} people, {self.clips} clips, {self.frames} frames at "
-                f"{FPS:g} fps -> {self.out}", f"licence: {self.licence}"]
-        rows += [f"  {s}: {v['takes']} takes, {v['clips']} clips, {v['frames']} frames ({v['rig']})"
-                 for s, v in self.subjects.items()]
-        rows += [f"  skipped {s}" for s in self.skipped]
-        return "\n".join(rows)
-
-
 def convert_cmu_bvh(source: str | Path, out_dir: str | Path = "data/cache/cmu_bvh", *,
-                    log=print) -> SourceReport:
+                    log=print) -> Conversion:
     """Convert every accepted take under `source` (docstring rules) into `out_dir/data_3d_cmu_bvh.npz`."""
     src = Path(source)
     if not src.exists():
@@ -137,9 +99,7 @@ def convert_cmu_bvh(source: str | Path, out_dir: str | Path = "data/cache/cmu_bv
     files = [src] if src.is_file() else sorted(src.rglob("*.bvh"), key=lambda p: p.name)
     if not files:
         raise DataError(f"--from {src}: no .bvh files found")
-    report = SourceReport(str(src))
-    cameras = h36m_cameras("S1")
-    positions: dict[str, dict[str, np.ndarray]] = {}
+    report = Conversion(name="cmu_bvh", title="CMU BVH", source=str(src), licence=LICENCE)
     seen: set[tuple[str, str]] = set()
     for path in files:
         try:
@@ -157,31 +117,6 @@ def convert_cmu_bvh(source: str | Path, out_dir: str | Path = "data/cache/cmu_bv
             continue
         seen.add((subject, action))
         world, rig_name, _ = read_take(path)
-        clips = [piece for a, b in cut_clips(world, int(MAX_CLIP_SECONDS * FPS), MAX_PELVIS_EXTENT_M)
-                 for piece in fit_clips(world[a:b], cameras)]
-        row = report.subjects.setdefault(subject, {"takes": 0, "clips": 0, "frames": 0, "rig": rig_name})
-        row["takes"] += 1
-        for k, clip in enumerate(clips):
-            positions.setdefault(subject, {})[f"{action}" if len(clips) == 1 else f"{action} {k + 1}"] = clip
-            row["clips"] += 1
-            row["frames"] += len(clip)
-    if not positions:
-        raise DataError(f"--from {src}: nothing converted; " + "; ".join(report.skipped[:5]))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    report.out = out_dir / CMU_BVH_FILE
-    metadata = {"fps": FPS, "joint_names": list(H36M17.joint_names), "parents": list(H36M17.parents),
-                "keypoints_symmetry": [list(H36M17.left), list(H36M17.right)], "units": "metres",
-                "world": "Z-up, floor at z = 0, each clip's mean pelvis (x, y) at the origin",
-                "cameras": "Human3.6M intrinsics + subject S1 extrinsics for every subject",
-                "license": LICENCE, "sources": report.to_dict(),
-                "reserved": "CMU subjects 01-10 are never converted (independent evaluation)"}
-    save_3d(report.out, positions, cameras={s: cameras for s in positions}, metadata=metadata)
-    atomic_write_json(out_dir / "report.json", report.to_dict())
-    (out_dir / "SOURCES.md").write_text(
-        "# CMU BVH conversion (not committed: data/cache is git-ignored)\n\n```\n" + str(report) + "\n```\n"
-        + "\nUse: `data.extra_train: [{path: " + str(report.out) + ", subjects: " + json.dumps(list(positions))
-        + ", name: cmu}]`\n")
-    if log:
-        log(str(report))
-    return report
+        report.add_take(subject, action, world, FPS, rig_name)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return report.write(out_dir, reserved="CMU subjects 01-10 are never converted (independent evaluation)", log=log)
