@@ -126,18 +126,12 @@ def imported_results(tiny_data, tmp_path_factory) -> Path:  # noqa: F811
     `official`, and its GCNpose alone as a lifter), evaluated on the tiny synthetic set."""
     from diffpose_viz.evaluation.evaluate import EvalData, evaluate
     from diffpose_viz.inference import SamplingSetting
-    from diffpose_viz.released import import_released
-    from released.released_files import gcn_shapes, save_diffpose_file
+    from released.released_files import import_frame_pair
 
     d = tmp_path_factory.mktemp("imported_e2e")
-    data = {"path": str(tiny_data), "train_subjects": ["syn_a", "syn_b", "syn_c"], "test_subjects": ["syn_t"],
-            "input_2d": "detector_sim", "train_2d": None, "test_2d": None, "frame_stride": 4,
-            "validation_fraction": 0.2}
-    pose = save_diffpose_file(d / "gcn_xyz_cpn.pth", gcn_shapes(8, 1, diff=False), 1)
-    diff = save_diffpose_file(d / "diffpose_uvxyz_cpn.pth", gcn_shapes(8, 1, diff=True), 2)
-    official = import_released("diffpose-frame", [pose, diff], d / "frame", data=data)[0]
+    official, lifter, _ = import_frame_pair(d, tiny_data)
     folder = d / "results"
-    for name, ckpt in (("official", official), ("lifter", d / "frame" / "lifter" / "best.pt")):
+    for name, ckpt in (("official", official), ("lifter", lifter)):
         evaluate(ckpt, folder / f"{name}.nc", data=EvalData(max_samples=12), progress=False,
                  sampling=SamplingSetting(record=name == "official"))
     return folder

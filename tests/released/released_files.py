@@ -129,3 +129,21 @@ def predict(model, cond) -> np.ndarray:
     from diffpose_viz.inputs import FeedBatch
 
     return np.asarray(model.method.predict(model, FeedBatch(cond, None), model.method.sampling(model.cfg)).hypotheses)
+
+
+def tiny_data_section(tiny_data: Path) -> dict:
+    """`import`'s `data` section for the tiny synthetic set, instead of Human3.6M."""
+    return {"path": str(tiny_data), "train_subjects": ["syn_a", "syn_b", "syn_c"], "test_subjects": ["syn_t"],
+            "input_2d": "detector_sim", "train_2d": None, "test_2d": None, "frame_stride": 4,
+            "validation_fraction": 0.2}
+
+
+def import_frame_pair(folder: Path, tiny_data: Path) -> tuple[Path, Path, Path]:
+    """The released frame pair (GCNpose, GCNdiff) written as the released code saves it and imported with the
+    tiny data section: (official best.pt, its lifter's best.pt, the GCNdiff file)."""
+    from diffpose_viz.released import import_released
+
+    pose = save_diffpose_file(folder / "gcn_xyz_cpn.pth", gcn_shapes(8, 1, diff=False), 1)
+    diff = save_diffpose_file(folder / "diffpose_uvxyz_cpn.pth", gcn_shapes(8, 1, diff=True), 2)
+    official = import_released("diffpose-frame", [pose, diff], folder / "frame", data=tiny_data_section(tiny_data))[0]
+    return official, folder / "frame" / "lifter" / "best.pt", diff

@@ -15,7 +15,8 @@ from diffpose_viz.released import import_released
 from diffpose_viz.results import load_results
 from diffpose_viz.skeleton import BLAZEPOSE33_NAMES
 
-from released.released_files import gcn_shapes, mixste_shapes, save_diffpose_file, save_run_py_file, tcn_shapes
+from released.released_files import (import_frame_pair, mixste_shapes, save_run_py_file, tcn_shapes,
+                                     tiny_data_section)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 DASH = Path(__file__).resolve().parents[2] / "dashboard"
@@ -25,15 +26,12 @@ DASH = Path(__file__).resolve().parents[2] / "dashboard"
 def runs(tiny_data, tmp_path_factory):  # noqa: F811
     """Imported runs whose `data` section is the tiny synthetic set instead of Human3.6M (import's `data`)."""
     d = tmp_path_factory.mktemp("imported")
-    data = {"path": str(tiny_data), "train_subjects": ["syn_a", "syn_b", "syn_c"], "test_subjects": ["syn_t"],
-            "input_2d": "detector_sim", "train_2d": None, "test_2d": None, "frame_stride": 4,
-            "validation_fraction": 0.2}
-    pose = save_diffpose_file(d / "gcn_xyz_cpn.pth", gcn_shapes(8, 1, diff=False), 1)
-    diff = save_diffpose_file(d / "diffpose_uvxyz_cpn.pth", gcn_shapes(8, 1, diff=True), 2)
+    data = tiny_data_section(tiny_data)
+    official, lifter, diff = import_frame_pair(d, tiny_data)
     mix = save_run_py_file(d / "mixste.bin", mixste_shapes(16, 1, 9), 3, data_parallel=True)
     tcn = save_run_py_file(d / "detectron_coco.bin", tcn_shapes([3, 3], 16), 4)
-    return {"official": import_released("diffpose-frame", [pose, diff], d / "frame", data=data)[0],
-            "lifter": d / "frame" / "lifter" / "best.pt",
+    return {"official": official,
+            "lifter": lifter,
             "video": import_released("diffpose-video", [mix, diff], d / "video", data=data)[0],
             "tcn_coco": import_released("videopose3d", [tcn], d / "tcn", input_layout="coco", data=data)[0]}
 
