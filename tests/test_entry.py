@@ -27,13 +27,13 @@ def test_a_bug_keeps_its_traceback_and_debug_shows_one(monkeypatch):
 
 def test_disk_full_and_read_only_outside_the_atomic_writer_are_worded(capsys):
     def full():
-        raise OSError(errno.ENOSPC, "No space left on device", "/data/run/train_log.jsonl")
+        raise OSError(errno.ENOSPC, "No space left on device", "runs/demo/train_log.jsonl")
     assert guarded(full, "tool.py") == 2
-    assert "no space left on device writing /data/run/train_log.jsonl" in capsys.readouterr().err
+    assert "no space left on device writing runs/demo/train_log.jsonl" in capsys.readouterr().err
     def read_only():
-        raise OSError(errno.EROFS, "Read-only file system", "/ro/x.json")
+        raise OSError(errno.EROFS, "Read-only file system", "results/x.json")
     guarded(read_only, "tool.py")
-    assert "cannot write /ro/x.json (read-only file system)" in capsys.readouterr().err
+    assert "cannot write results/x.json (read-only file system)" in capsys.readouterr().err
 
 
 def test_disk_full_inside_the_atomic_writer_names_the_target(tmp_path, monkeypatch):
