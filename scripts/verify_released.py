@@ -180,6 +180,23 @@ def diffpose_config(repo: Path, name: str = "human36m_diffpose_uvxyz_cpn.yml"):
     return ns(yaml.safe_load((repo / "configs" / name).read_text()))
 
 
+def released_schedule(config, get_beta_schedule) -> tuple[torch.Tensor, range]:
+    """The released sampler's betas and its step sequence (skip_type 'uniform', the default), from its config."""
+    betas = torch.from_numpy(get_beta_schedule(
+        beta_schedule=config.diffusion.beta_schedule, beta_start=config.diffusion.beta_start,
+        beta_end=config.diffusion.beta_end, num_diffusion_timesteps=config.diffusion.num_diffusion_timesteps)).float()
+    test_num, test_steps = config.testing.test_num_diffusion_timesteps, config.testing.test_timesteps
+    return betas, range(0, test_num, test_num // test_steps)
+
+
+def released_run(generalized_steps, state, mask, seq, diff, betas) -> torch.Tensor:
+    """The released deterministic sampling run (eta 0) from `state` (uvxyz): its root-centred xyz."""
+    with cuda_is_identity():
+        xs, _ = generalized_steps(state, mask, seq, diff, betas, eta=0.0)
+    out = xs[-1][..., 2:]
+    return out - out[:, :1]
+
+
 def save_diffpose(model: torch.nn.Module, path: Path) -> None:
     """runners/diffpose_frame.py: states = [model_diff.state_dict(), optimizer.state_dict(), epoch, step,
     ema_helper.state_dict()] with model_diff = DataParallel(GCNdiff)."""
@@ -222,11 +239,7 @@ def verify_diffpose_frame(repo: Path, work: Path, uv_real: torch.Tensor, rows: l
         kit = load_model(work / "frame" / "best.pt")
         kit_lifter = load_model(work / "frame" / "lifter" / "best.pt")
         mask = torch.ones(1, 1, 17, dtype=torch.bool)
-        betas = torch.from_numpy(get_beta_schedule(
-            beta_schedule=config.diffusion.beta_schedule, beta_start=config.diffusion.beta_start,
-            beta_end=config.diffusion.beta_end, num_diffusion_timesteps=config.diffusion.num_diffusion_timesteps)).float()
-        test_num, test_steps = config.testing.test_num_diffusion_timesteps, config.testing.test_timesteps
-        seq = range(0, test_num, test_num // test_steps)  # skip_type 'uniform', the default
+        betas, seq = released_schedule(config, get_beta_schedule)
         g = torch.Generator().manual_seed(0)
         inputs = {"random": torch.randn(64, 17, 2, generator=g) * 0.5, "bandai17": uv_real}
         with torch.no_grad():
@@ -239,10 +252,7 @@ def verify_diffpose_frame(repo: Path, work: Path, uv_real: torch.Tensor, rows: l
                 t = torch.randint(0, 51, (len(uv),), generator=g)
                 report(rows, f"GCNdiff eps ({label} uvxyz, random t)", kit.network.denoiser(state, t),
                        diff(state, mask, t.float(), 0))
-                with cuda_is_identity():
-                    xs, _ = generalized_steps(torch.cat([uv, ref], -1), mask, seq, diff, betas, eta=0.0)
-                out = xs[-1][..., 2:]
-                out = out - out[:, :1]
+                out = released_run(generalized_steps, torch.cat([uv, ref], -1), mask, seq, diff, betas)
                 pred = kit.method.predict(kit, FeedBatch(with_confidence(uv), None), kit.method.sampling(kit.cfg))
                 report(rows, f"whole official sampling run, seq {list(seq)} ({label} 2D)",
                        torch.as_tensor(np.asarray(pred.hypotheses))[:, 0], out)
@@ -326,11 +336,7 @@ def verify_diffpose_video(repo: Path, work: Path, uv_real: torch.Tensor, rows: l
         kit = load_model(work / "video" / "best.pt")
         compare_video_lifter(rows, "MixSTE2-243 (Diffpose_video)", kit.extras["lifter"].net.model, mix, uv_real, frames)
         mask = torch.ones(1, 1, 17, dtype=torch.bool)
-        betas = torch.from_numpy(get_beta_schedule(
-            beta_schedule=config.diffusion.beta_schedule, beta_start=config.diffusion.beta_start,
-            beta_end=config.diffusion.beta_end, num_diffusion_timesteps=config.diffusion.num_diffusion_timesteps)).float()
-        test_num, test_steps = config.testing.test_num_diffusion_timesteps, config.testing.test_timesteps
-        seq = range(0, test_num, test_num // test_steps)
+        betas, seq = released_schedule(config, get_beta_schedule)
         g = torch.Generator().manual_seed(6)
         with torch.no_grad():
             windows = uv_real[None, :frames]
@@ -341,10 +347,7 @@ def verify_diffpose_video(repo: Path, work: Path, uv_real: torch.Tensor, rows: l
             t = torch.randint(0, 51, (1,), generator=g)
             report(rows, "GCNdiff (video) eps (bandai17 uvxyz, random t)", kit.network.denoiser(state, t),
                    diff(state, mask, t.float(), 0))
-            with cuda_is_identity():
-                xs, _ = generalized_steps(state, mask, seq, diff, betas, eta=0.0)
-            out = xs[-1][..., 2:]
-            out = out - out[:, :1]
+            out = released_run(generalized_steps, state, mask, seq, diff, betas)
             pred = kit.method.predict(kit, FeedBatch(with_confidence(windows), None), kit.method.sampling(kit.cfg))
             report(rows, f"whole official video run, centre frame, seq {list(seq)} (bandai17)",
                    torch.as_tensor(np.asarray(pred.hypotheses))[:, 0], out)
