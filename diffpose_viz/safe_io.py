@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import ast
+import hashlib
 import io
 import os
 import pickle
@@ -80,6 +81,15 @@ class UnsafePickleError(SafeLoadError):
             path=path, key=key, expected="only numpy arrays, dtypes, scalars and plain containers",
             found=f"global '{refused}'",
         )
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 (hex) of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _file_kind(mode: int) -> str:

@@ -9,7 +9,6 @@ results carry them. BVH and CSV have no such place.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from diffpose_viz.errors import InputError
 from diffpose_viz.figures.sequence import Sequence
 from diffpose_viz.figures.video_frames import VideoFrames
 from diffpose_viz.outputs import check_output_file
+from diffpose_viz.safe_io import file_sha256
 
 FORMATS = ("mp4", "bvh", "rrd", "csv", "json")
 
@@ -31,14 +31,6 @@ def check_output(out: str | Path, force: bool, kind: str | None = None) -> Path:
     """The output path through the package's one output check (`outputs.check_output_file`): a folder, another
     suffix than the format's, or an existing file without `force` is refused, naming the path."""
     return check_output_file(out, force=force, label="--out", suffix=f".{kind}" if kind else None)
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def source_metadata(seq: Sequence) -> dict:

@@ -7,7 +7,6 @@ naming the file, the subjects and how many rows overlap; `allow=True` (`--allow-
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import replace
@@ -19,6 +18,7 @@ from diffpose_viz.config import DataConfig
 from diffpose_viz.datasets.poses import PoseSet
 from diffpose_viz.errors import LeakageError
 from diffpose_viz.inputs.splits import load_splits, load_test_poses
+from diffpose_viz.safe_io import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +52,7 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
             return False
     except OSError:
         return False
-    return _sha256(a) == _sha256(b)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(a) == file_sha256(b)
 
 
 def _refuse(message: str, allow: bool) -> None:

@@ -16,7 +16,6 @@ module with `model.released` numerics; the weights are the file's with their nam
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from diffpose_viz.errors import CheckpointError, ConfigError, OutputExistsError
 from diffpose_viz.methods import Lifter, Official, VideoLifter, check_config, get_method
 from diffpose_viz.released import layouts
 from diffpose_viz.released.files import load_released_state
+from diffpose_viz.safe_io import file_sha256
 from diffpose_viz.released.kinds import HUMAN36M_DATA, KINDS, PROTOCOLS, TWO_D, VIDEO_PROTOCOLS
 
 GCN_WHAT = "Diffpose GCNpose/GCNdiff"
@@ -130,11 +130,7 @@ def official_config(lifter: Network, denoiser: Network, steps: tuple[int, int], 
 
 
 def file_record(path: Path) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": file_sha256(path)}
 
 
 def write_run(folder: Path, cfg: ExperimentConfig, weights: dict, extras: dict, kind: str, nets: list[Network]) -> Path:
