@@ -178,7 +178,6 @@ def _check_positive(**options) -> None:
 
 
 def cmd_sample(args) -> int:
-    from diffpose_viz.checkpoint import checkpoint_fingerprint
     from diffpose_viz.datasets.keypoints_file import load_keypoints_h36m17
     from diffpose_viz.outputs import check_output_files
     from diffpose_viz.results import write_results
@@ -210,7 +209,7 @@ def cmd_sample(args) -> int:
     ood_line = None
     if ood_model is not None:
         ds, ood_line = annotate(ds, ood_model)
-    ds.attrs["checkpoint_fingerprint"] = checkpoint_fingerprint(args.checkpoint)  # which model made it, by content
+    ds.attrs["checkpoint_fingerprint"] = model.fingerprint  # which model made it, by content
     write_results(ds, args.out)
     n_missing = int(ds["missing"].values.sum()) if "missing" in ds else 0
     print(f"lifted {len(kp17) - n_missing} of {len(kp17)} frames ({fmt} -> H36M-17) with {ds.sizes['hypothesis']} "

@@ -18,7 +18,7 @@ import torch
 
 from diffpose_viz import metrics
 from diffpose_viz.camera import Camera
-from diffpose_viz.checkpoint import load_checkpoint, load_weights, versions
+from diffpose_viz.checkpoint import FINGERPRINT_KEY, load_checkpoint, load_weights, versions
 from diffpose_viz.config import parse_config, to_dict
 from diffpose_viz.detector_sim import Detections2D
 from diffpose_viz.errors import CheckpointError, InputError
@@ -76,7 +76,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         from diffpose_viz.initialization.detection_error import DetectionErrorModel
 
         error_model = DetectionErrorModel.from_dict(ckpt["detection_error"])
-    return LoadedModel(cfg, method, net, prior, extras, device, str(path), error_model)
+    return LoadedModel(cfg, method, net, prior, extras, device, str(path), error_model,
+                       fingerprint=ckpt[FINGERPRINT_KEY])
 
 
 def autocast(device: torch.device | str, amp: str | None):

@@ -15,15 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from diffpose_viz import distributed as ddp
-from diffpose_viz.checkpoint import checkpoint_fingerprint
 from diffpose_viz.config import DataConfig
 from diffpose_viz.errors import InputError
 from diffpose_viz.outputs import check_output_files
 from diffpose_viz.results import Samples, metrics_path_for, write_results_with_metrics
 from diffpose_viz.evaluation.summary import summarize
 from diffpose_viz.inference import LoadedModel, Lifted, SamplingSetting, lift, load_model, results_dataset
-from diffpose_viz.inputs import SPLIT_SEEDS, build_feed, scored_rows
-from diffpose_viz.inputs.leakage import check_calibration_files
+from diffpose_viz.inputs import SPLIT_SEEDS, CalibrationRows, build_feed, calibration_rows, scored_rows
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +113,12 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", sa
                        suffixes={"--out": ".nc"}, option="overwrite=True (`--force` on the command line)")
     info, dev = ddp.init(device)
     trained = load_model(checkpoint, dev)
-    fingerprint = checkpoint_fingerprint(checkpoint)  # every file written below records it
-    if calibrate and data.calibrate_with:  # before any lifting: a calibration file must not be the training data
-        check_calibration_files(trained.cfg.data, data.calibrate_with, trained.cfg.train.seed,
-                                allow=data.allow_leakage)
+    fingerprint = trained.fingerprint  # every file written below records it
+    calibration = None  # the calibration's rows come from the training data and 2D input, whatever `data` changes
+    if calibrate and data.split == "test" and not info.enabled:  # 'val': its rows are the ones scored
+        # read (and its --calibrate-with files refused if they leak) before any lifting
+        calibration = calibration_rows(trained.cfg.data, trained.cfg.train.seed, CALIBRATION_ROWS, data.calibrate_with,
+                                       allow_leakage=data.allow_leakage)
     model = replace(trained, cfg=replace(trained.cfg, data=data.data_config(trained)))  # the scored rows' data
     cfg, method = model.cfg, model.method
     split = data.split
@@ -126,7 +126,6 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", sa
         from diffpose_viz.inputs import load_splits
 
         test = load_splits(cfg.data, cfg.train.seed, with_test=False).val  # thinned below, windows first
-        calibrate = False  # the calibration is fitted on these very rows
     else:
         from diffpose_viz.inputs import load_test_poses
 
@@ -164,13 +163,9 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", sa
                                       "input_2d_source": cfg.data.input_2d, "occlusion": int(cfg.data.occlusion),
                                       "amp": setting.amp or "none", **_file_input_attrs(cfg, det)})
     summary = summarize(ds)
-    # the calibration's validation rows come from the training data and 2D input, whatever `data` changed; the
-    # out-of-domain score and the radius conditional on it join the results before they are written
-    summary["uncertainty"], ds = _uncertainty(trained, ds, replace(setting, record=False),
-                                              enabled=calibrate and not info.enabled,
-                                              calibrate_with=data.calibrate_with,
-                                              save_rows=data.save_calibration_rows, ood_radius=data.ood_radius,
-                                              fingerprint=fingerprint)
+    # the out-of-domain score and the radius conditional on it join the results before they are written
+    summary["uncertainty"], ds = _uncertainty(trained, ds, replace(setting, record=False), calibration,
+                                              save_rows=data.save_calibration_rows, ood_radius=data.ood_radius)
     summary.update(checkpoint=str(checkpoint), checkpoint_fingerprint=fingerprint, results=str(out), device=str(dev), world_size=info.world_size,
                    wall_s=round(time.perf_counter() - t0, 2))
     metrics_path = metrics_path_for(out)
@@ -194,52 +189,45 @@ def _file_input_attrs(cfg, det) -> dict:
 CALIBRATION_ROWS = 2000
 
 
-def _uncertainty(model: LoadedModel, ds, sampling: SamplingSetting, *, enabled: bool, calibrate_with=(),
-                 save_rows: str | None = None, ood_radius: str = "auto", fingerprint: str | None = None):
-    """(JSON, ds): raw spread-vs-error numbers on test, plus coverage after a calibration fitted on the validation
-    split of `model`'s own (training) data: held-out sequences of the training subjects, in the training data file
-    even when test rows come from another file; and the out-of-domain model (`diffpose_viz.ood`: 2D density of the
-    training rows, score and conditional calibration on the validation rows) whose per-sample score and radius are
-    added to `ds`."""
+def _uncertainty(model: LoadedModel, ds, sampling: SamplingSetting, rows: CalibrationRows | None, *,
+                 save_rows: str | None = None, ood_radius: str = "auto"):
+    """(JSON, ds): raw spread-vs-error numbers on test, plus coverage after a calibration fitted on `rows`
+    (`inputs.calibration_rows`: the validation split of `model`'s own training data, held-out sequences of the
+    training subjects, in the training data file even when test rows come from another file; None: no
+    calibration), and the out-of-domain model (`diffpose_viz.ood`: 2D density of the training rows, score and
+    conditional calibration on the validation rows) whose per-sample score and radius are added to `ds`."""
     from diffpose_viz import ood, uncertainty
     from diffpose_viz.results import add_ood
-    from diffpose_viz.inputs import calibration_rows, load_splits, training_2d
+    from diffpose_viz.inputs import training_2d
 
     cal = ood_model = None
-    if enabled:
-        cfg = model.cfg
-        splits = load_splits(cfg.data, cfg.train.seed, with_test=False)  # read once: validation and training 2D
-        val = calibration_rows(splits.val, cfg.data, cfg.train.seed, CALIBRATION_ROWS, calibrate_with)
-        if len(val):
-            feed = build_feed(val, cfg, "val", model.method, device=model.device, error_model=model.detection_error)
-            lifted = lift(model, feed.with_hk(model.prior, model.extras), sampling)
-            det = feed.det
-            # rows of --calibrate-with files are a held-out domain: they choose the conditional calibration's slope
-            # and stay out of the unconditional calibration (which is exactly what it was without them)
-            subject = val.subject.astype(str)
-            domain = np.zeros(len(val), np.int64)  # 0: the training data's own validation rows; i + 1: file i
-            for i in range(len(calibrate_with)):
-                domain[np.char.startswith(subject, f"calib{i}:")] = i + 1
-            shift, own = domain > 0, domain == 0
-            cal = uncertainty.fit_calibration(lifted.hypotheses[own], val.pose3d[own], det.occluded[own],
-                                              val_pred=None if lifted.pred is None else lifted.pred[own])
-            train_kp, train_conf = training_2d(splits.train, cfg, ood.DENSITY_ROWS, model.detection_error)
-            ood_model = ood.fit_ood_model(
-                train_kp, train_conf, val_keypoints=det.keypoints, val_confidence=det.confidence,
-                val_hyps=lifted.hypotheses, val_gt=val.pose3d, val_occluded=det.occluded, val_pred=lifted.pred,
-                val_gmm=lifted.gmm, shift_rows=domain, radius_from=None if ood_radius == "auto" else ood_radius)
-            ood_model.checkpoint_fingerprint = fingerprint  # `--calibration` refuses it for any other model
-            if save_rows:
-                ood.save_calibration_rows(save_rows, train_keypoints=train_kp, train_confidence=train_conf,
-                                          val_keypoints=det.keypoints, val_confidence=det.confidence,
-                                          val_hyps=lifted.hypotheses, val_gt=val.pose3d, val_occluded=det.occluded,
-                                          val_pred=lifted.pred, val_gmm=lifted.gmm, shift_rows=domain,
-                                          calibrate_with=[str(c) for c in calibrate_with],
-                                          checkpoint_fingerprint=fingerprint)
+    if rows is not None and len(rows.val):
+        cfg, val = model.cfg, rows.val
+        feed = build_feed(val, cfg, "val", model.method, device=model.device, error_model=model.detection_error)
+        lifted = lift(model, feed.with_hk(model.prior, model.extras), sampling)
+        det = feed.det
+        # rows of --calibrate-with files are a held-out domain: they choose the conditional calibration's slope
+        # and stay out of the unconditional calibration (which is exactly what it was without them)
+        domain = rows.domain  # 0: the training data's own validation rows; i + 1: file i
+        shift, own = domain > 0, domain == 0
+        cal = uncertainty.fit_calibration(lifted.hypotheses[own], val.pose3d[own], det.occluded[own],
+                                          val_pred=None if lifted.pred is None else lifted.pred[own])
+        train_kp, train_conf = training_2d(rows.train, cfg, ood.DENSITY_ROWS, model.detection_error)
+        ood_model = ood.fit_ood_model(
+            train_kp, train_conf, val_keypoints=det.keypoints, val_confidence=det.confidence,
+            val_hyps=lifted.hypotheses, val_gt=val.pose3d, val_occluded=det.occluded, val_pred=lifted.pred,
+            val_gmm=lifted.gmm, shift_rows=domain, radius_from=None if ood_radius == "auto" else ood_radius)
+        ood_model.checkpoint_fingerprint = model.fingerprint  # `--calibration` refuses it for any other model
+        if save_rows:
+            ood.save_calibration_rows(save_rows, train_keypoints=train_kp, train_confidence=train_conf,
+                                      val_keypoints=det.keypoints, val_confidence=det.confidence,
+                                      val_hyps=lifted.hypotheses, val_gt=val.pose3d, val_occluded=det.occluded,
+                                      val_pred=lifted.pred, val_gmm=lifted.gmm, shift_rows=domain,
+                                      calibrate_with=list(rows.specs), checkpoint_fingerprint=model.fingerprint)
     out = uncertainty.uncertainty_summary(ds, cal)
     out["calibration_source"] = (f"validation split ({int(own.sum())} rows of the training subjects)"
                                  + (f"; the score-conditional one also {int(shift.sum())} held-out-domain validation "
-                                    f"rows of {list(map(str, calibrate_with))}" if calibrate_with else "")
+                                    f"rows of {list(rows.specs)}" if rows.specs else "")
                                  if cal is not None else "none")
     if ood_model is not None:
         scored = ood.score_results(ood_model, ds)

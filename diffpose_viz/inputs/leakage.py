@@ -17,7 +17,7 @@ import numpy as np
 from diffpose_viz.config import DataConfig
 from diffpose_viz.datasets.poses import PoseSet
 from diffpose_viz.errors import LeakageError
-from diffpose_viz.inputs.splits import load_splits, load_test_poses
+from diffpose_viz.inputs.splits import Splits, load_test_poses
 from diffpose_viz.safe_io import file_sha256
 
 log = logging.getLogger(__name__)
@@ -80,24 +80,17 @@ def check_training_sources(data: DataConfig, training: PoseSet, seed: int = 0, *
                 f"{list(data.test_subjects)} of {data.test_3dhp or data.path} (data.path / data.extra_train)", allow)
 
 
-def check_calibration_files(data: DataConfig, paths, seed: int = 0, *, allow: bool = False) -> None:
-    """Refuse a `--calibrate-with` file that is the training data file itself, or whose validation rows overlap the
-    training file's rows (its own validation rows would then count as a held-out domain)."""
-    if not paths:
+def check_calibration_file(path, rows: PoseSet, data: DataConfig, own: Splits, *, allow: bool = False) -> None:
+    """Refuse a `--calibrate-with` file that is the training data file itself, or whose validation rows `rows`
+    overlap the rows of the training file's split `own` (they would then count as a held-out domain)."""
+    if same_file(path, data.path):
+        _refuse(f"--calibrate-with {path}: is the training data file {data.path} itself; its validation rows are "
+                "the calibration's own, not a held-out domain", allow)
         return
-    own = load_splits(replace(data, extra_train=[]), seed, with_test=False)
-    for path in paths:
-        if same_file(path, data.path):
-            _refuse(f"--calibrate-with {path}: is the training data file {data.path} itself; its validation rows are "
-                    "the calibration's own, not a held-out domain", allow)
-            continue
-        if not Path(path).exists():
-            continue  # calibration_rows names the missing file
-        other = load_splits(replace(data, path=str(path), extra_train=[]), seed, with_test=False).val
-        for name, rows in (("validation", own.val), ("training", own.train)):
-            overlap = shared_rows(other, rows)
-            if overlap:
-                shown = ", ".join(f"{s} ({n} rows)" for s, n in sorted(overlap.items()))
-                _refuse(f"--calibrate-with {path}: its validation rows {shown} equal {name} rows of the training data "
-                        f"{data.path}; a held-out domain must be other takes or views", allow)
-                break
+    for name, reference in (("validation", own.val), ("training", own.train)):
+        overlap = shared_rows(rows, reference)
+        if overlap:
+            shown = ", ".join(f"{s} ({n} rows)" for s, n in sorted(overlap.items()))
+            _refuse(f"--calibrate-with {path}: its validation rows {shown} equal {name} rows of the training data "
+                    f"{data.path}; a held-out domain must be other takes or views", allow)
+            return

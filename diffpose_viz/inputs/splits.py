@@ -14,7 +14,6 @@ from diffpose_viz.config import DataConfig, ExperimentConfig, MotionSource
 from diffpose_viz.datasets.files_2d import drop_damaged_sequences
 from diffpose_viz.datasets.poses import PoseSet, build_pose_set, concatenate, prefixed, reweighted, validation_split
 from diffpose_viz.datasets.vp3d import load_3d
-from diffpose_viz.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -133,40 +132,3 @@ def augment_split(poses: PoseSet, cfg: ExperimentConfig, seed: int) -> Augmented
                   pose2d=out.pose2d.astype(np.float32), res=out.res.astype(np.int32))
     log.info("augmentation: %d rows, %d through virtual cameras", len(new), int(out.virtual.sum()))
     return AugmentedSplit(new, out.intrinsics, out.focal, out.virtual)
-
-
-def calibration_rows(own_val: PoseSet, cfg: DataConfig, seed: int, max_rows: int, extra_paths=()) -> PoseSet:
-    """Validation rows for the error-bar calibration: the training data's held-out sequences (`own_val`, the
-    validation split of `cfg`), plus those of the same training subjects in each of `extra_paths` (e.g. the same
-    takes through held-out validation cameras), each thinned to `max_rows` and prefixed 'calib<i>' (the subjects
-    too: evaluate tells them apart by it, and camera keys never collide). Never test rows."""
-    sets = [thin(own_val, max_rows)]
-    for i, spec in enumerate(extra_paths):
-        path, people = held_out_people(str(spec))
-        trained = {s for src in cfg.extra_train if Path(src.path).resolve() == Path(path).resolve()
-                   for s in src.subjects}
-        if Path(cfg.path).resolve() == Path(path).resolve():
-            trained |= set(cfg.train_subjects) | set(cfg.test_subjects)  # test people never calibrate either
-        if set(people) & trained:
-            raise InputError(f"--calibrate-with {spec}: {sorted(set(people) & trained)} are training or test people "
-                             "of this model; a held-out shift must be people no training source contains")
-        if people:  # people never trained on (a held-out real shift): every row of theirs is validation
-            other = replace(cfg, path=path, extra_train=[], train_subjects=people, validation_fraction=0.0)
-            split = load_splits(other, seed, with_test=False)
-            val = concatenate([split.train, split.val])
-        else:
-            val = load_splits(replace(cfg, path=path, extra_train=[]), seed, with_test=False).val
-        if len(val) == 0:
-            raise InputError(f"--calibrate-with {spec}: no validation rows of "
-                             f"{people or list(cfg.train_subjects)}")
-        sets.append(prefixed(thin(val, max_rows), f"calib{i}"))
-    return concatenate(sets)
-
-
-def held_out_people(spec: str) -> tuple[str, list[str]]:
-    """`PATH` -> (PATH, []): the training subjects' validation rows in another file (e.g. new views);
-    `PATH:bk,ri013` -> (PATH, [bk, ri013]): all rows of people no training source contains (real shifts)."""
-    path, sep, people = spec.rpartition(":")
-    if not sep or not path or Path(spec).exists() or "/" in people:
-        return spec, []
-    return path, [p for p in people.split(",") if p]

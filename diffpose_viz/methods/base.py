@@ -33,6 +33,7 @@ class LoadedModel:
     device: torch.device = torch.device("cpu")
     path: str = ""
     detection_error: Any = None  # DetectionErrorModel fitted on the training rows' 2D files, when used
+    fingerprint: str | None = None  # the checkpoint's content fingerprint (what derived files record); None: no file
     samplers: dict = field(default_factory=dict, repr=False)  # built once per setting (Method.sampler)
 
     @property

@@ -168,8 +168,6 @@ def lift_detections(
 
         ds, ood_line = annotate(ds, load_ood_model(calibration, checkpoint))
         ood_line = "; " + ood_line
-    from diffpose_viz.checkpoint import checkpoint_fingerprint
-
-    ds.attrs["checkpoint_fingerprint"] = checkpoint_fingerprint(checkpoint)  # which model made it, by content
+    ds.attrs["checkpoint_fingerprint"] = model.fingerprint  # which model made it, by content
     write_results(ds, out_path)
     return out_path, f"lifted {len(found)} of {len(det.person_found)} frames with {ds.attrs['n_hypotheses']} hypotheses{ood_line}"

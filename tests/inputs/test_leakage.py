@@ -8,7 +8,7 @@ import pytest
 
 from diffpose_viz.errors import LeakageError
 from diffpose_viz.inputs import load_splits, load_test_poses
-from diffpose_viz.inputs.leakage import check_calibration_files, check_training_sources, same_file, shared_rows
+from diffpose_viz.inputs.leakage import check_training_sources, same_file, shared_rows
 from tiny_runs import tiny_config
 
 
@@ -29,7 +29,7 @@ def test_same_file_by_content(tiny_data, tmp_path):
     assert not same_file(other, tiny_data)
 
 
-def test_training_sources_and_calibration_files(tiny_data, caplog):
+def test_training_sources(tiny_data, caplog):
     data = tiny_config(tiny_data).data
     splits = load_splits(data, 0, with_test=False)
     check_training_sources(data, splits.train)  # the shipped split: fine
@@ -40,5 +40,3 @@ def test_training_sources_and_calibration_files(tiny_data, caplog):
         check_training_sources(data, concatenate([splits.train, test]))
     check_training_sources(data, concatenate([splits.train, test]), allow=True)
     assert "allowed by --allow-leakage" in caplog.text
-    with pytest.raises(LeakageError, match="is the training data file"):
-        check_calibration_files(data, [tiny_data])

@@ -68,23 +68,3 @@ def test_two_sources_with_one_prefix_are_refused(tiny_data, second_file):
                                  "subjects: [syn_b]}]"}
     with pytest.raises(ConfigError, match="distinct `name`"):
         tiny_config(tiny_data, **twice)
-
-
-def test_calibration_with_held_out_people_uses_all_their_rows_and_refuses_training_people(tiny_data, second_file):
-    from diffpose_viz.errors import InputError
-    from diffpose_viz.inputs.splits import calibration_rows, held_out_people
-
-    assert held_out_people(f"{second_file}:syn_c,syn_t") == (str(second_file), ["syn_c", "syn_t"])
-    assert held_out_people(str(second_file)) == (str(second_file), [])
-    cfg = tiny_config(tiny_data, **source(second_file))  # syn_a, syn_b of the second file are trained on
-    own = load_splits(cfg.data, 0, with_test=False).val
-    rows = calibration_rows(own, cfg.data, 0, 10_000, [f"{second_file}:syn_t"])
-    held = rows.subject.astype(str)[np.char.startswith(rows.subject.astype(str), "calib0:")]
-    assert len(held) and set(held) == {"calib0:syn_t"}
-    every = load_splits(tiny_config(second_file, **{"data.train_subjects": "[syn_t]", "data.test_subjects": "[syn_c]",
-                                                    "data.validation_fraction": 0.0}).data, 0, with_test=False)
-    assert len(held) == len(every.train)  # all of the held-out person's rows, not a 10 % validation slice
-    with pytest.raises(InputError, match=r"\['syn_a'\] are training or test people"):
-        calibration_rows(own, cfg.data, 0, 10_000, [f"{second_file}:syn_a"])
-    with pytest.raises(InputError, match=r"\['syn_t'\] are training or test people"):  # the model's test person
-        calibration_rows(own, cfg.data, 0, 10_000, [f"{tiny_data}:syn_t"])
