@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from diffpose_viz.closing import Closing
+
 __all__ = [
     "ALLOWED_GLOBALS", "MAX_ARRAY_BYTES", "MAX_INPUT_BYTES", "RestrictedUnpickler", "SafeLoadError", "SafeNpzFile",
     "UnsafePickleError", "check_input_file", "load_npy", "load_npz",
@@ -302,7 +304,7 @@ def _read_npy_stream(open_stream, path, key: str | None, size: int | None = None
 
 
 # --------------------------------------------------------------------------- npz
-class SafeNpzFile:
+class SafeNpzFile(Closing):
     """A read-only `.npz` archive whose members are read like `np.load(...)[key]`, minus code execution.
 
     `files` lists member keys (without `.npy`); `archive[key]` reads one member. Use as a context
@@ -372,12 +374,6 @@ class SafeNpzFile:
 
     def close(self) -> None:
         self._zip.close()
-
-    def __enter__(self) -> "SafeNpzFile":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def load_npz(path: str | os.PathLike, keys: Iterable[str] | None = None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from diffpose_viz.closing import Closing
 from diffpose_viz.errors import DataError
 
 INSTALL_HINT = "reading video needs PyAV: pip install 'diffpose-viz[video]' (or pip install av)"
@@ -25,7 +26,7 @@ def _av():
     return av
 
 
-class VideoFrames:
+class VideoFrames(Closing):
     """One open video. `len()` is its number of frames (from the container, else counted by demuxing)."""
 
     def __init__(self, path: str | Path, max_width: int = 640, cache_size: int = 64):
@@ -122,9 +123,3 @@ class VideoFrames:
 
     def close(self) -> None:
         self._container.close()
-
-    def __enter__(self) -> "VideoFrames":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from diffpose_viz.atomic import atomic_target
+from diffpose_viz.closing import Closing
 
 from diffpose_viz.skeleton import BLAZEPOSE33_NAMES, blazepose33_to_h36m17
 from diffpose_viz.wild.visibility import (
@@ -102,7 +103,7 @@ def _check_model_installed(mp, complexity: int) -> None:
         )
 
 
-class MediaPipePoseDetector:
+class MediaPipePoseDetector(Closing):
     """One MediaPipe Pose graph. static_image_mode=True treats frames independently
     (images); False tracks the person across consecutive frames (video)."""
 
@@ -143,12 +144,6 @@ class MediaPipePoseDetector:
 
     def close(self) -> None:
         self._pose.close()
-
-    def __enter__(self) -> "MediaPipePoseDetector":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 @dataclass
