@@ -98,6 +98,16 @@ def pick_model(files: dict[str, Path], key: str, label: str = "Model") -> tuple[
     return name, open_results(files[name])
 
 
+def pick_model_with_gt(files: dict[str, Path], key: str, without: str) -> xr.Dataset:
+    """`pick_model` for a page that reads the error (`err`): a file without ground truth stops the page with
+    a message ending in `without` (what cannot be done)."""
+    name, ds = pick_model(files, key)
+    if "err" not in ds:
+        st.error(f"`{files[name].name}` has no ground truth (`err`){without}")
+        st.stop()
+    return ds
+
+
 def sample_labels(ds: xr.Dataset) -> list[str]:
     from diffpose_viz.figures import describe_sample
     mpjpe = ds["err"].values.mean(-1) if "err" in ds else None
@@ -127,6 +137,13 @@ def page_header(title: str, caption: str) -> None:
     st.set_page_config(page_title=f"DiffPose · {title}", layout="wide")
     st.title(title)
     st.caption(caption)
+
+
+def results_page(title: str, caption: str) -> dict[str, Path]:
+    """A page that reads results files: its header, then the sidebar's results folder and the files in it (or a
+    message on the page and stop)."""
+    page_header(title, caption)
+    return require_results(sidebar_results_dir())
 
 
 # ---------------------------------------------------------------- your own input

@@ -8,9 +8,9 @@ import common  # noqa: E402
 from diffpose_viz import figures as F  # noqa: E402
 
 st = common.st
-common.page_header("Trajectory explorer", "Left: the noisy state h_k of every hypothesis; right: the model's "
-                   "estimate of h_0 at that step (joints coloured by error). Use ▶ or the slider under the plot.")
-files = common.require_results(common.sidebar_results_dir())
+files = common.results_page("Trajectory explorer", "Left: the noisy state h_k of every hypothesis; right: the model's "
+                            "estimate of h_0 at that step (joints coloured by error). Use ▶ or the slider under the "
+                            "plot.")
 with_traj = {}
 for name, path in files.items():
     if F.steps_available(common.open_results(path)):

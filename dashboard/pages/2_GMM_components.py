@@ -10,9 +10,8 @@ from diffpose_viz import figures as F  # noqa: E402
 from diffpose_viz.skeleton import H36M17  # noqa: E402
 
 st = common.st
-common.page_header("GMM components", "Each joint's mixture: ellipses at ±2σ on the image plane (opacity = "
-                   "kernel weight), depth bands on the right, and samples drawn from H_K.")
-files = common.require_results(common.sidebar_results_dir())
+files = common.results_page("GMM components", "Each joint's mixture: ellipses at ±2σ on the image plane (opacity = "
+                            "kernel weight), depth bands on the right, and samples drawn from H_K.")
 with_gmm = {n: p for n, p in files.items() if "gmm_weight" in common.open_results(p)}
 if not with_gmm:
     st.warning("None of these results files stores the fitted H_K (`gmm_weight`, `gmm_mean`, `gmm_var`).")

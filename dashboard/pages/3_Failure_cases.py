@@ -11,13 +11,9 @@ from diffpose_viz import figures as F  # noqa: E402
 from diffpose_viz.skeleton import H36M17  # noqa: E402
 
 st = common.st
-common.page_header("Failure cases", "Samples ranked by error. Choose one to see its prediction (joints coloured by "
-                   "error), the ground truth and every hypothesis.")
-files = common.require_results(common.sidebar_results_dir())
-name, ds = common.pick_model(files, key="fail_model")
-if "err" not in ds:
-    st.error(f"`{files[name].name}` has no ground truth (`err`), so samples cannot be ranked by error.")
-    st.stop()
+files = common.results_page("Failure cases", "Samples ranked by error. Choose one to see its prediction (joints "
+                            "coloured by error), the ground truth and every hypothesis.")
+ds = common.pick_model_with_gt(files, "fail_model", ", so samples cannot be ranked by error.")
 
 group_coord = "action_group" if "action_group" in ds.coords else "action"
 actions = sorted(set(ds[group_coord].values.astype(str)))

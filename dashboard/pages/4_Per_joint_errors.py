@@ -8,13 +8,9 @@ import common  # noqa: E402
 from diffpose_viz import figures as F  # noqa: E402
 
 st = common.st
-common.page_header("Per-joint errors", "MPJPE per joint and per action, whether the hypotheses' spread predicts "
-                   "the error, and how error falls with reverse steps and hypotheses.")
-files = common.require_results(common.sidebar_results_dir())
-name, ds = common.pick_model(files, key="joint_model")
-if "err" not in ds:
-    st.error(f"`{files[name].name}` has no ground truth (`err`): nothing to break down.")
-    st.stop()
+files = common.results_page("Per-joint errors", "MPJPE per joint and per action, whether the hypotheses' spread "
+                            "predicts the error, and how error falls with reverse steps and hypotheses.")
+ds = common.pick_model_with_gt(files, "joint_model", ": nothing to break down.")
 err = ds["err"].values
 split = st.checkbox("Split visible / occluded", value=True, key="joint_split") if "occluded" in ds else False
 c1, c2, c3 = st.columns(3)

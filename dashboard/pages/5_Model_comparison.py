@@ -8,9 +8,8 @@ import common  # noqa: E402
 from diffpose_viz import figures as F  # noqa: E402
 
 st = common.st
-common.page_header("Model comparison", "Summary metrics, MPJPE per action, and a per-sample scatter of two models. "
-                   "Oracle metrics (J-Best, P-Best) use ground truth.")
-files = common.require_results(common.sidebar_results_dir())
+files = common.results_page("Model comparison", "Summary metrics, MPJPE per action, and a per-sample scatter of two "
+                            "models. Oracle metrics (J-Best, P-Best) use ground truth.")
 chosen = st.multiselect("Models", list(files), default=list(files), key="cmp_models")
 runs = {n: common.open_results(files[n]) for n in chosen}
 runs = {n: ds for n, ds in runs.items() if "err" in ds}

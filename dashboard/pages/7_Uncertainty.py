@@ -11,10 +11,9 @@ from diffpose_viz import uncertainty as U  # noqa: E402
 from diffpose_viz.figures import uncertainty as FU  # noqa: E402
 
 st = common.st
-common.page_header("Uncertainty", "Is the spread of the hypotheses a usable error bar? A ball around the P-Agg "
-                   "pose, its radius scaled from the spread, should hold the true joint as often as its nominal "
-                   "level says. Pelvis excluded (it is the origin).")
-files = common.require_results(common.sidebar_results_dir())
+files = common.results_page("Uncertainty", "Is the spread of the hypotheses a usable error bar? A ball around the "
+                            "P-Agg pose, its radius scaled from the spread, should hold the true joint as often as "
+                            "its nominal level says. Pelvis excluded (it is the origin).")
 
 NO_CALIBRATION = ("Raw coverage only: calibration needs validation residuals. `diffpose-viz evaluate` fits it on "
                   "the validation split (`diffpose_viz.uncertainty.fit_calibration`) and stores it in "

@@ -14,9 +14,9 @@ from diffpose_viz.figures import timeline as T  # noqa: E402
 from diffpose_viz.skeleton import H36M17  # noqa: E402
 
 st = common.st
-common.page_header("Timeline", "Scrub through one sequence: where the detector put each joint, what the model made "
-                   "of it in 3D with all its hypotheses, how sure it is, and where it leaves what it was trained on.")
-files = common.require_results(common.sidebar_results_dir())
+files = common.results_page("Timeline", "Scrub through one sequence: where the detector put each joint, what the "
+                            "model made of it in 3D with all its hypotheses, how sure it is, and where it leaves what "
+                            "it was trained on.")
 PLAY_INTERVAL_S = 0.25
 
 
