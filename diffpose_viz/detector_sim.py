@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from diffpose_viz.camera import Camera
 from diffpose_viz.skeleton import H36M17
 
 NUM_JOINTS = H36M17.num_joints
@@ -398,3 +399,34 @@ def render_heatmaps(
     peak = img.max((-1, -2), keepdims=True)
     img = np.where(peak > 0, img / np.where(peak > 0, peak, 1.0), 0.0)
     return (img[0] if single else img), (float(x0), float(y0), float(side))
+
+
+# --------------------------------------------------------------------------- a controlled scene
+#: A standing person facing the camera, camera axes (x right in the image, y down, z away), metres, pelvis at 0.
+#: The person's left is image right. With SYNTHETIC_CAMERA it is the scene the simulator's error levels are
+#: tested (tests/test_detector_sim.py) and measured (scripts/detector_stats.py) on.
+STANDING_BODY = np.array([
+    [0.00, 0.00, 0.00],
+    [-0.13, 0.00, 0.00], [-0.14, 0.45, -0.03], [-0.14, 0.88, 0.00],
+    [0.13, 0.00, 0.00], [0.14, 0.45, -0.03], [0.14, 0.88, 0.00],
+    [0.00, -0.23, 0.00], [0.00, -0.48, 0.00], [0.00, -0.58, -0.06], [0.00, -0.72, 0.00],
+    [0.18, -0.45, 0.00], [0.24, -0.18, 0.02], [0.27, 0.06, 0.00],
+    [-0.18, -0.45, 0.00], [-0.24, -0.18, 0.02], [-0.27, 0.06, 0.00],
+])
+SYNTHETIC_CAMERA = Camera(id="synthetic", res_w=1000, res_h=1000, focal=(1145.0, 1145.0), center=(500.0, 500.0))
+#: The simulator with its Gaussian noise alone (no gross errors, swaps, occlusion or truncation).
+NOISE_ONLY = DetectorSimConfig(gross_error_prob=0.0, swap_prob=0.0, self_occlusion=False, occluder_prob=0.0,
+                               truncation=False)
+
+
+def synthetic_frames(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n camera-frame poses (absolute, metres) of STANDING_BODY at random headings, 4.5-5.5 m in front of
+    SYNTHETIC_CAMERA, and their undistorted projections (px)."""
+    rng = np.random.default_rng(seed)
+    yaw = rng.uniform(-np.pi, np.pi, n)
+    c, s = np.cos(yaw), np.sin(yaw)
+    rot = np.zeros((n, 3, 3))
+    rot[:, 0, 0], rot[:, 0, 2], rot[:, 1, 1], rot[:, 2, 0], rot[:, 2, 2] = c, s, 1.0, -s, c
+    root = np.stack([rng.uniform(-0.5, 0.5, n), rng.uniform(-0.2, 0.2, n), rng.uniform(4.5, 5.5, n)], -1)
+    pose = np.einsum("nij,kj->nki", rot, STANDING_BODY) + root[:, None]
+    return pose, SYNTHETIC_CAMERA.project(pose, distort=False)

@@ -4,7 +4,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from diffpose_viz.camera import Camera
+from diffpose_viz.detector_sim import NOISE_ONLY as CLEAN  # one effect at a time is switched on below
+from diffpose_viz.detector_sim import STANDING_BODY as BODY
+from diffpose_viz.detector_sim import SYNTHETIC_CAMERA as CAM
 from diffpose_viz.detector_sim import (
     DEFAULT_NOISE_STD_PX,
     DetectorSimConfig,
@@ -14,41 +16,14 @@ from diffpose_viz.detector_sim import (
     self_occlusion_mask,
     simulate_detections,
     simulate_from_poseset,
+    synthetic_frames,
 )
 from diffpose_viz.skeleton import H36M17
-
-CAM = Camera(id="test", res_w=1000, res_h=1000, focal=(1145.0, 1145.0), center=(500.0, 500.0))
-
-# A standing person facing the camera, camera axes (x right in the image, y down, z away), metres,
-# pelvis at 0. The person's left is image right.
-BODY = np.array([
-    [0.00, 0.00, 0.00],
-    [-0.13, 0.00, 0.00], [-0.14, 0.45, -0.03], [-0.14, 0.88, 0.00],
-    [0.13, 0.00, 0.00], [0.14, 0.45, -0.03], [0.14, 0.88, 0.00],
-    [0.00, -0.23, 0.00], [0.00, -0.48, 0.00], [0.00, -0.58, -0.06], [0.00, -0.72, 0.00],
-    [0.18, -0.45, 0.00], [0.24, -0.18, 0.02], [0.27, 0.06, 0.00],
-    [-0.18, -0.45, 0.00], [-0.24, -0.18, 0.02], [-0.27, 0.06, 0.00],
-])
-# Torso-and-head-only configs isolate one effect at a time.
-CLEAN = DetectorSimConfig(gross_error_prob=0.0, swap_prob=0.0, self_occlusion=False, occluder_prob=0.0,
-                          truncation=False)
-
-
-def make_frames(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """n camera-frame poses (absolute) with random heading and position, and their projections."""
-    rng = np.random.default_rng(seed)
-    yaw = rng.uniform(-np.pi, np.pi, n)
-    c, s = np.cos(yaw), np.sin(yaw)
-    rot = np.zeros((n, 3, 3))
-    rot[:, 0, 0], rot[:, 0, 2], rot[:, 1, 1], rot[:, 2, 0], rot[:, 2, 2] = c, s, 1.0, -s, c
-    root = np.stack([rng.uniform(-0.5, 0.5, n), rng.uniform(-0.2, 0.2, n), rng.uniform(4.5, 5.5, n)], -1)
-    pose = np.einsum("nij,kj->nki", rot, BODY) + root[:, None]
-    return pose, CAM.project(pose, distort=False)
 
 
 @pytest.fixture(scope="module")
 def frames():
-    return make_frames(20_000)
+    return synthetic_frames(20_000)
 
 
 def test_output_contract(frames):
@@ -227,7 +202,7 @@ def test_simulate_from_poseset_uses_each_rows_camera(frames):
     poses = PoseSet(
         pose3d=(pose[:n] - pose[:n, :1]).astype(np.float32), root=pose[:n, 0].astype(np.float32),
         pose2d=p2[:n].astype(np.float32), subject=np.array(["S"] * n), action=np.array(["a"] * n),
-        camera=np.array(["test"] * n), frame=np.arange(n), cameras={"test": CAM},
+        camera=np.array([CAM.id] * n), frame=np.arange(n), cameras={CAM.id: CAM},
         res=np.tile(np.array([1000, 1000], dtype=np.int32), (n, 1)),
     )
     cfg = DetectorSimConfig(seed=3, occluder_prob=0.0)
