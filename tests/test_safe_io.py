@@ -131,15 +131,20 @@ def test_payload_in_an_optional_key_is_refused_too(tmp_path):
     _check_refused(err, path, "metadata", refused, marker)
 
 
+def _raw_pickle_npz(path: Path, key: str, stream: str) -> Path:
+    """An npz whose member `key` is an object array made of a hand-written pickle stream (protocol 0): no Python
+    object behind it, as an attacker would write it."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": ()})
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(f"{key}.npy", buf.getvalue() + stream.encode())
+    return path
+
+
 def test_npy_member_with_hand_written_protocol0_pickle(tmp_path):
     """A raw GLOBAL + REDUCE stream (no Python object behind it), as an attacker would write it."""
     marker = tmp_path / "marker"
-    stream = f"cos\nsystem\n(S'touch {marker}'\ntR.".encode()
-    buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": ()})
-    path = tmp_path / "raw.npz"
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("positions_3d.npy", buf.getvalue() + stream)
+    path = _raw_pickle_npz(tmp_path / "raw.npz", "positions_3d", f"cos\nsystem\n(S'touch {marker}'\ntR.")
     with pytest.raises(UnsafeDataError) as err:
         load_3d(path)
     _check_refused(err, path, "positions_3d", "os.system", marker)
@@ -162,12 +167,7 @@ def test_load_npy_refuses_reduce_of_a_refused_callable(tmp_path):
     ("numpy.ma.core", "_mareconstruct"), ("copyreg", "_reconstructor"), ("_codecs", "decode"),
 ])
 def test_near_miss_globals_are_refused(tmp_path, module, name):
-    stream = f"c{module}\n{name}\n(tR.".encode()
-    buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": ()})
-    path = tmp_path / "near.npz"
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("x.npy", buf.getvalue() + stream)
+    path = _raw_pickle_npz(tmp_path / "near.npz", "x", f"c{module}\n{name}\n(tR.")
     with pytest.raises(safe_io.UnsafePickleError, match="refused to unpickle") as err:
         safe_io.load_npz(path)
     assert module in err.value.refused and "key 'x'" in str(err.value)

@@ -146,28 +146,29 @@ def test_wild_camera_focal_from_image_size():
 
 
 @needs_cv2
-def test_unreadable_and_empty_inputs_raise_naming_the_file(tmp_path):
+@pytest.mark.parametrize("name, content, error", [
+    ("nope.mp4", None, FileNotFoundError),  # missing
+    ("empty.mp4", b"", ValueError),
+    ("garbage.mp4", b"this is not a video at all" * 100, ValueError),
+    ("broken.png", b"\x89PNG not really", ValueError),
+    ("nothing_here", "folder", ValueError),  # a folder without images
+])
+def test_unreadable_and_empty_inputs_raise_naming_the_file(tmp_path, name, content, error):
+    from diffpose_viz.wild.video import probe_media
+
+    path = tmp_path / name
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(error, match=name):
+        probe_media(path)
+
+
+@needs_cv2
+def test_a_frame_stride_below_one_is_refused(tmp_path):
     from diffpose_viz.wild.video import iter_frames, probe_media
 
-    missing = tmp_path / "nope.mp4"
-    with pytest.raises(FileNotFoundError, match="nope.mp4"):
-        probe_media(missing)
-    empty = tmp_path / "empty.mp4"
-    empty.write_bytes(b"")
-    with pytest.raises(ValueError, match="empty.mp4"):
-        probe_media(empty)
-    garbage = tmp_path / "garbage.mp4"
-    garbage.write_bytes(b"this is not a video at all" * 100)
-    with pytest.raises(ValueError, match="garbage.mp4"):
-        probe_media(garbage)
-    bad_image = tmp_path / "broken.png"
-    bad_image.write_bytes(b"\x89PNG not really")
-    with pytest.raises(ValueError, match="broken.png"):
-        probe_media(bad_image)
-    folder = tmp_path / "nothing_here"
-    folder.mkdir()
-    with pytest.raises(ValueError, match="nothing_here"):
-        probe_media(folder)
     with pytest.raises(ValueError, match="stride"):
         next(iter_frames(probe_media(_write_video(tmp_path / "ok.mp4", 2)), stride=0))
 
