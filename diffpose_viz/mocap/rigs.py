@@ -49,13 +49,19 @@ class Rig:
         return w
 
 
-def _limbs(names: dict[str, tuple[str, str]]) -> dict:
-    """{'hip': ('LeftUpLeg', 'RightUpLeg'), ...} -> table entries for both sides."""
+def _limbs(left: str, right: str, **parts: str) -> dict:
+    """Table entries of both sides from a rig's side naming: `_limbs("Left{}", "Right{}", hip="UpLeg")` ->
+    {"left_hip": {"LeftUpLeg": 1.0}, "right_hip": {"RightUpLeg": 1.0}}."""
     out = {}
-    for part, (left, right) in names.items():
-        out[f"left_{part}"] = {left: 1.0}
-        out[f"right_{part}"] = {right: 1.0}
+    for part, name in parts.items():
+        out[f"left_{part}"] = {left.format(name): 1.0}
+        out[f"right_{part}"] = {right.format(name): 1.0}
     return out
+
+
+#: The limbs of the MotionBuilder (HumanIK) naming, shared by LAFAN1 and the CMU MotionBuilder conversion.
+_HUMANIK_LIMBS = _limbs("Left{}", "Right{}", hip="UpLeg", knee="Leg", ankle="Foot", shoulder="Arm", elbow="ForeArm",
+                        wrist="Hand")
 
 
 #: Ubisoft LAFAN1-style BVH (also the bvhtools test.bvh/test2.bvh rig): Y-up, cm.
@@ -63,9 +69,7 @@ LAFAN1 = Rig(
     name="lafan1",
     table={
         "pelvis": {"Hips": 1.0},
-        **_limbs({"hip": ("LeftUpLeg", "RightUpLeg"), "knee": ("LeftLeg", "RightLeg"),
-                  "ankle": ("LeftFoot", "RightFoot"), "shoulder": ("LeftArm", "RightArm"),
-                  "elbow": ("LeftForeArm", "RightForeArm"), "wrist": ("LeftHand", "RightHand")}),
+        **_HUMANIK_LIMBS,
         # Spine1 is ~34 % and Spine2 ~55 % of the way up to Neck; H36M's spine sits near 50 %.
         "spine": {"Spine1": 0.25, "Spine2": 0.75},
         "thorax": {"Neck": 1.0},
@@ -81,9 +85,8 @@ BANDAI = Rig(
     name="bandai",
     table={
         "pelvis": {"Hips": 1.0},
-        **_limbs({"hip": ("UpperLeg_L", "UpperLeg_R"), "knee": ("LowerLeg_L", "LowerLeg_R"),
-                  "ankle": ("Foot_L", "Foot_R"), "shoulder": ("UpperArm_L", "UpperArm_R"),
-                  "elbow": ("LowerArm_L", "LowerArm_R"), "wrist": ("Hand_L", "Hand_R")}),
+        **_limbs("{}_L", "{}_R", hip="UpperLeg", knee="LowerLeg", ankle="Foot", shoulder="UpperArm",
+                 elbow="LowerArm", wrist="Hand"),
         "spine": {"Spine": 0.5, "Chest": 0.5},
         "thorax": {"Neck": 1.0},
         "neck_nose": {"Head": 1.0},
@@ -100,9 +103,8 @@ CMU_ASF = Rig(
     table={
         # The CMU root is ~10 cm above the hip joints; H36M's pelvis is at hip height.
         "pelvis": {"lhipjoint": 0.5, "rhipjoint": 0.5},
-        **_limbs({"hip": ("lhipjoint", "rhipjoint"), "knee": ("lfemur", "rfemur"),
-                  "ankle": ("ltibia", "rtibia"), "shoulder": ("lclavicle", "rclavicle"),
-                  "elbow": ("lhumerus", "rhumerus"), "wrist": ("lradius", "rradius")}),
+        **_limbs("l{}", "r{}", hip="hipjoint", knee="femur", ankle="tibia", shoulder="clavicle", elbow="humerus",
+                 wrist="radius"),
         # lowerback's end sits ~49 % of the way from the hips to the thorax end, like H36M's spine.
         "spine": {"lowerback": 1.0},
         "thorax": {"thorax": 1.0},
@@ -118,9 +120,8 @@ BLENDER_METARIG = Rig(
     name="blender_metarig",
     table={
         "pelvis": {"pelvis": 1.0},
-        **_limbs({"hip": ("thigh.L", "thigh.R"), "knee": ("shin.L", "shin.R"),
-                  "ankle": ("foot.L", "foot.R"), "shoulder": ("upper_arm.L", "upper_arm.R"),
-                  "elbow": ("forearm.L", "forearm.R"), "wrist": ("forearm.L_end", "forearm.R_end")}),
+        **_limbs("{}.L", "{}.R", hip="thigh", knee="shin", ankle="foot", shoulder="upper_arm", elbow="forearm"),
+        **_limbs("{}.L_end", "{}.R_end", wrist="forearm"),  # the forearm end sites
         "spine": {"spine.001": 1.0},
         "thorax": {"neck": 1.0},
         "neck_nose": {"face": 1.0},
@@ -138,9 +139,7 @@ CMU_BVH_MB = Rig(
     name="cmu_bvh_mb",
     table={
         "pelvis": {"LeftUpLeg": 0.5, "RightUpLeg": 0.5},
-        **_limbs({"hip": ("LeftUpLeg", "RightUpLeg"), "knee": ("LeftLeg", "RightLeg"),
-                  "ankle": ("LeftFoot", "RightFoot"), "shoulder": ("LeftArm", "RightArm"),
-                  "elbow": ("LeftForeArm", "RightForeArm"), "wrist": ("LeftHand", "RightHand")}),
+        **_HUMANIK_LIMBS,
         "spine": {"Spine": 1.0},
         "thorax": {"Neck": 1.0},
         "neck_nose": {"Neck1": 0.5, "Head": 0.5},
@@ -156,9 +155,8 @@ CMU_BVH_MAX = Rig(
     name="cmu_bvh_3dsmax",
     table={
         "pelvis": {"LeftHip": 0.5, "RightHip": 0.5},
-        **_limbs({"hip": ("LeftHip", "RightHip"), "knee": ("LeftKnee", "RightKnee"),
-                  "ankle": ("LeftAnkle", "RightAnkle"), "shoulder": ("LeftShoulder", "RightShoulder"),
-                  "elbow": ("LeftElbow", "RightElbow"), "wrist": ("LeftWrist", "RightWrist")}),
+        **_limbs("Left{}", "Right{}", hip="Hip", knee="Knee", ankle="Ankle", shoulder="Shoulder", elbow="Elbow",
+                 wrist="Wrist"),
         "spine": {"Chest": 1.0},
         "thorax": {"Neck": 1.0},
         "neck_nose": {"Head": 1.0},
@@ -176,12 +174,7 @@ CMU_BVH_MAX = Rig(
 REACTIDLE = Rig(
     name="reactidle",
     table={
-        "pelvis": {"pelvis": 1.0},
-        **_limbs({"hip": ("thigh.L", "thigh.R"), "knee": ("shin.L", "shin.R"),
-                  "ankle": ("foot.L", "foot.R"), "shoulder": ("upper_arm.L", "upper_arm.R"),
-                  "elbow": ("forearm.L", "forearm.R"), "wrist": ("forearm.L_end", "forearm.R_end")}),
-        "spine": {"spine.001": 1.0},
-        "thorax": {"neck": 1.0},
+        **BLENDER_METARIG.table,  # a Rigify armature: the metarig's joints; only the head is placed otherwise
         "neck_nose": {"neck": 0.38, "face": 0.62},
         "head_top": {"face": 1.28, "neck": -0.28},
     },
