@@ -56,7 +56,7 @@ from ..skeleton import COCO17_NAMES, H36M17, coco17_to_h36m17
 from .actions import normalize_h36m_action
 from .gmm_files import validate_gmm_array
 from .poses import PoseSet
-from .vp3d import Mocap3D, open_npz, read_object
+from .vp3d import Mocap3D, check_no_inf, open_npz, read_object
 
 #: Human3.6M camera ids in the order of the 2D files' camera lists.
 H36M_CAMERA_ORDER: tuple[str, ...] = ("54138969", "55011271", "58860488", "60457274")
@@ -225,9 +225,7 @@ def _validate_keypoints(arr, path: str, key: str) -> np.ndarray:
         raise DataError("wrong shape", path=path, key=key, expected="(T, 17, 2) px or (T, 17, 3) px + score",
                         found=f"shape {arr.shape}")
     arr = np.asarray(arr, dtype=np.float32)
-    if np.isinf(arr).any():
-        raise DataError("infinite values", path=path, key=key, expected="finite values or NaN for missing",
-                        found="inf")
+    check_no_inf(arr, path, key)
     xy = np.abs(arr[..., :2][np.isfinite(arr[..., :2])])
     if xy.size and 0.0 < xy.max() <= _NORMALISED_BOUND:
         raise DataError("keypoints look screen-normalised, expected pixels", path=path, key=key,

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .vp3d import (PerCameraSequences, as_numeric_array, atomic_savez, camera_list, check_nested, check_pixels,
-                   open_npz, read_object, wrap_object)
+from .vp3d import (PerCameraSequences, as_numeric_array, atomic_savez, check_pixels, read_per_camera,
+                   validate_per_camera, wrap_object)
 
 WEIGHT_SUM_TOLERANCE = 1e-3
 
@@ -61,18 +61,10 @@ def validate_gmm_array(arr, *, path=None, key: str = "positions_2d") -> np.ndarr
 
 
 def read_gmm_2d(path: str | os.PathLike, *, key: str = "positions_2d") -> GMM2D:
-    npz = open_npz(path, key=key)
-    with npz:
-        raw = check_nested(read_object(npz, key, path), path, key)
-        metadata = read_object(npz, "metadata", path, required=False) or {}
+    raw, metadata = read_per_camera(path, key)
     if not isinstance(metadata, Mapping):
         raise DataError("wrong structure", path=path, key="metadata", expected="a dict", found=type(metadata).__name__)
-    positions = {
-        s: {a: [validate_gmm_array(c, path=path, key=f"{key}/{s}/{a}[{i}]")
-                for i, c in enumerate(camera_list(cams, path, f"{key}/{s}/{a}", "(T, 17, K, 5)"))]
-            for a, cams in acts.items()}
-        for s, acts in raw.items()
-    }
+    positions = validate_per_camera(raw, path, key, "(T, 17, K, 5)", validate_gmm_array)
     return GMM2D(positions=positions, metadata=dict(metadata), path=str(path))
 
 

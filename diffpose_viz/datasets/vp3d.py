@@ -131,6 +131,13 @@ def unit_guess(bone: float) -> str:
     return "millimetres" if bone >= 100.0 else "centimetres"
 
 
+def check_no_inf(arr: np.ndarray, path, key: str) -> None:
+    """Refuse infinite 2D values (NaN is how a missing joint is written)."""
+    if np.isinf(arr).any():
+        raise DataError("infinite values", path=path, key=key, expected="finite values or NaN for missing",
+                        found="inf")
+
+
 def check_pixels(arr: np.ndarray, path, key: str, what: str = "2D keypoints") -> None:
     """Refuse 2D values that all lie within +-NORMALISED_2D_LIMIT: screen-normalised or metric, not pixels.
 
@@ -415,27 +422,36 @@ def _validate_2d(seq, path, key: str) -> np.ndarray:
         raise DataError("wrong last dimension", path=path, key=key, expected="2 pixel coordinates (u, v)",
                         found=f"shape {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if np.isinf(arr).any():
-        raise DataError("infinite values", path=path, key=key, expected="finite values or NaN for missing",
-                        found="inf")
+    check_no_inf(arr, path, key)
     check_pixels(arr, path, key)
     return arr
 
 
 def load_2d(path: str | os.PathLike, *, key: str = "positions_2d") -> Keypoints2D:
     """Read a VideoPose3D `data_2d_*.npz`. NaN keypoints (missing joints) are kept as NaN."""
+    raw, metadata = read_per_camera(path, key)
+    positions = validate_per_camera(raw, path, key, "(T, 17, 2)", _validate_2d)
+    return Keypoints2D(positions=positions, metadata=dict(metadata) if isinstance(metadata, Mapping) else {},
+                       path=str(path))
+
+
+def read_per_camera(path: str | os.PathLike, key: str) -> tuple[dict, object]:
+    """(dict[subject] -> dict[action] -> per-camera arrays as stored under `key`, the metadata member or {}) of a
+    per-camera npz (VideoPose3D 2D, DiffPose GMM); the arrays are checked by `validate_per_camera`."""
     npz = open_npz(path, key=key)
     with npz:
         raw = check_nested(read_object(npz, key, path), path, key)
         metadata = read_object(npz, "metadata", path, required=False) or {}
-    positions: dict[str, dict[str, list[np.ndarray]]] = {}
-    for s, acts in raw.items():
-        positions[s] = {}
-        for a, cams in acts.items():
-            positions[s][a] = [_validate_2d(c, path, f"{key}/{s}/{a}[{i}]")
-                               for i, c in enumerate(camera_list(cams, path, f"{key}/{s}/{a}", "(T, 17, 2)"))]
-    return Keypoints2D(positions=positions, metadata=dict(metadata) if isinstance(metadata, Mapping) else {},
-                       path=str(path))
+    return raw, metadata
+
+
+def validate_per_camera(raw: Mapping, path, key: str, shape: str, validate) -> dict[str, dict[str, list[np.ndarray]]]:
+    """Every camera's array of `raw` (from `read_per_camera`) through `validate(array, path=, key=)`, each named by
+    its place (`key/subject/action[camera]`); `shape` names what one array should be, for a wrong structure."""
+    return {s: {a: [validate(c, path=path, key=f"{key}/{s}/{a}[{i}]")
+                    for i, c in enumerate(camera_list(cams, path, f"{key}/{s}/{a}", shape))]
+                for a, cams in acts.items()}
+            for s, acts in raw.items()}
 
 
 def camera_list(cams, path, key: str, shape: str) -> list:
