@@ -57,6 +57,15 @@ def _write(path: Path, **objects) -> Path:
     return path
 
 
+def _set(index, value):
+    """A mutation for the `_with_*` writers: a copy of the array with `value` at `index`."""
+    def mutate(a):
+        a = a.copy()
+        a[index] = value
+        return a
+    return mutate
+
+
 def _with_3d(tmp: Path, name: str, mutate, **extra) -> Case:
     """A copy of the 17-joint fixture with one sequence (alpha / walk 001) changed by `mutate`."""
     pos = _good3d()
@@ -160,11 +169,7 @@ def text_instead_of_numbers(tmp):
 
 @case
 def nan_in_3d(tmp):
-    def mutate(a):
-        a = a.copy()
-        a[3, 7, 1] = np.nan
-        return a
-    p = _with_3d(tmp, "nan3d", mutate)
+    p = _with_3d(tmp, "nan3d", _set((3, 7, 1), np.nan))
     return Case(lambda: load_3d(p), p, "key 'positions_3d/alpha/walk 001'", "finite values", "NaN/inf")
 
 
@@ -240,11 +245,7 @@ def keypoints_normalised_not_pixels(tmp):
 
 @case
 def keypoints_infinite(tmp):
-    def mutate(a):
-        a = a.copy()
-        a[0, 0, 0] = np.inf
-        return a
-    p = _with_2d(tmp, "kpinf", mutate)
+    p = _with_2d(tmp, "kpinf", _set((0, 0, 0), np.inf))
     return Case(lambda: load_2d(p), p, "key 'positions_2d/alpha/walk 001[1]'", "finite values or NaN", "inf")
 
 
@@ -314,28 +315,19 @@ GMM_KEY = "key 'positions_2d/alpha/walk 001[0]'"
 
 @case
 def gmm_weights_do_not_sum_to_one(tmp):
-    def mutate(a):
-        a[2, 5, :, 0] = [0.5, 0.3, 0.1]
-        return a
-    p = _with_gmm(tmp, "gmmw", mutate)
+    p = _with_gmm(tmp, "gmmw", _set((2, 5, slice(None), 0), [0.5, 0.3, 0.1]))
     return Case(lambda: read_gmm_2d(p), p, GMM_KEY, "|sum - 1| <= 0.001", "max |sum - 1| = 0.1")
 
 
 @case
 def gmm_negative_spread(tmp):
-    def mutate(a):
-        a[0, 0, 1, 4] = -2.0
-        return a
-    p = _with_gmm(tmp, "gmmspread", mutate)
+    p = _with_gmm(tmp, "gmmspread", _set((0, 0, 1, 4), -2.0))
     return Case(lambda: read_gmm_2d(p), p, GMM_KEY, "spread_u, spread_v >= 0", "min -2")
 
 
 @case
 def gmm_nan(tmp):
-    def mutate(a):
-        a[1, 3, 0, 1] = np.nan
-        return a
-    p = _with_gmm(tmp, "gmmnan", mutate)
+    p = _with_gmm(tmp, "gmmnan", _set((1, 3, 0, 1), np.nan))
     return Case(lambda: read_gmm_2d(p), p, GMM_KEY, "finite values", "1 non-finite")
 
 
