@@ -18,6 +18,7 @@ from diffpose_viz.datasets import cmu_bvh
 from diffpose_viz.datasets.vp3d import load_3d
 from diffpose_viz.errors import DataError
 
+from bvh_files import bvh_hierarchy
 from tiny_runs import tiny_config
 
 # (name, parent, offset in CMU units); end sites get the name "<parent>_end" from the reader
@@ -49,27 +50,10 @@ def write_bvh(path: Path, *, frames: int = 240, frame_time: float = 1 / 120, sca
     ends = {(MAX.get(k, k) if naming == "3dsmax" else k): v for k, v in END.items()}
     if rename:
         joints = [(rename.get(n, n), rename.get(p, p) if p else p, o) for n, p, o in joints]
-    children: dict = {}
-    for n, p, _ in joints:
-        children.setdefault(p, []).append(n)
-    offset = {n: o for n, _, o in joints}
-    lines = ["HIERARCHY"]
-
-    def emit(name, depth, root=False):
-        pad = "\t" * depth
-        lines.append(f"{pad}{'ROOT' if root else 'JOINT'} {name}")
-        lines.append(pad + "{")
-        lines.append(pad + "\tOFFSET " + " ".join(f"{v * scale:.5f}" for v in offset[name]))
-        lines.append(pad + ("\tCHANNELS 6 Xposition Yposition Zposition Zrotation Yrotation Xrotation" if root
-                            else "\tCHANNELS 3 Zrotation Yrotation Xrotation"))
-        for c in children.get(name, []):
-            emit(c, depth + 1)
-        if name in ends:
-            lines.extend([pad + "\tEnd Site", pad + "\t{", pad + "\t\tOFFSET " + " ".join(
-                f"{v * scale:.5f}" for v in ends[name]), pad + "\t}"])
-        lines.append(pad + "}")
-
-    emit(joints[0][0], 0, root=True)
+    joints = [(n, p, tuple(v * scale for v in o)) for n, p, o in joints]
+    ends = {k: tuple(v * scale for v in e) for k, e in ends.items()}
+    lines, _ = bvh_hierarchy(joints, ends, lambda name, depth: "3 Zrotation Yrotation Xrotation" if depth else
+                             "6 Xposition Yposition Zposition Zrotation Yrotation Xrotation", digits=5)
     n_chan = 6 + 3 * (len(joints) - 1)
     t = np.arange(frames) * frame_time
     motion = np.zeros((frames, n_chan))

@@ -11,6 +11,8 @@ from diffpose_viz.datasets.vp3d import load_3d
 from diffpose_viz.errors import DataError
 from diffpose_viz.mocap import rigs
 
+from bvh_files import bvh_hierarchy
+
 # (joint, parent, offset in metres); end sites (parent -> offset) below
 RIG = [
     ("pelvis", None, (0, 0.9, 0)), ("spine", "pelvis", (0, 0, 0)), ("spine.001", "spine", (0, 0.25, 0.01)),
@@ -30,30 +32,13 @@ ROTATION_ONLY = {"spine.001"}  # the published files have position channels on e
 
 def write_bvh(path, *, frames: int = 96, frame_time: float = 1 / 24, scale: float = 1.0, body: float = 1.0,
               rename: dict | None = None):
-    rename = rename or {}
-    children: dict = {}
-    for n, p, _ in RIG:
-        children.setdefault(p, []).append(n)
-    offset = {n: np.asarray(o) * scale * (body if p else 1.0) for n, p, o in RIG}
-    lines, order = ["HIERARCHY"], []
-
-    def emit(name, depth):
-        pad = "\t" * depth
-        lines.append(f"{pad}{'ROOT' if depth == 0 else 'JOINT'} {rename.get(name, name)}")
-        lines.append(pad + "{")
-        lines.append(pad + "\tOFFSET " + " ".join(f"{v:.6f}" for v in offset[name]))
-        pos = name not in ROTATION_ONLY
-        lines.append(pad + ("\tCHANNELS 6 Xposition Yposition Zposition Xrotation Yrotation Zrotation" if pos
-                            else "\tCHANNELS 3 Xrotation Yrotation Zrotation"))
-        order.append((name, pos))
-        for c in children.get(name, []):
-            emit(c, depth + 1)
-        if name in ENDS:
-            lines.extend([pad + "\tEnd Site", pad + "\t{", pad + "\t\tOFFSET " + " ".join(
-                f"{v * scale * body:.6f}" for v in ENDS[name]), pad + "\t}"])
-        lines.append(pad + "}")
-
-    emit("pelvis", 0)
+    joints = [(n, p, np.asarray(o) * scale * (body if p else 1.0)) for n, p, o in RIG]
+    offset = {n: o for n, _, o in joints}
+    ends = {k: tuple(v * scale * body for v in e) for k, e in ENDS.items()}
+    lines, names = bvh_hierarchy(joints, ends, lambda name, depth: "3 Xrotation Yrotation Zrotation" if name in
+                                 ROTATION_ONLY else "6 Xposition Yposition Zposition Xrotation Yrotation Zrotation",
+                                 digits=6, rename=rename)
+    order = [(name, name not in ROTATION_ONLY) for name in names]
     t = np.arange(frames) * frame_time
     rows = []
     for k in range(frames):
