@@ -114,10 +114,10 @@ def cuda_is_identity():
         torch.Tensor.cuda = original
 
 
-def randomise(module: torch.nn.Module, seed: int) -> None:
-    """The released code's own random initialisation, plus random values for what it initialises to constants
-    (biases, layer-norm gains, positional embeddings, the learnt adjacency's identity, BatchNorm statistics), so a
-    wrong mapping cannot hide behind a zero or a one."""
+def randomise(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """`module` in eval mode with the released code's own random initialisation, plus random values for what it
+    initialises to constants (biases, layer-norm gains, positional embeddings, the learnt adjacency's identity,
+    BatchNorm statistics), so a wrong mapping cannot hide behind a zero or a one."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, t in module.state_dict().items():
@@ -129,6 +129,7 @@ def randomise(module: torch.nn.Module, seed: int) -> None:
                 t.add_(0.2 * torch.rand(t.shape, generator=g))
             elif t.numel() > 1 and bool((t == t.flatten()[0]).all()) or name.endswith("running_mean"):
                 t.add_(0.1 * torch.randn(t.shape, generator=g))
+    return module.eval()
 
 
 def adam_state(module: torch.nn.Module) -> dict:
@@ -180,6 +181,15 @@ def diffpose_config(repo: Path, name: str = "human36m_diffpose_uvxyz_cpn.yml"):
     return ns(yaml.safe_load((repo / "configs" / name).read_text()))
 
 
+def released_denoiser(config) -> tuple[torch.Tensor, torch.nn.Module]:
+    """(the H36M graph's adjacency, the released GCNdiff on it) as the released runners build them; call inside
+    `official_repo`."""
+    from models.gcndiff import GCNdiff, adj_mx_from_edges
+
+    adj = adj_mx_from_edges(num_pts=17, edges=torch.tensor(H36M_EDGES), sparse=False)
+    return adj, GCNdiff(adj, config)
+
+
 def released_schedule(config, get_beta_schedule) -> tuple[torch.Tensor, range]:
     """The released sampler's betas and its step sequence (skip_type 'uniform', the default), from its config."""
     betas = torch.from_numpy(get_beta_schedule(
@@ -197,7 +207,7 @@ def released_run(generalized_steps, state, mask, seq, diff, betas) -> torch.Tens
     return out - out[:, :1]
 
 
-def save_diffpose(model: torch.nn.Module, path: Path) -> None:
+def save_diffpose(model: torch.nn.Module, path: Path) -> Path:
     """runners/diffpose_frame.py: states = [model_diff.state_dict(), optimizer.state_dict(), epoch, step,
     ema_helper.state_dict()] with model_diff = DataParallel(GCNdiff)."""
     from models.ema import EMAHelper
@@ -206,6 +216,13 @@ def save_diffpose(model: torch.nn.Module, path: Path) -> None:
     ema = EMAHelper(mu=0.999)
     ema.register(wrapped)
     torch.save([wrapped.state_dict(), adam_state(wrapped), 3, 1234, ema.state_dict()], path)
+    return path
+
+
+def imported(kind: str, files: list[Path], out: Path, **options):
+    """The released `files` imported as the kit run `out` (`diffpose-viz import KIND`), loaded."""
+    import_released(kind, files, out, force=True, **options)
+    return load_model(out / "best.pt")
 
 
 def verify_diffpose_frame(repo: Path, work: Path, uv_real: torch.Tensor, rows: list) -> None:
@@ -220,23 +237,16 @@ def verify_diffpose_frame(repo: Path, work: Path, uv_real: torch.Tensor, rows: l
                 sys.modules["lib2to3"] = types.ModuleType("lib2to3")
                 sys.modules["lib2to3.refactor"] = stub
         from common.utils_diff import generalized_steps, get_beta_schedule
-        from models.gcndiff import GCNdiff, adj_mx_from_edges
         from models.gcnpose import GCNpose
 
         config = diffpose_config(repo)
-        adj = adj_mx_from_edges(num_pts=17, edges=torch.tensor(H36M_EDGES), sparse=False)
-        diff = GCNdiff(adj, config)
+        adj, diff = released_denoiser(config)
         config.model.coords_dim = [2, 3]  # as create_pose_model sets it
         pose = GCNpose(adj, config)
         randomise(diff, 1)
         randomise(pose, 2)
-        diff.eval()
-        pose.eval()
-        save_diffpose(pose, work / "gcn_xyz_cpn.pth")
-        save_diffpose(diff, work / "diffpose_uvxyz_cpn.pth")
-        import_released("diffpose-frame", [work / "gcn_xyz_cpn.pth", work / "diffpose_uvxyz_cpn.pth"],
-                        work / "frame", force=True)
-        kit = load_model(work / "frame" / "best.pt")
+        kit = imported("diffpose-frame", [save_diffpose(pose, work / "gcn_xyz_cpn.pth"),
+                                          save_diffpose(diff, work / "diffpose_uvxyz_cpn.pth")], work / "frame")
         kit_lifter = load_model(work / "frame" / "lifter" / "best.pt")
         mask = torch.ones(1, 1, 17, dtype=torch.bool)
         betas, seq = released_schedule(config, get_beta_schedule)
@@ -261,7 +271,7 @@ def verify_diffpose_frame(repo: Path, work: Path, uv_real: torch.Tensor, rows: l
 # --------------------------------------------------------------------------- MixSTE2 (+ Diffpose_video)
 
 
-def save_mixste_style(model: torch.nn.Module, path: Path, parallel: bool = True) -> None:
+def save_mixste_style(model: torch.nn.Module, path: Path, parallel: bool = True) -> Path:
     """MixSTE run.py: torch.save({'epoch', 'lr', 'random_state': train_generator.random_state() (a numpy
     RandomState), 'optimizer', 'model_pos': model_pos_train.state_dict()}) with DataParallel; VideoPose3D the
     same plus 'model_traj' and 'random_state_semi', without DataParallel."""
@@ -271,6 +281,7 @@ def save_mixste_style(model: torch.nn.Module, path: Path, parallel: bool = True)
     if not parallel:
         payload.update(model_traj=None, random_state_semi=None)
     torch.save(payload, path)
+    return path
 
 
 def flip_average(net, windows: torch.Tensor) -> torch.Tensor:
@@ -294,10 +305,7 @@ def verify_mixste(repo: Path, work: Path, uv_real: torch.Tensor, rows: list, fra
         net = MixSTE2(num_frame=frames, num_joints=17, in_chans=2, embed_dim_ratio=64, depth=4, num_heads=8,
                       mlp_ratio=2.0, qkv_bias=True, qk_scale=None, drop_path_rate=0.1)
         randomise(net, 3)
-        net.eval()
-        save_mixste_style(net, work / "mixste.bin")
-        import_released("mixste", [work / "mixste.bin"], work / "mixste", force=True, frames=frames)
-        kit = load_model(work / "mixste" / "best.pt")
+        kit = imported("mixste", [save_mixste_style(net, work / "mixste.bin")], work / "mixste", frames=frames)
         compare_video_lifter(rows, "MixSTE2 (MixSTE repo, D 64, depth 4)", kit.network.net, net, uv_real, frames)
 
 
@@ -317,23 +325,16 @@ def verify_diffpose_video(repo: Path, work: Path, uv_real: torch.Tensor, rows: l
     ensure_timm_names()
     with official_repo(repo):
         from common.utils_diff import generalized_steps, get_beta_schedule
-        from models.gcndiff import GCNdiff, adj_mx_from_edges
         from models.mixste import MixSTE2
 
         config = diffpose_config(repo)
-        adj = adj_mx_from_edges(num_pts=17, edges=torch.tensor(H36M_EDGES), sparse=False)
-        diff = GCNdiff(adj, config)
+        _, diff = released_denoiser(config)
         mix = MixSTE2(num_frame=frames, num_joints=17, in_chans=2, embed_dim_ratio=512, depth=8, num_heads=8,
                       mlp_ratio=2., qkv_bias=True, qk_scale=None, drop_path_rate=0)
         randomise(diff, 4)
         randomise(mix, 5)
-        diff.eval()
-        mix.eval()
-        save_mixste_style(mix, work / "mixste_cpn_243f.bin")
-        save_diffpose(diff, work / "diffpose_video_uvxyz_cpn.pth")
-        import_released("diffpose-video", [work / "mixste_cpn_243f.bin", work / "diffpose_video_uvxyz_cpn.pth"],
-                        work / "video", force=True)
-        kit = load_model(work / "video" / "best.pt")
+        kit = imported("diffpose-video", [save_mixste_style(mix, work / "mixste_cpn_243f.bin"),
+                                          save_diffpose(diff, work / "diffpose_video_uvxyz_cpn.pth")], work / "video")
         compare_video_lifter(rows, "MixSTE2-243 (Diffpose_video)", kit.extras["lifter"].net.model, mix, uv_real, frames)
         mask = torch.ones(1, 1, 17, dtype=torch.bool)
         betas, seq = released_schedule(config, get_beta_schedule)
@@ -370,11 +371,8 @@ def verify_videopose3d(repo: Path, work: Path, uv_real: torch.Tensor, rows: list
             frames = int(np.prod(widths))
             net = TemporalModel(17, 2, 17, filter_widths=widths, causal=False, dropout=0.25, channels=channels)
             randomise(net, frames)
-            net.eval()
-            save_mixste_style(net, work / f"vp3d_{frames}.bin", parallel=False)
-            import_released("videopose3d", [work / f"vp3d_{frames}.bin"], work / f"vp3d_{frames}", force=True,
-                            frames=frames, input_layout=layout)
-            kit = load_model(work / f"vp3d_{frames}" / "best.pt")
+            kit = imported("videopose3d", [save_mixste_style(net, work / f"vp3d_{frames}.bin", parallel=False)],
+                           work / f"vp3d_{frames}", frames=frames, input_layout=layout)
             g = torch.Generator().manual_seed(frames)
             inputs = {"random": torch.randn(2, frames + 40, 17, 2, generator=g) * 0.5, "bandai17": uv_real[None]}
             with torch.no_grad():
