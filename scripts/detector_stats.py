@@ -5,8 +5,8 @@
     python scripts/detector_stats.py --bandai ../shared/data/bandai17/data_3d_bandai17.npz
 
 Synthetic: a standing H36M-17 body (`detector_sim.synthetic_frames`, the scene of the tests too), 20,000 frames,
-random heading, 4.5-5.5 m from a 1145 px pinhole camera (person about 330 px tall). Bandai17: subject 'normal' through each
-camera of the file. Error = distance of the detection from the ground-truth projection (pixels).
+random heading, 4.5-5.5 m from a 1145 px pinhole camera (person about 330 px tall). Bandai17: subject 'normal'
+through each camera of the file. Error = distance of the detection from the ground-truth projection (pixels).
 """
 from __future__ import annotations
 
