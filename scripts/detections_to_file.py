@@ -19,7 +19,7 @@ import numpy as np
 
 from diffpose_viz.datasets.poses import build_pose_set
 from diffpose_viz.datasets.vp3d import load_3d
-from diffpose_viz.inputs import camera_selection, load_poses, make_inputs, thin
+from diffpose_viz.inputs import load_poses, make_inputs, thin
 from diffpose_viz.methods import load_config
 from diffpose_viz.entry import run_script
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = thin(load_poses(cfg.data, subjects), cfg.data.max_test_samples)
     det = make_inputs(rows, cfg, "test")
     mocap = load_3d(cfg.data.path, subjects=subjects)
-    full = build_pose_set(mocap, subjects, cameras=camera_selection(cfg.data.cameras))  # every frame
+    full = build_pose_set(mocap, subjects, cameras=cfg.data.cameras)  # every frame
     positions: dict = {}
     for s in subjects:
         cams = [c.id for c in mocap.cameras_for(s)]

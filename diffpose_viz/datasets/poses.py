@@ -145,6 +145,9 @@ def _select_cameras(cams: list[Camera], wanted, subject: str, path) -> list[int]
     ids = [c.id for c in cams]
     out = []
     for w in wanted:
+        # A config's short all-digit strings are list indices; H36M-style ids are long digit strings.
+        if isinstance(w, str) and w.isdigit() and len(w) <= 2:
+            w = int(w)
         if isinstance(w, (int, np.integer)):
             if not 0 <= int(w) < len(cams):
                 raise DataError(f"camera index {w} out of range for subject {subject!r}", path=path,
@@ -158,19 +161,14 @@ def _select_cameras(cams: list[Camera], wanted, subject: str, path) -> list[int]
     return out
 
 
-def _camera_keys(mocap: Mocap3D, subjects: list[str], selected: dict[str, list[int]]) -> dict[tuple[str, int], str]:
+def _camera_keys(cams: dict[str, list[Camera]], selected: dict[str, list[int]]) -> dict[tuple[str, int], str]:
     """Plain id when all subjects agree on a camera's calibration, else 'subject/id'."""
     by_id: dict[str, set[Camera]] = {}
-    for s in subjects:
-        for i in selected[s]:
-            c = mocap.cameras_for(s)[i]
-            by_id.setdefault(c.id, set()).add(c)
-    keys = {}
-    for s in subjects:
-        for i in selected[s]:
-            c = mocap.cameras_for(s)[i]
-            keys[(s, i)] = c.id if len(by_id[c.id]) == 1 else f"{s}/{c.id}"
-    return keys
+    for s, chosen in selected.items():
+        for i in chosen:
+            by_id.setdefault(cams[s][i].id, set()).add(cams[s][i])
+    return {(s, i): cams[s][i].id if len(by_id[cams[s][i].id]) == 1 else f"{s}/{cams[s][i].id}"
+            for s, chosen in selected.items() for i in chosen}
 
 
 def build_pose_set(
@@ -195,23 +193,26 @@ def build_pose_set(
     if frame_stride < 1:
         raise ValueError(f"frame_stride must be >= 1, got {frame_stride}")
     path = mocap3d.path
-    selected = {s: _select_cameras(mocap3d.cameras_for(s), cameras, s, path) for s in subjects}
-    keys = _camera_keys(mocap3d, subjects, selected)
+    # Each subject's cameras and sequences, read once; everything below works on these.
+    cams = {s: mocap3d.cameras_for(s) for s in subjects}
+    sequences = {s: {a: mocap3d.sequence(s, a) for a in mocap3d.actions(s)} for s in subjects}
+    selected = {s: _select_cameras(cams[s], cameras, s, path) for s in subjects}
+    keys = _camera_keys(cams, selected)
     pos2d_src = poses_2d.positions if isinstance(poses_2d, Keypoints2D) else poses_2d
     path2d = poses_2d.path if isinstance(poses_2d, Keypoints2D) else None
 
     parts: list[PoseSet] = []
     for s in subjects:
-        actions = mocap3d.actions(s)
-        frame_idx = [_frame_indices(len(mocap3d.sequence(s, a)), frame_stride, max_frames_per_sequence)
+        actions = list(sequences[s])
+        frame_idx = [_frame_indices(len(sequences[s][a]), frame_stride, max_frames_per_sequence)
                      for a in actions]
-        world = np.concatenate([mocap3d.sequence(s, a)[f] for a, f in zip(actions, frame_idx)]) \
+        world = np.concatenate([sequences[s][a][f] for a, f in zip(actions, frame_idx)]) \
             if actions else np.zeros((0, 17, 3), np.float32)
         n = len(world)
         action_col = np.repeat(np.asarray(actions, dtype=str), [len(f) for f in frame_idx])
         frame_col = np.concatenate(frame_idx).astype(np.int64) if actions else np.zeros(0, np.int64)
         for ci in selected[s]:
-            cam = mocap3d.cameras_for(s)[ci]
+            cam = cams[s][ci]
             cam_xyz = cam.world_to_camera(world)
             root = cam_xyz[:, 0].copy()
             if pos2d_src is None:
@@ -220,7 +221,7 @@ def build_pose_set(
                 except ValueError as err:
                     raise DataError(f"subject {s!r}: {err}", path=path, key="positions_3d") from None
             else:
-                pose2d = _gather_2d(pos2d_src, s, actions, frame_idx, mocap3d, ci, path2d)
+                pose2d = _gather_2d(pos2d_src, s, sequences[s], frame_idx, path, ci, path2d)
             key = keys[(s, ci)]
             parts.append(PoseSet(
                 pose3d=(cam_xyz - root[:, None, :]).astype(np.float32),
@@ -233,24 +234,24 @@ def build_pose_set(
                 cameras={key: cam},
                 res=np.tile(np.array([cam.res_w, cam.res_h], np.int32), (n, 1)),
             ))
-    out = concatenate(parts)
+    out = join_pose_sets(parts)
     out.metadata = {"source": path, "fps": mocap3d.fps, "frame_stride": frame_stride,
                     "pose2d": "ground-truth projection" if poses_2d is None else f"detections from {path2d}"}
     return out
 
 
-def _gather_2d(src: Mapping, subject: str, actions: list[str], frame_idx: list[np.ndarray],
-               mocap: Mocap3D, cam_index: int, path2d) -> np.ndarray:
+def _gather_2d(src: Mapping, subject: str, sequences: Mapping[str, np.ndarray], frame_idx: list[np.ndarray],
+               path3d, cam_index: int, path2d) -> np.ndarray:
     chunks = []
-    for a, f in zip(actions, frame_idx):
+    for a, f in zip(sequences, frame_idx):
         key = f"positions_2d/{subject}/{a}"
         if subject not in src:
-            raise DataError(f"no 2D for subject {subject!r} of the 3D file {mocap.path}", path=path2d,
+            raise DataError(f"no 2D for subject {subject!r} of the 3D file {path3d}", path=path2d,
                             key=f"positions_2d/{subject}", expected="the 3D file's subjects",
                             found=f"subjects {sorted(map(str, src))}")
         if a not in src[subject]:
             have = sorted(map(str, src[subject]))
-            raise DataError(f"no 2D for subject {subject!r} action {a!r} of the 3D file {mocap.path}", path=path2d,
+            raise DataError(f"no 2D for subject {subject!r} action {a!r} of the 3D file {path3d}", path=path2d,
                             key=key, expected="an entry for every 3D sequence",
                             found=f"actions {have[:20]}" + (" ..." if len(have) > 20 else ""))
         cams = src[subject][a]
@@ -258,7 +259,7 @@ def _gather_2d(src: Mapping, subject: str, actions: list[str], frame_idx: list[n
             raise DataError("too few cameras in 2D", path=path2d, key=key,
                             expected=f"> {cam_index} camera arrays (one per 3D camera)",
                             found=f"{len(cams)} camera array(s)")
-        seq = match_2d_to_3d(np.asarray(cams[cam_index]), len(mocap.sequence(subject, a)), path=path2d,
+        seq = match_2d_to_3d(np.asarray(cams[cam_index]), len(sequences[a]), path=path2d,
                              key=f"{key}[{cam_index}]")
         chunks.append(seq[f])
     return np.concatenate(chunks) if chunks else np.zeros((0, 17, 2), np.float32)
@@ -306,7 +307,7 @@ def prefixed(poseset: PoseSet, name: str) -> PoseSet:
     return PoseSet(**kw, cameras=cams, metadata=dict(poseset.metadata))
 
 
-def concatenate(sets: Sequence[PoseSet]) -> PoseSet:
+def join_pose_sets(sets: Sequence[PoseSet]) -> PoseSet:
     """Rows of several PoseSets in order; a camera key used by two sets must carry the same calibration."""
     if not sets:
         raise ValueError("concatenate: expected at least one PoseSet")

@@ -43,7 +43,6 @@ from diffpose_viz.inputs.splits import (
     Splits,
     augment_split,
     augmentation_on,
-    camera_selection,
     load_poses,
     load_source,
     load_splits,
@@ -62,7 +61,7 @@ from diffpose_viz.inputs.windows import (
 __all__ = [
     "DEFAULT_FOCAL_FACTOR", "HK_FIELDS", "NORMALISER", "SPLIT_SEEDS", "AugmentedSplit", "CalibrationRows",
     "Feed", "FeedBatch", "Splits", "WindowedRows", "attach_file", "augment_split", "augmentation_on", "build_feed",
-    "build_hk", "calibration_rows", "camera_selection", "check_finite", "check_gmm", "concat_gmms", "default_camera",
+    "build_hk", "calibration_rows", "check_finite", "check_gmm", "concat_gmms", "default_camera",
     "detector_config", "feed_from_keypoints", "file_2d_path", "file_identity", "fit_error_model", "fit_prior",
     "hk_cache_file", "hk_cache_key", "hk_needed", "load_poses", "load_source", "load_splits", "load_test_poses",
     "make_inputs", "row_intrinsics", "scored_rows", "screen_input", "sequence_windows", "strided_centres", "thin",

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from diffpose_viz.config import DataConfig
-from diffpose_viz.datasets.poses import PoseSet, concatenate, prefixed
+from diffpose_viz.datasets.poses import PoseSet, join_pose_sets, prefixed
 from diffpose_viz.errors import InputError
 from diffpose_viz.inputs.leakage import check_calibration_file
 from diffpose_viz.inputs.splits import Splits, load_splits, thin
@@ -40,7 +40,7 @@ def calibration_rows(cfg: DataConfig, seed: int, max_rows: int, specs=(), *,
         for i, spec in enumerate(specs):
             sets.append(prefixed(thin(_domain_rows(str(spec), cfg, seed, own, allow_leakage), max_rows), f"calib{i}"))
     domain = np.repeat(np.arange(len(sets), dtype=np.int64), [len(s) for s in sets])
-    return CalibrationRows(splits.train, concatenate(sets), domain, tuple(str(s) for s in specs))
+    return CalibrationRows(splits.train, join_pose_sets(sets), domain, tuple(str(s) for s in specs))
 
 
 def _domain_rows(spec: str, cfg: DataConfig, seed: int, own: Splits, allow_leakage: bool) -> PoseSet:
@@ -54,7 +54,7 @@ def _domain_rows(spec: str, cfg: DataConfig, seed: int, own: Splits, allow_leaka
     if people:  # people never trained on (a held-out real shift): every row of theirs is validation
         other = replace(cfg, path=path, extra_train=[], train_subjects=people, validation_fraction=0.0)
         split = load_splits(other, seed, with_test=False)
-        rows = concatenate([split.train, split.val])
+        rows = join_pose_sets([split.train, split.val])
     else:
         rows = load_splits(replace(cfg, path=path, extra_train=[]), seed, with_test=False).val
         check_calibration_file(spec, rows, cfg, own, allow=allow_leakage)

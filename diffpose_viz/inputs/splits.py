@@ -12,7 +12,7 @@ import numpy as np
 from diffpose_viz.augmentation import augment_rows
 from diffpose_viz.config import DataConfig, ExperimentConfig, MotionSource
 from diffpose_viz.datasets.files_2d import drop_damaged_sequences
-from diffpose_viz.datasets.poses import PoseSet, build_pose_set, concatenate, prefixed, reweighted, validation_split
+from diffpose_viz.datasets.poses import PoseSet, build_pose_set, join_pose_sets, prefixed, reweighted, validation_split
 from diffpose_viz.datasets.vp3d import load_3d
 
 log = logging.getLogger(__name__)
@@ -29,13 +29,6 @@ class Splits:
     test: PoseSet
 
 
-def camera_selection(cameras: list[str] | None):
-    if cameras is None:
-        return None
-    # Short all-digit entries are list indices; H36M-style ids are long digit strings.
-    return [int(c) if str(c).isdigit() and len(str(c)) <= 2 else str(c) for c in cameras]
-
-
 def thin(poses: PoseSet, max_rows: int | None) -> PoseSet:
     """Evenly spaced rows (every sequence keeps its share); None = all rows."""
     if max_rows is None or len(poses) <= max_rows:
@@ -49,7 +42,7 @@ def load_poses(cfg: DataConfig, subjects: list[str]) -> PoseSet:
         hint = " (build it with `diffpose-viz data demo`)" if path.name == "data_3d_demo.npz" else ""
         raise FileNotFoundError(f"data.path {path} does not exist{hint}")
     mocap = _load_mocap(cfg, subjects)
-    return build_pose_set(mocap, subjects, cameras=camera_selection(cfg.cameras), frame_stride=cfg.frame_stride,
+    return build_pose_set(mocap, subjects, cameras=cfg.cameras, frame_stride=cfg.frame_stride,
                           max_frames_per_sequence=cfg.max_frames)
 
 
@@ -94,7 +87,7 @@ def load_splits(cfg: DataConfig, seed: int = 0, *, with_test: bool = True) -> Sp
             src_train, src_val = validation_split(load_source(cfg, src), cfg.validation_fraction, seed=seed)
             trains.append(reweighted(src_train, src.weight))
             vals.append(src_val)
-        train, val = concatenate(trains), concatenate(vals)
+        train, val = join_pose_sets(trains), join_pose_sets(vals)
     test = thin(load_poses(cfg, list(cfg.test_subjects)), cfg.max_test_samples) if with_test else train.subset(
         np.zeros(len(train), bool))
     return Splits(train, val, test)

@@ -39,7 +39,7 @@ from diffpose_viz.checkpoint import (
     versions,
 )
 from diffpose_viz.config import ExperimentConfig, config_diff, from_dict, save_config, to_dict
-from diffpose_viz.datasets.poses import concatenate
+from diffpose_viz.datasets.poses import join_pose_sets
 from diffpose_viz.errors import CheckpointError, InputError
 from diffpose_viz.inference import SamplingSetting, predict
 from diffpose_viz.inputs.leakage import check_training_sources
@@ -132,7 +132,7 @@ class Trainer:
         if len(splits.train) == 0:
             raise InputError(f"{cfg.data.path}: no training rows for subjects {cfg.data.train_subjects}")
         # test rows must not reach training or model selection, whatever their source calls them
-        check_training_sources(cfg.data, concatenate([splits.train, splits.val]), cfg.train.seed,
+        check_training_sources(cfg.data, join_pose_sets([splits.train, splits.val]), cfg.train.seed,
                                allow=self.allow_leakage)
         # Thinned validation rows; for video windows their neighbouring frames stay (unscored).
         val_rows = inputs.scored_rows(splits.val, cfg.train.val_max_samples, cfg, method)

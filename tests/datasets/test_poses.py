@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from diffpose_viz.datasets import PoseSet, build_pose_set, load_3d, split_by_subject, validation_split
-from diffpose_viz.datasets.poses import concatenate
+from diffpose_viz.datasets.poses import join_pose_sets
 from diffpose_viz.errors import DataError
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures"
@@ -58,6 +58,8 @@ def test_camera_selection_stride_and_cap(mocap):
     walk = ps.frame[ps.action == "walk 001"]
     np.testing.assert_array_equal(walk, [0, 4, 6])  # range(0, 8, 2) thinned evenly to 3
     assert len(build_pose_set(mocap, ["alpha"], cameras=["front", "side"])) == 2 * 21
+    # A config's short digit strings are list indices (data.cameras: ['1']).
+    assert set(build_pose_set(mocap, ["alpha"], cameras=["1"]).camera) == {"side"}
     with pytest.raises(DataError, match="unknown camera 'top'"):
         build_pose_set(mocap, ["alpha"], cameras=["top"])
     with pytest.raises(DataError, match="out of range"):
@@ -93,7 +95,7 @@ def test_concatenate_rejects_conflicting_cameras(poseset):
     other = poseset.subset(np.arange(3))
     other.cameras = {k: dataclasses.replace(c, focal=(1.0, 1.0)) for k, c in other.cameras.items()}
     with pytest.raises(ValueError, match="different calibrations"):
-        concatenate([poseset, other])
+        join_pose_sets([poseset, other])
 
 
 def test_split_by_subject(mocap):

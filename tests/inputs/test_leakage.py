@@ -34,9 +34,9 @@ def test_training_sources(tiny_data, caplog):
     splits = load_splits(data, 0, with_test=False)
     check_training_sources(data, splits.train)  # the shipped split: fine
     test = load_test_poses(replace(data, max_test_samples=None))
-    from diffpose_viz.datasets.poses import concatenate
+    from diffpose_viz.datasets.poses import join_pose_sets
 
     with pytest.raises(LeakageError, match="syn_t .*--allow-leakage"):
-        check_training_sources(data, concatenate([splits.train, test]))
-    check_training_sources(data, concatenate([splits.train, test]), allow=True)
+        check_training_sources(data, join_pose_sets([splits.train, test]))
+    check_training_sources(data, join_pose_sets([splits.train, test]), allow=True)
     assert "allowed by --allow-leakage" in caplog.text
