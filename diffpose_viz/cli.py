@@ -100,15 +100,15 @@ def cmd_data(args) -> int:
     if args.what in MOCAP_CONVERTERS:  # converts what the user already has (folder, clone, archive); never downloads
         if not args.source:
             raise CLIError(f"data {args.what}: --from PATH is required ({MOCAP_CONVERTERS[args.what]})")
-        out_dir = args.out_dir or f"data/cache/{args.what}"
+        out_dir = args.out_dir or f"data/cache/{args.what}" + ("" if args.joints == "rig" else f"_{args.joints}")
         if args.what == "reactidle":
             from diffpose_viz.datasets.reactidle import convert_reactidle
 
-            convert_reactidle(args.source, out_dir, force=args.force)
+            convert_reactidle(args.source, out_dir, force=args.force, joints=args.joints)
         else:
             from diffpose_viz.datasets.asf_amc_sources import convert_asf_amc
 
-            convert_asf_amc(args.what, args.source, out_dir, force=args.force)
+            convert_asf_amc(args.what, args.source, out_dir, force=args.force, joints=args.joints)
         return 0
     if args.what != "demo":
         raise CLIError(f"unknown dataset {args.what!r}; available: demo, cmu_bvh, {', '.join(MOCAP_CONVERTERS)}")
@@ -427,10 +427,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="build datasets (data demo: the embedded demo mocap)")
     p.add_argument("what", choices=["demo", "cmu_bvh", *MOCAP_CONVERTERS])
-    p.add_argument("--out-dir", default=None, help="default data/demo (demo), data/cache/<what> (the converters)")
+    p.add_argument("--out-dir", default=None, help="default data/demo (demo), data/cache/<what> (the converters; "
+                   "data/cache/<what>_harmonised with --joints harmonised)")
     p.add_argument("--from", dest="source", default=None, metavar="PATH",
                    help="cmu_bvh: a folder or file of CMU takes you already have (SS_TT.bvh; subjects 01-10 "
                    "refused); " + "; ".join(f"{k}: {v}" for k, v in MOCAP_CONVERTERS.items()))
+    from diffpose_viz.mocap.conventions import JOINT_CONVENTIONS
+
+    p.add_argument("--joints", choices=JOINT_CONVENTIONS, default="rig", help=f"{', '.join(MOCAP_CONVERTERS)}: "
+                   "the rig's joint centres, or harmonised (each person's shoulder and hip spacing set to bandai17's "
+                   "proportion of their leg; docs/AUGMENTATION.md)")
     p.add_argument("--cache-dir", default="data/cache")
     p.add_argument("--force", action="store_true", help="rebuild even if a valid file exists (converters: replace "
                    "an earlier conversion, refused without it)")

@@ -129,13 +129,15 @@ def cmu_person(stem: str) -> tuple[str | None, str, str]:
     return f"cmu{number:03d}", take, ""
 
 
-def convert_asf_amc(name: str, source: str | Path, out_dir: str | Path, *, force: bool = False,
+def convert_asf_amc(name: str, source: str | Path, out_dir: str | Path, *, force: bool = False, joints: str = "rig",
                     log=print) -> Conversion:
-    """Convert every accepted take of `source` (HDM05 when name == 'hdm05', else CMU) into out_dir."""
+    """Convert every accepted take of `source` (HDM05 when name == 'hdm05', else CMU) into out_dir, with the joint
+    centres of `joints` (mocap.conventions.JOINT_CONVENTIONS)."""
     hdm05 = name == "hdm05"
     refuse_overwrite(out_dir, name, force)
     src = MocapSource(source)
-    report = Conversion(name, "HDM05" if hdm05 else "CMU ASF/AMC", str(source), HDM05_LICENCE if hdm05 else CMU_LICENCE)
+    report = Conversion(name, "HDM05" if hdm05 else "CMU ASF/AMC", str(source), HDM05_LICENCE if hdm05 else CMU_LICENCE,
+                        joints=joints)
     asf_files = {f.name: f for f in src.files(".asf")}
     amc_files = src.files(".amc")
     if not amc_files:

@@ -5,6 +5,7 @@ unless `force`.
 
 Output conventions (like `data cmu_bvh` and the demo builder): H36M-17 joints, metres, Z up, feet on the floor,
 30 fps, each clip's mean pelvis at the origin, each person its own subject, seen by the Human3.6M S1 cameras.
+Joint centres are the rig's (`joints="rig"`) or, per person, the harmonised convention of `mocap.conventions`.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..atomic import atomic_write_json, atomic_write_text
 from ..camera import h36m_cameras
+from ..mocap.conventions import JOINT_CONVENTIONS, harmonise_person
 from ..skeleton import H36M17
 from .demo import FPS, MAX_CLIP_SECONDS, MAX_PELVIS_EXTENT_M, SubjectTotals, cut_clips, fit_clips, resample
 from .vp3d import save_3d
@@ -71,6 +73,7 @@ class Conversion(SubjectTotals):
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     out: Path | None = None
+    joints: str = "rig"  # one of mocap.conventions.JOINT_CONVENTIONS
     positions: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
@@ -93,11 +96,12 @@ class Conversion(SubjectTotals):
     def to_dict(self) -> dict:
         return {"source": self.source, "name": self.name, "out": None if self.out is None else str(self.out),
                 "people": self.people, "clips": self.clips, "frames": self.frames, "fps": FPS,
-                "subjects": self.subjects, "skipped": self.skipped, "notes": self.notes, "licence": self.licence}
+                "joints": self.joints, "subjects": self.subjects, "skipped": self.skipped, "notes": self.notes,
+                "licence": self.licence}
 
     def __str__(self) -> str:
         rows = [f"{self.title} from {self.source}: {self.people} people, {self.clips} clips, {self.frames} frames "
-                f"at {FPS:g} fps -> {self.out}", f"licence: {self.licence}"]
+                f"at {FPS:g} fps -> {self.out}", f"joint centres: {self.joints}", f"licence: {self.licence}"]
         rows += [f"  {s}: {v['takes']} takes, {v['clips']} clips, {v['frames']} frames ({v['rig']})"
                  for s, v in self.subjects.items()]
         rows += [f"  note: {n}" for n in self.notes]
@@ -109,13 +113,19 @@ class Conversion(SubjectTotals):
         if not self.positions:
             raise DataError("nothing converted: " + "; ".join(self.skipped[:4] or ["no takes found"]),
                             path=self.source)
+        if self.joints not in JOINT_CONVENTIONS:
+            raise ValueError(f"joints must be one of {JOINT_CONVENTIONS}, got {self.joints!r}")
+        if self.joints == "harmonised":  # per person, from that person's own frames only
+            for subject, clips in self.positions.items():
+                self.positions[subject], self.subjects[subject]["harmonised"] = harmonise_person(clips)
         self.out = data_file(out_dir, self.name)
         cameras = h36m_cameras("S1")
         metadata = {"fps": FPS, "joint_names": list(H36M17.joint_names), "parents": list(H36M17.parents),
                     "keypoints_symmetry": [list(H36M17.left), list(H36M17.right)], "units": "metres",
                     "world": "Z-up, floor at z = 0, each clip's mean pelvis (x, y) at the origin",
                     "cameras": "Human3.6M intrinsics + subject S1 extrinsics for every subject",
-                    "license": self.licence, "sources": self.to_dict(), "reserved": reserved}
+                    "license": self.licence, "joint_convention": self.joints, "sources": self.to_dict(),
+                    "reserved": reserved}
         save_3d(self.out, self.positions, cameras={s: cameras for s in self.positions}, metadata=metadata)
         atomic_write_json(self.out.parent / "report.json", self.to_dict())
         atomic_write_text(self.out.parent / "SOURCES.md", (

@@ -51,14 +51,14 @@ def stature_m(world: np.ndarray) -> float:
 
 
 def convert_reactidle(source: str | Path, out_dir: str | Path = "data/cache/reactidle", *, force: bool = False,
-                      log=print) -> Conversion:
+                      joints: str = "rig", log=print) -> Conversion:
     refuse_overwrite(out_dir, "reactidle", force)
     src = MocapSource(source)
     files = src.files(".bvh")
     if not files:
         raise DataError("no .bvh takes found", path=source, expected="ReActIdle NNN_acted.bvh / NNN_genuine.bvh",
                         found="none")
-    report = Conversion("reactidle", "ReActIdle", str(source), LICENCE)
+    report = Conversion("reactidle", "ReActIdle", str(source), LICENCE, joints=joints)
     skeletons: dict[bytes, tuple[str, str]] = {}  # exact offsets -> (person, file) that brought them
     for f, text in sorted(src.read_many(files), key=lambda ft: ft[0].name):
         m = NAME.match(f.path.stem)

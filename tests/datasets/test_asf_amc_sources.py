@@ -15,6 +15,7 @@ from diffpose_viz.cli import main
 from diffpose_viz.datasets import asf_amc_sources as conv
 from diffpose_viz.datasets.vp3d import load_3d
 from diffpose_viz.errors import DataError
+from diffpose_viz.mocap import conventions
 
 UNIT_M = 0.0254 / 0.45  # CMU length unit
 # (bone, parent, direction, length in CMU units, dof); Y up, the subject faces +z
@@ -185,3 +186,27 @@ def test_no_overwrite_without_force_and_the_cli(tmp_path, capsys):
     assert main(["data", "hdm05", "--from", str(src), "--out-dir", str(out), "--force"]) == 0
     assert main(["data", "cmu_asf"]) == 1
     assert "--from PATH is required" in capsys.readouterr().err
+
+
+def test_harmonised_joints_move_only_shoulders_and_hips_into_their_own_folder(tmp_path, monkeypatch, capsys):
+    """`--joints harmonised` writes data/cache/<what>_harmonised: the same takes, each person's shoulder and hip
+    spacing at bandai17's proportion of their leg (mocap.conventions), every other joint the rig's."""
+    archive = pack(tmp_path / "hdm05.tar.xz", HDM05)
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "hdm05", "--from", str(archive)]) == 0
+    assert main(["data", "hdm05", "--from", str(archive), "--joints", "harmonised"]) == 0
+    assert "joint centres: harmonised" in capsys.readouterr().out
+    rig, harmonised = (load_3d(Path(f"data/cache/{d}/data_3d_hdm05.npz")) for d in ("hdm05", "hdm05_harmonised"))
+    assert harmonised.metadata["joint_convention"] == "harmonised" and rig.metadata["joint_convention"] == "rig"
+    report = json.loads(Path("data/cache/hdm05_harmonised/report.json").read_text())
+    for subject, femur in (("bd", 7.2), ("dg", 8.0)):
+        leg = (femur + 7.4) * UNIT_M
+        factors = report["subjects"][subject]["harmonised"]
+        assert factors["leg_m"] == pytest.approx(leg, rel=1e-3)
+        for action, before in rig.positions[subject].items():
+            after = harmonised.positions[subject][action]
+            kept = [j for j in range(17) if j not in conventions.MOVED_JOINTS]
+            assert np.allclose(after[:, kept], before[:, kept])
+            width = np.linalg.norm(after[:, 11] - after[:, 14], axis=-1)
+            assert np.allclose(width, conventions.SHOULDER_WIDTH_PER_LEG * leg, rtol=0.02)
+            assert not np.allclose(after[:, [1, 4, 11, 14]], before[:, [1, 4, 11, 14]])

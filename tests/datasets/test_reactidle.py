@@ -9,7 +9,7 @@ from diffpose_viz.cli import main
 from diffpose_viz.datasets import reactidle
 from diffpose_viz.datasets.vp3d import load_3d
 from diffpose_viz.errors import DataError
-from diffpose_viz.mocap import rigs
+from diffpose_viz.mocap import conventions, rigs
 
 from bvh_files import bvh_hierarchy
 
@@ -101,3 +101,23 @@ def test_rig_table_and_cli_no_overwrite(tmp_path, capsys):
     assert "already converted" in capsys.readouterr().err
     assert main(["data", "reactidle", "--from", str(tmp_path / "nothing"), "--out-dir", str(out), "--force"]) == 1
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_harmonised_joints_per_person(tmp_path):
+    """The Rigify-style rig's shoulders and hips (mocap.conventions) at bandai17's proportion of each person's leg;
+    the convention is recorded in the file and the report."""
+    write_bvh(tmp_path / "src" / "011_acted.bvh")
+    write_bvh(tmp_path / "src" / "012_acted.bvh", body=1.1)
+    rig = reactidle.convert_reactidle(tmp_path / "src", tmp_path / "rig", log=None)
+    report = reactidle.convert_reactidle(tmp_path / "src", tmp_path / "h", joints="harmonised", log=None)
+    assert report.to_dict()["joints"] == "harmonised"
+    before, after = load_3d(rig.out), load_3d(report.out)
+    assert after.metadata["joint_convention"] == "harmonised"
+    for person in ("ri011", "ri012"):
+        leg = report.subjects[person]["harmonised"]["leg_m"]
+        p = after.positions[person]["acted"]
+        assert np.allclose(np.linalg.norm(p[:, 1] - p[:, 4], axis=-1), conventions.HIP_WIDTH_PER_LEG * leg, rtol=0.02)
+        kept = [j for j in range(17) if j not in conventions.MOVED_JOINTS]
+        assert np.allclose(p[:, kept], before.positions[person]["acted"][:, kept])
+    with pytest.raises(ValueError, match="joints must be one of"):
+        reactidle.convert_reactidle(tmp_path / "src", tmp_path / "bad", joints="anatomical", log=None)
