@@ -47,6 +47,7 @@ BAD_INPUT = {
     "compare_runs.py": ["{tmp}", "{tmp}/other"],
     "detections_to_file.py": ["{yaml}", "--out", "{tmp}/det.npz"],
     "detector_stats.py": ["--bandai", "{npz}"],
+    "joint_conventions.py": ["bad=" + "{nc}"],
     "ood_report.py": ["--in-domain", "{nc}"],
     "refit_ood.py": ["--rows", "{npz}"],
     "run_demo.py": ["--config", "{yaml}", "--out", "{tmp}/res", "--runs", "{tmp}/runs"],

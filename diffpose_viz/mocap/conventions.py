@@ -63,3 +63,18 @@ def harmonise_person(clips: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndar
     info = {f"{pair}_factor": round(f, 4) for pair, f in factors.items()}
     info.update({f"{k}_m": round(v, 4) for k, v in widths.items()})
     return out, info
+
+
+def convention_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    """Errors (mm) of root-relative predictions (N, 17, 3, metres) split by what a joint convention decides: P1
+    over all 17 joints, over the 13 the harmonisation leaves in place (pelvis included, as in P1) and over the
+    four it moves; and the mean predicted and true shoulder and hip spacing, which is where rigs disagree."""
+    pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
+    err = np.linalg.norm(pred - gt, axis=-1) * 1000
+    kept = [j for j in range(H36M17.num_joints) if j not in MOVED_JOINTS]
+    out = {"rows": len(err), "P1_mm": float(err.mean()), "P1_kept_joints_mm": float(err[:, kept].mean()),
+           "P1_moved_joints_mm": float(err[:, list(MOVED_JOINTS)].mean())}
+    for pair, (_, left, right, _) in _PAIRS.items():
+        out[f"{pair}_pred_mm"] = float(_distance(pred, left, right).mean() * 1000)
+        out[f"{pair}_true_mm"] = float(_distance(gt, left, right).mean() * 1000)
+    return out

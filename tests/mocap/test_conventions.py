@@ -71,3 +71,16 @@ def test_each_person_from_their_own_frames_only_and_a_bandai17_body_is_unchanged
     same, info = conventions.harmonise_person({"z": bandai_like})
     assert info["shoulders_factor"] == pytest.approx(1.0) and info["hips_factor"] == pytest.approx(1.0)
     assert np.allclose(same["z"], bandai_like)
+
+
+def test_convention_errors_split_moved_from_kept_joints():
+    gt = person(0.48, 0.12)
+    pred = gt.copy()
+    pred[:, J["left_shoulder"], 0] -= 0.10  # 10 cm off at one shoulder only
+    pred[:, J["left_wrist"], 2] += 0.017
+    e = conventions.convention_errors(pred, gt)
+    assert e["rows"] == len(gt)
+    assert e["P1_mm"] == pytest.approx((100 + 17) / 17)
+    assert e["P1_moved_joints_mm"] == pytest.approx(100 / 4) and e["P1_kept_joints_mm"] == pytest.approx(17 / 13)
+    assert e["shoulders_true_mm"] == pytest.approx(480) and e["hips_pred_mm"] == pytest.approx(e["hips_true_mm"])
+    assert e["shoulders_pred_mm"] < e["shoulders_true_mm"]
