@@ -46,6 +46,9 @@ class MotionSource:
     weight: float = 1.0  # rows per epoch relative to the source's size: 0.5 keeps every other row, 2 repeats each
     cameras: list[str] | None = None  # None: every camera of the file
     name: str | None = None  # row prefix; None: the file's stem
+    # frames per sequence, evenly thinned after the stride; None: data.max_frames. A source of few people can give
+    # more frames of each take than the main file without repeating rows (docs/benchmarks/people.md).
+    max_frames: int | None = None
 
     @property
     def prefix(self) -> str:
@@ -313,6 +316,8 @@ def validate(cfg: ExperimentConfig, source: str = "config") -> None:
         if not (0 < src.weight <= MAX_SOURCE_WEIGHT):
             bad(f"{key}.weight", f"expected a number in (0, {MAX_SOURCE_WEIGHT:g}] (rows per epoch relative to the "
                 f"source), found {src.weight!r}")
+        if src.max_frames is not None and not (isinstance(src.max_frames, int) and src.max_frames >= 1):
+            bad(f"{key}.max_frames", f"expected a whole number >= 1 or null (data.max_frames), found {src.max_frames!r}")
         if cfg.data.input_2d == "file" and cfg.data.train_2d is not None:
             bad(key, "extra motion has no detections in data.train_2d; train on GT projections (train_2d: null) or "
                      "drop the extra source")

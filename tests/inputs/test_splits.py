@@ -52,7 +52,21 @@ def test_a_lifter_trains_on_two_sources(tiny_data, second_file, tmp_path):
     assert run.best.exists()
 
 
-@pytest.mark.parametrize("kw, match", [({"weight": 0}, "weight"), ({"weight": -1}, "weight")])
+def test_a_source_can_take_more_frames_per_sequence_than_the_main_file(tiny_data, second_file):
+    capped_cfg = {"data.max_frames": 2, "data.validation_fraction": 0.0}
+    main = load_splits(tiny_config(tiny_data, **capped_cfg).data, 0, with_test=False).train
+    rows = {mf: load_splits(tiny_config(tiny_data, **capped_cfg, **source(second_file, **kw)).data, 0,
+                            with_test=False).train for mf, kw in ((2, {}), (5, {"max_frames": 5}))}
+    for cap, train in rows.items():
+        extra = np.char.startswith(train.subject.astype(str), "data_3d_other:")
+        np.testing.assert_array_equal(train.pose3d[~extra], main.pose3d)  # the main file keeps its cap
+        key = np.char.add(train.sequence_key[extra], train.camera[extra].astype(str))
+        per_take = np.unique(key, return_counts=True)[1]
+        assert per_take.max() == cap  # the source's own cap (the tiny takes are longer than 5 frames)
+
+
+@pytest.mark.parametrize("kw, match", [({"weight": 0}, "weight"), ({"weight": -1}, "weight"),
+                                       ({"max_frames": 0}, "max_frames"), ({"max_frames": 2.5}, "max_frames")])
 def test_bad_sources_are_refused(tiny_data, second_file, kw, match):
     with pytest.raises(ConfigError, match=match):
         tiny_config(tiny_data, **source(second_file, **kw))
