@@ -46,8 +46,10 @@ class MotionSource:
     weight: float = 1.0  # rows per epoch relative to the source's size: 0.5 keeps every other row, 2 repeats each
     cameras: list[str] | None = None  # None: every camera of the file
     name: str | None = None  # row prefix; None: the file's stem
-    # frames per sequence, evenly thinned after the stride; None: data.max_frames. A source of few people can give
-    # more frames of each take than the main file without repeating rows (docs/benchmarks/people.md).
+    # A source's own frame stride and frames per sequence (evenly thinned after the stride); None: data.frame_stride,
+    # data.max_frames. A source of few people or short takes can give more of its frames than the main file
+    # without repeating rows (docs/benchmarks/people.md).
+    frame_stride: int | None = None
     max_frames: int | None = None
 
     @property
@@ -316,8 +318,10 @@ def validate(cfg: ExperimentConfig, source: str = "config") -> None:
         if not (0 < src.weight <= MAX_SOURCE_WEIGHT):
             bad(f"{key}.weight", f"expected a number in (0, {MAX_SOURCE_WEIGHT:g}] (rows per epoch relative to the "
                 f"source), found {src.weight!r}")
-        if src.max_frames is not None and not (isinstance(src.max_frames, int) and src.max_frames >= 1):
-            bad(f"{key}.max_frames", f"expected a whole number >= 1 or null (data.max_frames), found {src.max_frames!r}")
+        for field_name in ("frame_stride", "max_frames"):
+            value = getattr(src, field_name)
+            if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                bad(f"{key}.{field_name}", f"expected a whole number >= 1 or null (data.{field_name}), found {value!r}")
         if cfg.data.input_2d == "file" and cfg.data.train_2d is not None:
             bad(key, "extra motion has no detections in data.train_2d; train on GT projections (train_2d: null) or "
                      "drop the extra source")

@@ -94,13 +94,14 @@ def load_splits(cfg: DataConfig, seed: int = 0, *, with_test: bool = True) -> Sp
 
 
 def load_source(cfg: DataConfig, src: MotionSource) -> PoseSet:
-    """An extra training source's rows, at the main file's frame stride and its own per-sequence frame cap (else the
-    main file's), prefixed with the source's name."""
+    """An extra training source's rows, at its own frame stride and per-sequence frame cap (else the main file's),
+    prefixed with the source's name."""
     name = src.prefix
     if not Path(src.path).exists():
         raise FileNotFoundError(f"data.extra_train: {src.path} does not exist (source {name!r})")
     sub = replace(cfg, path=src.path, cameras=src.cameras, input_2d="gt" if cfg.input_2d == "file" else cfg.input_2d,
-                  extra_train=[], max_frames=cfg.max_frames if src.max_frames is None else src.max_frames)
+                  extra_train=[], max_frames=cfg.max_frames if src.max_frames is None else src.max_frames,
+                  frame_stride=cfg.frame_stride if src.frame_stride is None else src.frame_stride)
     return prefixed(load_poses(sub, list(src.subjects)), name)
 
 

@@ -63,10 +63,18 @@ def test_a_source_can_take_more_frames_per_sequence_than_the_main_file(tiny_data
         key = np.char.add(train.sequence_key[extra], train.camera[extra].astype(str))
         per_take = np.unique(key, return_counts=True)[1]
         assert per_take.max() == cap  # the source's own cap (the tiny takes are longer than 5 frames)
+    dense = load_splits(tiny_config(tiny_data, **capped_cfg, **source(second_file, max_frames=1000, frame_stride=1))
+                        .data, 0, with_test=False).train
+    sparse = load_splits(tiny_config(tiny_data, **capped_cfg, **source(second_file, max_frames=1000, frame_stride=4))
+                         .data, 0, with_test=False).train
+    frames = {k: np.unique(np.diff(np.unique(t.frame[np.char.startswith(t.subject.astype(str), "data_3d_other:")])))
+              for k, t in (("dense", dense), ("sparse", sparse))}
+    assert list(frames["dense"]) == [1] and list(frames["sparse"]) == [4]  # the source's own stride
 
 
 @pytest.mark.parametrize("kw, match", [({"weight": 0}, "weight"), ({"weight": -1}, "weight"),
-                                       ({"max_frames": 0}, "max_frames"), ({"max_frames": 2.5}, "max_frames")])
+                                       ({"max_frames": 0}, "max_frames"), ({"max_frames": 2.5}, "max_frames"),
+                                       ({"frame_stride": 0}, "frame_stride")])
 def test_bad_sources_are_refused(tiny_data, second_file, kw, match):
     with pytest.raises(ConfigError, match=match):
         tiny_config(tiny_data, **source(second_file, **kw))
