@@ -130,7 +130,7 @@ def cmd_train(args) -> int:
     cfg = load_config(args.config, args.override)
     device = _check_device(args.device or cfg.device)
     result = train(cfg, args.out, device=device, resume=args.resume, progress=not args.no_progress, force=args.force,
-                   allow_leakage=args.allow_leakage)
+                   allow_leakage=args.allow_leakage, hk_cache=args.hk_cache)
 
     if current().is_main:
         best = "n/a" if result.best_val_mpjpe_mm is None else f"{result.best_val_mpjpe_mm:.1f} mm"
@@ -160,7 +160,7 @@ def cmd_evaluate(args) -> int:
     data = EvalData(split=args.split, data_path=args.data, subjects=tuple(args.subjects) if args.subjects else None,
                     test_2d=args.test_2d, max_samples=args.max_samples, calibrate_with=tuple(args.calibrate_with),
                     save_calibration_rows=args.save_calibration_rows, ood_radius=args.ood_radius,
-                    allow_leakage=args.allow_leakage)
+                    allow_leakage=args.allow_leakage, hk_cache=args.hk_cache)
     out = evaluate(args.checkpoint, args.out, device=_check_device(args.device), sampling=sampling, data=data,
                    progress=not args.no_progress, overwrite=args.force)
     if current().is_main:
@@ -448,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder: config.yaml, last.pt, best.pt, train_log.jsonl")
     p.add_argument("--resume", action="store_true", help="continue bit-for-bit from OUT/last.pt")
     p.add_argument("--force", action="store_true", help="replace an earlier run in OUT (refused without it)")
+    p.add_argument("--hk-cache", default=None, metavar="DIR",
+                   help="a folder for the fitted H_K that runs on the same rows share (default: OUT/cache); a "
+                        "file is reused only when the H_K settings, depth prior and rows match")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="change one config value, e.g. train.epochs=1 (repeatable; for smoke sizes)")
     p.add_argument("--no-progress", action="store_true", help="no progress display (a bar on a terminal, a periodic line otherwise)")

@@ -118,6 +118,11 @@ class VideoLifterConfig:
     channels: int = 1024  # tcn: convolution channels (VideoPose3D: 1024)
     filter_width: int = 3  # tcn: the width of every temporal convolution
     dropout: float = 0.25  # tcn (VideoPose3D: 0.25); mixste reads model.dropout, capped at 0.1
+    # tcn: BatchNorm momentum, decayed exponentially per epoch from the first to the final value (VideoPose3D:
+    # 0.1 -> 0.001 over 80 epochs, while its lr falls 50x). A short run whose lr is still high at the end needs a
+    # higher final value, or the running statistics lag the weights (docs/BENCHMARKS.md, "Video setting (TCN").
+    bn_momentum: float = 0.1
+    bn_momentum_final: float = 0.001
 
 
 @dataclass
@@ -353,6 +358,9 @@ def validate(cfg: ExperimentConfig, source: str = "config") -> None:
         bad("model.video_lifter.kind", f"expected 'mixste' or 'tcn', found {vl.kind!r}")
     if not 0.0 <= vl.dropout < 1.0:
         bad("model.video_lifter.dropout", f"expected a value in [0, 1), found {vl.dropout}")
+    for key, value in (("bn_momentum", vl.bn_momentum), ("bn_momentum_final", vl.bn_momentum_final)):
+        if not 0.0 < value <= 1.0:
+            bad(f"model.video_lifter.{key}", f"expected a value in (0, 1], found {value}")
     if cfg.model.context == "video" and vl.kind == "tcn":
         try:
             filter_widths_for(cfg.model.frames, vl.filter_width)

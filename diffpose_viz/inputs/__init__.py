@@ -36,6 +36,7 @@ from diffpose_viz.inputs.hk import (
     fit_prior,
     hk_cache_file,
     hk_cache_key,
+    rows_digest,
 )
 from diffpose_viz.inputs.splits import (
     SPLIT_SEEDS,
@@ -64,6 +65,6 @@ __all__ = [
     "build_hk", "calibration_rows", "check_finite", "check_gmm", "concat_gmms", "default_camera",
     "detector_config", "feed_from_keypoints", "file_2d_path", "file_identity", "fit_error_model", "fit_prior",
     "hk_cache_file", "hk_cache_key", "hk_needed", "load_poses", "load_source", "load_splits", "load_test_poses",
-    "make_inputs", "row_intrinsics", "scored_rows", "screen_input", "sequence_windows", "strided_centres", "thin",
-    "thin_windowed", "training_2d", "window_centres", "window_indices", "window_length"
+    "make_inputs", "row_intrinsics", "rows_digest", "scored_rows", "screen_input", "sequence_windows",
+    "strided_centres", "thin", "thin_windowed", "training_2d", "window_centres", "window_indices", "window_length"
 ]

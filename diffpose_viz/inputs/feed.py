@@ -29,7 +29,7 @@ from diffpose_viz.errors import InputError
 from diffpose_viz.initialization.depth_prior import DepthPrior
 from diffpose_viz.initialization.pose_init import PoseGMM, intrinsics_from_camera, modes_from_keypoints
 from diffpose_viz.inputs.detections import check_finite, make_inputs, row_intrinsics, screen_input
-from diffpose_viz.inputs.hk import build_hk, hk_cache_file
+from diffpose_viz.inputs.hk import build_hk, hk_cache_file, rows_digest
 from diffpose_viz.inputs.splits import SPLIT_SEEDS, AugmentedSplit
 from diffpose_viz.inputs.windows import (
     WindowedRows,
@@ -146,10 +146,12 @@ class Feed:
         else:  # a temporal phi_ST reads each row's window: all rows' 2D, and the windows of the rows asked for
             win = self.windows if rows is None else self.windows[torch.as_tensor(idx, device=self.windows.device)]
             depth = self.method.hk_depth(self.cfg, extras or {}, self.cond.cpu(), sub.occluded, win.cpu())
-        file = None if cache is None else hk_cache_file(cache, self.cfg, self.split, len(idx), prior, checkpoint)
+        seed = SPLIT_SEEDS[self.split] if seed is None else seed
+        intrinsics = np.asarray(self.intrinsics)[idx]
+        file = None if cache is None else hk_cache_file(cache, self.cfg, self.split, len(idx), prior, checkpoint,
+                                                        rows=rows_digest(sub, intrinsics, seed))
         with _phase(timer, "hk_fit"):
-            gmm = build_hk(sub, np.asarray(self.intrinsics)[idx], prior, self.cfg.init,
-                           seed=SPLIT_SEEDS[self.split] if seed is None else seed, device=self.device, cache=file,
+            gmm = build_hk(sub, intrinsics, prior, self.cfg.init, seed=seed, device=self.device, cache=file,
                            progress=progress, depth=depth, root_depth=root_depth)
         return replace(self, gmm=gmm, hk_rows=None if rows is None else idx, z_from_method=depth is not None)
 

@@ -28,12 +28,16 @@ def fit_prior(train: PoseSet, init: InitConfig) -> DepthPrior:
     return fit_depth_prior(train.pose3d, init, root_depth=train.root[:, 2])
 
 
-def hk_cache_key(cfg: ExperimentConfig, split: str, n: int, prior: DepthPrior, extra: str = "") -> str:
+def hk_cache_key(cfg: ExperimentConfig, split: str, n: int, prior: DepthPrior, extra: str = "",
+                 rows: str = "") -> str:
     """A digest of everything H_K of a split depends on: reuse is safe only under the same key. `extra`: what
-    else it depends on (e.g. the identity of the checkpoint whose phi_ST gives H_K's z)."""
+    else it depends on (e.g. the identity of the checkpoint whose phi_ST gives H_K's z); `rows`: `rows_digest`
+    of the inputs, so that runs whose splits differ (another train.seed) may share a cache folder."""
     h = hashlib.sha256()
     payload = {"data": to_dict(cfg.data), "detector": to_dict(cfg.detector), "init": to_dict(cfg.init), "split": split,
                "n": n}
+    if rows:
+        payload["rows"] = rows
     if extra:
         payload["extra"] = extra
     if cfg.init.depth_source != "prior":  # z from a network: which one
@@ -47,12 +51,14 @@ def hk_cache_key(cfg: ExperimentConfig, split: str, n: int, prior: DepthPrior, e
 
 
 def hk_cache_file(folder: Path, cfg: ExperimentConfig, split: str, n: int, prior: DepthPrior,
-                  checkpoint: str | Path | None = None) -> Path:
+                  checkpoint: str | Path | None = None, rows: str = "") -> Path:
     """The one name of a cached H_K: `hk_<split>_<key>.pt` for a training run's splits, `hk_<split>_eval_<key>.pt`
-    for an evaluation of `checkpoint` (whose identity is in the key: H_K's z may come from its phi_ST)."""
+    for an evaluation of `checkpoint` (whose identity is in the key: H_K's z may come from its phi_ST). `rows`:
+    see `hk_cache_key`."""
     if checkpoint is None:
-        return Path(folder) / f"hk_{split}_{hk_cache_key(cfg, split, n, prior)}.pt"
-    return Path(folder) / f"hk_{split}_eval_{hk_cache_key(cfg, split, n, prior, extra=file_identity(checkpoint))}.pt"
+        return Path(folder) / f"hk_{split}_{hk_cache_key(cfg, split, n, prior, rows=rows)}.pt"
+    key = hk_cache_key(cfg, split, n, prior, extra=file_identity(checkpoint), rows=rows)
+    return Path(folder) / f"hk_{split}_eval_{key}.pt"
 
 
 def file_identity(path) -> str:
@@ -132,6 +138,16 @@ def build_hk(det: Detections2D, intrinsics: np.ndarray, prior: DepthPrior, init:
         except OSError as err:  # a cache only saves time: a read-only checkpoint folder must not stop the run
             log.warning("H_K cache not written (%s); it will be refitted next time", err)
     return gmm
+
+
+def rows_digest(det: Detections2D, intrinsics: np.ndarray, seed: int) -> str:
+    """A digest of the inputs H_K is fitted from, row by row (2D modes, confidences, occlusion flags, intrinsics)
+    and the EM's seed: two runs whose splits hold other rows (e.g. another train.seed's validation split) never
+    share a cached H_K, whatever their configs say."""
+    h = hashlib.sha256(str(int(seed)).encode())
+    for a in (det.modes, det.confidence, det.occluded, intrinsics):
+        h.update(np.ascontiguousarray(np.asarray(a)).tobytes())
+    return h.hexdigest()[:12]
 
 
 def concat_gmms(parts: list[PoseGMM]) -> PoseGMM:

@@ -4,8 +4,8 @@
   T frames;
 * 'tcn': VideoPose3D's dilated temporal convolutions (Pavllo et al., CVPR 2019) whose receptive field is the
   T-frame window, trained as its authors train it: MPJPE on the window's centre frame through the strided
-  model (`models.tcn`), the BatchNorm momentum decayed from 0.1 to 0.001 over the epochs, evaluated with the
-  dense model and the same weights.
+  model (`models.tcn`), the BatchNorm momentum decayed exponentially over the epochs (VideoPose3D: 0.1 to
+  0.001; model.video_lifter.bn_momentum[_final]), evaluated with the dense model and the same weights.
 
 Both train with random left/right flips and are tested with flip averaging on the centre frame of an
 edge-padded window (VideoPose3D / MixSTE padding). Either is phi_ST of the two-stage DiffPose in the video
@@ -27,25 +27,21 @@ from diffpose_viz.models import MixSTELifter, TCNLifter, window_centre
 from diffpose_viz.models.coco_input import COCOInputTCNLifter
 from diffpose_viz.models.flip import FlipTestTime, random_flip
 
-#: VideoPose3D's BatchNorm momentum schedule: exponential from the first to the last over the epochs.
-BN_MOMENTUM = (0.1, 0.001)
-
-
 def build_video_lifter(cfg: ExperimentConfig) -> MixSTELifter | TCNLifter:
     """The temporal lifter `model.video_lifter.kind` names, for model.frames-frame windows."""
     m, v = cfg.model, cfg.model.video_lifter
     if v.kind == "tcn":  # released: VideoPose3D's (u, v) input, in the joint order the file was trained on
         cls = COCOInputTCNLifter if m.released_input == "coco17" else TCNLifter
         return cls(m.frames, in_features=2 if m.released else 4, channels=v.channels, filter_width=v.filter_width,
-                   dropout=v.dropout)
+                   dropout=v.dropout, bn_momentum=v.bn_momentum)
     return MixSTELifter(m.frames, embed_dim=m.hidden, depth=m.layers, heads=m.heads, dropout=min(m.dropout, 0.1),
                         released=m.released)
 
 
-def bn_momentum(epoch: int, epochs: int) -> float:
-    """VideoPose3D's momentum at the start of `epoch` (0-based) of `epochs`."""
-    first, last = BN_MOMENTUM
-    return first * math.exp(-epoch / max(epochs, 1) * math.log(first / last))
+def bn_momentum(epoch: int, epochs: int, first: float, final: float) -> float:
+    """VideoPose3D's schedule: the momentum at the start of `epoch` (0-based) of `epochs`, exponential from
+    `first` (epoch 0) towards `final` (reached at epoch `epochs`)."""
+    return first * math.exp(-epoch / max(epochs, 1) * math.log(first / final))
 
 
 class VideoLifter(RegressionMethod):
@@ -75,7 +71,8 @@ class VideoLifter(RegressionMethod):
 
     def start_epoch(self, net: nn.Module, cfg: ExperimentConfig, epoch: int) -> None:
         if cfg.model.video_lifter.kind == "tcn":
-            net.net.set_bn_momentum(bn_momentum(epoch, cfg.train.epochs))
+            v = cfg.model.video_lifter
+            net.net.set_bn_momentum(bn_momentum(epoch, cfg.train.epochs, v.bn_momentum, v.bn_momentum_final))
 
     def loss(self, model: nn.Module, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
         if batch.x0_window is None:

@@ -94,11 +94,12 @@ class TrainResult:
 class Trainer:
     def __init__(self, cfg: ExperimentConfig, out_dir: str | Path, *, device: str | None = None,
                  resume: bool = False, progress: bool | None = None, force: bool = False,
-                 allow_leakage: bool = False) -> None:
+                 allow_leakage: bool = False, hk_cache: str | Path | None = None) -> None:
         if device is not None:
             cfg.device = device
         self.cfg = cfg
         self.allow_leakage = allow_leakage
+        self.hk_cache = None if hk_cache is None else Path(hk_cache)
         self.method: Method = check_config(cfg, "config", warn=False)  # load_config warned already
         self.out_dir = self.final_dir = Path(out_dir)
         self.resume = resume
@@ -140,7 +141,9 @@ class Trainer:
         augmented = inputs.augment_split(splits.train, cfg, cfg.train.seed) if inputs.augmentation_on(cfg) else None
         prior_rows = splits.train if augmented is None else augmented.poses
         self.prior = inputs.fit_prior(prior_rows, cfg.init) if method.needs_depth_prior else None
-        cache_dir = self.out_dir / "cache"
+        cache_dir = self.hk_cache or self.out_dir / "cache"
+        if self.hk_cache is not None and info.is_main:
+            self.hk_cache.mkdir(parents=True, exist_ok=True)
         self.error_model = inputs.fit_error_model(splits.train, cfg)  # 2D files: detection errors, training rows
         self.extras_payload = method.training_extras(cfg)
         self.extras = method.restore_extras(cfg, self.extras_payload, "config", self.device)
@@ -434,19 +437,22 @@ def _seed_everything(seed: int) -> None:
 
 
 def train(cfg: ExperimentConfig, out_dir: str | Path, *, device: str | None = None, resume: bool = False,
-          progress: bool | None = None, force: bool = False, allow_leakage: bool = False) -> TrainResult:
+          progress: bool | None = None, force: bool = False, allow_leakage: bool = False,
+          hk_cache: str | Path | None = None) -> TrainResult:
     """Set up and run training; the checkpoints are `out_dir/last.pt` and `out_dir/best.pt` (lowest
     validation MPJPE of the EMA weights). An earlier run in `out_dir` is continued with `resume`,
     replaced with `force`, and otherwise refused. One writer per run folder: a second `train` into `out_dir`
     while this one runs is refused (`run_lock`). A run that fails before its first checkpoint leaves nothing
-    behind (no new folder, no config.yaml). Training rows that are test rows are refused unless `allow_leakage`."""
+    behind (no new folder, no config.yaml). Training rows that are test rows are refused unless `allow_leakage`.
+    `hk_cache`: a folder for the fitted H_K shared by runs on the same rows (default: `out_dir/cache`); a file is
+    reused only when the config's H_K settings, the depth prior and the rows themselves match (`inputs.hk`)."""
     out_dir = Path(out_dir)
     new_root = _first_missing(out_dir)  # what this run creates, removed again if it fails before a checkpoint
     main_rank = int(os.environ.get("RANK", "0")) == 0
     with run_lock(out_dir) if main_rank else nullcontext():
         before = set(os.listdir(out_dir)) if out_dir.is_dir() else set()
         trainer = Trainer(cfg, out_dir, device=device, resume=resume, progress=progress, force=force,
-                          allow_leakage=allow_leakage)
+                          allow_leakage=allow_leakage, hk_cache=hk_cache)
         try:
             trainer.setup()
             result = trainer.train()

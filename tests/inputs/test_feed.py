@@ -19,6 +19,7 @@ from diffpose_viz.inputs import (
     load_poses,
     make_inputs,
     row_intrinsics,
+    rows_digest,
     scored_rows,
     screen_input,
     window_indices,
@@ -70,10 +71,27 @@ def test_hk_follows_the_split_and_the_method(rows, tmp_path):
     assert build_feed(poses, cfg, "val", train_only).with_hk(prior).gmm is None  # predict does not read it
     feed = build_feed(poses, cfg, "train", train_only).with_hk(prior, cache=tmp_path)
     assert feed.gmm is not None and len(feed.gmm.weights) == len(poses)
-    key = hk_cache_key(cfg, "train", len(poses), prior)
+    key = hk_cache_key(cfg, "train", len(poses), prior,
+                       rows=rows_digest(feed.det, np.asarray(feed.intrinsics), SPLIT_SEEDS["train"]))
     assert [p.name for p in tmp_path.iterdir()] == [f"hk_train_{key}.pt"]
     again = build_feed(poses, cfg, "train", train_only).with_hk(prior, cache=tmp_path)  # read from the cache
     torch.testing.assert_close(again.gmm.means, feed.gmm.means, rtol=0, atol=0)
+
+
+def test_a_shared_hk_cache_never_serves_other_rows(rows, tmp_path):
+    """Same config, same number of rows, other rows (as another train.seed's split gives): another file."""
+    cfg, poses = rows
+    prior = fit_prior(poses, cfg.init)
+    train_only = Needs(hk_at_training=True)
+    first, second = poses.subset(np.arange(0, 20)), poses.subset(np.arange(20, 40))
+    a = build_feed(first, cfg, "train", train_only).with_hk(prior, cache=tmp_path)
+    b = build_feed(second, cfg, "train", train_only).with_hk(prior, cache=tmp_path)
+    assert len(list(tmp_path.glob("hk_train_*.pt"))) == 2
+    assert not torch.equal(a.gmm.means, b.gmm.means)
+    fresh = build_feed(second, cfg, "train", train_only).with_hk(prior)  # no cache: what b must equal
+    torch.testing.assert_close(b.gmm.means, fresh.gmm.means, rtol=0, atol=0)
+    det = a.det
+    assert rows_digest(det, np.asarray(a.intrinsics), 1) != rows_digest(det, np.asarray(a.intrinsics), 2)
 
 
 def test_hk_of_some_rows_is_indexed_by_row(rows, tmp_path):

@@ -13,12 +13,12 @@ from diffpose_viz.errors import ConfigError
 from diffpose_viz.evaluation.evaluate import EvalData, evaluate
 from diffpose_viz.inference import load_model
 from diffpose_viz.inputs import FeedBatch
-from diffpose_viz.methods import METHODS
+from diffpose_viz.methods import METHODS, load_config
 from diffpose_viz.methods.video import bn_momentum
 from diffpose_viz.models import TCNLifter
 from diffpose_viz.models.flip import flip_2d, flip_3d
 from diffpose_viz.training.trainer import train
-from tiny_runs import tiny_config
+from tiny_runs import REPO, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TCN = {"model.context": "video", "model.frames": 9, "augmentation.view.enabled": False, "model.hidden": 16,
@@ -56,14 +56,34 @@ def test_tcn_prediction_is_the_flip_averaged_centre_frame(tcn_lifter):
 
 
 def test_bn_momentum_follows_videopose3d_and_reaches_the_network(tiny_data, tmp_path):
-    assert bn_momentum(0, 80) == pytest.approx(0.1)
-    assert bn_momentum(40, 80) == pytest.approx(0.01)
-    assert bn_momentum(80, 80) == pytest.approx(0.001)
+    assert bn_momentum(0, 80, 0.1, 0.001) == pytest.approx(0.1)
+    assert bn_momentum(40, 80, 0.1, 0.001) == pytest.approx(0.01)
+    assert bn_momentum(80, 80, 0.1, 0.001) == pytest.approx(0.001)
     cfg = tiny_config(tiny_data, method="video_lifter", **TCN, **{"train.epochs": 4})
     net = METHODS["video_lifter"].build_network(cfg)
     METHODS["video_lifter"].start_epoch(net, cfg, 2)
-    assert net.net.expand_bn.momentum == pytest.approx(0.1 * 0.01 ** 0.5)
+    assert net.net.expand_bn.momentum == pytest.approx(0.1 * 0.01 ** 0.5)  # the defaults are VideoPose3D's
     assert all(bn.momentum == net.net.expand_bn.momentum for bn in net.net.layers_bn)
+
+
+def test_the_bn_momentum_schedule_is_read_from_the_config(tiny_data):
+    cfg = tiny_config(tiny_data, method="video_lifter", **TCN, **{
+        "train.epochs": 4, "model.video_lifter.bn_momentum": 0.2, "model.video_lifter.bn_momentum_final": 0.05})
+    net = METHODS["video_lifter"].build_network(cfg)
+    assert net.net.expand_bn.momentum == pytest.approx(0.2)  # before the first epoch starts
+    METHODS["video_lifter"].start_epoch(net, cfg, 3)
+    assert net.net.expand_bn.momentum == pytest.approx(0.2 * 0.25 ** 0.75)  # never below the final value
+    assert all(bn.momentum == net.net.expand_bn.momentum for bn in net.net.layers_bn)
+    with pytest.raises(ConfigError, match="model.video_lifter.bn_momentum_final.*found 0.0"):
+        tiny_config(tiny_data, method="video_lifter", **TCN, **{"model.video_lifter.bn_momentum_final": 0.0})
+
+
+def test_the_tcn_config_keeps_its_bn_momentum_floor():
+    """The shipped stage-1 config ends above VideoPose3D's 0.001 (chosen on validation, docs/BENCHMARKS.md)."""
+    cfg = load_config(REPO / "configs" / "bandai_tcn_cpu.yaml")
+    v = cfg.model.video_lifter
+    assert (v.bn_momentum, v.bn_momentum_final) == (0.1, 0.01)
+    assert bn_momentum(cfg.train.epochs - 1, cfg.train.epochs, v.bn_momentum, v.bn_momentum_final) > 0.01
 
 
 def test_the_window_must_be_the_receptive_field(tiny_data):
@@ -72,7 +92,8 @@ def test_the_window_must_be_the_receptive_field(tiny_data):
     cfg = tiny_config(tiny_data, method="video_lifter", **{**TCN, "model.frames": 25,
                                                            "model.video_lifter.filter_width": 5})
     assert to_dict(cfg)["model"]["video_lifter"] == {"kind": "tcn", "channels": 16, "filter_width": 5,
-                                                     "dropout": 0.25}
+                                                     "dropout": 0.25, "bn_momentum": 0.1,
+                                                     "bn_momentum_final": 0.001}
 
 
 def test_two_stage_diffpose_and_official_mode_on_a_frozen_tcn(tcn_lifter, tiny_data, tmp_path):  # noqa: F811

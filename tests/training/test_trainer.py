@@ -162,3 +162,22 @@ def test_nan_inputs_and_mixtures_raise(tiny_data):  # noqa: F811
 def test_missing_lifter_for_official_mode_is_explained(tiny_data, tmp_path):  # noqa: F811
     with pytest.raises(CheckpointError, match="official.lifter_checkpoint"):
         _run(tiny_config(tiny_data, **{"method": "official", "train.max_steps": 1}), tmp_path / "o")
+
+
+def test_runs_share_an_hk_cache_folder_only_for_the_same_rows(tiny_data, tmp_path):  # noqa: F811
+    """--hk-cache: a second run on the same rows reads the first one's H_K; another seed's split fits its own."""
+    shared = tmp_path / "hk"
+    cfg = tiny_config(tiny_data, method="diffpose_joint")
+    first = Trainer(cfg, tmp_path / "a", progress=False, hk_cache=shared)
+    first.setup()
+    files = {p.name: p.stat().st_mtime_ns for p in shared.glob("hk_*.pt")}
+    assert sorted(n.split("_")[1] for n in files) == ["train", "val"] and not (tmp_path / "a" / "cache").exists()
+    again = Trainer(tiny_config(tiny_data, method="diffpose_joint"), tmp_path / "b", progress=False, hk_cache=shared)
+    again.setup()
+    assert {p.name: p.stat().st_mtime_ns for p in shared.glob("hk_*.pt")} == files  # read, not refitted
+    torch.testing.assert_close(again.train_data.gmm.means, first.train_data.gmm.means, rtol=0, atol=0)
+    other = Trainer(tiny_config(tiny_data, method="diffpose_joint", **{"train.seed": 1}), tmp_path / "c",
+                    progress=False, hk_cache=shared)
+    other.setup()
+    assert len(list(shared.glob("hk_*.pt"))) == 4  # its own train and validation H_K
+
