@@ -160,7 +160,7 @@ def cmd_evaluate(args) -> int:
     data = EvalData(split=args.split, data_path=args.data, subjects=tuple(args.subjects) if args.subjects else None,
                     test_2d=args.test_2d, max_samples=args.max_samples, calibrate_with=tuple(args.calibrate_with),
                     save_calibration_rows=args.save_calibration_rows, ood_radius=args.ood_radius,
-                    allow_leakage=args.allow_leakage, hk_cache=args.hk_cache)
+                    allow_leakage=args.allow_leakage)
     out = evaluate(args.checkpoint, args.out, device=_check_device(args.device), sampling=sampling, data=data,
                    progress=not args.no_progress, overwrite=args.force)
     if current().is_main:
