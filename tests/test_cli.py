@@ -39,7 +39,7 @@ def test_smoke_train_evaluate_sample(tiny_data, tmp_path):  # noqa: F811
     overrides = ["train.max_steps=6", "method=diffpose_joint"] if DEMO.exists() else tiny_overrides(
         tiny_data, **{"train.max_steps": 6, "method": "diffpose_joint"})
     run = tmp_path / "run"
-    args = ["train", "configs/smoke.yaml", "--out", str(run), "--no-progress"]
+    args = ["train", "configs/smoke.yaml", "--out", str(run), "--no-progress", "--hk-cache", str(tmp_path / "hk")]
     for o in overrides:
         args += ["--override", o]
     out = cli(*args)
@@ -48,6 +48,7 @@ def test_smoke_train_evaluate_sample(tiny_data, tmp_path):  # noqa: F811
     assert steps, out.stdout
     assert int(steps.group(1)) == 6 if DEMO.exists() else 1 <= int(steps.group(1)) <= 6
     assert {"config.yaml", "last.pt", "best.pt", "train_log.jsonl"} <= {p.name for p in run.iterdir()}
+    assert len(list((tmp_path / "hk").glob("hk_train_*.pt"))) == 1 and not (run / "cache").exists()  # --hk-cache
 
     res = tmp_path / "diffpose.nc"
     out = cli("evaluate", str(run / "best.pt"), "--out", str(res), "--hypotheses", "2", "--steps", "2",
