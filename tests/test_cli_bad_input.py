@@ -26,6 +26,14 @@ SMOKE = REPO / "configs" / "smoke.yaml"
 METHOD = "diffpose_joint"
 
 
+def train_args(data: Path, out: Path, *extra: str, **overrides) -> list:
+    """`train` of the smoke config on tiny data, two steps (`overrides`: more config keys)."""
+    args = ["train", SMOKE, "--out", out, "--no-progress", *extra]
+    for o in tiny_overrides(data, **{"train.max_steps": 2, "method": METHOD, **overrides}):
+        args += ["--override", o]
+    return args
+
+
 def run_cli(capsys, *args) -> tuple[int, str]:
     """(exit code, stdout + stderr) of `diffpose-viz ARGS`; argparse's usage errors count as exit 2."""
     try:
@@ -54,10 +62,7 @@ def _coco_pose() -> list:
 def run_dir(tiny_data, tmp_path_factory):  # noqa: F811
     """A finished tiny run: config.yaml, last.pt, best.pt, train_log.jsonl."""
     out = tmp_path_factory.mktemp("bad_input") / "run"
-    args = ["train", str(SMOKE), "--out", str(out), "--no-progress"]
-    for o in tiny_overrides(tiny_data, **{"train.max_steps": 2, "method": METHOD}):
-        args += ["--override", o]
-    assert main(args) == 0
+    assert main([str(a) for a in train_args(tiny_data, out)]) == 0
     return out
 
 

@@ -20,17 +20,10 @@ from diffpose_viz.cli import main
 from diffpose_viz.datasets.vp3d import load_3d, save_3d
 from diffpose_viz.results import load_results
 
-from test_cli_bad_input import METHOD, SMOKE, _kp_json, assert_refused, run_cli
-from tiny_runs import REPO, tiny_overrides
+from test_cli_bad_input import _kp_json, assert_refused, run_cli, train_args
+from tiny_runs import REPO
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _train(data: Path, out: Path, *extra: str, **overrides) -> list:
-    args = ["train", SMOKE, "--out", out, "--no-progress", *extra]
-    for o in tiny_overrides(data, **{"train.max_steps": 2, "method": METHOD, **overrides}):
-        args += ["--override", o]
-    return args
 
 
 def _evaluate(ckpt: Path, out: Path, *extra) -> list:
@@ -50,8 +43,8 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 def runs(tiny_data, tmp_path_factory):  # noqa: F811
     """Two tiny runs of different seeds (two models) and run A's evaluation with its calibration."""
     root = tmp_path_factory.mktemp("provenance")
-    assert main([str(a) for a in _train(tiny_data, root / "a")]) == 0
-    assert main([str(a) for a in _train(tiny_data, root / "b", **{"train.seed": 1})]) == 0
+    assert main([str(a) for a in train_args(tiny_data, root / "a")]) == 0
+    assert main([str(a) for a in train_args(tiny_data, root / "b", **{"train.seed": 1})]) == 0
     assert main([str(a) for a in _evaluate(root / "a" / "best.pt", root / "eval" / "a.nc")]) == 0
     return root
 
@@ -143,7 +136,7 @@ def test_stale_calibration_after_train_force_is_refused(runs, tiny_data, tmp_pat
     run = tmp_path / "run"
     shutil.copytree(runs / "a", run)
     metrics = runs / "eval" / "a.metrics.json"
-    assert run_cli(capsys, *_train(tiny_data, run, "--force", **{"train.seed": 7}))[0] == 0  # retrained in place
+    assert run_cli(capsys, *train_args(tiny_data, run, "--force", **{"train.seed": 7}))[0] == 0  # retrained in place
     code, text = run_cli(capsys, *_sample(run / "best.pt", tmp_path, tmp_path / "m.nc", "--calibration", metrics))
     assert_refused(code, text, "fingerprint", "retrained")
 
@@ -173,7 +166,7 @@ def test_corrupted_non_ema_weights_are_refused(runs, tmp_path, capsys):
     torch.save(ckpt, bad)
     code, text = run_cli(capsys, *_evaluate(bad, tmp_path / "r.nc"))
     assert_refused(code, text, str(bad), "does not match the fingerprint")
-    code, text = run_cli(capsys, *_train(Path("unused"), bad.parent, "--resume"))
+    code, text = run_cli(capsys, *train_args(Path("unused"), bad.parent, "--resume"))
     assert "Traceback" not in text and code != 0
 
 
@@ -264,7 +257,7 @@ def test_read_only_output_folder_is_named(runs, tmp_path, capsys, monkeypatch):
 
 def test_two_concurrent_trains_second_refused_first_intact(tiny_data, tmp_path, capsys):  # noqa: F811
     out = tmp_path / "run"
-    args = [str(a) for a in _train(tiny_data, out, **{"train.max_steps": 400, "train.epochs": 400,
+    args = [str(a) for a in train_args(tiny_data, out, **{"train.max_steps": 400, "train.epochs": 400,
                                                       "train.eval_every": 0})]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     first = subprocess.Popen([sys.executable, "-m", "diffpose_viz.cli", *args], cwd=tmp_path, env=env,
@@ -276,7 +269,7 @@ def test_two_concurrent_trains_second_refused_first_intact(tiny_data, tmp_path, 
             assert first.poll() is None, first.communicate()
             assert time.time() < deadline, "the first train never took the lock"
             time.sleep(0.05)
-        code, text = run_cli(capsys, *_train(tiny_data, out, "--force"))
+        code, text = run_cli(capsys, *train_args(tiny_data, out, "--force"))
         assert_refused(code, text, str(out), f"pid {first.pid}", "started")
     finally:
         stdout, stderr = first.communicate(timeout=600)
@@ -289,13 +282,13 @@ def test_two_concurrent_trains_second_refused_first_intact(tiny_data, tmp_path, 
 
 def test_a_failed_train_leaves_no_new_folder(tmp_path, capsys, tiny_data):  # noqa: F811
     out = tmp_path / "new" / "run"
-    code, text = run_cli(capsys, *_train(tiny_data, out, **{"data.train_subjects": "[no_such_subject]"}))
+    code, text = run_cli(capsys, *train_args(tiny_data, out, **{"data.train_subjects": "[no_such_subject]"}))
     assert_refused(code, text)
     assert not (tmp_path / "new").exists() and list(tmp_path.iterdir()) == []
     kept = tmp_path / "kept"
     kept.mkdir()
     (kept / "notes.txt").write_text("mine")
-    code, text = run_cli(capsys, *_train(tiny_data, kept, **{"data.train_subjects": "[no_such_subject]"}))
+    code, text = run_cli(capsys, *train_args(tiny_data, kept, **{"data.train_subjects": "[no_such_subject]"}))
     assert_refused(code, text)
     assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]  # no stray config.yaml
 
@@ -303,7 +296,7 @@ def test_a_failed_train_leaves_no_new_folder(tmp_path, capsys, tiny_data):  # no
 def test_train_out_under_a_file_is_named(tmp_path, capsys, tiny_data):  # noqa: F811
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    code, text = run_cli(capsys, *_train(tiny_data, blocker / "run"))
+    code, text = run_cli(capsys, *train_args(tiny_data, blocker / "run"))
     assert_refused(code, text, str(blocker / "run"), "cannot create")
 
 

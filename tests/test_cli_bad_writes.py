@@ -26,18 +26,11 @@ from diffpose_viz.cli import main
 from diffpose_viz.datasets.vp3d import atomic_savez, wrap_object
 from diffpose_viz.safe_io import load_npz
 
-from test_cli_bad_input import METHOD, SMOKE, _kp_json, assert_refused, run_cli
-from tiny_runs import REPO, tiny_overrides
+from test_cli_bad_input import _kp_json, assert_refused, run_cli, train_args
+from tiny_runs import REPO
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _train_args(data: Path, out: Path, *extra: str, **overrides) -> list:
-    args = ["train", SMOKE, "--out", out, "--no-progress", *extra]
-    for o in tiny_overrides(data, **{"train.max_steps": 2, "method": METHOD, **overrides}):
-        args += ["--override", o]
-    return args
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -48,7 +41,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def finished_run(tiny_data, tmp_path_factory) -> Path:  # noqa: F811
     out = tmp_path_factory.mktemp("writes") / "run"
-    assert main([str(a) for a in _train_args(tiny_data, out)]) == 0
+    assert main([str(a) for a in train_args(tiny_data, out)]) == 0
     return out
 
 
@@ -74,7 +67,7 @@ def _bad_text(path: Path, text: str = "not a data file\n") -> Path:
 def test_force_with_a_bad_data_file_keeps_the_earlier_run(run_copy, tiny_data, tmp_path, capsys):  # noqa: F811
     before = _snapshot(run_copy)
     bad = _bad_text(tmp_path / "broken.npz")
-    code, text = run_cli(capsys, *_train_args(tiny_data, run_copy, "--force", **{"data.path": bad}))
+    code, text = run_cli(capsys, *train_args(tiny_data, run_copy, "--force", **{"data.path": bad}))
     assert_refused(code, text, str(bad))
     assert _snapshot(run_copy) == before  # best.pt, last.pt, train_log.jsonl, config.yaml, cache: byte-identical
     _no_leftovers(run_copy)
@@ -83,7 +76,7 @@ def test_force_with_a_bad_data_file_keeps_the_earlier_run(run_copy, tiny_data, t
 def test_force_with_a_bad_context_checkpoint_keeps_the_earlier_run(run_copy, tiny_data, tmp_path, capsys):  # noqa: F811
     before = _snapshot(run_copy)
     bad = _bad_text(tmp_path / "lifter.pt", "this is no checkpoint\n")
-    code, text = run_cli(capsys, *_train_args(tiny_data, run_copy, "--force", method="diffpose",
+    code, text = run_cli(capsys, *train_args(tiny_data, run_copy, "--force", method="diffpose",
                                               **{"model.context_checkpoint": bad}))
     assert_refused(code, text, str(bad))
     assert _snapshot(run_copy) == before
@@ -104,7 +97,7 @@ def test_force_failing_after_a_checkpoint_keeps_the_earlier_run(run_copy, tiny_d
 
     monkeypatch.setattr(trainer, "save_checkpoint", save_then_fail)
     before = _snapshot(run_copy)
-    code, text = run_cli(capsys, *_train_args(tiny_data, run_copy, "--force"))
+    code, text = run_cli(capsys, *train_args(tiny_data, run_copy, "--force"))
     assert_refused(code, text, "disk gone half-way")
     assert calls and all(p.parent != run_copy for p in calls), "the new run was written into the earlier one"
     assert _snapshot(run_copy) == before
@@ -113,7 +106,7 @@ def test_force_failing_after_a_checkpoint_keeps_the_earlier_run(run_copy, tiny_d
 
 def test_force_killed_mid_training_keeps_the_earlier_run(run_copy, tiny_data):  # noqa: F811
     before = _snapshot(run_copy)
-    args = [str(a) for a in _train_args(tiny_data, run_copy, "--force", **{
+    args = [str(a) for a in train_args(tiny_data, run_copy, "--force", **{
         "train.max_steps": 100000, "train.epochs": 10000, "train.eval_every": 1})]
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "diffpose_viz.cli", *args], env=env, stdout=subprocess.DEVNULL,
@@ -130,14 +123,14 @@ def test_force_killed_mid_training_keeps_the_earlier_run(run_copy, tiny_data):  
         proc.wait(30)
     assert _snapshot(run_copy) == before
     # The next attempt discards the killed one's staging folder and replaces the run.
-    assert main([str(a) for a in _train_args(tiny_data, run_copy, "--force")]) == 0
+    assert main([str(a) for a in train_args(tiny_data, run_copy, "--force")]) == 0
     assert (run_copy / "my_notes.txt").read_text() == "kept by the user"
     _no_leftovers(run_copy)
 
 
 def test_force_that_succeeds_replaces_the_run_and_keeps_user_files(run_copy, tiny_data, capsys):  # noqa: F811
     old_log = (run_copy / "train_log.jsonl").read_text()
-    code, text = run_cli(capsys, *_train_args(tiny_data, run_copy, "--force", **{"train.max_steps": 3}))
+    code, text = run_cli(capsys, *train_args(tiny_data, run_copy, "--force", **{"train.max_steps": 3}))
     assert code == 0, text
     log = [json.loads(line) for line in (run_copy / "train_log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 3 and (run_copy / "train_log.jsonl").read_text() != old_log
@@ -404,7 +397,7 @@ def _zero_all(pos, cams):
 
 def test_training_on_all_zero_poses_is_refused(tiny_data, tmp_path, capsys):  # noqa: F811
     data = _tiny_copy(tiny_data, tmp_path / "zeros.npz", _zero_all)
-    code, text = run_cli(capsys, *_train_args(data, tmp_path / "run"))
+    code, text = run_cli(capsys, *train_args(data, tmp_path / "run"))
     assert_refused(code, text, str(data), "positions_3d/syn_a/walk 000", "all-zero or constant pose")
     assert not (tmp_path / "run" / "best.pt").exists()
 
@@ -446,7 +439,7 @@ def test_a_camera_with_unusable_intrinsics_is_refused(field, value, expected, ti
         cams["syn_b"][0][field] = value
 
     data = _tiny_copy(tiny_data, tmp_path / "cams.npz", damage)
-    code, text = run_cli(capsys, *_train_args(data, tmp_path / "run"))
+    code, text = run_cli(capsys, *train_args(data, tmp_path / "run"))
     assert_refused(code, text, str(data), f"cameras/syn_b[0].{field}", "54138969", expected)
 
 
@@ -479,7 +472,7 @@ def test_non_utf8_config_is_named(tmp_path, capsys):
                                           ("data.max_test_samples=-1", "data.max_test_samples"),
                                           ("model.frames=0", "model.frames")])
 def test_a_negative_count_is_named_by_its_key(override, key, tiny_data, tmp_path, capsys):  # noqa: F811
-    args = _train_args(tiny_data, tmp_path / "run") + ["--override", override]
+    args = train_args(tiny_data, tmp_path / "run") + ["--override", override]
     code, text = run_cli(capsys, *args)
     assert_refused(code, text, key, ">= ")
     assert not (tmp_path / "run" / "best.pt").exists()
@@ -607,7 +600,7 @@ def test_evaluate_restores_a_run_left_mid_swap(run_copy, tmp_path, capsys):
 def test_train_without_force_after_a_killed_swap_refuses_instead_of_hiding_the_run(run_copy, tiny_data, capsys):  # noqa: F811
     before = _snapshot(run_copy)
     _kill_mid_swap(run_copy)
-    code, text = run_cli(capsys, *_train_args(tiny_data, run_copy))
+    code, text = run_cli(capsys, *train_args(tiny_data, run_copy))
     assert_refused(code, text, str(run_copy), "--force")
     assert _snapshot(run_copy) == before  # the earlier run is back, untouched
 
