@@ -27,7 +27,7 @@ SHOULDER_WIDTH_PER_LEG = 0.251
 HIP_WIDTH_PER_LEG = 0.162
 
 _J = {name: i for i, name in enumerate(H36M17.joint_names)}
-#: (centre, left, right): each pair moves along centre -> joint.
+#: (centre, left, right, width per leg): each pair moves along centre -> joint to that spacing.
 _PAIRS = {"shoulders": ("thorax", "left_shoulder", "right_shoulder", SHOULDER_WIDTH_PER_LEG),
           "hips": ("pelvis", "left_hip", "right_hip", HIP_WIDTH_PER_LEG)}
 #: H36M-17 indices the harmonisation moves; every other joint is the rig's.
