@@ -347,10 +347,14 @@ def simulate_detections(
     return Detections2D(keypoints, confidence, modes, occluded, swapped)
 
 
-def simulate_from_poseset(poses, config: DetectorSimConfig | None = None) -> Detections2D:
+def simulate_from_poseset(poses, config: DetectorSimConfig | None = None, *,
+                          focal_px: np.ndarray | None = None) -> Detections2D:
     """Run `simulate_detections` on a `PoseSet`-like object (attributes pose2d, pose3d, root, res,
-    camera, cameras), using each row's camera focal length."""
+    camera, cameras), using each row's camera focal length, or `focal_px` (N,) where the rows are seen by
+    other cameras than `poses.cameras` (augmented virtual views)."""
     pose3d_abs = np.asarray(poses.pose3d, dtype=np.float64) + np.asarray(poses.root, dtype=np.float64)[:, None, :]
+    if focal_px is not None:
+        return simulate_detections(poses.pose2d, pose3d_abs, poses.res, config, focal_px=focal_px)
     cam_ids = np.asarray(poses.camera)
     focal = np.empty(len(cam_ids))
     for cid in np.unique(cam_ids):

@@ -19,7 +19,7 @@ import numpy as np
 
 from diffpose_viz.datasets.poses import build_pose_set
 from diffpose_viz.datasets.vp3d import load_3d
-from diffpose_viz.inputs import load_poses, make_inputs, thin
+from diffpose_viz.inputs import load_poses, make_inputs
 from diffpose_viz.methods import load_config
 from diffpose_viz.entry import run_script
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cfg = load_config(args.config, args.override)
     subjects = list(cfg.data.test_subjects)
-    rows = thin(load_poses(cfg.data, subjects), cfg.data.max_test_samples)
+    rows = load_poses(cfg.data, subjects).thin(cfg.data.max_test_samples)
     det = make_inputs(rows, cfg, "test")
     mocap = load_3d(cfg.data.path, subjects=subjects)
     full = build_pose_set(mocap, subjects, cameras=cfg.data.cameras)  # every frame

@@ -79,7 +79,7 @@ def test_crafted_hk_cache_is_deleted_and_refitted(tiny_data, tmp_path, caplog): 
 
     cfg = tiny_config(tiny_data)
     splits = inputs.load_splits(cfg.data, cfg.train.seed, with_test=False)
-    val = inputs.thin(splits.val, 8)
+    val = splits.val.thin(8)
     prior = inputs.fit_prior(splits.train, cfg.init)
     det = inputs.make_inputs(val, cfg, "val")
     marker = tmp_path / "marker"

@@ -210,6 +210,13 @@ def test_simulate_from_poseset_uses_each_rows_camera(frames):
     direct = simulate_detections(p2[:n], pose[:n], (1000, 1000), cfg, focal_px=1145.0)
     np.testing.assert_array_equal(det.occluded, direct.occluded)
     np.testing.assert_allclose(det.keypoints, direct.keypoints, atol=1e-3)  # float32 inputs
+    # rows seen by other cameras (augmented virtual views): their focal lengths replace the cameras'
+    focal = np.linspace(900.0, 1400.0, n)
+    virtual = simulate_from_poseset(poses, cfg, focal_px=focal)
+    absolute = poses.pose3d.astype(np.float64) + poses.root.astype(np.float64)[:, None, :]
+    want = simulate_detections(poses.pose2d, absolute, poses.res, cfg, focal_px=focal)
+    np.testing.assert_array_equal(virtual.keypoints, want.keypoints)
+    assert not np.array_equal(virtual.occluded, det.occluded)  # the focal length decides self-occlusion
 
 
 def test_config_from_dict_round_trips_yaml_style_lists():

@@ -64,6 +64,12 @@ class PoseSet:
         return PoseSet(**kw, cameras={k: c for k, c in self.cameras.items() if k in used},
                        metadata=dict(self.metadata))
 
+    def thin(self, max_rows: int | None) -> "PoseSet":
+        """Evenly spaced rows (every sequence keeps its share); None = all rows."""
+        if max_rows is None or len(self) <= max_rows:
+            return self
+        return self.subset(np.unique(np.linspace(0, len(self) - 1, max_rows).round().astype(int)))
+
     @property
     def sequence_key(self) -> np.ndarray:
         """(N,) 'subject|action' strings: one sequence of mocap (all cameras together)."""

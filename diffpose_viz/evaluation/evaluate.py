@@ -21,7 +21,9 @@ from diffpose_viz.outputs import check_output_files
 from diffpose_viz.results import Samples, metrics_path_for, write_results_with_metrics
 from diffpose_viz.evaluation.summary import summarize
 from diffpose_viz.inference import LoadedModel, Lifted, SamplingSetting, lift, load_model, results_dataset
-from diffpose_viz.inputs import SPLIT_SEEDS, CalibrationRows, build_feed, calibration_rows, scored_rows
+from diffpose_viz.inputs.calibration import CalibrationRows, calibration_rows
+from diffpose_viz.inputs.feed import build_feed, scored_rows
+from diffpose_viz.inputs.splits import SPLIT_SEEDS, load_splits, load_test_poses
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +125,8 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", sa
     cfg, method = model.cfg, model.method
     split = data.split
     if split == "val":
-        from diffpose_viz.inputs import load_splits
-
         test = load_splits(cfg.data, cfg.train.seed, with_test=False).val  # thinned below, windows first
     else:
-        from diffpose_viz.inputs import load_test_poses
-
         test = load_test_poses(replace(cfg.data, max_test_samples=None))  # thinned below, windows first
     if len(test) == 0:
         raise InputError(f"{cfg.data.path}: no {split} rows for subjects "
@@ -198,7 +196,7 @@ def _uncertainty(model: LoadedModel, ds, sampling: SamplingSetting, rows: Calibr
     conditional calibration on the validation rows) whose per-sample score and radius are added to `ds`."""
     from diffpose_viz import ood, uncertainty
     from diffpose_viz.results import add_ood
-    from diffpose_viz.inputs import training_2d
+    from diffpose_viz.inputs.detections import training_2d
 
     cal = ood_model = None
     if rows is not None and len(rows.val):

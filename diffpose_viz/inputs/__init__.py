@@ -48,7 +48,6 @@ from diffpose_viz.inputs.splits import (
     load_source,
     load_splits,
     load_test_poses,
-    thin,
 )
 from diffpose_viz.inputs.windows import (
     WindowedRows,
@@ -66,5 +65,5 @@ __all__ = [
     "detector_config", "feed_from_keypoints", "file_2d_path", "file_identity", "fit_error_model", "fit_prior",
     "hk_cache_file", "hk_cache_key", "hk_needed", "load_poses", "load_source", "load_splits", "load_test_poses",
     "make_inputs", "row_intrinsics", "rows_digest", "scored_rows", "screen_input", "sequence_windows",
-    "strided_centres", "thin", "thin_windowed", "training_2d", "window_centres", "window_indices", "window_length"
+    "strided_centres", "thin_windowed", "training_2d", "window_centres", "window_indices", "window_length"
 ]

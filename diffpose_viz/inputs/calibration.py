@@ -17,7 +17,7 @@ from diffpose_viz.config import DataConfig
 from diffpose_viz.datasets.poses import PoseSet, join_pose_sets, prefixed
 from diffpose_viz.errors import InputError
 from diffpose_viz.inputs.leakage import check_calibration_file
-from diffpose_viz.inputs.splits import Splits, load_splits, thin
+from diffpose_viz.inputs.splits import Splits, load_splits
 
 
 @dataclass
@@ -34,11 +34,11 @@ def calibration_rows(cfg: DataConfig, seed: int, max_rows: int, specs=(), *,
     domain of `specs`, each thinned to `max_rows`. `allow_leakage` (`--allow-leakage`): a domain that shares rows
     with the training data is used with a warning instead of refused."""
     splits = load_splits(cfg, seed, with_test=False)  # read once: the validation rows and the training 2D
-    sets = [thin(splits.val, max_rows)]
+    sets = [splits.val.thin(max_rows)]
     if specs:  # what a domain must not share rows with: the training file's own split (extra sources left out)
         own = splits if not cfg.extra_train else load_splits(replace(cfg, extra_train=[]), seed, with_test=False)
         for i, spec in enumerate(specs):
-            sets.append(prefixed(thin(_domain_rows(str(spec), cfg, seed, own, allow_leakage), max_rows), f"calib{i}"))
+            sets.append(prefixed(_domain_rows(str(spec), cfg, seed, own, allow_leakage).thin(max_rows), f"calib{i}"))
     domain = np.repeat(np.arange(len(sets), dtype=np.int64), [len(s) for s in sets])
     return CalibrationRows(splits.train, join_pose_sets(sets), domain, tuple(str(s) for s in specs))
 

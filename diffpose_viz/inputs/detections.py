@@ -17,11 +17,11 @@ from diffpose_viz.camera import Camera
 from diffpose_viz.config import ExperimentConfig
 from diffpose_viz.datasets.files_2d import Detections2DFromFile, attach_2d
 from diffpose_viz.datasets.poses import PoseSet
-from diffpose_viz.detector_sim import Detections2D, simulate_detections, simulate_from_poseset
+from diffpose_viz.detector_sim import Detections2D, simulate_from_poseset
 from diffpose_viz.errors import InputError
 from diffpose_viz.initialization.detection_error import DetectionErrorModel, fit_from_attached
 from diffpose_viz.initialization.pose_init import intrinsics_from_camera, modes_from_keypoints
-from diffpose_viz.inputs.splits import SPLIT_SEEDS, _load_mocap, augment_split, augmentation_on, thin
+from diffpose_viz.inputs.splits import SPLIT_SEEDS, _load_mocap, augment_split, augmentation_on
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +83,8 @@ def make_inputs(poses: PoseSet, cfg: ExperimentConfig, split: str, *, focal_px: 
         n = len(kp)
         modes = modes_from_keypoints(kp, cfg.data.gt_noise_std_px).astype(np.float32)
         return Detections2D(kp, np.ones((n, 17), np.float32), modes, np.zeros((n, 17), bool))
-    if focal_px is not None:
-        absolute = poses.pose3d.astype(np.float64) + poses.root.astype(np.float64)[:, None, :]
-        return simulate_detections(poses.pose2d, absolute, poses.res, detector_config(cfg, split), focal_px=focal_px)
-    return simulate_from_poseset(poses, detector_config(cfg, split))
+    detector = detector_config(cfg, split)
+    return simulate_from_poseset(poses, detector, focal_px=focal_px)
 
 
 def _file_inputs(poses: PoseSet, cfg: ExperimentConfig, split: str, error_model: DetectionErrorModel | None,
@@ -122,7 +120,7 @@ def training_2d(train: PoseSet, cfg: ExperimentConfig, max_rows: int, error_mode
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(keypoints (N,17,2) px, confidence (N,17)) of evenly thinned training rows, as the model was trained on
     them: drawn with the config's body/view augmentation and the trainer's seed when augmentation is on."""
-    rows = thin(train, max_rows)
+    rows = train.thin(max_rows)
     if augmentation_on(cfg):
         aug = augment_split(rows, cfg, cfg.train.seed)
         det = make_inputs(aug.poses, cfg, "train", focal_px=aug.focal_px, error_model=error_model, need_modes=False)

@@ -34,7 +34,8 @@ def hk_cache_key(cfg: ExperimentConfig, split: str, n: int, prior: DepthPrior, e
     else it depends on (e.g. the identity of the checkpoint whose phi_ST gives H_K's z); `rows`: `rows_digest`
     of the inputs, so that runs whose splits differ (another train.seed) may share a cache folder."""
     h = hashlib.sha256()
-    payload = {"data": to_dict(cfg.data), "detector": to_dict(cfg.detector), "init": to_dict(cfg.init), "split": split,
+    sections = to_dict(cfg)
+    payload = {"data": sections["data"], "detector": sections["detector"], "init": sections["init"], "split": split,
                "n": n}
     if rows:
         payload["rows"] = rows
@@ -43,7 +44,7 @@ def hk_cache_key(cfg: ExperimentConfig, split: str, n: int, prior: DepthPrior, e
     if cfg.init.depth_source != "prior":  # z from a network: which one
         payload["context_checkpoint"] = file_identity(cfg.model.context_checkpoint)
     if split == "train" and augmentation_on(cfg):  # the augmented rows depend on these too
-        payload.update(augmentation=to_dict(cfg.augmentation), seed=cfg.train.seed)
+        payload.update(augmentation=sections["augmentation"], seed=cfg.train.seed)
     h.update(json.dumps(payload, sort_keys=True).encode())
     for v in prior.to_dict().values():
         h.update(np.ascontiguousarray(np.asarray(v)).tobytes())

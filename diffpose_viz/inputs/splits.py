@@ -29,13 +29,6 @@ class Splits:
     test: PoseSet
 
 
-def thin(poses: PoseSet, max_rows: int | None) -> PoseSet:
-    """Evenly spaced rows (every sequence keeps its share); None = all rows."""
-    if max_rows is None or len(poses) <= max_rows:
-        return poses
-    return poses.subset(np.unique(np.linspace(0, len(poses) - 1, max_rows).round().astype(int)))
-
-
 def load_poses(cfg: DataConfig, subjects: list[str]) -> PoseSet:
     path = Path(cfg.path)
     if not path.exists():
@@ -54,9 +47,10 @@ def load_test_poses(cfg: DataConfig) -> PoseSet:
         if not Path(cfg.test_3dhp).exists():
             raise FileNotFoundError(f"data.test_3dhp {cfg.test_3dhp} does not exist (data_test_3dhp.npz in the "
                                     "lifting-paper layout; docs/REPRODUCE_PAPER.md says where to get it)")
-        return thin(test_pose_set(cfg.test_3dhp, list(cfg.test_subjects) or None, units=cfg.test_3dhp_units),
-                    cfg.max_test_samples)
-    return thin(load_poses(cfg, list(cfg.test_subjects)), cfg.max_test_samples)
+        rows = test_pose_set(cfg.test_3dhp, list(cfg.test_subjects) or None, units=cfg.test_3dhp_units)
+    else:
+        rows = load_poses(cfg, list(cfg.test_subjects))
+    return rows.thin(cfg.max_test_samples)
 
 
 def _load_mocap(cfg: DataConfig, subjects: list[str]):
@@ -88,7 +82,7 @@ def load_splits(cfg: DataConfig, seed: int = 0, *, with_test: bool = True) -> Sp
             trains.append(reweighted(src_train, src.weight))
             vals.append(src_val)
         train, val = join_pose_sets(trains), join_pose_sets(vals)
-    test = thin(load_poses(cfg, list(cfg.test_subjects)), cfg.max_test_samples) if with_test else train.subset(
+    test = load_poses(cfg, list(cfg.test_subjects)).thin(cfg.max_test_samples) if with_test else train.subset(
         np.zeros(len(train), bool))
     return Splits(train, val, test)
 

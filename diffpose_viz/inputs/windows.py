@@ -74,7 +74,7 @@ class WindowedRows:
 
 
 def thin_windowed(poses: PoseSet, max_rows: int | None, frames: int | None) -> WindowedRows:
-    """`thin` for scoring; with `frames` (video windows) the kept rows' windows keep their full-rate frames."""
+    """`PoseSet.thin` for scoring; with `frames` (video windows) the kept rows' windows keep their full-rate frames."""
     n = len(poses)
     keep = (np.arange(n) if max_rows is None or n <= max_rows
             else np.unique(np.linspace(0, n - 1, max_rows).round().astype(int)))

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from diffpose_viz.checkpoint import load_checkpoint, load_weights
-from diffpose_viz.config import ExperimentConfig, from_dict, validate
+from diffpose_viz.config import ExperimentConfig
 from diffpose_viz.diffusion import (
     NoiseSchedule,
     SamplingSetting,
@@ -38,7 +38,7 @@ from diffpose_viz.methods.base import (
     prediction_from_result,
 )
 from diffpose_viz.methods.regression import Lifter
-from diffpose_viz.methods.two_stage import load_context_payload, phi_st_from_payload
+from diffpose_viz.methods.two_stage import frozen_lifter, load_context_payload
 from diffpose_viz.methods.video import VideoLifter
 from diffpose_viz.models import OfficialDenoiser, window_centre
 from diffpose_viz.models.flip import FlipTestTime
@@ -92,17 +92,19 @@ class Official(Method):
             return {"lifter": load_lifter_payload(cfg.official.lifter_checkpoint)}
         path = cfg.official.lifter_checkpoint
         payload = load_context_payload(path, method=self.name, key=self.lifter_checkpoint_key)
-        phi_st_from_payload(payload, str(path), True, cfg.model.frames, key=self.lifter_checkpoint_key)  # refuse early
+        frozen_lifter(payload, str(path), True, cfg.model.frames, key=self.lifter_checkpoint_key)  # refuse early
         return {"lifter": payload}
 
     def restore_extras(self, cfg: ExperimentConfig, payload: dict[str, Any], where: str,
                        device: torch.device) -> dict[str, Any]:
-        if cfg.model.context != "video":
-            return {"lifter": lifter_from_payload(payload.get("lifter"), where).to(device).eval()}
+        video = cfg.model.context == "video"
         if payload.get("lifter") is None:
-            raise CheckpointError(f"{where}: official-mode checkpoint has no embedded temporal lifter")
-        net = phi_st_from_payload(payload["lifter"], where, True, cfg.model.frames, key=self.lifter_checkpoint_key)
-        return {"lifter": CentreFramePose(net).to(device).eval()}
+            raise CheckpointError(f"{where}: official-mode checkpoint has no embedded {'temporal ' if video else ''}"
+                                  "lifter")
+        # a frame lifter's payload (load_lifter_payload) records no normaliser
+        net = frozen_lifter(payload["lifter"], where, video, cfg.model.frames, key=self.lifter_checkpoint_key,
+                            normaliser_recorded=video)
+        return {"lifter": (CentreFramePose(net) if video else net).to(device).eval()}
 
     # ------------------------------------------------------------------ train / predict
     def loss(self, model: nn.Module, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,22 +143,6 @@ class CentreFramePose(nn.Module):
     def forward(self, window: torch.Tensor) -> torch.Tensor:
         out = window_centre(self.net(window), window.shape[1])
         return out - out[:, :1]
-
-
-def lifter_from_payload(payload: dict | None, where: str) -> nn.Module:
-    """The initial-pose lifter embedded in an official-mode checkpoint."""
-    if payload is None:
-        raise CheckpointError(f"{where}: official-mode checkpoint has no embedded lifter")
-    try:
-        lcfg = from_dict(ExperimentConfig, payload["config"], source=f"{where} (lifter config)")
-        validate(lcfg, f"{where} (lifter config)")
-    except (KeyError, ValueError) as err:
-        raise CheckpointError(f"{where}: the embedded lifter's config does not fit this version: {err}") from None
-    if lcfg.method != Lifter.name:
-        raise CheckpointError(f"{where}: official.lifter_checkpoint must be a 'lifter' run, found '{lcfg.method}'")
-    net = Lifter().build_network(lcfg)
-    load_weights(net, payload["weights"], "lifter", where)
-    return net
 
 
 def load_lifter_payload(path) -> dict:

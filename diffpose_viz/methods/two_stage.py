@@ -116,38 +116,48 @@ def expected_normaliser() -> dict:
     return {"2d": inputs.NORMALISER["2d"], "version": inputs.NORMALISER["version"]}
 
 
-def phi_st_from_payload(payload: dict, where: str, video: bool = False, frames: int | None = None, *,
-                        key: str = "model.context_checkpoint") -> nn.Module:
-    """Check a lifter checkpoint's parts (method, config, normaliser, weights) and build the frozen phi_ST:
-    a frame 'lifter' for the frame setting, a 'video_lifter' of the same window length for the video setting."""
+#: What a frozen stage-1 lifter is to the model that embeds it, by the config key that names its checkpoint.
+STAGE1_ROLES = {"model.context_checkpoint": "the pre-trained context encoder phi_ST",
+                "official.lifter_checkpoint": "the initial-pose lifter"}
+
+
+def frozen_lifter(payload: dict, where: str, video: bool = False, frames: int | None = None, *,
+                  key: str = "model.context_checkpoint", normaliser_recorded: bool = True) -> nn.Module:
+    """The one restore of a frozen stage-1 lifter embedded in a checkpoint (DiffPose's phi_ST, the official
+    mode's initial-pose lifter): check its parts (method, config, normaliser, weights) and build it, a frame
+    'lifter' for the frame setting, a 'video_lifter' of the same window length for the video setting.
+    `normaliser_recorded` False: the payload holds no normaliser (the official frame mode's holds the lifter's
+    config and weights only)."""
     want = VideoLifter.name if video else Lifter.name
-    if payload.get("method") != want:
-        raise CheckpointError(f"{where}: {key} must be a '{want}' checkpoint (the pre-trained "
-                              f"context encoder phi_ST of the {'video' if video else 'frame'} setting; train method "
-                              f"'{want}' first), found '{payload.get('method')}'")
+    setting = "video" if video else "frame"
+    found = payload.get("method") or (payload.get("config") or {}).get("method")
+    if found != want:
+        raise CheckpointError(f"{where}: {key} must be a '{want}' checkpoint ({STAGE1_ROLES[key]} of the {setting} "
+                              f"setting; train method '{want}' first), found '{found}'")
     try:
-        lcfg = from_dict(ExperimentConfig, payload["config"], source=f"{where} (context encoder config)")
-        validate(lcfg, f"{where} (context encoder config)")
+        lcfg = from_dict(ExperimentConfig, payload["config"], source=f"{where} (embedded {want} config)")
+        validate(lcfg, f"{where} (embedded {want} config)")
     except (KeyError, ValueError) as err:
-        raise CheckpointError(f"{where}: the context encoder's config does not fit this version: {err}") from None
-    if lcfg.model.context != ("video" if video else "frame"):
-        raise CheckpointError(f"{where}: expected a {'video' if video else 'frame'}-context lifter for this "
-                              f"{'video' if video else 'frame'} model, found model.context {lcfg.model.context!r}")
+        raise CheckpointError(f"{where}: the embedded {want}'s config does not fit this version: {err}") from None
+    if lcfg.model.context != setting:
+        raise CheckpointError(f"{where}: expected a {setting}-context lifter for this {setting} model, found "
+                              f"model.context {lcfg.model.context!r}")
     if video and frames is not None and lcfg.model.frames != frames:
-        raise CheckpointError(f"{where}: the temporal phi_ST reads {lcfg.model.frames}-frame windows, this model "
+        raise CheckpointError(f"{where}: the temporal {want} reads {lcfg.model.frames}-frame windows, this model "
                               f"model.frames {frames}")
-    norm = payload.get("normaliser") or {}
-    want = expected_normaliser()
-    if {k: norm.get(k) for k in want} != want:
-        raise CheckpointError(f"{where}: the context encoder was trained on another 2D normalisation; expected "
-                              f"{want}, found {({k: norm.get(k) for k in want})}")
+    if normaliser_recorded:
+        norm = payload.get("normaliser") or {}
+        expected = expected_normaliser()
+        if {k: norm.get(k) for k in expected} != expected:
+            raise CheckpointError(f"{where}: the {want} was trained on another 2D normalisation; expected "
+                                  f"{expected}, found {({k: norm.get(k) for k in expected})}")
     weights = payload["weights"]
-    for key, w in weights.items():
-        if key.endswith("adjacency.weight") and tuple(w.shape) != (N_JOINTS, N_JOINTS):
+    for name, w in weights.items():
+        if name.endswith("adjacency.weight") and tuple(w.shape) != (N_JOINTS, N_JOINTS):
             raise CheckpointError(f"{where}: expected a {N_JOINTS}-joint (H36M-17) lifter, found a "
-                                  f"{w.shape[0]}-joint one ({key} {tuple(w.shape)})")
+                                  f"{w.shape[0]}-joint one ({name} {tuple(w.shape)})")
     net = (VideoLifter() if video else Lifter()).build_network(lcfg)
-    load_weights(net, weights, "context encoder (lifter EMA)", where)
+    load_weights(net, weights, f"{want} (EMA)", where)
     return freeze(net.net)
 
 
@@ -252,7 +262,7 @@ class TwoStageDiffPose(DiffusionMethod):
     def training_extras(self, cfg: ExperimentConfig) -> dict[str, Any]:
         payload = load_context_payload(cfg.model.context_checkpoint)
         video = cfg.model.context == "video"
-        phi = phi_st_from_payload(payload, str(cfg.model.context_checkpoint), video, cfg.model.frames)
+        phi = frozen_lifter(payload, str(cfg.model.context_checkpoint), video, cfg.model.frames)
         payload["z_residual"] = residual_spread(cfg, self, phi, payload["config"])
         return {"context": payload}
 
@@ -263,7 +273,7 @@ class TwoStageDiffPose(DiffusionMethod):
             raise CheckpointError(f"{where}: a 'diffpose' checkpoint must embed its context encoder phi_ST "
                                   f"(extras['context']); found none (a jointly trained model is 'diffpose_joint')")
         source = f"{where} (embedded context encoder from {ctx.get('source')})"
-        phi = phi_st_from_payload(ctx, source, cfg.model.context == "video", cfg.model.frames)
+        phi = frozen_lifter(ctx, source, cfg.model.context == "video", cfg.model.frames)
         return {"phi_st": phi.to(device), "z_residual": ctx.get("z_residual")}
 
     def hk_depth(self, cfg: ExperimentConfig, extras: dict[str, Any], cond: torch.Tensor,

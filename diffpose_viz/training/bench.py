@@ -242,7 +242,7 @@ def prepare_real(cfg: ExperimentConfig, device: torch.device, max_rows: int | No
     timer = PhaseTimes(device)
     with timer("load_and_split"):
         splits = inputs.load_splits(cfg.data, cfg.train.seed, with_test=False)
-    train = inputs.thin(splits.train, max_rows)
+    train = splits.train.thin(max_rows)
     augmented = None
     if inputs.augmentation_on(cfg):
         with timer("augmentation"):

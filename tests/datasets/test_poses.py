@@ -33,6 +33,16 @@ def test_shapes_and_root_centring(poseset):
     np.testing.assert_array_equal(np.unique(poseset.res, axis=0), [[640, 480]])
 
 
+def test_thin_keeps_evenly_spaced_rows_in_order(poseset):
+    assert poseset.thin(None) is poseset and poseset.thin(len(poseset)) is poseset
+    thinned = poseset.thin(10)
+    assert len(thinned) == 10
+    kept = np.linspace(0, len(poseset) - 1, 10).round().astype(int)  # first and last row included
+    np.testing.assert_array_equal(thinned.frame, poseset.frame[kept])
+    np.testing.assert_array_equal(thinned.subject, poseset.subject[kept])
+    assert set(np.unique(thinned.subject)) == {"alpha", "beta", "gamma"}  # every sequence keeps its share
+
+
 def test_camera_transform_round_trip(mocap, poseset):
     world = poseset.world_pose()
     for i in np.random.default_rng(0).choice(len(poseset), 20, replace=False):

@@ -62,11 +62,11 @@ def test_diffpose_frame_pair_becomes_official_run_and_lifter(files, tmp_path):
 
 
 def test_gcnpose_alone_is_a_frame_phi_st(files, tmp_path):
-    from diffpose_viz.methods.two_stage import load_context_payload, phi_st_from_payload
+    from diffpose_viz.methods.two_stage import frozen_lifter, load_context_payload
 
     path = import_released("diffpose-frame", [files["gcnpose"]], tmp_path / "pose")[0]
     payload = load_context_payload(path)
-    phi = phi_st_from_payload(payload, str(path))
+    phi = frozen_lifter(payload, str(path))
     pose, feats = phi.forward_with_features(window(3, 1)[:, 0])
     assert pose.shape == (3, 17, 3) and feats.shape == (3, 17, HIDDEN)
 
