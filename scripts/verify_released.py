@@ -143,7 +143,7 @@ def bandai_2d(path: str, frames: int) -> torch.Tensor:
     consecutive frames, edge-padded to `frames`)."""
     cfg = DataConfig(path=path, train_subjects=["active"], test_subjects=[], cameras=["0"], input_2d="gt",
                      validation_fraction=0.0, frame_stride=1)
-    rows = load_splits(cfg, with_test=False).train
+    rows = load_splits(cfg).train
     takes = {}
     for i, key in enumerate(zip(rows.subject, rows.action, rows.camera)):
         takes.setdefault(key, []).append(i)

@@ -78,7 +78,7 @@ def test_crafted_hk_cache_is_deleted_and_refitted(tiny_data, tmp_path, caplog): 
     from diffpose_viz import inputs
 
     cfg = tiny_config(tiny_data)
-    splits = inputs.load_splits(cfg.data, cfg.train.seed, with_test=False)
+    splits = inputs.load_splits(cfg.data, cfg.train.seed)
     val = splits.val.thin(8)
     prior = inputs.fit_prior(splits.train, cfg.init)
     det = inputs.make_inputs(val, cfg, "val")

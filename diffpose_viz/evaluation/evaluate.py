@@ -125,9 +125,9 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", sa
     cfg, method = model.cfg, model.method
     split = data.split
     if split == "val":
-        test = load_splits(cfg.data, cfg.train.seed, with_test=False).val  # thinned below, windows first
+        test = load_splits(cfg.data, cfg.train.seed).val  # thinned below, windows first
     else:
-        test = load_test_poses(replace(cfg.data, max_test_samples=None))  # thinned below, windows first
+        test = load_test_poses(cfg.data)  # thinned below, windows first
     if len(test) == 0:
         raise InputError(f"{cfg.data.path}: no {split} rows for subjects "
                          f"{cfg.data.test_subjects if split == 'test' else cfg.data.train_subjects}")

@@ -33,10 +33,10 @@ def calibration_rows(cfg: DataConfig, seed: int, max_rows: int, specs=(), *,
     """The calibration's rows for a model trained on `cfg` with split seed `seed`: its validation split and each
     domain of `specs`, each thinned to `max_rows`. `allow_leakage` (`--allow-leakage`): a domain that shares rows
     with the training data is used with a warning instead of refused."""
-    splits = load_splits(cfg, seed, with_test=False)  # read once: the validation rows and the training 2D
+    splits = load_splits(cfg, seed)  # read once: the validation rows and the training 2D
     sets = [splits.val.thin(max_rows)]
     if specs:  # what a domain must not share rows with: the training file's own split (extra sources left out)
-        own = splits if not cfg.extra_train else load_splits(replace(cfg, extra_train=[]), seed, with_test=False)
+        own = splits if not cfg.extra_train else load_splits(replace(cfg, extra_train=[]), seed)
         for i, spec in enumerate(specs):
             sets.append(prefixed(_domain_rows(str(spec), cfg, seed, own, allow_leakage).thin(max_rows), f"calib{i}"))
     domain = np.repeat(np.arange(len(sets), dtype=np.int64), [len(s) for s in sets])
@@ -53,10 +53,10 @@ def _domain_rows(spec: str, cfg: DataConfig, seed: int, own: Splits, allow_leaka
                          "of this model; a held-out shift must be people no training source contains")
     if people:  # people never trained on (a held-out real shift): every row of theirs is validation
         other = replace(cfg, path=path, extra_train=[], train_subjects=people, validation_fraction=0.0)
-        split = load_splits(other, seed, with_test=False)
+        split = load_splits(other, seed)
         rows = join_pose_sets([split.train, split.val])
     else:
-        rows = load_splits(replace(cfg, path=path, extra_train=[]), seed, with_test=False).val
+        rows = load_splits(replace(cfg, path=path, extra_train=[]), seed).val
         check_calibration_file(spec, rows, cfg, own, allow=allow_leakage)
     if len(rows) == 0:
         raise InputError(f"--calibrate-with {spec}: no validation rows of {people or list(cfg.train_subjects)}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +71,7 @@ def check_training_sources(data: DataConfig, training: PoseSet, seed: int = 0, *
                     f"(data.test_subjects of {data.path}, the same file)", allow)
     if data.test_3dhp is None and not Path(data.path).exists():
         return
-    test = load_test_poses(replace(data, max_test_samples=None))
+    test = load_test_poses(data)
     overlap = shared_rows(training, test)
     if overlap:
         shown = ", ".join(f"{s} ({n} rows)" for s, n in sorted(overlap.items()))

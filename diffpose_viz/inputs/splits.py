@@ -24,9 +24,11 @@ SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2, "wild": 3}
 
 @dataclass
 class Splits:
+    """The training data's rows: training and validation (held-out sequences). The test rows are
+    `load_test_poses`'s."""
+
     train: PoseSet
     val: PoseSet
-    test: PoseSet
 
 
 def load_poses(cfg: DataConfig, subjects: list[str]) -> PoseSet:
@@ -40,17 +42,17 @@ def load_poses(cfg: DataConfig, subjects: list[str]) -> PoseSet:
 
 
 def load_test_poses(cfg: DataConfig) -> PoseSet:
-    """The test rows: the test subjects of `path`, or the valid frames of an MPI-INF-3DHP test file."""
+    """Every test row: the test subjects of `path`, or the valid frames of an MPI-INF-3DHP test file (the scored
+    rows are thinned to data.max_test_samples where they are scored, `scored_rows`: video windows keep their
+    frames)."""
     if cfg.test_3dhp is not None:
         from diffpose_viz.datasets.mpi3dhp import test_pose_set
 
         if not Path(cfg.test_3dhp).exists():
             raise FileNotFoundError(f"data.test_3dhp {cfg.test_3dhp} does not exist (data_test_3dhp.npz in the "
                                     "lifting-paper layout; docs/REPRODUCE_PAPER.md says where to get it)")
-        rows = test_pose_set(cfg.test_3dhp, list(cfg.test_subjects) or None, units=cfg.test_3dhp_units)
-    else:
-        rows = load_poses(cfg, list(cfg.test_subjects))
-    return rows.thin(cfg.max_test_samples)
+        return test_pose_set(cfg.test_3dhp, list(cfg.test_subjects) or None, units=cfg.test_3dhp_units)
+    return load_poses(cfg, list(cfg.test_subjects))
 
 
 def _load_mocap(cfg: DataConfig, subjects: list[str]):
@@ -71,8 +73,8 @@ def _read_mocap(path: str, stamp: int, subjects: tuple[str, ...], drop_damaged: 
     return mocap
 
 
-def load_splits(cfg: DataConfig, seed: int = 0, *, with_test: bool = True) -> Splits:
-    """Train/validation (by whole sequences) from the training subjects, test from the test subjects."""
+def load_splits(cfg: DataConfig, seed: int = 0) -> Splits:
+    """Train/validation (by whole sequences) from the training subjects."""
     train_all = load_poses(cfg, list(cfg.train_subjects))
     train, val = validation_split(train_all, cfg.validation_fraction, seed=seed)
     if cfg.extra_train:  # the main file's split is unchanged; each source is split the same way and appended
@@ -82,9 +84,7 @@ def load_splits(cfg: DataConfig, seed: int = 0, *, with_test: bool = True) -> Sp
             trains.append(reweighted(src_train, src.weight))
             vals.append(src_val)
         train, val = join_pose_sets(trains), join_pose_sets(vals)
-    test = load_poses(cfg, list(cfg.test_subjects)).thin(cfg.max_test_samples) if with_test else train.subset(
-        np.zeros(len(train), bool))
-    return Splits(train, val, test)
+    return Splits(train, val)
 
 
 def load_source(cfg: DataConfig, src: MotionSource) -> PoseSet:

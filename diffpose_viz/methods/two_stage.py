@@ -199,7 +199,7 @@ def residual_spread(cfg: ExperimentConfig, method, phi_st: nn.Module, lifter_cfg
         if not same:
             log.warning("model.context_checkpoint: the lifter was trained with other data settings or seed; its "
                         "training rows may overlap this run's validation rows, which would understate its spread")
-    splits = inputs.load_splits(cfg.data, cfg.train.seed, with_test=False)
+    splits = inputs.load_splits(cfg.data, cfg.train.seed)
     val = inputs.scored_rows(splits.val, SPREAD_MAX_ROWS, cfg, method)  # video: the windows' frames stay
     if len(val.scored) == 0:
         raise ConfigError("init.depth_source 'context' needs validation rows to measure phi_ST's z spread "

@@ -241,7 +241,7 @@ def prepare_real(cfg: ExperimentConfig, device: torch.device, max_rows: int | No
     cfg = dataclasses.replace(cfg, method=method.name)
     timer = PhaseTimes(device)
     with timer("load_and_split"):
-        splits = inputs.load_splits(cfg.data, cfg.train.seed, with_test=False)
+        splits = inputs.load_splits(cfg.data, cfg.train.seed)
     train = splits.train.thin(max_rows)
     augmented = None
     if inputs.augmentation_on(cfg):

@@ -129,7 +129,7 @@ class Trainer:
                 save_config(cfg, self.out_dir / "config.yaml")
         self.threads = perf.apply_threads(cfg.train.threads)
         _seed_everything(cfg.train.seed)
-        splits = inputs.load_splits(cfg.data, cfg.train.seed, with_test=False)
+        splits = inputs.load_splits(cfg.data, cfg.train.seed)
         if len(splits.train) == 0:
             raise InputError(f"{cfg.data.path}: no training rows for subjects {cfg.data.train_subjects}")
         # test rows must not reach training or model selection, whatever their source calls them

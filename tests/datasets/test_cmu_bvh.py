@@ -101,7 +101,7 @@ def test_the_output_trains_as_an_extra_source(tmp_path, tiny_data):
     cfg.data.extra_train = [MotionSource(path=str(report.out), subjects=["cmu131"], name="cmu")]
     from diffpose_viz.inputs import load_splits
 
-    splits = load_splits(cfg.data, 0, with_test=False)
+    splits = load_splits(cfg.data, 0)
     assert (np.char.startswith(splits.train.subject.astype(str), "cmu:cmu131")).any()
 
 

@@ -22,12 +22,12 @@ def test_held_out_people_give_all_their_rows_and_training_people_are_refused(tin
     extra = {"data.extra_train": f"[{{path: '{second_file}', subjects: [syn_a, syn_b]}}]"}
     data = tiny_config(tiny_data, **extra).data  # syn_a, syn_b of the second file are trained on
     rows = calibration_rows(data, 0, 10_000, [f"{second_file}:syn_t"])
-    own = load_splits(data, 0, with_test=False)
+    own = load_splits(data, 0)
     assert len(rows.train) == len(own.train) and (rows.domain == 0).sum() == len(own.val)
     held = rows.val.subject.astype(str)[rows.domain == 1]
     assert len(held) and set(held) == {"calib0:syn_t"}
     every = load_splits(tiny_config(second_file, **{"data.train_subjects": "[syn_t]", "data.test_subjects": "[syn_c]",
-                                                    "data.validation_fraction": 0.0}).data, 0, with_test=False)
+                                                    "data.validation_fraction": 0.0}).data, 0)
     assert len(held) == len(every.train)  # all of the held-out person's rows, not a 10 % validation slice
     with pytest.raises(InputError, match=r"\['syn_a'\] are training or test people"):
         calibration_rows(data, 0, 10_000, [f"{second_file}:syn_a"])

@@ -14,10 +14,10 @@ from tiny_runs import tiny_config
 
 def test_shared_rows_finds_test_rows_under_another_name(tiny_data):
     data = tiny_config(tiny_data).data
-    test = load_test_poses(replace(data, max_test_samples=None))
+    test = load_test_poses(data)
     renamed = replace(test, subject=test.subject.astype(object) + "_renamed")
     assert shared_rows(renamed, test) == {"syn_t_renamed": len(test)}
-    assert shared_rows(load_splits(data, 0, with_test=False).train, test) == {}  # real data: no false alarm
+    assert shared_rows(load_splits(data, 0).train, test) == {}  # real data: no false alarm
 
 
 def test_same_file_by_content(tiny_data, tmp_path):
@@ -31,9 +31,9 @@ def test_same_file_by_content(tiny_data, tmp_path):
 
 def test_training_sources(tiny_data, caplog):
     data = tiny_config(tiny_data).data
-    splits = load_splits(data, 0, with_test=False)
+    splits = load_splits(data, 0)
     check_training_sources(data, splits.train)  # the shipped split: fine
-    test = load_test_poses(replace(data, max_test_samples=None))
+    test = load_test_poses(data)
     from diffpose_viz.datasets.poses import join_pose_sets
 
     with pytest.raises(LeakageError, match="syn_t .*--allow-leakage"):

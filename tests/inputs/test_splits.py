@@ -25,9 +25,9 @@ def source(path, **kw):
 
 
 def test_extra_source_rows_are_prefixed_weighted_and_leave_the_main_split_alone(tiny_data, second_file):
-    base = load_splits(tiny_config(tiny_data).data, 0, with_test=False)
-    one = load_splits(tiny_config(tiny_data, **source(second_file)).data, 0, with_test=False)
-    two = load_splits(tiny_config(tiny_data, **source(second_file, weight=2)).data, 0, with_test=False)
+    base = load_splits(tiny_config(tiny_data).data, 0)
+    one = load_splits(tiny_config(tiny_data, **source(second_file)).data, 0)
+    two = load_splits(tiny_config(tiny_data, **source(second_file, weight=2)).data, 0)
     main = ~np.char.startswith(one.train.subject.astype(str), "data_3d_other:")
     np.testing.assert_array_equal(one.train.pose3d[main], base.train.pose3d)  # the main file's rows unchanged
     assert set(one.train.subject[~main]) <= {"data_3d_other:syn_a", "data_3d_other:syn_b"}
@@ -40,7 +40,7 @@ def test_extra_source_rows_are_prefixed_weighted_and_leave_the_main_split_alone(
 
 
 def test_reweighted_keeps_evenly_spaced_rows(tiny_data):
-    rows = load_splits(tiny_config(tiny_data).data, 0, with_test=False).train
+    rows = load_splits(tiny_config(tiny_data).data, 0).train
     half = reweighted(rows, 0.5)
     assert len(half) == round(len(rows) / 2)
     np.testing.assert_array_equal(half.pose3d, rows.pose3d[::2][:len(half)])
@@ -54,9 +54,8 @@ def test_a_lifter_trains_on_two_sources(tiny_data, second_file, tmp_path):
 
 def test_a_source_can_take_more_frames_per_sequence_than_the_main_file(tiny_data, second_file):
     capped_cfg = {"data.max_frames": 2, "data.validation_fraction": 0.0}
-    main = load_splits(tiny_config(tiny_data, **capped_cfg).data, 0, with_test=False).train
-    rows = {mf: load_splits(tiny_config(tiny_data, **capped_cfg, **source(second_file, **kw)).data, 0,
-                            with_test=False).train for mf, kw in ((2, {}), (5, {"max_frames": 5}))}
+    main = load_splits(tiny_config(tiny_data, **capped_cfg).data, 0).train
+    rows = {mf: load_splits(tiny_config(tiny_data, **capped_cfg, **source(second_file, **kw)).data, 0).train for mf, kw in ((2, {}), (5, {"max_frames": 5}))}
     for cap, train in rows.items():
         extra = np.char.startswith(train.subject.astype(str), "data_3d_other:")
         np.testing.assert_array_equal(train.pose3d[~extra], main.pose3d)  # the main file keeps its cap
@@ -64,9 +63,9 @@ def test_a_source_can_take_more_frames_per_sequence_than_the_main_file(tiny_data
         per_take = np.unique(key, return_counts=True)[1]
         assert per_take.max() == cap  # the source's own cap (the tiny takes are longer than 5 frames)
     dense = load_splits(tiny_config(tiny_data, **capped_cfg, **source(second_file, max_frames=1000, frame_stride=1))
-                        .data, 0, with_test=False).train
+                        .data, 0).train
     sparse = load_splits(tiny_config(tiny_data, **capped_cfg, **source(second_file, max_frames=1000, frame_stride=4))
-                         .data, 0, with_test=False).train
+                         .data, 0).train
     frames = {k: np.unique(np.diff(np.unique(t.frame[np.char.startswith(t.subject.astype(str), "data_3d_other:")])))
               for k, t in (("dense", dense), ("sparse", sparse))}
     assert list(frames["dense"]) == [1] and list(frames["sparse"]) == [4]  # the source's own stride
@@ -82,7 +81,7 @@ def test_bad_sources_are_refused(tiny_data, second_file, kw, match):
 
 def test_a_missing_source_file_is_named(tiny_data, tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.npz"):
-        load_splits(tiny_config(tiny_data, **source(tmp_path / "nowhere.npz")).data, 0, with_test=False)
+        load_splits(tiny_config(tiny_data, **source(tmp_path / "nowhere.npz")).data, 0)
 
 
 def test_two_sources_with_one_prefix_are_refused(tiny_data, second_file):
