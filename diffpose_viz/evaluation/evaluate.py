@@ -202,7 +202,8 @@ def _uncertainty(model: LoadedModel, ds, sampling: SamplingSetting, rows: Calibr
     if rows is not None and len(rows.val):
         cfg, val = model.cfg, rows.val
         feed = build_feed(val, cfg, "val", model.method, device=model.device, error_model=model.detection_error)
-        lifted = lift(model, feed.with_hk(model.prior, model.extras), sampling)
+        feed = feed.with_hk(model.prior, model.extras)
+        lifted = lift(model, feed, sampling)
         det = feed.det
         # rows of --calibrate-with files are a held-out domain: they choose the conditional calibration's slope
         # and stay out of the unconditional calibration (which is exactly what it was without them)
