@@ -2,8 +2,6 @@
 one restore of a frozen stage-1 lifter (`two_stage.frozen_lifter`), with the same checks."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -12,16 +10,9 @@ from diffpose_viz.errors import CheckpointError
 from diffpose_viz.methods import METHODS
 from diffpose_viz.methods.official import load_lifter_payload
 
-from tiny_runs import tiny_config, train_run
+from tiny_runs import tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def lifter_ckpt(tiny_data, tmp_path_factory) -> Path:  # noqa: F811
-    out = tmp_path_factory.mktemp("lifter")
-    train_run(tiny_config(tiny_data, method="lifter", **{"train.max_steps": 2}), out)
-    return out / "best.pt"
 
 
 def test_frame_lifter_restored_frozen_with_the_checkpoints_weights(tiny_data, lifter_ckpt):

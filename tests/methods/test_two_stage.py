@@ -23,13 +23,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def lifter_ckpt(tiny_data, tmp_path_factory) -> Path:  # noqa: F811
-    out = tmp_path_factory.mktemp("lifter")
-    train_run(tiny_config(tiny_data, method="lifter", **{"train.max_steps": 5}), out)
-    return out / "best.pt"
-
-
-@pytest.fixture(scope="module")
 def stage2(tiny_data, lifter_ckpt, tmp_path_factory):  # noqa: F811
     out = tmp_path_factory.mktemp("diffpose")
     cfg = tiny_config(tiny_data, method="diffpose", **{"model.context_checkpoint": str(lifter_ckpt),
