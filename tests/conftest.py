@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 
 from diffpose_viz.camera import h36m_cameras
-from tiny_runs import ensure_smoke_run, make_tiny_dataset
+from tiny_runs import ensure_smoke_run, make_tiny_dataset, tiny_config, train_run
 from diffpose_viz.skeleton import H36M17
 
 # A standing person in a body frame: x to the person's left, y forward, z up (metres, pelvis at 0).
@@ -186,6 +186,15 @@ def one_thread():
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     return make_tiny_dataset(tmp_path_factory.mktemp("tinydata") / "data_3d_tiny.npz")
+
+
+@pytest.fixture(scope="module")
+def lifter_ckpt(tiny_data, tmp_path_factory) -> Path:
+    """A frame 'lifter' trained for five steps on the tiny data (the stage 1 of the two-stage and official
+    tests): its best.pt."""
+    out = tmp_path_factory.mktemp("lifter")
+    train_run(tiny_config(tiny_data, method="lifter", **{"train.max_steps": 5}), out)
+    return out / "best.pt"
 
 
 @pytest.fixture(scope="session")
