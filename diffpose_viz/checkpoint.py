@@ -330,6 +330,24 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
+#: Method names renamed since a checkpoint was written: (old name, writer versions) -> current name.
+#: Up to 0.2.0 'diffpose' was the jointly trained model, now 'diffpose_joint' ('diffpose' is the two-stage
+#: model with a frozen pre-trained context encoder). A 0.2.0 config has no model.context_checkpoint key,
+#: which tells its 'diffpose' checkpoints from the two-stage ones (same version number).
+RENAMED_METHODS = {("diffpose", ("0.1.0",)): "diffpose_joint"}
+
+
+def current_method_name(ckpt: dict) -> str | None:
+    """The method a checkpoint's model is today (applies RENAMED_METHODS)."""
+    config = ckpt.get("config") or {}
+    name = config.get("method", ckpt.get("method"))
+    written_by = (ckpt.get("versions") or {}).get("diffpose_viz")
+    for (old, old_versions), new in RENAMED_METHODS.items():
+        if name == old and (written_by in old_versions or "context_checkpoint" not in (config.get("model") or {})):
+            return new
+    return name
+
+
 def load_weights(module: torch.nn.Module, state: dict, what: str, path: str | os.PathLike) -> None:
     """load_state_dict with a readable error listing missing/unexpected keys and shape mismatches."""
     own = module.state_dict()

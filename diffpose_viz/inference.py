@@ -18,7 +18,7 @@ import torch
 
 from diffpose_viz import metrics
 from diffpose_viz.camera import Camera
-from diffpose_viz.checkpoint import FINGERPRINT_KEY, load_checkpoint, load_weights, versions
+from diffpose_viz.checkpoint import FINGERPRINT_KEY, current_method_name, load_checkpoint, load_weights, versions
 from diffpose_viz.config import parse_config, to_dict
 from diffpose_viz.detector_sim import Detections2D
 from diffpose_viz.errors import CheckpointError, InputError
@@ -28,24 +28,6 @@ from diffpose_viz.inputs import Feed, FeedBatch, feed_from_keypoints
 from diffpose_viz.memory import check_lift_fits
 from diffpose_viz.methods import AMP_CHOICES, LoadedModel, Prediction, SamplingSetting, check_config
 from diffpose_viz.progress import progress as progress_bar
-
-
-#: Method names renamed since a checkpoint was written: (old name, writer versions) -> current name.
-#: Up to 0.2.0 'diffpose' was the jointly trained model, now 'diffpose_joint' ('diffpose' is the two-stage
-#: model with a frozen pre-trained context encoder). A 0.2.0 config has no model.context_checkpoint key,
-#: which tells its 'diffpose' checkpoints from the two-stage ones (same version number).
-RENAMED_METHODS = {("diffpose", ("0.1.0",)): "diffpose_joint"}
-
-
-def current_method_name(ckpt: dict) -> str | None:
-    """The method a checkpoint's model is today (applies RENAMED_METHODS)."""
-    config = ckpt.get("config") or {}
-    name = config.get("method", ckpt.get("method"))
-    written_by = (ckpt.get("versions") or {}).get("diffpose_viz")
-    for (old, old_versions), new in RENAMED_METHODS.items():
-        if name == old and (written_by in old_versions or "context_checkpoint" not in (config.get("model") or {})):
-            return new
-    return name
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:

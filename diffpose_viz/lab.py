@@ -31,12 +31,12 @@ import torch
 import xarray as xr
 
 from diffpose_viz.camera import Camera, h36m_cameras
-from diffpose_viz.checkpoint import check_made_from, load_checkpoint
+from diffpose_viz.checkpoint import check_made_from, current_method_name, load_checkpoint
 from diffpose_viz.config import config_diff, parse_config, to_dict
 from diffpose_viz.errors import CheckpointError, ConfigError, ProvenanceError
 from diffpose_viz.figures.errors import hypothesis_spread_mm
 from diffpose_viz.figures.gmm import mixture_std
-from diffpose_viz.inference import LoadedModel, SamplingSetting, current_method_name, predict
+from diffpose_viz.inference import LoadedModel, SamplingSetting, predict
 from diffpose_viz.initialization.pose_init import intrinsics_from_camera
 from diffpose_viz.inputs import SPLIT_SEEDS, feed_from_keypoints
 from diffpose_viz.methods import get_method

@@ -116,12 +116,13 @@ def evaluate(checkpoint: str | Path, out: str | Path, *, device: str = "cpu", sa
     info, dev = ddp.init(device)
     trained = load_model(checkpoint, dev)
     fingerprint = trained.fingerprint  # every file written below records it
+    # the scored rows' data, settled first: a refused --subjects or a bad --test-2d file stops before any data is read
+    model = replace(trained, cfg=replace(trained.cfg, data=data.data_config(trained)))
     calibration = None  # the calibration's rows come from the training data and 2D input, whatever `data` changes
     if calibrate and data.split == "test" and not info.enabled:  # 'val': its rows are the ones scored
         # read (and its --calibrate-with files refused if they leak) before any lifting
         calibration = calibration_rows(trained.cfg.data, trained.cfg.train.seed, CALIBRATION_ROWS, data.calibrate_with,
                                        allow_leakage=data.allow_leakage)
-    model = replace(trained, cfg=replace(trained.cfg, data=data.data_config(trained)))  # the scored rows' data
     cfg, method = model.cfg, model.method
     split = data.split
     if split == "val":

@@ -40,8 +40,8 @@ from diffpose_viz.methods.base import (
 from diffpose_viz.methods.regression import Lifter
 from diffpose_viz.methods.two_stage import frozen_lifter, load_context_payload
 from diffpose_viz.methods.video import VideoLifter
-from diffpose_viz.models import OfficialDenoiser, window_centre
-from diffpose_viz.models.flip import FlipTestTime
+from diffpose_viz.models import OfficialDenoiser
+from diffpose_viz.models.flip import CentreFramePose
 
 
 class OfficialNetwork(nn.Module):
@@ -131,18 +131,6 @@ class Official(Method):
         res = run_chain(self.sampler(model, setting), model.network.denoiser, None, 1, start_from=x_init,
                         generator=batch.generator, record="all" if setting.record else "none", chunk_frames=None)
         return prediction_from_result(res, channels=slice(2, 5))
-
-
-class CentreFramePose(nn.Module):
-    """A temporal lifter's flip-averaged, root-centred pose of a window's centre frame: (B,T,17,C) -> (B,17,3)."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = FlipTestTime(net)
-
-    def forward(self, window: torch.Tensor) -> torch.Tensor:
-        out = window_centre(self.net(window), window.shape[1])
-        return out - out[:, :1]
 
 
 def load_lifter_payload(path) -> dict:

@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from diffpose_viz.models.temporal import window_centre
 from diffpose_viz.skeleton import H36M17, Skeleton
 
 Tensor = torch.Tensor
@@ -97,6 +98,18 @@ class FlipTestTime(nn.Module):
 
     def features(self, pose2d: Tensor) -> Tensor:
         return flip_average(self.model.features, pose2d, output="features", skeleton=self.skeleton)
+
+
+class CentreFramePose(nn.Module):
+    """A temporal lifter's flip-averaged, root-centred pose of a window's centre frame: (B,T,17,C) -> (B,17,3)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = FlipTestTime(net)
+
+    def forward(self, window: torch.Tensor) -> torch.Tensor:
+        out = window_centre(self.net(window), window.shape[1])
+        return out - out[:, :1]
 
 
 def random_flip(pose2d: Tensor, pose3d: Tensor, p: float = 0.5, *, generator: torch.Generator | None = None,
