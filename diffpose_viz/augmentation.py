@@ -41,6 +41,12 @@ BONE_GROUP_BY_CHILD = {
     "left_wrist": "lower_arms", "right_wrist": "lower_arms",
 }
 
+#: Groups whose lengths a bank person gives directly: joint centre to joint centre, the same in every rig. The trunk
+#: groups (hip and shoulder centres, thorax, head) follow each rig's own convention, so a bank person only sets
+#: their size (the ratio of the limbs), never their shape.
+LIMB_GROUPS = ("upper_arms", "lower_arms", "thighs", "shins")
+BANK_SIZES = ("absolute", "proportions")
+
 _BONES = H36M17.bones
 #: Group index (into BODY_GROUPS) of every bone of `H36M17.bones`, in that order.
 BONE_GROUP_INDEX = np.array([BODY_GROUPS.index(BONE_GROUP_BY_CHILD[H36M17.joint_names[c]]) for _, c in _BONES])
@@ -97,6 +103,12 @@ class BodyAugConfig:
     thighs: tuple[float, float] = (1.0, 0.04)
     shins: tuple[float, float] = (1.0, 0.04)
     truncate: float = 3.0  # |z| limit, in standard deviations
+    # Real people (docs/AUGMENTATION.md "Real bodies"): a skeletons file (datasets/skeleton_bank.py), relative to
+    # the repository root; None = only the log-normal draws above.
+    bank: str | None = None
+    bank_fraction: float = 0.5  # of the rows that get a new body, the share that gets a bank person's instead
+    bank_size: str = "absolute"  # "absolute": the person's limb lengths; "proportions": their ratios at the row's size
+    bank_exclude: tuple[int, ...] = ()  # CMU subjects never drawn (test, calibration, validation people)
 
     def __post_init__(self) -> None:
         owner = "BodyAugConfig"
@@ -106,6 +118,14 @@ class BodyAugConfig:
         _check_range(owner, "truncate", self.truncate, 0.0, 5.0, lo_open=True)
         for name in ("global_scale", *BODY_GROUPS):
             _check_scale(owner, name, getattr(self, name))
+        if self.bank is not None and (not isinstance(self.bank, str) or not self.bank.strip()):
+            raise ValueError(f"{owner}.bank must be the path of a skeletons file or null, found {self.bank!r}")
+        _check_range(owner, "bank_fraction", self.bank_fraction, 0.0, 1.0)
+        if self.bank_size not in BANK_SIZES:
+            raise ValueError(f"{owner}.bank_size must be one of {list(BANK_SIZES)}, found {self.bank_size!r}")
+        bad = [e for e in self.bank_exclude if isinstance(e, bool) or not isinstance(e, int) or e < 1]
+        if bad:
+            raise ValueError(f"{owner}.bank_exclude must list CMU subject numbers (positive integers), found {bad}")
 
     def table(self) -> np.ndarray:
         """(9, 2) [median, log_std] rows: global first, then BODY_GROUPS."""
@@ -132,8 +152,45 @@ def truncated_normal(rng: np.random.Generator, shape, limit: float) -> np.ndarra
     return z
 
 
-def draw_body_scales(n: int, rng_or_seed, cfg: BodyAugConfig = BodyAugConfig()) -> dict[str, np.ndarray]:
-    """Per-row scales: {"global": (n,), "hips": (n,), ...}; rows not drawn (prob, disabled) are 1."""
+def group_lengths(bone_lengths: np.ndarray) -> np.ndarray:
+    """(..., 16) lengths of `H36M17.bones` -> (..., 8) total length of each of BODY_GROUPS (both sides)."""
+    b = np.asarray(bone_lengths, dtype=np.float64)
+    onehot = np.eye(len(BODY_GROUPS))[BONE_GROUP_INDEX]  # (16, 8)
+    return b @ onehot
+
+
+def pose_bone_lengths(pose3d: np.ndarray) -> np.ndarray:
+    """(N, 17, 3) -> (N, 16) lengths of `H36M17.bones`."""
+    p = np.asarray(pose3d, dtype=np.float64)
+    return np.linalg.norm(p[:, [c for _, c in _BONES]] - p[:, [q for q, _ in _BONES]], axis=-1)
+
+
+def bank_group_scales(row_groups: np.ndarray, person_groups: np.ndarray, size: str = "absolute") -> np.ndarray:
+    """(N, 8) group scales that give each row the limbs of a bank person (rows and people paired, (N, 8) each).
+
+    Limb groups get the person's length ("absolute") or the person's limb proportions at the row's own total limb
+    length ("proportions"); trunk groups keep the row's shape and grow with the person's size (their limbs over
+    the row's) in "absolute", stay as they are in "proportions".
+    """
+    limbs = [BODY_GROUPS.index(g) for g in LIMB_GROUPS]
+    row = np.maximum(np.asarray(row_groups, dtype=np.float64), 1e-6)
+    person = np.asarray(person_groups, dtype=np.float64)
+    size_ratio = person[:, limbs].sum(-1) / row[:, limbs].sum(-1)  # (N,)
+    out = np.repeat(size_ratio[:, None], len(BODY_GROUPS), 1) if size == "absolute" else np.ones_like(row)
+    limb_scale = person[:, limbs] / row[:, limbs]
+    out[:, limbs] = limb_scale if size == "absolute" else limb_scale / size_ratio[:, None]
+    return out
+
+
+def draw_body_scales(n: int, rng_or_seed, cfg: BodyAugConfig = BodyAugConfig(), *,
+                     row_groups: np.ndarray | None = None, bank_groups: np.ndarray | None = None
+                     ) -> dict[str, np.ndarray]:
+    """Per-row scales: {"global": (n,), "hips": (n,), ...}; rows not drawn (prob, disabled) are 1.
+
+    With a bank (`cfg.bank`; `bank_groups` (P, 8) the people's `group_lengths`, `row_groups` (n, 8) the rows'),
+    a `cfg.bank_fraction` share of the drawn rows takes a uniformly drawn person's limbs (`bank_group_scales`)
+    instead of the log-normal draw.
+    """
     rng = as_rng(rng_or_seed)
     names = ("global", *BODY_GROUPS)
     if not cfg.enabled:
@@ -143,6 +200,14 @@ def draw_body_scales(n: int, rng_or_seed, cfg: BodyAugConfig = BodyAugConfig()) 
     z = truncated_normal(rng, (n, len(names)), cfg.truncate)
     table = cfg.table()
     s = table[:, 0] * np.exp(table[:, 1] * z)
+    if cfg.bank is not None:  # drawn after the log-normal ones, so a config without a bank keeps its stream
+        if bank_groups is None or row_groups is None or len(bank_groups) == 0:
+            raise ValueError(f"augmentation.body.bank is {cfg.bank!r}, but no bank people (or row lengths) were "
+                             "given; inputs.augment_split reads the file")
+        real = rng.random(n) < cfg.bank_fraction
+        person = rng.integers(len(bank_groups), size=n)
+        s[real, 0] = 1.0
+        s[real, 1:] = bank_group_scales(row_groups[real], np.asarray(bank_groups)[person[real]], cfg.bank_size)
     s[~chosen] = 1.0
     return {k: s[:, i].copy() for i, k in enumerate(names)}
 
@@ -170,17 +235,22 @@ def rescale_bones(pose3d: np.ndarray, bone_scale: np.ndarray) -> np.ndarray:
     return out
 
 
-def augment_bodies(pose3d: np.ndarray, rng_or_seed, cfg: BodyAugConfig = BodyAugConfig()
-                   ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def augment_bodies(pose3d: np.ndarray, rng_or_seed, cfg: BodyAugConfig = BodyAugConfig(), *,
+                   bank_bones: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """New body proportions for (N,17,3) poses (any frame; root-relative keeps the pelvis at 0).
 
     Returns the new poses (float dtype of the input) and the scales drawn
     (`draw_body_scales`): bone b's new length is old * global * group(b).
+    bank_bones: (P, 16) real people's lengths of `H36M17.bones` in metres, needed when `cfg.bank` is set.
     """
     pose = np.asarray(pose3d)
     if pose.ndim != 3 or pose.shape[1:] != (H36M17.num_joints, 3):
         raise ValueError(f"pose3d: expected (N, 17, 3) H36M-17 positions, found shape {pose.shape}")
-    scales = draw_body_scales(len(pose), rng_or_seed, cfg)
+    if cfg.enabled and cfg.bank is not None:
+        scales = draw_body_scales(len(pose), rng_or_seed, cfg, row_groups=group_lengths(pose_bone_lengths(pose)),
+                                  bank_groups=None if bank_bones is None else group_lengths(bank_bones))
+    else:
+        scales = draw_body_scales(len(pose), rng_or_seed, cfg)
     if not cfg.enabled:
         return pose.astype(pose.dtype if pose.dtype.kind == "f" else np.float64, copy=True), scales
     out = rescale_bones(pose, bone_scale_matrix(scales))
@@ -540,6 +610,7 @@ def augment_rows(
     *,
     tangential_order: str = "h36m",
     world_up=(0.0, 0.0, 1.0),
+    bank_bones: np.ndarray | None = None,
 ) -> AugmentedRows:
     """Body + view augmentation of PoseSet-shaped rows (pose3d, root, camera, cameras).
 
@@ -548,6 +619,7 @@ def augment_rows(
     real camera (with its distortion) so 2D matches the new body. Body scaling
     about the pelvis can push a joint of a real-camera row out of its image;
     such rows are kept (the detector simulator treats them as truncated).
+    bank_bones: the real people of `cfg.body.bank` (see `augment_bodies`).
     """
     rng = as_rng(rng_or_seed)
     pose3d = np.asarray(pose3d)
@@ -559,7 +631,7 @@ def augment_rows(
     missing = sorted(set(np.unique(keys).astype(str).tolist()) - set(cameras))
     if missing:
         raise KeyError(f"cameras has no entry for camera keys {missing[:5]}; known: {sorted(cameras)}")
-    new_pose, scales = augment_bodies(pose3d, rng, cfg.body)
+    new_pose, scales = augment_bodies(pose3d, rng, cfg.body, bank_bones=bank_bones)
     virtual = (rng.random(n) < cfg.view.prob) if cfg.view.enabled else np.zeros(n, bool)
     view_rng = np.random.default_rng(rng.integers(2**63))  # view draws do not shift with the mask size
 

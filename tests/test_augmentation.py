@@ -169,6 +169,89 @@ def test_augmentation_config_nests_and_checks_types():
         AugmentationConfig(view={"prob": 0.3})
 
 
+# --------------------------------------------------------------------------- real bodies (a bank of people)
+def bank_lengths(*limb_scale):
+    """(P, 16) bone lengths of people whose limbs are those of `_OFFSETS` times each (upper_arm, lower_arm, thigh,
+    shin) tuple, trunk unchanged."""
+    base = np.array([np.linalg.norm(_OFFSETS[c]) for _, c in BONES])
+    out = []
+    for scales in limb_scale:
+        group_scale = dict(zip(aug.LIMB_GROUPS, scales))
+        out.append([b * group_scale.get(BODY_GROUPS[g], 1.0) for b, g in zip(base, aug.BONE_GROUP_INDEX)])
+    return np.array(out)
+
+
+BANK = BodyAugConfig(bank="fixture.json", bank_fraction=1.0)
+LIMBS = [BODY_GROUPS.index(g) for g in aug.LIMB_GROUPS]
+TRUNK = [i for i in range(len(BODY_GROUPS)) if i not in LIMBS]
+
+
+def test_bank_rows_get_the_persons_limbs_and_grow_the_trunk_with_them():
+    pose = random_poses(300, seed=4)
+    person = bank_lengths((1.25, 1.25, 1.25, 1.25))  # one person, limbs 25 % longer than the rows'
+    new, scales = augment_bodies(pose, 1, BANK, bank_bones=person)
+    groups_old = aug.group_lengths(aug.pose_bone_lengths(pose))
+    groups_new = aug.group_lengths(aug.pose_bone_lengths(new))
+    np.testing.assert_allclose(groups_new[:, LIMBS], np.broadcast_to(aug.group_lengths(person)[0, LIMBS], (300, 4)))
+    np.testing.assert_allclose(groups_new[:, TRUNK], 1.25 * groups_old[:, TRUNK])  # the row's shape, the person's size
+    np.testing.assert_allclose(scales["global"], 1.0)
+    unit = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)  # noqa: E731
+    np.testing.assert_allclose(unit(bone_vectors(new)), unit(bone_vectors(pose)), atol=1e-9)
+
+
+def test_bank_proportions_keep_the_rows_size():
+    pose = random_poses(200, seed=5)
+    person = bank_lengths((1.0, 1.0, 1.3, 1.3))  # long legs
+    new, _ = augment_bodies(pose, 2, dataclasses.replace(BANK, bank_size="proportions"), bank_bones=person)
+    old_g, new_g = (aug.group_lengths(aug.pose_bone_lengths(p)) for p in (pose, new))
+    np.testing.assert_allclose(new_g[:, LIMBS].sum(-1), old_g[:, LIMBS].sum(-1))
+    np.testing.assert_allclose(new_g[:, TRUNK], old_g[:, TRUNK])
+    ratio = aug.group_lengths(person)[0, LIMBS]
+    np.testing.assert_allclose(new_g[:, LIMBS] / new_g[:, LIMBS].sum(-1, keepdims=True), np.broadcast_to(
+        ratio / ratio.sum(), (200, 4)))
+
+
+def test_bank_fraction_mixes_real_people_with_the_log_normal_draws():
+    pose = random_poses(4000, seed=6)
+    people = bank_lengths((1.1, 1.1, 1.1, 1.1), (0.9, 0.9, 0.9, 0.9))
+    without, plain = augment_bodies(pose, 9, BodyAugConfig())
+    none_real, same = augment_bodies(pose, 9, dataclasses.replace(BANK, bank_fraction=0.0), bank_bones=people)
+    np.testing.assert_array_equal(none_real, without)  # the bank's draws come after the log-normal ones
+    _, half = augment_bodies(pose, 9, dataclasses.replace(BANK, bank_fraction=0.5), bank_bones=people)
+    real = half["global"] == 1.0
+    assert 0.45 < real.mean() < 0.55
+    np.testing.assert_array_equal(half["hips"][~real], plain["hips"][~real])
+    thigh = aug.group_lengths(aug.pose_bone_lengths(augment_bodies(pose, 9, dataclasses.replace(
+        BANK, bank_fraction=0.5), bank_bones=people)[0]))[real, BODY_GROUPS.index("thighs")]
+    persons = aug.group_lengths(people)[:, BODY_GROUPS.index("thighs")]
+    assert np.all(np.isclose(thigh[:, None], persons[None]).any(-1))  # every real row is one of the two people
+    assert 0.4 < np.isclose(thigh, persons[0]).mean() < 0.6  # drawn uniformly
+
+
+def test_a_bank_without_its_people_or_with_bad_settings_is_refused():
+    with pytest.raises(ValueError, match="augmentation.body.bank is 'fixture.json'.*augment_split reads the file"):
+        augment_bodies(random_poses(5), 0, BANK)
+    for kwargs, match in [({"bank": ""}, "BodyAugConfig.bank must be the path"),
+                          ({"bank_fraction": 1.5}, r"BodyAugConfig.bank_fraction must be a number in \[0, 1\]"),
+                          ({"bank_size": "stature"}, r"bank_size must be one of \['absolute', 'proportions'\]"),
+                          ({"bank_exclude": (55, 0)}, r"bank_exclude must list CMU subject numbers.*\[0\]")]:
+        with pytest.raises(ValueError, match=match):
+            BodyAugConfig(**kwargs)
+
+
+def test_the_bank_settings_round_trip_through_yaml_and_bad_ones_name_the_key(tmp_path):
+    from diffpose_viz.config import ConfigError, read_config, save_config, to_dict
+    from tiny_runs import tiny_config
+    cfg = tiny_config(tmp_path / "unused.npz", **{
+        "augmentation.body.bank": "../shared/data/cmu-skeletons/skeletons.json",
+        "augmentation.body.bank_exclude": "[55, 63]", "augmentation.body.bank_size": "proportions"})
+    assert cfg.augmentation.body.bank_exclude == (55, 63)
+    save_config(cfg, tmp_path / "c.yaml")
+    assert to_dict(read_config(tmp_path / "c.yaml")) == to_dict(cfg)
+    with pytest.raises(ConfigError, match="augmentation.body.*bank_size must be one of"):
+        tiny_config(tmp_path / "unused.npz", **{"augmentation.body.bank_size": "tall"})
+
+
 # --------------------------------------------------------------------------- viewpoints
 def test_matrix_to_quaternion_round_trip():
     rng = np.random.default_rng(0)

@@ -13,6 +13,7 @@ from diffpose_viz.augmentation import augment_rows
 from diffpose_viz.config import DataConfig, ExperimentConfig, MotionSource
 from diffpose_viz.datasets.files_2d import drop_damaged_sequences
 from diffpose_viz.datasets.poses import PoseSet, build_pose_set, join_pose_sets, prefixed, reweighted, validation_split
+from diffpose_viz.datasets.skeleton_bank import read_skeleton_bank
 from diffpose_viz.datasets.vp3d import load_3d
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,14 @@ def augment_split(poses: PoseSet, cfg: ExperimentConfig, seed: int) -> Augmented
     """One seeded draw of body and viewpoint augmentation over a (training) split: every row's skeleton
     rescaled along the kinematic tree and, for a fraction of rows, seen by a virtual camera; the 2D is
     re-projected with the same camera code. Evaluation never calls this."""
-    out = augment_rows(poses.pose3d, poses.root, poses.camera, poses.cameras, seed, cfg.augmentation)
+    body = cfg.augmentation.body
+    bank = None
+    if body.enabled and body.bank is not None:
+        bank = read_skeleton_bank(body.bank, body.bank_exclude)
+        log.info("augmentation: %d real people from %s (left out: %s; same body as a kept number: %s)",
+                 len(bank.people), bank.path, list(bank.excluded), list(bank.repeats))
+    out = augment_rows(poses.pose3d, poses.root, poses.camera, poses.cameras, seed, cfg.augmentation,
+                       bank_bones=None if bank is None else bank.bones_m)
     new = replace(poses, pose3d=out.pose3d.astype(np.float32), root=out.root.astype(np.float32),
                   pose2d=out.pose2d.astype(np.float32), res=out.res.astype(np.int32))
     log.info("augmentation: %d rows, %d through virtual cameras", len(new), int(out.virtual.sum()))
