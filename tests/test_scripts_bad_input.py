@@ -44,6 +44,7 @@ BAD_INPUT = {
     "bench_timeline.py": ["--work", "{npz}"],
     "benchmark_methods.py": ["--config", "{yaml}", "--out", "{tmp}/bench", "--dry-run"],
     "body_stats.py": ["{npz}"],
+    "body_size.py": ["bad=" + "{nc}"],
     "compare_runs.py": ["{tmp}", "{tmp}/other"],
     "detections_to_file.py": ["{yaml}", "--out", "{tmp}/det.npz"],
     "detector_stats.py": ["--bandai", "{npz}"],

@@ -89,3 +89,26 @@ def test_two_sources_with_one_prefix_are_refused(tiny_data, second_file):
                                  "subjects: [syn_b]}]"}
     with pytest.raises(ConfigError, match="distinct `name`"):
         tiny_config(tiny_data, **twice)
+
+
+def test_augmentation_draws_bodies_from_a_bank_file_and_names_a_missing_one(tiny_data, tmp_path):
+    import json
+
+    from bvh_files import cmu_mb_offsets, skeleton_bank
+    from diffpose_viz.augmentation import BODY_GROUPS, LIMB_GROUPS, group_lengths, pose_bone_lengths
+    from diffpose_viz.datasets.skeleton_bank import read_skeleton_bank
+    from diffpose_viz.inputs import augment_split
+
+    bank_file = tmp_path / "skeletons.json"
+    bank_file.write_text(json.dumps(skeleton_bank({12: cmu_mb_offsets(thigh=1.1), 55: cmu_mb_offsets(thigh=0.8)})))
+    bank = {"augmentation.body.enabled": "true", "augmentation.body.bank": str(bank_file),
+            "augmentation.body.bank_fraction": 1.0, "augmentation.body.bank_exclude": "[55]"}
+    cfg = tiny_config(tiny_data, **bank)
+    rows = load_splits(cfg.data, 0, with_test=False).train
+    out = augment_split(rows, cfg, 0).poses
+    limbs = [BODY_GROUPS.index(g) for g in LIMB_GROUPS]
+    person = group_lengths(read_skeleton_bank(bank_file, [55]).bones_m)[0, limbs]  # 55 is excluded: only 12 is drawn
+    np.testing.assert_allclose(group_lengths(pose_bone_lengths(out.pose3d))[:, limbs],
+                               np.broadcast_to(person, (len(rows), 4)), rtol=1e-5)
+    with pytest.raises(FileNotFoundError, match=r"nowhere.json does not exist.*augmentation.body.bank"):
+        augment_split(rows, tiny_config(tiny_data, **{**bank, "augmentation.body.bank": str(tmp_path / "nowhere.json")}), 0)
