@@ -46,7 +46,7 @@ def training_legs(config: str, overrides: list[str]) -> str:
     from diffpose_viz import inputs  # the training rows need the config and input layers
     from diffpose_viz.methods import load_config
     cfg = load_config(config, overrides)
-    splits = inputs.load_splits(cfg.data, cfg.train.seed, with_test=False)
+    splits = inputs.load_splits(cfg.data, cfg.train.seed)
     rows = inputs.augment_split(splits.train, cfg, cfg.train.seed).poses if inputs.augmentation_on(cfg) else splits.train
     leg = leg_m(rows.pose3d)
     q = np.percentile(leg, [5, 50, 95, 99])

@@ -104,7 +104,7 @@ def test_augmentation_draws_bodies_from_a_bank_file_and_names_a_missing_one(tiny
     bank = {"augmentation.body.enabled": "true", "augmentation.body.bank": str(bank_file),
             "augmentation.body.bank_fraction": 1.0, "augmentation.body.bank_exclude": "[55]"}
     cfg = tiny_config(tiny_data, **bank)
-    rows = load_splits(cfg.data, 0, with_test=False).train
+    rows = load_splits(cfg.data, 0).train
     out = augment_split(rows, cfg, 0).poses
     limbs = [BODY_GROUPS.index(g) for g in LIMB_GROUPS]
     person = group_lengths(read_skeleton_bank(bank_file, [55]).bones_m)[0, limbs]  # 55 is excluded: only 12 is drawn
