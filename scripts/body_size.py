@@ -47,7 +47,9 @@ def training_legs(config: str, overrides: list[str]) -> str:
     from diffpose_viz.methods import load_config
     cfg = load_config(config, overrides)
     splits = inputs.load_splits(cfg.data, cfg.train.seed)
-    rows = inputs.augment_split(splits.train, cfg, cfg.train.seed).poses if inputs.augmentation_on(cfg) else splits.train
+    rows = splits.train
+    if inputs.augmentation_on(cfg):
+        rows = inputs.augment_split(rows, cfg, cfg.train.seed).poses
     leg = leg_m(rows.pose3d)
     q = np.percentile(leg, [5, 50, 95, 99])
     return (f"{len(leg)} training rows: leg 5 / 50 / 95 / 99 % = {' / '.join(f'{v:.3f}' for v in q)} m, max "

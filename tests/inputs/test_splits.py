@@ -111,4 +111,5 @@ def test_augmentation_draws_bodies_from_a_bank_file_and_names_a_missing_one(tiny
     np.testing.assert_allclose(group_lengths(pose_bone_lengths(out.pose3d))[:, limbs],
                                np.broadcast_to(person, (len(rows), 4)), rtol=1e-5)
     with pytest.raises(FileNotFoundError, match=r"nowhere.json does not exist.*augmentation.body.bank"):
-        augment_split(rows, tiny_config(tiny_data, **{**bank, "augmentation.body.bank": str(tmp_path / "nowhere.json")}), 0)
+        missing = {**bank, "augmentation.body.bank": str(tmp_path / "nowhere.json")}
+        augment_split(rows, tiny_config(tiny_data, **missing), 0)
