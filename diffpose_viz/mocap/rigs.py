@@ -133,8 +133,9 @@ BLENDER_METARIG = Rig(
 
 #: CMU takes as BVH, MotionBuilder-friendly conversion (B. Hahne "cmuconvert-mb2", una-dinosauria/cmu-mocap
 #: `NN_MM.bvh`): Y-up, CMU length units. Joints are named for where each CMU bone starts (LeftUpLeg = hip joint,
-#: LeftLeg = knee); the spine chain is LowerBack -> Spine -> Spine1 -> Neck -> Neck1 -> Head like the ASF bones
-#: lowerback, upperback, thorax, lowerneck, upperneck, head, so the mapping follows CMU_ASF.
+#: LeftLeg = knee); the spine chain LowerBack -> Spine -> Spine1 -> Neck -> Neck1 -> Head stands for the ASF bones
+#: lowerback, upperback, thorax, lowerneck, upperneck, head, but Neck's offset is zero (../shared/data/cmu-skeletons):
+#: the thorax bone is gone and Neck (the H36M thorax here) is the upperback end, with the shoulders hung from it.
 CMU_BVH_MB = Rig(
     name="cmu_bvh_mb",
     table={
@@ -145,7 +146,9 @@ CMU_BVH_MB = Rig(
         "neck_nose": {"Neck1": 0.5, "Head": 0.5},
         "head_top": {"Head_end": 1.0},
     },
-    notes="CMU bone end points as in CMU_ASF: Spine = lowerback end, Neck = thorax end, Head_end = head top.",
+    notes="CMU bone end points: Spine = lowerback end, Neck = upperback end (this conversion has no ASF thorax "
+          "bone: Neck sits at Spine1, so the trunk is about 0.11 m shorter than the same person's ASF), "
+          "Head_end = head top.",
 )
 
 #: CMU takes as BVH, 3ds-Max-friendly conversion (yuki-koyama/bvh11 `131_0N.bvh`): Y-up, CMU length units
