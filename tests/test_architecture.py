@@ -201,3 +201,25 @@ def test_a_planted_method_name_comparison_is_caught(tmp_path):
     assert method_name_comparisons(tmp_path, {"lifter", "video_lifter", "diffpose"}) == [
         "diffpose_viz/bench.py:2: compares with method name video_lifter",
         "scripts/s.py:2: compares with method name diffpose"]
+
+
+def _repeated_test_basenames(root: Path) -> dict[str, list[str]]:
+    seen: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("test_*.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(root)))
+    return {name: paths for name, paths in seen.items() if len(paths) > 1}
+
+
+def test_test_files_have_unique_basenames():
+    # The test folders have no __init__.py, so pytest imports each test file by its basename: two files with one
+    # name pass alone and break the whole-suite run at collection.
+    repeated = _repeated_test_basenames(Path(__file__).resolve().parent)
+    assert not repeated, f"test files sharing a basename (rename one): {repeated}"
+
+
+def test_a_planted_repeated_test_basename_is_caught(tmp_path):
+    for sub in ("methods", "models"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "test_official.py").write_text("")
+    assert _repeated_test_basenames(tmp_path) == {"test_official.py": ["methods/test_official.py",
+                                                                        "models/test_official.py"]}
