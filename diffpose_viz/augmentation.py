@@ -159,12 +159,6 @@ def group_lengths(bone_lengths: np.ndarray) -> np.ndarray:
     return b @ onehot
 
 
-def pose_bone_lengths(pose3d: np.ndarray) -> np.ndarray:
-    """(N, 17, 3) -> (N, 16) lengths of `H36M17.bones`."""
-    p = np.asarray(pose3d, dtype=np.float64)
-    return np.linalg.norm(p[:, [c for _, c in _BONES]] - p[:, [q for q, _ in _BONES]], axis=-1)
-
-
 def bank_group_scales(row_groups: np.ndarray, person_groups: np.ndarray, size: str = "absolute") -> np.ndarray:
     """(N, 8) group scales that give each row the limbs of a bank person (rows and people paired, (N, 8) each).
 
@@ -247,7 +241,8 @@ def augment_bodies(pose3d: np.ndarray, rng_or_seed, cfg: BodyAugConfig = BodyAug
     if pose.ndim != 3 or pose.shape[1:] != (H36M17.num_joints, 3):
         raise ValueError(f"pose3d: expected (N, 17, 3) H36M-17 positions, found shape {pose.shape}")
     if cfg.enabled and cfg.bank is not None:
-        scales = draw_body_scales(len(pose), rng_or_seed, cfg, row_groups=group_lengths(pose_bone_lengths(pose)),
+        row_groups = group_lengths(H36M17.bone_lengths(pose.astype(np.float64)))
+        scales = draw_body_scales(len(pose), rng_or_seed, cfg, row_groups=row_groups,
                                   bank_groups=None if bank_bones is None else group_lengths(bank_bones))
     else:
         scales = draw_body_scales(len(pose), rng_or_seed, cfg)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from diffpose_viz.augmentation import BODY_GROUPS, group_lengths, pose_bone_lengths
+from diffpose_viz.augmentation import BODY_GROUPS, group_lengths
+from diffpose_viz.skeleton import H36M17
 from diffpose_viz.entry import run_script
 from diffpose_viz.errors import InputError
 from diffpose_viz.results import load_results
@@ -26,7 +27,7 @@ LEGS = [BODY_GROUPS.index("thighs"), BODY_GROUPS.index("shins")]
 
 def leg_m(pose3d: np.ndarray) -> np.ndarray:
     """(N,) thigh + shin of one side (the mean of both), metres."""
-    return group_lengths(pose_bone_lengths(pose3d))[:, LEGS].sum(-1) / 2
+    return group_lengths(H36M17.bone_lengths(np.asarray(pose3d, dtype=np.float64)))[:, LEGS].sum(-1) / 2
 
 
 def size_part(path: Path) -> dict:

@@ -190,8 +190,8 @@ def test_bank_rows_get_the_persons_limbs_and_grow_the_trunk_with_them():
     pose = random_poses(300, seed=4)
     person = bank_lengths((1.25, 1.25, 1.25, 1.25))  # one person, limbs 25 % longer than the rows'
     new, scales = augment_bodies(pose, 1, BANK, bank_bones=person)
-    groups_old = aug.group_lengths(aug.pose_bone_lengths(pose))
-    groups_new = aug.group_lengths(aug.pose_bone_lengths(new))
+    groups_old = aug.group_lengths(H36M17.bone_lengths(np.asarray(pose, dtype=np.float64)))
+    groups_new = aug.group_lengths(H36M17.bone_lengths(np.asarray(new, dtype=np.float64)))
     np.testing.assert_allclose(groups_new[:, LIMBS], np.broadcast_to(aug.group_lengths(person)[0, LIMBS], (300, 4)))
     np.testing.assert_allclose(groups_new[:, TRUNK], 1.25 * groups_old[:, TRUNK])  # the row's shape, the person's size
     np.testing.assert_allclose(scales["global"], 1.0)
@@ -203,7 +203,7 @@ def test_bank_proportions_keep_the_rows_size():
     pose = random_poses(200, seed=5)
     person = bank_lengths((1.0, 1.0, 1.3, 1.3))  # long legs
     new, _ = augment_bodies(pose, 2, dataclasses.replace(BANK, bank_size="proportions"), bank_bones=person)
-    old_g, new_g = (aug.group_lengths(aug.pose_bone_lengths(p)) for p in (pose, new))
+    old_g, new_g = (aug.group_lengths(H36M17.bone_lengths(p.astype(np.float64))) for p in (pose, new))
     np.testing.assert_allclose(new_g[:, LIMBS].sum(-1), old_g[:, LIMBS].sum(-1))
     np.testing.assert_allclose(new_g[:, TRUNK], old_g[:, TRUNK])
     ratio = aug.group_lengths(person)[0, LIMBS]
@@ -221,8 +221,8 @@ def test_bank_fraction_mixes_real_people_with_the_log_normal_draws():
     real = half["global"] == 1.0
     assert 0.45 < real.mean() < 0.55
     np.testing.assert_array_equal(half["hips"][~real], plain["hips"][~real])
-    thigh = aug.group_lengths(aug.pose_bone_lengths(augment_bodies(pose, 9, dataclasses.replace(
-        BANK, bank_fraction=0.5), bank_bones=people)[0]))[real, BODY_GROUPS.index("thighs")]
+    thigh = aug.group_lengths(H36M17.bone_lengths(augment_bodies(pose, 9, dataclasses.replace(
+        BANK, bank_fraction=0.5), bank_bones=people)[0].astype(np.float64)))[real, BODY_GROUPS.index("thighs")]
     persons = aug.group_lengths(people)[:, BODY_GROUPS.index("thighs")]
     assert np.all(np.isclose(thigh[:, None], persons[None]).any(-1))  # every real row is one of the two people
     assert 0.4 < np.isclose(thigh, persons[0]).mean() < 0.6  # drawn uniformly

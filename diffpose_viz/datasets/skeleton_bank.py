@@ -71,14 +71,6 @@ def rest_pose_h36m17(offsets: np.ndarray, metres_per_unit: float) -> np.ndarray:
     return rigs.to_h36m17(pos, names, rigs.CMU_BVH_MB) * metres_per_unit
 
 
-def bone_lengths(joints17: np.ndarray) -> np.ndarray:
-    """(..., 17, 3) -> (..., 16) lengths of `H36M17.bones`."""
-    p = np.asarray(joints17, dtype=np.float64)
-    parent = [a for a, _ in H36M17.bones]
-    child = [b for _, b in H36M17.bones]
-    return np.linalg.norm(p[..., child, :] - p[..., parent, :], axis=-1)
-
-
 def _subject_number(key: str, path) -> int:
     try:
         number = int(key)
@@ -130,7 +122,7 @@ def read_skeleton_bank(path: str | os.PathLike, exclude: Iterable[int] = ()) -> 
         raise DataError("no people", path=path, key="subjects", expected="a non-empty mapping",
                         found=repr(subjects)[:60])
     numbers = [_subject_number(k, path) for k in subjects]
-    bones = np.stack([bone_lengths(rest_pose_h36m17(_offsets(v, k, path), unit)) for k, v in subjects.items()])
+    bones = np.stack([H36M17.bone_lengths(rest_pose_h36m17(_offsets(v, k, path), unit)) for k, v in subjects.items()])
     order = np.argsort(numbers, kind="stable")
     numbers, bones = [numbers[i] for i in order], bones[order]
     same = np.abs(bones[:, None] - bones[None]).max(-1) < SAME_BODY_M  # (P, P): one person

@@ -95,9 +95,10 @@ def test_augmentation_draws_bodies_from_a_bank_file_and_names_a_missing_one(tiny
     import json
 
     from bvh_files import cmu_mb_offsets, skeleton_bank
-    from diffpose_viz.augmentation import BODY_GROUPS, LIMB_GROUPS, group_lengths, pose_bone_lengths
+    from diffpose_viz.augmentation import BODY_GROUPS, LIMB_GROUPS, group_lengths
     from diffpose_viz.datasets.skeleton_bank import read_skeleton_bank
     from diffpose_viz.inputs import augment_split
+    from diffpose_viz.skeleton import H36M17
 
     bank_file = tmp_path / "skeletons.json"
     bank_file.write_text(json.dumps(skeleton_bank({12: cmu_mb_offsets(thigh=1.1), 55: cmu_mb_offsets(thigh=0.8)})))
@@ -108,7 +109,7 @@ def test_augmentation_draws_bodies_from_a_bank_file_and_names_a_missing_one(tiny
     out = augment_split(rows, cfg, 0).poses
     limbs = [BODY_GROUPS.index(g) for g in LIMB_GROUPS]
     person = group_lengths(read_skeleton_bank(bank_file, [55]).bones_m)[0, limbs]  # 55 is excluded: only 12 is drawn
-    np.testing.assert_allclose(group_lengths(pose_bone_lengths(out.pose3d))[:, limbs],
+    np.testing.assert_allclose(group_lengths(H36M17.bone_lengths(out.pose3d.astype(np.float64)))[:, limbs],
                                np.broadcast_to(person, (len(rows), 4)), rtol=1e-5)
     with pytest.raises(FileNotFoundError, match=r"nowhere.json does not exist.*augmentation.body.bank"):
         missing = {**bank, "augmentation.body.bank": str(tmp_path / "nowhere.json")}
